@@ -1,0 +1,248 @@
+//! The inventory: which hosts exist, how to reach them, and their settings.
+//!
+//! Two YAML dialects are read (the native one and Ansible's YAML inventory,
+//! told apart by a top-level `all:`), then `~/.ssh/config` fills what the
+//! inventory leaves unset, then built-in defaults. The result is a list of
+//! [`Host`]s that are complete and checked: every later step can use them
+//! without asking again. Choosing hosts with `--limit` lives in [`select`].
+//! This module never connects anywhere.
+
+mod ansible;
+mod native;
+pub mod select;
+mod ssh_config;
+mod vars;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use select::select_hosts;
+use vars::Vars;
+
+/// Where each client keeps swpush's files (SPEC §5); per host, from the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientPaths {
+    pub known_servers: String,
+    pub prefix: String,
+    pub state_dir: String,
+    pub cache_dir: String,
+}
+
+impl Default for ClientPaths {
+    fn default() -> Self {
+        ClientPaths {
+            known_servers: "/etc/swpush/known_servers".into(),
+            prefix: "/opt/swpush".into(),
+            state_dir: "/var/lib/swpush".into(),
+            cache_dir: "/var/cache/swpush".into(),
+        }
+    }
+}
+
+/// One host, fully resolved: inventory, then `~/.ssh/config`, then defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Host {
+    /// The inventory name: what reports and `--limit` use.
+    #[serde(rename = "host")]
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    /// Run the client step through `sudo -n`.
+    #[serde(rename = "become")]
+    pub become_root: bool,
+    pub proxy_jump: Option<String>,
+    /// Shell command run on the client; exit 0 means busy.
+    pub busy_check: Option<String>,
+    /// Seconds between busy checks; `None` takes the command line's value.
+    pub busy_wait: Option<u64>,
+    /// Busy checks before giving up; `None` takes the command line's value.
+    pub busy_retries: Option<u32>,
+    pub keep_releases: u32,
+    pub paths: ClientPaths,
+    /// Groups the host belongs to, in inventory order.
+    pub groups: Vec<String>,
+}
+
+/// A loaded inventory: hosts in the order the file lists them.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub hosts: Vec<Host>,
+    /// Every group name, so `--limit` can tell an empty group from a typo.
+    pub groups: Vec<String>,
+}
+
+/// A mistake in the inventory, located as precisely as the input allows.
+#[derive(Debug, thiserror::Error)]
+pub struct InventoryError {
+    /// `FILE`, or `FILE:LINE:COLUMN`.
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Where the inventory is read from and what surrounds it.
+#[derive(Debug, Clone)]
+pub struct LoadContext {
+    /// The user's home: `~` in paths and `~/.ssh/config`.
+    pub home: Option<PathBuf>,
+    /// The login name used when nothing else names a user.
+    pub local_user: String,
+}
+
+impl LoadContext {
+    /// HOME and USER from the environment, as OpenSSH-based tools do.
+    pub fn from_env() -> Self {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        let local_user = ["USER", "LOGNAME"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "root".to_owned());
+        LoadContext { home, local_user }
+    }
+}
+
+/// Longest inventory file we read: far beyond any real fleet, small enough
+/// that a runaway file cannot exhaust memory.
+const MAX_INVENTORY_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads and checks an inventory file.
+pub fn load(path: &Path, context: &LoadContext) -> Result<Inventory, InventoryError> {
+    let file_error = |message: String| InventoryError {
+        location: path.display().to_string(),
+        message,
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| file_error(io_message(&e)))?;
+    if metadata.is_dir() {
+        return Err(file_error("is a directory, not an inventory file".into()));
+    }
+    if metadata.len() > MAX_INVENTORY_BYTES {
+        return Err(file_error(format!(
+            "is larger than {} MiB; is this an inventory?",
+            MAX_INVENTORY_BYTES >> 20
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| file_error(io_message(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|_| file_error("is not UTF-8 text".into()))?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    parse(&text, path, base_dir, context)
+}
+
+/// Parses inventory text; `path` names it in errors, `base_dir` anchors relative paths.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    base_dir: &Path,
+    context: &LoadContext,
+) -> Result<Inventory, InventoryError> {
+    let source = vars::Source { text, path };
+    let raw = if ansible::looks_like_ansible(&source)? {
+        ansible::parse(&source)?
+    } else {
+        native::parse(&source)?
+    };
+    if raw.hosts.is_empty() {
+        return Err(source.error_at_file("the inventory lists no hosts"));
+    }
+    let ssh_config = ssh_config::SshConfig::load(context.home.as_deref())?;
+    let hosts = raw
+        .hosts
+        .into_iter()
+        .map(|entry| resolve_host(entry, &ssh_config, base_dir, context))
+        .collect();
+    Ok(Inventory {
+        hosts,
+        groups: raw.groups,
+    })
+}
+
+/// What a dialect parser hands over: hosts with their merged inventory vars.
+struct RawInventory {
+    hosts: Vec<RawHost>,
+    groups: Vec<String>,
+}
+
+struct RawHost {
+    name: String,
+    vars: Vars,
+    groups: Vec<String>,
+}
+
+/// Fills a host from its inventory vars, then `~/.ssh/config`, then defaults.
+fn resolve_host(
+    raw: RawHost,
+    ssh_config: &ssh_config::SshConfig,
+    base_dir: &Path,
+    context: &LoadContext,
+) -> Host {
+    let vars = raw.vars;
+    let from_ssh = ssh_config.lookup(&raw.name, vars.address.as_deref());
+    let defaults = ClientPaths::default();
+    let expand = |p: &str| expand_path(p, base_dir, context.home.as_deref());
+    Host {
+        address: vars
+            .address
+            .or(from_ssh.host_name)
+            .unwrap_or_else(|| raw.name.clone()),
+        port: vars.port.or(from_ssh.port).unwrap_or(22),
+        user: vars
+            .user
+            .or(from_ssh.user)
+            .unwrap_or_else(|| context.local_user.clone()),
+        identity_file: vars
+            .identity_file
+            .map(|p| expand(&p))
+            .or(from_ssh.identity_file),
+        become_root: vars.become_root.unwrap_or(false),
+        proxy_jump: vars.proxy_jump.or(from_ssh.proxy_jump),
+        busy_check: vars.busy_check,
+        busy_wait: vars.busy_wait,
+        busy_retries: vars.busy_retries,
+        keep_releases: vars.keep_releases.unwrap_or(3),
+        paths: ClientPaths {
+            known_servers: vars.known_servers.unwrap_or(defaults.known_servers),
+            prefix: vars.prefix.unwrap_or(defaults.prefix),
+            state_dir: vars.state_dir.unwrap_or(defaults.state_dir),
+            cache_dir: vars.cache_dir.unwrap_or(defaults.cache_dir),
+        },
+        groups: raw.groups,
+        name: raw.name,
+    }
+}
+
+/// `~/x` → `$HOME/x`; a relative path is relative to the inventory's folder.
+fn expand_path(path: &str, base_dir: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ if Path::new(path).is_absolute() => PathBuf::from(path),
+        _ => base_dir.join(path),
+    }
+}
+
+/// An I/O error as a short phrase ("no such file", not "No such file or directory (os error 2)").
+pub(crate) fn io_message(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let text = error.to_string();
+            match text.find(" (os error") {
+                Some(end) => text[..end].to_owned(),
+                None => text,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

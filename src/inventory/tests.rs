@@ -1,0 +1,402 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn context(home: Option<&Path>) -> LoadContext {
+    LoadContext {
+        home: home.map(Path::to_owned),
+        local_user: "operator".into(),
+    }
+}
+
+fn inventory(text: &str) -> Result<Inventory, InventoryError> {
+    parse(
+        text,
+        Path::new("hosts.yaml"),
+        Path::new("/etc/fleet"),
+        &context(None),
+    )
+}
+
+fn host<'a>(inventory: &'a Inventory, name: &str) -> &'a Host {
+    inventory.hosts.iter().find(|h| h.name == name).unwrap()
+}
+
+const SPEC_EXAMPLE: &str = "\
+defaults:            # applies to every host unless overridden
+  user: root
+  port: 22
+hosts:
+  web1: { address: 192.0.2.11 }
+  web2: { address: 192.0.2.12, port: 2222, user: deploy, become: true }
+  db1:  { address: 192.0.2.21, busy_check: \"pgrep -x pg_dump\" }
+groups:
+  web: [web1, web2]
+  db:  { hosts: [db1], busy_retries: 20 }
+";
+
+#[test]
+fn reads_the_spec_example() {
+    let inv = inventory(SPEC_EXAMPLE).unwrap();
+    let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["web1", "web2", "db1"]);
+    let web2 = host(&inv, "web2");
+    assert_eq!(
+        (
+            web2.address.as_str(),
+            web2.port,
+            web2.user.as_str(),
+            web2.become_root
+        ),
+        ("192.0.2.12", 2222, "deploy", true)
+    );
+    assert_eq!(web2.groups, ["web"]);
+    let db1 = host(&inv, "db1");
+    assert_eq!(db1.busy_retries, Some(20));
+    assert_eq!(db1.busy_check.as_deref(), Some("pgrep -x pg_dump"));
+    assert_eq!(db1.user, "root");
+    assert_eq!(db1.keep_releases, 3);
+    assert_eq!(db1.paths, ClientPaths::default());
+    assert_eq!(inv.groups, ["web", "db"]);
+}
+
+#[test]
+fn precedence_is_host_then_later_group_then_defaults() {
+    let inv = inventory(
+        "defaults: {port: 1, user: d, busy_wait: 1, keep_releases: 1}\n\
+         hosts:\n  a: {port: 4}\n  b:\n\
+         groups:\n  g1: {hosts: [a, b], port: 2, user: g1, busy_wait: 2}\n  g2: {hosts: [a, b], port: 3}\n",
+    )
+    .unwrap();
+    let (a, b) = (host(&inv, "a"), host(&inv, "b"));
+    assert_eq!(a.port, 4, "host wins");
+    assert_eq!(b.port, 3, "later group wins over earlier group");
+    assert_eq!(b.user, "g1", "group wins over defaults");
+    assert_eq!(b.busy_wait, Some(2));
+    assert_eq!(b.keep_releases, 1, "defaults apply where nothing else says");
+    assert_eq!(b.address, "b", "address defaults to the name");
+}
+
+#[test]
+fn built_in_defaults_and_paths() {
+    let inv = inventory(
+        "hosts:\n  a: {identity_file: keys/a, prefix: /srv/swpush, known_servers: /etc/k}\n",
+    )
+    .unwrap();
+    let a = host(&inv, "a");
+    assert_eq!((a.port, a.user.as_str()), (22, "operator"));
+    assert_eq!(a.identity_file, Some(PathBuf::from("/etc/fleet/keys/a")));
+    assert_eq!(a.paths.prefix, "/srv/swpush");
+    assert_eq!(a.paths.known_servers, "/etc/k");
+    assert_eq!(a.paths.state_dir, "/var/lib/swpush");
+}
+
+#[test]
+fn every_mistake_is_one_located_line() {
+    let table = [
+        (
+            "hosts:\n  web1: {adress: x}\n",
+            "hosts.yaml:2:10: unknown field `adress`, expected one of",
+        ),
+        (
+            "hosts:\n  web1: {port: 70000}\n",
+            "hosts.yaml:2:16: `port`: expected a whole number from 0 to 65535",
+        ),
+        (
+            "hosts:\n  web1: {port: ssh}\n",
+            "hosts.yaml:2:16: `port`: expected a whole number from 0 to 65535",
+        ),
+        (
+            "hosts:\n  web1: {become: maybe}\n",
+            "hosts.yaml:2:18: `become`: expected true or false",
+        ),
+        (
+            "hosts:\n  web1: {}\n  web1: {}\n",
+            "hosts.yaml:3:3: `web1` appears twice",
+        ),
+        (
+            "hosts:\n  web1: {}\ngroups:\n  web: [web1, web9]\n",
+            "hosts.yaml:4:15: group `web` names unknown host `web9`",
+        ),
+        (
+            "hosts:\n  web1: {}\ngroups:\n  web: {hosts: [web2]}\n",
+            "hosts.yaml:4:17: group `web` names unknown host `web2`",
+        ),
+        (
+            "hosts:\n  web1: {}\ngroups:\n  web1: [web1]\n",
+            "hosts.yaml:4:3: group `web1` has the name of a host",
+        ),
+        (
+            "hosts:\n  web1: {address: [x\n",
+            "hosts.yaml:2:19: unclosed bracket '['",
+        ),
+        (
+            "hosts:\n  web1: {}\nhostz: {}\n",
+            "hosts.yaml:3:1: unknown field `hostz`, expected one of defaults, hosts, groups",
+        ),
+        (
+            "defaults: {address: x}\nhosts:\n  a: {}\n",
+            "hosts.yaml:1:21: `address` belongs on a host",
+        ),
+        (
+            "hosts:\n  a: {hosts: [a]}\n",
+            "hosts.yaml:2:14: `hosts` belongs in a group",
+        ),
+        (
+            "hosts:\n  a: {keep_releases: 0}\n",
+            "hosts.yaml:2:22: `keep_releases` must be at least 1",
+        ),
+        (
+            "hosts:\n  a: {prefix: opt}\n",
+            "hosts.yaml:2:15: `prefix` must be an absolute path",
+        ),
+        (
+            "hosts:\n  a: {state_dir: /var/../x}\n",
+            "hosts.yaml:2:18: `state_dir` must be an absolute path",
+        ),
+        (
+            "hosts:\n  'web*': {}\n",
+            "hosts.yaml:2:3: host name `web*` may not",
+        ),
+        ("hosts:\n  all: {}\n", "hosts.yaml:2:3: `all` is reserved"),
+        ("hosts: {}\n", "hosts.yaml: the inventory lists no hosts"),
+        ("", "hosts.yaml: the inventory is empty"),
+        (
+            "groups:\n  web: []\n",
+            "hosts.yaml: the inventory lists no hosts",
+        ),
+        ("- web1\n", "hosts.yaml:1:1: "),
+    ];
+    for (text, expected) in table {
+        let error = inventory(text).unwrap_err().to_string();
+        assert!(
+            error.starts_with(expected),
+            "{text:?}\n got: {error}\nwant: {expected}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+}
+
+#[test]
+fn file_errors_name_the_file() {
+    let missing = load(Path::new("/nonexistent/hosts.yaml"), &context(None)).unwrap_err();
+    assert_eq!(missing.to_string(), "/nonexistent/hosts.yaml: no such file");
+    let dir = load(Path::new("/"), &context(None)).unwrap_err();
+    assert_eq!(dir.to_string(), "/: is a directory, not an inventory file");
+}
+
+#[test]
+fn alias_bombs_are_refused_not_expanded() {
+    let mut text = String::from("x0: &x0 [a,a,a,a,a,a,a,a,a,a]\n");
+    for i in 1..9 {
+        text.push_str(&format!(
+            "x{i}: &x{i} [{}]\n",
+            vec![format!("*x{}", i - 1); 10].join(",")
+        ));
+    }
+    text.push_str("hosts:\n  a: {}\n");
+    let error = inventory(&text).unwrap_err().to_string();
+    assert!(error.starts_with("hosts.yaml"), "{error}");
+}
+
+const ANSIBLE: &str = "\
+all:
+  vars:
+    ansible_user: admin
+    http_port: 80            # playbook data: ignored
+    ntp: [a, b]
+  hosts:
+    lone: { ansible_host: 192.0.2.5 }
+  children:
+    web:
+      vars: { ansible_port: 2222, ansible_become: yes }
+      hosts:
+        web1: { ansible_host: 192.0.2.11 }
+        web2:
+          ansible_host: 192.0.2.12
+          ansible_port: \"2200\"
+          ansible_ssh_private_key_file: ~/.ssh/web
+      children:
+        canary:
+          vars: { ansible_user: canary, busy_retries: 2 }
+          hosts:
+            web1:
+    db:
+      hosts:
+        db1: { ansible_host: 192.0.2.21, ansible_user: postgres, busy_check: pgrep pg_dump }
+";
+
+#[test]
+fn reads_an_ansible_inventory() {
+    let inv = parse(
+        ANSIBLE,
+        Path::new("inv.yml"),
+        Path::new("/x"),
+        &context(Some(Path::new("/home/op"))),
+    )
+    .unwrap();
+    let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["lone", "web1", "web2", "db1"]);
+    let web1 = host(&inv, "web1");
+    assert_eq!(web1.user, "canary", "the deeper group wins");
+    assert_eq!(
+        (web1.port, web1.become_root, web1.busy_retries),
+        (2222, true, Some(2))
+    );
+    assert_eq!(web1.groups, ["web", "canary"]);
+    let web2 = host(&inv, "web2");
+    assert_eq!(
+        (web2.address.as_str(), web2.port, web2.user.as_str()),
+        ("192.0.2.12", 2200, "admin")
+    );
+    assert_eq!(web2.identity_file, Some(PathBuf::from("/home/op/.ssh/web")));
+    let db1 = host(&inv, "db1");
+    assert_eq!(
+        (db1.user.as_str(), db1.port, db1.become_root),
+        ("postgres", 22, false)
+    );
+    assert_eq!(db1.busy_check.as_deref(), Some("pgrep pg_dump"));
+    assert_eq!(host(&inv, "lone").user, "admin");
+    assert_eq!(inv.groups, ["web", "canary", "db"]);
+}
+
+#[test]
+fn ansible_mistakes_are_located() {
+    let table = [
+        (
+            "all:\n  hosts:\n    a: {ansible_port: ssh}\n",
+            "inv.yml:3:23: `ansible_port`: expected a whole number",
+        ),
+        (
+            "all:\n  hosts:\n    a: {ansible_become: perhaps}\n",
+            "inv.yml:3:25: `ansible_become`: expected true or false",
+        ),
+        (
+            "all:\n  hostz: {}\n",
+            "inv.yml:2:3: unknown field `hostz`, expected one of hosts, vars, children",
+        ),
+        (
+            "all:\n  children:\n    a:\n      hosts: {x: }\n  hosts:\n    a:\n",
+            "inv.yml:3:5: group `a` has the name of a host",
+        ),
+        (
+            "all:\n  hosts:\n    a: {keep_releases: 0}\n",
+            "inv.yml:3:24: `keep_releases` must be at least 1",
+        ),
+        (
+            "all:\n  hosts: {}\n",
+            "inv.yml: the inventory lists no hosts",
+        ),
+    ];
+    for (text, expected) in table {
+        let error = parse(text, Path::new("inv.yml"), Path::new("/"), &context(None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(expected),
+            "{text:?}\n got: {error}\nwant: {expected}"
+        );
+    }
+}
+
+#[test]
+fn ssh_config_fills_only_what_the_inventory_leaves_unset() {
+    let home = std::env::temp_dir().join(format!("swpush-inv-ssh-{}", std::process::id()));
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(
+        home.join(".ssh/config"),
+        "Host web1\n  HostName 10.0.0.1\n  User deploy\n  Port 2022\n  IdentityFile ~/.ssh/deploy\n  ProxyJump bastion.example\n\nHost db*\n  User dba\n",
+    )
+    .unwrap();
+    let inv = parse(
+        "defaults: {port: 2200}\nhosts:\n  web1: {}\n  web2: {}\n  db1: {user: root}\n  db2: {}\n",
+        Path::new("hosts.yaml"),
+        Path::new("/"),
+        &context(Some(&home)),
+    )
+    .unwrap();
+    let web1 = host(&inv, "web1");
+    assert_eq!(web1.address, "10.0.0.1");
+    assert_eq!(web1.user, "deploy");
+    assert_eq!(web1.port, 2200, "inventory defaults win over ~/.ssh/config");
+    assert_eq!(web1.identity_file, Some(home.join(".ssh/deploy")));
+    assert_eq!(web1.proxy_jump.as_deref(), Some("bastion.example"));
+    assert_eq!(host(&inv, "web2").user, "operator");
+    assert_eq!(host(&inv, "db1").user, "root");
+    assert_eq!(host(&inv, "db2").user, "dba");
+    std::fs::remove_dir_all(home).unwrap();
+}
+
+mod limit {
+    use super::*;
+
+    fn fleet() -> Inventory {
+        inventory(
+            "hosts:\n  web1: {}\n  web2: {}\n  web10: {}\n  db1: {}\n  db2: {}\n  cache: {}\n\
+             groups:\n  web: [web1, web2, web10]\n  db: [db1, db2]\n  prod: [web1, db1]\n  empty: []\n",
+        )
+        .unwrap()
+    }
+
+    fn names(limit: Option<&str>) -> Result<Vec<String>, select::SelectError> {
+        let inv = fleet();
+        select_hosts(&inv, limit).map(|hosts| hosts.iter().map(|h| h.name.clone()).collect())
+    }
+
+    #[test]
+    fn selects() {
+        let table: [(Option<&str>, &[&str]); 12] = [
+            (None, &["web1", "web2", "web10", "db1", "db2", "cache"]),
+            (Some(""), &["web1", "web2", "web10", "db1", "db2", "cache"]),
+            (
+                Some("all"),
+                &["web1", "web2", "web10", "db1", "db2", "cache"],
+            ),
+            (Some("web1"), &["web1"]),
+            (Some("web"), &["web1", "web2", "web10"]),
+            (Some("db,cache"), &["db1", "db2", "cache"]),
+            (Some("web*"), &["web1", "web2", "web10"]),
+            (Some("web?"), &["web1", "web2"]),
+            (Some("web,!web2"), &["web1", "web10"]),
+            (Some("!db"), &["web1", "web2", "web10", "cache"]),
+            (Some("all,!prod,!cache"), &["web2", "web10", "db2"]),
+            (Some(" db1 , web2 ,"), &["web2", "db1"]),
+        ];
+        for (limit, expected) in table {
+            assert_eq!(names(limit).unwrap(), expected, "{limit:?}");
+        }
+    }
+
+    #[test]
+    fn refuses() {
+        use select::SelectError::*;
+        let table = [
+            ("web9", NoMatch("web9".into())),
+            ("web,!db9", NoMatch("!db9".into())),
+            ("x*", NoMatch("x*".into())),
+            (
+                "web,!web",
+                Empty {
+                    pattern: "web,!web".into(),
+                },
+            ),
+            (
+                "empty",
+                Empty {
+                    pattern: "empty".into(),
+                },
+            ),
+            ("&prod", NotYet("&prod".into(), "an intersection (`&`)")),
+            (
+                "~web\\d+",
+                NotYet("~web\\d+".into(), "a regular expression (`~`)"),
+            ),
+            ("@failed", NotYet("@failed".into(), "a host list (`@`)")),
+        ];
+        for (limit, error) in table {
+            assert_eq!(names(Some(limit)), Err(error), "{limit}");
+        }
+        assert!(matches!(names(Some("web[")), Err(BadPattern(..))));
+        assert!(matches!(names(Some("!")), Err(BadPattern(..))));
+    }
+}

@@ -1,0 +1,148 @@
+//! Host settings as the inventory states them, before defaults, and the
+//! plumbing both YAML dialects share: parse options that bound hostile
+//! input, and turning parser errors into one `FILE:LINE:COL: ...` line.
+
+use std::path::Path;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::InventoryError;
+
+/// Settings an inventory may give a host, each unset until some layer sets it.
+/// Layers apply in order with [`Vars::overlay`]; the last one to set a field wins.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Vars {
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity_file: Option<String>,
+    pub become_root: Option<bool>,
+    pub proxy_jump: Option<String>,
+    pub busy_check: Option<String>,
+    pub busy_wait: Option<u64>,
+    pub busy_retries: Option<u32>,
+    pub keep_releases: Option<u32>,
+    pub known_servers: Option<String>,
+    pub prefix: Option<String>,
+    pub state_dir: Option<String>,
+    pub cache_dir: Option<String>,
+}
+
+macro_rules! overlay_fields {
+    ($into:ident, $from:ident, $($field:ident),*) => {
+        $( if $from.$field.is_some() { $into.$field = $from.$field.clone(); } )*
+    };
+}
+
+impl Vars {
+    /// Sets every field that `upper` sets.
+    pub fn overlay(&mut self, upper: &Vars) {
+        overlay_fields!(
+            self,
+            upper,
+            address,
+            port,
+            user,
+            identity_file,
+            become_root,
+            proxy_jump,
+            busy_check,
+            busy_wait,
+            busy_retries,
+            keep_releases,
+            known_servers,
+            prefix,
+            state_dir,
+            cache_dir
+        );
+    }
+}
+
+/// Checks the values whose type alone does not make them valid.
+pub fn check_values(
+    source: &Source,
+    keep_releases: Option<&Spanned<u32>>,
+    client_paths: [(&str, Option<&Spanned<String>>); 4],
+) -> Result<(), InventoryError> {
+    if let Some(keep) = keep_releases
+        && keep.value == 0
+    {
+        return Err(source.error_at(
+            &keep.referenced,
+            "`keep_releases` must be at least 1 (the current release)",
+        ));
+    }
+    for (key, value) in client_paths {
+        if let Some(value) = value {
+            let path = &value.value;
+            let clean = path.starts_with('/')
+                && !path.chars().any(|c| c.is_control())
+                && !path.split('/').any(|part| part == "..");
+            if !clean {
+                return Err(source.error_at(
+                    &value.referenced,
+                    &format!("`{key}` must be an absolute path without `..`, got `{path}`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The inventory text and its file name, for parsing and for error lines.
+pub struct Source<'a> {
+    pub text: &'a str,
+    pub path: &'a Path,
+}
+
+impl Source<'_> {
+    /// Parses YAML into `T` (see [`crate::yaml`]).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, InventoryError> {
+        crate::yaml::from_str(self.text, super::MAX_INVENTORY_BYTES).map_err(|e| match e.at {
+            Some((line, column)) => InventoryError {
+                location: format!("{}:{line}:{column}", self.path.display()),
+                message: e.message,
+            },
+            None => self.error_at_file(&e.message),
+        })
+    }
+
+    pub fn error_at(&self, location: &Location, message: &str) -> InventoryError {
+        InventoryError {
+            location: format!(
+                "{}:{}:{}",
+                self.path.display(),
+                location.line(),
+                location.column()
+            ),
+            message: message.to_owned(),
+        }
+    }
+
+    pub fn error_at_file(&self, message: &str) -> InventoryError {
+        InventoryError {
+            location: self.path.display().to_string(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layer_wins_only_where_it_says_something() {
+        let mut merged = Vars {
+            port: Some(22),
+            user: Some("root".into()),
+            ..Vars::default()
+        };
+        merged.overlay(&Vars {
+            port: Some(2222),
+            ..Vars::default()
+        });
+        assert_eq!(merged.port, Some(2222));
+        assert_eq!(merged.user.as_deref(), Some("root"));
+    }
+}
