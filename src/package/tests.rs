@@ -1,0 +1,430 @@
+//! Package reading and packing, on archives built byte by byte, so that the
+//! hostile ones are exactly as an attacker would write them.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const MANIFEST_TEXT: &[u8] =
+    b"name: hello\nversion: 1.2.0\nhooks:\n  post_install: hooks/post.sh\n";
+
+/// One raw tar entry: name, type flag, link target, content.
+struct Raw<'a>(&'a [u8], u8, &'a [u8], &'a [u8]);
+
+const FILE: u8 = b'0';
+const HARD: u8 = b'1';
+const LINK: u8 = b'2';
+const CHAR: u8 = b'3';
+const DIR: u8 = b'5';
+const FIFO: u8 = b'6';
+
+/// A tar stream with exactly these headers (no path checks on the way).
+fn tar_bytes(entries: &[Raw]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for Raw(name, kind, link, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name);
+        gnu.linkname[..link.len()].copy_from_slice(link);
+        header.set_entry_type(tar::EntryType::new(*kind));
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
+/// The entries of a good package, to which a test adds one hostile entry.
+fn good_entries() -> Vec<Raw<'static>> {
+    vec![
+        Raw(b"swpush.yaml", FILE, b"", MANIFEST_TEXT),
+        Raw(b"hooks/", DIR, b"", b""),
+        Raw(b"hooks/post.sh", FILE, b"", b"#!/bin/sh\necho post\n"),
+        Raw(b"bin/hello", FILE, b"", b"#!/bin/sh\necho hello\n"),
+    ]
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("swpush-pkg-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn read_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<Package, PackageError> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    read(&path)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn reads_good_packages_in_every_format() {
+    let dir = scratch("good");
+    let plain = tar_bytes(&good_entries());
+    let zst = zstd::encode_all(&plain[..], 3).unwrap();
+    for (name, bytes) in [
+        ("p.tar", plain.clone()),
+        ("p.tar.gz", gzip(&plain)),
+        ("p.tar.zst", zst),
+    ] {
+        let package = read_bytes(&dir, name, &bytes).unwrap();
+        assert_eq!(package.manifest.name, "hello", "{name}");
+        assert_eq!(package.manifest.version.to_string(), "1.2.0");
+        assert_eq!(package.size, bytes.len() as u64);
+        use sha2::Digest;
+        assert_eq!(package.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+    }
+    // `tar -C dir -cf pkg.tar .` writes `./` names and a root entry.
+    let dotted = tar_bytes(&[
+        Raw(b"./", DIR, b"", b""),
+        Raw(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
+        Raw(b"./lib/", DIR, b"", b""),
+        Raw(b"./lib/libx.so", LINK, b"libx.so.1", b""),
+        Raw(b"./lib/up", LINK, b"../swpush.yaml", b""),
+    ]);
+    assert!(read_bytes(&dir, "dotted.tar", &dotted).is_ok());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn refuses_hostile_and_broken_archives() {
+    let dir = scratch("hostile");
+    let with = |extra: Raw<'static>| {
+        let mut entries = good_entries();
+        entries.push(extra);
+        tar_bytes(&entries)
+    };
+    let table: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dotdot",
+            with(Raw(b"../x", FILE, b"", b"x")),
+            "entry `../x` has a `..` component",
+        ),
+        (
+            "dotdot-deep",
+            with(Raw(b"a/../../x", FILE, b"", b"x")),
+            "entry `a/../../x` has a `..` component",
+        ),
+        (
+            "absolute",
+            with(Raw(b"/etc/cron.d/x", FILE, b"", b"x")),
+            "entry `/etc/cron.d/x` is an absolute path",
+        ),
+        (
+            "link-absolute",
+            with(Raw(b"lnk", LINK, b"/etc", b"")),
+            "entry `lnk` is a symlink to the absolute path `/etc`",
+        ),
+        (
+            "link-climbs",
+            with(Raw(b"a/lnk", LINK, b"../../etc", b"")),
+            "entry `a/lnk` is a symlink to `../../etc`, outside the package",
+        ),
+        (
+            "link-zigzag",
+            with(Raw(b"lnk", LINK, b"bin/../../etc", b"")),
+            "entry `lnk` is a symlink to `bin/../../etc`: `..` may only stand at the start of a target",
+        ),
+        (
+            "through-link",
+            {
+                let mut e = good_entries();
+                e.push(Raw(b"lnk", LINK, b"bin", b""));
+                e.push(Raw(b"lnk/pwned", FILE, b"", b"x"));
+                tar_bytes(&e)
+            },
+            "entry `lnk/pwned` lies below the symlink `lnk`",
+        ),
+        (
+            "hardlink-out",
+            with(Raw(b"h", HARD, b"/etc/hostname", b"")),
+            "entry `h` is a hard link",
+        ),
+        (
+            "hardlink-in",
+            with(Raw(b"h", HARD, b"bin/hello", b"")),
+            "entry `h` is a hard link",
+        ),
+        (
+            "device",
+            with(Raw(b"dev", CHAR, b"", b"")),
+            "entry `dev` is a device file",
+        ),
+        (
+            "fifo",
+            with(Raw(b"fifo", FIFO, b"", b"")),
+            "entry `fifo` is a fifo",
+        ),
+        (
+            "newline",
+            with(Raw(b"a\nb", FILE, b"", b"x")),
+            "entry `a\\nb` contains a control character",
+        ),
+        (
+            "arrow",
+            with(Raw(b"a -> b", FILE, b"", b"x")),
+            "entry `a -> b` contains ` -> `",
+        ),
+        (
+            "duplicate",
+            with(Raw(b"./bin/hello", FILE, b"", b"x")),
+            "entry `./bin/hello` appears twice in the archive",
+        ),
+        (
+            "under-file",
+            with(Raw(b"bin/hello/x", FILE, b"", b"x")),
+            "entry `bin/hello/x` lies below the file `bin/hello`",
+        ),
+        (
+            "no-manifest",
+            tar_bytes(&[Raw(b"bin/hello", FILE, b"", b"x")]),
+            "has no swpush.yaml at its root",
+        ),
+        (
+            "bad-manifest",
+            tar_bytes(&[Raw(b"swpush.yaml", FILE, b"", b"name: Hello\nversion: 1\n")]),
+            "swpush.yaml:1:7: name `Hello` must match",
+        ),
+        (
+            "manifest-link",
+            tar_bytes(&[Raw(b"swpush.yaml", LINK, b"x", b"")]),
+            "swpush.yaml must be a regular file",
+        ),
+        (
+            "hook-missing",
+            tar_bytes(&[Raw(b"swpush.yaml", FILE, b"", MANIFEST_TEXT)]),
+            "swpush.yaml: hook `post_install` names `hooks/post.sh`, which is not a regular file in the package",
+        ),
+        (
+            "hook-dir",
+            tar_bytes(&[
+                Raw(b"swpush.yaml", FILE, b"", MANIFEST_TEXT),
+                Raw(b"hooks/post.sh/", DIR, b"", b""),
+            ]),
+            "hook `post_install` names `hooks/post.sh`, which is not a regular file",
+        ),
+        (
+            "cut-mid-entry",
+            tar_bytes(&good_entries())[..1700].to_vec(),
+            "is truncated or corrupt",
+        ),
+        (
+            "cut-at-boundary",
+            {
+                let b = tar_bytes(&good_entries());
+                b[..b.len() - 1024].to_vec()
+            },
+            "is truncated: the archive has no end-of-archive marker",
+        ),
+        (
+            "corrupt-gzip",
+            {
+                let mut g = gzip(&tar_bytes(&good_entries()));
+                let n = g.len();
+                g[n / 2] ^= 0xff;
+                g
+            },
+            "",
+        ),
+        (
+            "cut-gzip",
+            {
+                let g = gzip(&tar_bytes(&good_entries()));
+                g[..g.len() - 12].to_vec()
+            },
+            "",
+        ),
+        (
+            "cut-zstd",
+            {
+                let z = zstd::encode_all(&tar_bytes(&good_entries())[..], 3).unwrap();
+                z[..z.len() - 8].to_vec()
+            },
+            "",
+        ),
+        (
+            "not-tar",
+            b"hello, I am a text file, not a package at all\n".repeat(20),
+            "is not a tar archive (nor a gzip or zstd compressed one)",
+        ),
+        (
+            "xz",
+            b"\xfd7zXZ\0rest".to_vec(),
+            "is compressed with xz or bzip2",
+        ),
+        ("empty", Vec::new(), "is empty, not a package"),
+    ];
+    assert!(table.len() >= 10);
+    for (name, bytes, expected) in table {
+        let error = read_bytes(&dir, name, &bytes).expect_err(name).to_string();
+        let prefix = format!("{}: ", dir.join(name).display());
+        assert!(error.starts_with(&prefix), "{name}: {error}");
+        assert!(
+            error.contains(expected),
+            "{name}\n got: {error}\nwant: {expected}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A package source folder like `packages/hello`.
+fn source_folder(root: &Path) -> PathBuf {
+    let src = root.join("src");
+    std::fs::create_dir_all(src.join("hooks")).unwrap();
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::write(src.join("swpush.yaml"), MANIFEST_TEXT).unwrap();
+    std::fs::write(src.join("hooks/post.sh"), "#!/bin/sh\necho post\n").unwrap();
+    std::fs::write(src.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::set_permissions(
+        src.join("bin/hello"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("hello", src.join("bin/hi")).unwrap();
+    std::fs::hard_link(src.join("bin/hello"), src.join("bin/hello-again")).unwrap();
+    src
+}
+
+#[test]
+fn pack_is_deterministic_in_every_format() {
+    let root = scratch("pack-det");
+    let src = source_folder(&root);
+    for name in ["p.tar", "p.tar.gz", "p.tar.zst"] {
+        let first = pack::pack(&src, Some(&root.join(format!("1-{name}")))).unwrap();
+        // Touch every file, change modes within the same class: nothing may change.
+        std::process::Command::new("touch")
+            .args(["-d", "2001-01-01"])
+            .arg(src.join("bin/hello"))
+            .arg(src.join("swpush.yaml"))
+            .status()
+            .unwrap();
+        std::fs::set_permissions(
+            src.join("bin/hello"),
+            std::fs::Permissions::from_mode(0o751),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            src.join("hooks/post.sh"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let second = pack::pack(&src, Some(&root.join(format!("2-{name}")))).unwrap();
+        assert_eq!(first.sha256, second.sha256, "{name}");
+        assert_eq!(
+            std::fs::read(&first.path).unwrap(),
+            std::fs::read(&second.path).unwrap(),
+            "{name}"
+        );
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn pack_normalises_entries() {
+    let root = scratch("pack-norm");
+    let src = source_folder(&root);
+    let package = pack::pack(&src, Some(&root.join("p.tar"))).unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&package.path).unwrap());
+    let mut seen = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let header = entry.header();
+        assert_eq!(
+            (
+                header.mtime().unwrap(),
+                header.uid().unwrap(),
+                header.gid().unwrap()
+            ),
+            (0, 0, 0)
+        );
+        let kind = header.entry_type();
+        assert_ne!(kind, tar::EntryType::Link, "hard links are stored as files");
+        seen.push((
+            entry.path().unwrap().display().to_string(),
+            header.mode().unwrap(),
+            kind.as_byte(),
+        ));
+    }
+    let expected = [
+        ("bin/", 0o755, DIR),
+        ("bin/hello", 0o755, FILE),
+        ("bin/hello-again", 0o755, FILE),
+        ("bin/hi", 0o777, LINK),
+        ("hooks/", 0o755, DIR),
+        ("hooks/post.sh", 0o644, FILE),
+        ("swpush.yaml", 0o644, FILE),
+    ];
+    let seen: Vec<(&str, u32, u8)> = seen.iter().map(|(n, m, k)| (n.as_str(), *m, *k)).collect();
+    assert_eq!(seen, expected);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn pack_refuses_what_read_would_refuse() {
+    let root = scratch("pack-refuse");
+    type Spoil = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Spoil, &str)> = vec![
+        (
+            "link-out",
+            Box::new(|s: &Path| std::os::unix::fs::symlink("/etc/passwd", s.join("pw")).unwrap()),
+            "`pw` is a symlink to the absolute path `/etc/passwd`",
+        ),
+        (
+            "link-up",
+            Box::new(|s: &Path| std::os::unix::fs::symlink("../../x", s.join("bin/up")).unwrap()),
+            "`bin/up` is a symlink to `../../x`, outside the package",
+        ),
+        (
+            "fifo",
+            Box::new(|s: &Path| {
+                std::process::Command::new("mkfifo")
+                    .arg(s.join("f"))
+                    .status()
+                    .unwrap();
+            }),
+            "`f` is a fifo",
+        ),
+        (
+            "newline",
+            Box::new(|s: &Path| std::fs::write(s.join("a\nb"), "x").unwrap()),
+            "`a\\nb` contains a control character",
+        ),
+        (
+            "no-manifest",
+            Box::new(|s: &Path| std::fs::remove_file(s.join("swpush.yaml")).unwrap()),
+            "has no swpush.yaml",
+        ),
+        (
+            "no-hook",
+            Box::new(|s: &Path| std::fs::remove_file(s.join("hooks/post.sh")).unwrap()),
+            "hook `post_install` names `hooks/post.sh`, which is not a regular file in the folder",
+        ),
+    ];
+    for (name, spoil, expected) in cases {
+        let case_root = root.join(name);
+        let src = source_folder(&case_root);
+        spoil(&src);
+        let out = case_root.join("out.tar.gz");
+        let error = pack::pack(&src, Some(&out)).expect_err(name).to_string();
+        assert!(
+            error.contains(expected),
+            "{name}\n got: {error}\nwant: {expected}"
+        );
+        assert!(!out.exists(), "{name}: nothing written");
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
