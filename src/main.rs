@@ -1,0 +1,41 @@
+//! swpush: push a package to many hosts over SSH, each client checking the
+//! controller's signed right to distribute before accepting anything.
+//!
+//! `main` parses the command line, runs the command (see [`cli`]) and maps
+//! the outcome to the exit status of SPEC §7: 0 every host succeeded or was
+//! skipped, 1 nothing was attempted (bad arguments, inventory, package or
+//! key), 2 at least one host did not succeed.
+
+mod cli;
+mod inventory;
+mod key;
+mod package;
+mod version;
+mod yaml;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap exits 2 on bad arguments; swpush keeps 2 for failed hosts.
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli::run(cli) {
+        Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
+        Ok(cli::Outcome::HostsFailed) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
