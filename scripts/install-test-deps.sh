@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs what the test suite needs on a Debian/Ubuntu machine: OpenSSH's
+# sshd (the tests start real sshd hosts), the shells and tar flavours the
+# client step must run under (dash, busybox), zstd, shellcheck. Idempotent
+# and quiet when everything is already there. Needs root (the test fleet
+# does too: it uses mount namespaces).
+set -eu
+
+missing=""
+for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
+    /usr/bin/ssh-keygen:openssh-client /bin/dash:dash /bin/busybox:busybox \
+    /usr/bin/zstd:zstd /usr/bin/shellcheck:shellcheck /usr/bin/unshare:util-linux \
+    /usr/bin/tar:tar; do
+    [ -x "${pair%%:*}" ] || missing="$missing ${pair#*:}"
+done
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "error: the tests need root; missing packages:$missing" >&2
+        exit 1
+    fi
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086 # one word per package
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

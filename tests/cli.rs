@@ -1,0 +1,323 @@
+//! The command line as an operator meets it, before any host is contacted:
+//! `hosts`, `pack`, `keygen`, exit statuses, and one-line errors for bad
+//! input. Runs the real binary; needs no sshd.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn swpush(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swpush"))
+        .args(args)
+        .env("HOME", home)
+        .env("USER", "tester")
+        .env_remove("SWPUSH_INVENTORY")
+        .env_remove("SWPUSH_KEY")
+        .output()
+        .expect("run swpush")
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn hosts_lists_the_selection_as_table_and_json() {
+    let home = scratch("hosts");
+    let inventory = repo("inventory.example.yaml");
+    let all = swpush(&home, &["hosts", "--inventory", &inventory]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let text = stdout(&all);
+    assert!(text.starts_with("HOST"), "{text}");
+    assert!(
+        text.contains("web3    192.0.2.13:2222  deploy (sudo)  web"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 7, "header and six hosts:\n{text}");
+
+    let json = swpush(
+        &home,
+        &[
+            "hosts",
+            "-i",
+            &inventory,
+            "--limit",
+            "web,!canary",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(json.status.success(), "{}", stderr(&json));
+    let hosts: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let names: Vec<&str> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web2", "web3"]);
+    assert_eq!(hosts[1]["port"], 2222);
+    assert_eq!(hosts[1]["become"], true);
+}
+
+#[test]
+fn the_inventory_can_come_from_the_environment() {
+    let home = scratch("env");
+    let output = Command::new(env!("CARGO_BIN_EXE_swpush"))
+        .args(["hosts", "--limit", "db"])
+        .env("HOME", &home)
+        .env("SWPUSH_INVENTORY", repo("inventory.example.yaml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().count(), 3);
+}
+
+#[test]
+fn mistakes_are_one_line_and_exit_1() {
+    let home = scratch("mistakes");
+    let bad = home.join("bad.yaml");
+    std::fs::write(&bad, "hosts:\n  web1: {adress: 192.0.2.1}\n").unwrap();
+    let inventory = repo("inventory.example.yaml");
+    let bad_text = bad.display().to_string();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["hosts", "-i", "/nonexistent.yaml"],
+            "error: /nonexistent.yaml: no such file".into(),
+        ),
+        (
+            vec!["hosts", "-i", &bad_text],
+            format!("error: {bad_text}:2:10: unknown field `adress`"),
+        ),
+        (
+            vec!["hosts", "-i", &inventory, "--limit", "wbe"],
+            "error: --limit: `wbe` matches no host or group".into(),
+        ),
+        (
+            vec!["install", "-i", &inventory, "/nonexistent.tar"],
+            "error: /nonexistent.tar: no such file".into(),
+        ),
+        (
+            vec!["install", "-i", &inventory, &inventory],
+            format!("error: {inventory}: is not a tar archive"),
+        ),
+        (
+            vec!["pack", "/nonexistent"],
+            "error: /nonexistent: is not a folder".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = swpush(&home, &args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&expected),
+            "{args:?}\n got: {err}\nwant: {expected}"
+        );
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(stdout(&output).is_empty());
+    }
+}
+
+#[test]
+fn bad_arguments_exit_1_and_help_exits_0() {
+    let home = scratch("args");
+    for args in [
+        &["frobnicate"][..],
+        &["hosts"],
+        &["install", "-i", "x.yaml", "p.tar", "--forks", "0"],
+        &["install", "-i", "x", "p", "--serial", "1"],
+    ] {
+        let output = swpush(&home, args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    for args in [&["--help"][..], &["--version"], &["install", "--help"]] {
+        let output = swpush(&home, args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(!stdout(&output).is_empty());
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so_honestly() {
+    let home = scratch("notyet");
+    let inventory = repo("inventory.example.yaml");
+    let package = home.join("hello.tar.gz");
+    let packed = swpush(
+        &home,
+        &[
+            "pack",
+            &repo("packages/hello"),
+            "-o",
+            package.to_str().unwrap(),
+        ],
+    );
+    assert!(packed.status.success(), "{}", stderr(&packed));
+    let cases: [(&[&str], &str); 6] = [
+        (&["install", package.to_str().unwrap()], "install"),
+        (&["upgrade", package.to_str().unwrap()], "upgrade"),
+        (&["rollback", "hello"], "rollback"),
+        (&["remove", "hello"], "remove"),
+        (&["status"], "status"),
+        (&["enroll"], "enroll"),
+    ];
+    for (args, command) in cases {
+        let mut all = args.to_vec();
+        all.extend(["-i", &inventory]);
+        let output = swpush(&home, &all);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        assert_eq!(
+            stderr(&output),
+            format!("error: {command} is not implemented yet\n")
+        );
+    }
+}
+
+#[test]
+fn pack_prints_the_package_and_is_byte_identical_when_repeated() {
+    let home = scratch("pack");
+    let source = home.join("hello");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(repo("packages/hello"))
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let first = home.join("one.tar.zst");
+    let output = swpush(
+        &home,
+        &[
+            "pack",
+            source.to_str().unwrap(),
+            "-o",
+            first.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for expected in [
+        first.display().to_string(),
+        "name     hello".into(),
+        "version  1.0.0".into(),
+        "sha256   ".into(),
+        "size     ".into(),
+    ] {
+        assert!(text.contains(&expected), "{expected} in\n{text}");
+    }
+    let touched = Command::new("touch")
+        .arg("-d")
+        .arg("2020-02-02")
+        .arg(source.join("bin/hello"))
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let second = home.join("two.tar.zst");
+    assert!(
+        swpush(
+            &home,
+            &[
+                "pack",
+                source.to_str().unwrap(),
+                "-o",
+                second.to_str().unwrap()
+            ]
+        )
+        .status
+        .success()
+    );
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap()
+    );
+
+    // Without -o: NAME-VERSION.tar.gz in the current folder, readable by GNU tar.
+    let output = Command::new(env!("CARGO_BIN_EXE_swpush"))
+        .args(["pack", source.to_str().unwrap()])
+        .current_dir(&home)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(home.join("hello-1.0.0.tar.gz"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("hooks/post.sh"));
+}
+
+#[test]
+fn keygen_creates_a_private_key_and_never_overwrites_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = scratch("keygen");
+    let output = swpush(&home, &["keygen"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let key = home.join(".config/swpush/distribution_key");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    let public = std::fs::read_to_string(home.join(".config/swpush/distribution_key.pub")).unwrap();
+    let text = stdout(&output);
+    let line = text.lines().last().unwrap();
+    assert!(
+        line.starts_with("* namespaces=\"swpush\" ssh-ed25519 AAAA"),
+        "{text}"
+    );
+    assert!(line.contains(public.split_whitespace().nth(1).unwrap()));
+
+    // OpenSSH reads the key and agrees on its public half.
+    let derived = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(derived.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&derived.stdout)
+            .split_whitespace()
+            .nth(1),
+        public.split_whitespace().nth(1)
+    );
+
+    let before = std::fs::read(&key).unwrap();
+    let again = swpush(&home, &["keygen"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already exists; swpush never overwrites"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+
+    let custom = home.join("keys/ci");
+    assert!(
+        swpush(&home, &["keygen", "-o", custom.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(custom.exists() && home.join("keys/ci.pub").exists());
+}
