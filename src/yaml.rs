@@ -96,8 +96,10 @@ fn key_before(text: &str, location: &Location) -> Option<String> {
     let before = line.get(..column.min(line.len()))?.trim_end();
     let before = before.strip_suffix(':')?;
     let start = before
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let key = &before[start..];
     (!key.is_empty()).then(|| key.to_owned())
 }

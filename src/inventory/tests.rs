@@ -400,3 +400,35 @@ mod limit {
         assert!(matches!(names(Some("!")), Err(BadPattern(..))));
     }
 }
+
+/// Mangled inventories (bytes flipped, cut, duplicated) give errors, never panics.
+#[test]
+fn no_input_panics() {
+    let seeds = [
+        SPEC_EXAMPLE,
+        ANSIBLE,
+        "hosts:\n  ü: {port: ß}\n  é: {user: \"ñ\"}\n",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for seed in seeds {
+        for _ in 0..400 {
+            let mut bytes = seed.as_bytes().to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = b"{}[]:,&*!|>'\"\n -#"[(next() % 17) as usize],
+                    1 => bytes.truncate(at.max(1)),
+                    _ => bytes.insert(at, bytes[at]),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = inventory(&text);
+        }
+    }
+}

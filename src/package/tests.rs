@@ -428,3 +428,37 @@ fn pack_refuses_what_read_would_refuse() {
     }
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// Mangled archives in every format give errors, never panics.
+#[test]
+fn no_archive_panics() {
+    let dir = scratch("mangled");
+    let plain = tar_bytes(&good_entries());
+    let seeds = [
+        plain.clone(),
+        gzip(&plain),
+        zstd::encode_all(&plain[..], 3).unwrap(),
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (i, seed) in seeds.iter().enumerate() {
+        for round in 0..150 {
+            let mut bytes = seed.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => bytes.truncate(at.max(1)),
+                    _ => bytes[at] ^= 1 << (next() % 8),
+                }
+            }
+            let _ = read_bytes(&dir, &format!("m{i}-{round}"), &bytes);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

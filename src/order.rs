@@ -1,0 +1,294 @@
+//! The signed order (SPEC §6): what the controller asks one host to do,
+//! bound to that host's fresh challenge, signed as an OpenSSH SSHSIG in the
+//! `swpush` namespace with the distribution key.
+//!
+//! The client verifies it with its own `ssh-keygen -Y verify` against its
+//! known_servers file, with the package name as the principal, and then
+//! checks that the challenge is the one it just sent: an order is good for
+//! one run on one host, and no clock needs to be trusted. The text form is
+//! one `key value` per line, keys in a fixed order, so the client can read
+//! it with `sed`.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use russh::keys::{HashAlg, PrivateKey, ssh_key::LineEnding};
+
+use crate::key::NAMESPACE;
+
+/// Version of the order's text form; the client refuses others.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Install,
+    Upgrade,
+    Rollback,
+    Remove,
+    Status,
+    Enroll,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Install => "install",
+            Op::Upgrade => "upgrade",
+            Op::Rollback => "rollback",
+            Op::Remove => "remove",
+            Op::Status => "status",
+            Op::Enroll => "enroll",
+        }
+    }
+}
+
+/// One host's order. Every field is already validated by its source (the
+/// package manifest, the inventory, [`Challenge::parse`]), so none can hold
+/// a newline that would forge another line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub op: Op,
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
+    pub size: u64,
+    pub allow_downgrade: bool,
+    pub force: bool,
+    pub host: String,
+    pub challenge: Challenge,
+    /// When the order was issued, for the record only (RFC 3339, UTC).
+    pub issued: String,
+}
+
+/// The client's fresh random challenge: 32 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge(String);
+
+impl Challenge {
+    pub fn parse(text: &str) -> Option<Challenge> {
+        let ok = text.len() == 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| Challenge(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign the order: {0}")]
+pub struct SignError(String);
+
+impl Order {
+    /// The exact bytes that are signed and sent.
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        let fields: [(&str, String); 11] = [
+            ("format", FORMAT.to_string()),
+            ("op", self.op.as_str().to_owned()),
+            ("package", self.package.clone()),
+            ("version", self.version.clone()),
+            ("sha256", self.sha256.clone()),
+            ("size", self.size.to_string()),
+            ("allow_downgrade", self.allow_downgrade.to_string()),
+            ("force", self.force.to_string()),
+            ("host", self.host.clone()),
+            ("challenge", self.challenge.as_str().to_owned()),
+            ("issued", self.issued.clone()),
+        ];
+        for (key, value) in fields {
+            let _ = writeln!(text, "{key} {value}");
+        }
+        text
+    }
+
+    /// The order's text and its armored SSHSIG signature.
+    pub fn sign(&self, key: &PrivateKey) -> Result<(String, String), SignError> {
+        let text = self.to_text();
+        let signature = key
+            .sign(NAMESPACE, HashAlg::Sha512, text.as_bytes())
+            .and_then(|sig| sig.to_pem(LineEnding::LF))
+            .map_err(|e| SignError(e.to_string()))?;
+        Ok((text, signature))
+    }
+}
+
+/// `2026-11-24T10:00:00Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant), valid for every date after 1970.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    fn order() -> Order {
+        Order {
+            op: Op::Install,
+            package: "hello".into(),
+            version: "1.2.0".into(),
+            sha256: "ab".repeat(32),
+            size: 10_485_760,
+            allow_downgrade: false,
+            force: false,
+            host: "web1".into(),
+            challenge: Challenge::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            issued: "2026-11-24T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn text_form_is_fixed() {
+        assert_eq!(
+            order().to_text(),
+            "format 1\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
+             size 10485760\nallow_downgrade false\nforce false\nhost web1\n\
+             challenge 0123456789abcdef0123456789abcdef\nissued 2026-11-24T10:00:00Z\n"
+        );
+    }
+
+    #[test]
+    fn challenges_are_32_lowercase_hex_digits() {
+        assert!(Challenge::parse("0123456789abcdef0123456789abcdef").is_some());
+        for bad in [
+            "",
+            "0123",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcde\n",
+            "g123456789abcdef0123456789abcdef",
+        ] {
+            assert!(Challenge::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn formats_utc_times() {
+        let at = |secs| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_514_400), "2026-11-24T10:00:00Z");
+    }
+
+    /// `ssh-keygen -Y verify` with the client's exact arguments.
+    fn openssh_verifies(
+        dir: &Path,
+        signers: &str,
+        principal: &str,
+        text: &[u8],
+        signature: &str,
+    ) -> bool {
+        std::fs::write(dir.join("known_servers"), signers).unwrap();
+        std::fs::write(dir.join("order.sig"), signature).unwrap();
+        let mut child = Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-f"])
+            .arg(dir.join("known_servers"))
+            .args(["-I", principal, "-n", "swpush", "-s"])
+            .arg(dir.join("order.sig"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-keygen (openssh-client) is needed");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text).unwrap();
+        child.wait().unwrap().success()
+    }
+
+    #[test]
+    fn openssh_accepts_the_signature_and_nothing_altered() {
+        let dir = std::env::temp_dir().join(format!("swpush-order-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
+        let public = key.public_key().to_openssh().unwrap();
+        let trust_all = format!("* namespaces=\"swpush\" {public}\n");
+        let (text, signature) = order().sign(&key).unwrap();
+
+        assert!(openssh_verifies(
+            &dir,
+            &trust_all,
+            "hello",
+            text.as_bytes(),
+            &signature
+        ));
+        let narrow = format!("hello,web-* namespaces=\"swpush\" {public}\n");
+        assert!(openssh_verifies(
+            &dir,
+            &narrow,
+            "hello",
+            text.as_bytes(),
+            &signature
+        ));
+
+        let mut altered = text.clone().into_bytes();
+        let at = altered.iter().position(|b| *b == b'1').unwrap();
+        altered[at] = b'2';
+        assert!(
+            !openssh_verifies(&dir, &trust_all, "hello", &altered, &signature),
+            "one changed byte"
+        );
+
+        let other_namespace = key
+            .sign("other", HashAlg::Sha512, text.as_bytes())
+            .unwrap()
+            .to_pem(LineEnding::LF)
+            .unwrap();
+        assert!(!openssh_verifies(
+            &dir,
+            &trust_all,
+            "hello",
+            text.as_bytes(),
+            &other_namespace
+        ));
+        let file_namespace = format!("* namespaces=\"file\" {public}\n");
+        assert!(!openssh_verifies(
+            &dir,
+            &file_namespace,
+            "hello",
+            text.as_bytes(),
+            &signature
+        ));
+
+        let web_only = format!("web-* namespaces=\"swpush\" {public}\n");
+        assert!(
+            !openssh_verifies(&dir, &web_only, "hello", text.as_bytes(), &signature),
+            "principal not covered"
+        );
+
+        let stranger =
+            PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
+        let (_, strangers_signature) = order().sign(&stranger).unwrap();
+        assert!(!openssh_verifies(
+            &dir,
+            &trust_all,
+            "hello",
+            text.as_bytes(),
+            &strangers_signature
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
