@@ -1,0 +1,31 @@
+#!/bin/sh
+# A fleet's reaper: `sh reaper.sh FLEET_DIR`, stdin a pipe only the Fleet
+# writes to. Blocks until that pipe closes (Fleet dropped, or the test process
+# gone however it ended), then SIGKILLs every process living in one of the
+# hosts' mount namespaces (listed in FLEET_DIR/hosts/*/mntns) until none is
+# left, and removes FLEET_DIR. Never kills in its own namespace.
+F=$1
+while read -r _; do :; done
+self=$(stat -L -c %i "/proc/$$/ns/mnt")
+n=0
+while [ "$n" -lt 200 ]; do
+	ns=' '
+	for f in "$F"/hosts/*/mntns; do
+		[ -s "$f" ] && i=$(cat "$f") && [ "$i" != "$self" ] && ns="$ns$i "
+	done
+	pids=
+	# Zombies have no namespace left: stat fails for them and they are skipped.
+	for l in $(stat -L -c '%i:%n' /proc/[0-9]*/ns/mnt 2>/dev/null); do
+		case $ns in *" ${l%%:*} "*)
+			p=${l#*:/proc/}
+			pids="$pids ${p%%/*}"
+			;;
+		esac
+	done
+	[ -n "$pids" ] || break
+	# shellcheck disable=SC2086 # a list of pids
+	kill -9 $pids 2>/dev/null
+	sleep 0.05
+	n=$((n + 1))
+done
+rm -rf "$F"
