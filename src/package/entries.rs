@@ -77,6 +77,10 @@ pub fn normalize_name(raw: &[u8]) -> Result<Option<String>, String> {
     if name.starts_with('/') {
         return Err("is an absolute path".into());
     }
+    if name.starts_with(' ') {
+        // `tar -tv` listings pad with spaces: the client could not read it back.
+        return Err("starts with a space".into());
+    }
     let mut parts = Vec::new();
     for part in name.split('/') {
         match part {

@@ -99,15 +99,15 @@ fn reads_good_packages_in_every_format() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn refuses_hostile_and_broken_archives() {
-    let dir = scratch("hostile");
+/// Hostile and broken archives: (name, bytes, what the refusal must say).
+/// An empty expectation accepts any refusal (compression-level corruption).
+fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let with = |extra: Raw<'static>| {
         let mut entries = good_entries();
         entries.push(extra);
         tar_bytes(&entries)
     };
-    let table: Vec<(&str, Vec<u8>, &str)> = vec![
+    vec![
         (
             "dotdot",
             with(Raw(b"../x", FILE, b"", b"x")),
@@ -266,7 +266,13 @@ fn refuses_hostile_and_broken_archives() {
             "is compressed with xz or bzip2",
         ),
         ("empty", Vec::new(), "is empty, not a package"),
-    ];
+    ]
+}
+
+#[test]
+fn refuses_hostile_and_broken_archives() {
+    let dir = scratch("hostile");
+    let table = hostile_archives();
     assert!(table.len() >= 10);
     for (name, bytes, expected) in table {
         let error = read_bytes(&dir, name, &bytes).expect_err(name).to_string();
@@ -458,6 +464,92 @@ fn no_archive_panics() {
                 }
             }
             let _ = read_bytes(&dir, &format!("m{i}-{round}"), &bytes);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The client's own check (`src/step/check_entries.sh`) agrees with the
+/// controller's, under dash and busybox ash, with GNU and busybox tar.
+#[test]
+fn client_check_agrees_with_the_controller() {
+    let dir = scratch("client-check");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/step/check_entries.sh");
+    // Entry-policy refusals the client must also make; the rest (manifest,
+    // hooks, truncation) the client finds by other means.
+    let entry_cases = [
+        "dotdot",
+        "dotdot-deep",
+        "absolute",
+        "link-absolute",
+        "link-climbs",
+        "link-zigzag",
+        "through-link",
+        "hardlink-out",
+        "hardlink-in",
+        "device",
+        "fifo",
+        "newline",
+        "arrow",
+        "duplicate",
+        "under-file",
+    ];
+    let mut archives: Vec<(String, Vec<u8>, bool)> = hostile_archives()
+        .into_iter()
+        .filter(|(name, _, _)| entry_cases.contains(name))
+        .map(|(name, bytes, _)| (name.to_owned(), bytes, false))
+        .collect();
+    assert_eq!(archives.len(), entry_cases.len());
+    archives.push(("good".into(), tar_bytes(&good_entries()), true));
+    archives.push((
+        "good-dotted".into(),
+        tar_bytes(&[
+            Raw(b"./", DIR, b"", b""),
+            Raw(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
+            Raw(b"./a b/", DIR, b"", b""),
+            Raw(b"./a b/c d", FILE, b"", b"x"),
+            Raw(b"./a b/lnk", LINK, b"../swpush.yaml", b""),
+        ]),
+        true,
+    ));
+    for (name, bytes, good) in &archives {
+        let path = dir.join(format!("{name}.tar"));
+        std::fs::write(&path, bytes).unwrap();
+        for shell in [&["dash"][..], &["busybox", "sh"]] {
+            for tar in ["tar", "busybox tar"] {
+                // busybox tar is called through a one-line wrapper: check_entries takes one word.
+                let tar_cmd = if tar == "tar" {
+                    "tar".to_owned()
+                } else {
+                    let wrapper = dir.join("busybox-tar");
+                    std::fs::write(&wrapper, "#!/bin/sh\nexec busybox tar \"$@\"\n").unwrap();
+                    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
+                    wrapper.display().to_string()
+                };
+                let output = std::process::Command::new(shell[0])
+                    .args(&shell[1..])
+                    .arg("-c")
+                    .arg(format!(". {script}; check_entries \"$1\" \"$2\""))
+                    .arg("check")
+                    .arg(&tar_cmd)
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                let said = String::from_utf8_lossy(&output.stdout);
+                assert_eq!(
+                    output.status.success(),
+                    *good,
+                    "{name} under {shell:?} with {tar}: {said}"
+                );
+                if !good {
+                    assert_eq!(
+                        said.lines().count(),
+                        1,
+                        "{name} under {shell:?} with {tar}: one line, got {said:?}"
+                    );
+                }
+            }
         }
     }
     std::fs::remove_dir_all(dir).unwrap();
