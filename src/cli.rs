@@ -209,7 +209,6 @@ pub enum Outcome {
     /// Every selected host succeeded or was skipped (or no host was involved).
     Success,
     /// At least one host did not succeed.
-    #[expect(dead_code, reason = "commands that contact hosts return it")]
     HostsFailed,
 }
 

@@ -6,19 +6,10 @@
 //! skipped, 1 nothing was attempted (bad arguments, inventory, package or
 //! key), 2 at least one host did not succeed.
 
-mod cli;
-mod inventory;
-mod key;
-// The push that sends orders is being built on top of this module.
-#[allow(dead_code)]
-mod order;
-mod package;
-mod version;
-mod yaml;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use swpush::cli;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

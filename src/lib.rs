@@ -1,0 +1,15 @@
+//! swpush as a library: the pieces the `swpush` binary is made of, public
+//! so that integration tests can drive one step (an SSH connection, a
+//! package check) against real hosts without going through the CLI.
+//!
+//! One push, read top to bottom: [`inventory`] picks hosts, [`package`]
+//! reads the package, [`order`] signs what each host is asked to do, and the
+//! commands in [`cli`] put them together.
+
+pub mod cli;
+pub mod inventory;
+pub mod key;
+pub mod order;
+pub mod package;
+pub mod version;
+pub mod yaml;
