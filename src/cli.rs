@@ -9,8 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::fleet::{self, Job, RunLimits};
 use crate::inventory::{self, Host, LoadContext};
-use crate::{key, package};
+use crate::order::{Op, rfc3339};
+use crate::progress::Progress;
+use crate::report::{PackageInfo, RunReport};
+use crate::ssh::ConnectOptions;
+use crate::step::StepRequest;
+use crate::{enroll, key, package};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -214,12 +220,12 @@ pub enum Outcome {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
-        Command::Install(args) => check_push("install", &args.package, &args.fleet),
+        Command::Install(args) => install(&args),
         Command::Upgrade(args) => check_push("upgrade", &args.package, &args.fleet),
         Command::Rollback(args) => not_yet("rollback", &args.fleet),
         Command::Remove(args) => not_yet("remove", &args.fleet),
         Command::Status(args) => not_yet("status", &args.fleet),
-        Command::Enroll(args) => not_yet("enroll", &args.fleet),
+        Command::Enroll(args) => enroll(&args),
         Command::Pack(args) => pack(&args),
         Command::Keygen(args) => keygen(&args),
         Command::Hosts(args) => hosts(&args),
@@ -239,6 +245,137 @@ fn check_push(command: &str, package: &Path, fleet: &FleetArgs) -> Result<Outcom
     selected_hosts(&fleet.select)?;
     package::read(package)?;
     bail!("{command} is not implemented yet")
+}
+
+fn install(args: &InstallArgs) -> Result<Outcome> {
+    let fleet_args = &args.fleet;
+    if fleet_args.dry_run {
+        bail!("--dry-run is not implemented yet");
+    }
+    let hosts = selected_hosts(&fleet_args.select)?;
+    let package = package::read(&args.package)?;
+    let key = key::load(&key_path(fleet_args)?)?;
+    let info = PackageInfo {
+        name: package.manifest.name.clone(),
+        version: Some(package.manifest.version.to_string()),
+        sha256: Some(package.sha256.clone()),
+    };
+    let job = StepRequest {
+        op: Op::Install,
+        package,
+        force: args.force,
+        allow_downgrade: false,
+        key,
+        busy_wait: fleet_args.busy_wait,
+        busy_retries: fleet_args.busy_retries,
+    };
+    run_on_hosts("install", Some(info), hosts, job, fleet_args)
+}
+
+fn enroll(args: &EnrollArgs) -> Result<Outcome> {
+    let fleet_args = &args.fleet;
+    if fleet_args.dry_run {
+        bail!("--dry-run is not implemented yet");
+    }
+    let patterns = args.packages.trim();
+    let valid = !patterns.is_empty()
+        && patterns.split(',').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._+-*?!".contains(c))
+        });
+    if !valid {
+        bail!(
+            "--packages `{patterns}`: expected comma-separated package-name patterns such as `*` or `hello,web-*`"
+        );
+    }
+    let hosts = selected_hosts(&fleet_args.select)?;
+    let public = key::load(&key_path(fleet_args)?)?.public_key().clone();
+    let job = enroll::Enroll {
+        line: key::known_servers_line(&public, patterns),
+        key: public
+            .to_openssh()
+            .map(|k| k.split(' ').take(2).collect::<Vec<_>>().join(" "))?,
+    };
+    run_on_hosts("enroll", None, hosts, job, fleet_args)
+}
+
+fn key_path(args: &FleetArgs) -> Result<PathBuf> {
+    match &args.key {
+        Some(path) => Ok(path.clone()),
+        None => Ok(key::default_path(&home()?)),
+    }
+}
+
+/// Runs `job` on every host, prints and records the report, and tells
+/// `main` whether every host made it.
+fn run_on_hosts<J: Job>(
+    op: &str,
+    package: Option<PackageInfo>,
+    hosts: Vec<Host>,
+    job: J,
+    args: &FleetArgs,
+) -> Result<Outcome> {
+    let context = LoadContext::from_env();
+    let known_hosts = match &args.known_hosts {
+        Some(path) => path.clone(),
+        None => home()?.join(".ssh/known_hosts"),
+    };
+    let connect = ConnectOptions {
+        known_hosts,
+        accept_new_host_keys: args.accept_new_host_keys,
+        connect_timeout: std::time::Duration::from_secs(args.connect_timeout),
+        home: context.home.clone(),
+    };
+    let limits = RunLimits {
+        forks: usize::try_from(args.forks).unwrap_or(usize::MAX),
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let show_progress =
+        Progress::stdout_is_terminal() && args.format == Format::Text && !args.quiet;
+    let progress = Progress::new(hosts.len(), show_progress);
+    let started = rfc3339(std::time::SystemTime::now());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let reports = runtime.block_on(fleet::run_all(
+        hosts,
+        std::sync::Arc::new(job),
+        std::sync::Arc::new(connect),
+        limits,
+        progress.clone(),
+    ));
+    progress.finish();
+    let report = RunReport {
+        op: op.to_owned(),
+        package,
+        started,
+        finished: rfc3339(std::time::SystemTime::now()),
+        hosts: reports,
+    };
+    let json = report.to_json();
+    match args.format {
+        Format::Text => print!("{}", report.render_text(args.quiet)),
+        Format::Json => println!("{json}"),
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if let Some(state_home) = crate::report::state_home()
+        && let Err(error) = crate::report::save_run_record(&report, &state_home)
+    {
+        eprintln!(
+            "warning: cannot keep the run record under {}: {error}",
+            state_home.display()
+        );
+    }
+    Ok(if report.all_ok() {
+        Outcome::Success
+    } else {
+        Outcome::HostsFailed
+    })
 }
 
 fn not_yet(command: &str, fleet: &FleetArgs) -> Result<Outcome> {

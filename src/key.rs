@@ -24,6 +24,42 @@ pub enum KeyError {
     Io { path: PathBuf, message: String },
     #[error("cannot create an ed25519 key: {0}")]
     Generate(String),
+    #[error("no distribution key at {0}: create one with `swpush keygen` (or pass --key)")]
+    Missing(PathBuf),
+    #[error("{0}: {1}")]
+    Unusable(PathBuf, String),
+}
+
+/// Reads the distribution key, refusing one others can read (as ssh does).
+pub fn load(path: &Path) -> Result<PrivateKey, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyError::Missing(path.to_owned()));
+        }
+        Err(e) => {
+            return Err(KeyError::Io {
+                path: path.to_owned(),
+                message: crate::inventory::io_message(&e),
+            });
+        }
+    };
+    let unusable = |why: &str| KeyError::Unusable(path.to_owned(), why.to_owned());
+    if metadata.permissions().mode() & 0o077 != 0 {
+        return Err(unusable(
+            "others can read this distribution key; `chmod 600` it (whoever reads it can install anything where it is trusted)",
+        ));
+    }
+    let text = fs::read_to_string(path).map_err(|_| unusable("is not an OpenSSH private key"))?;
+    let key = PrivateKey::from_openssh(text.as_bytes())
+        .map_err(|_| unusable("is not an OpenSSH private key"))?;
+    if key.is_encrypted() {
+        return Err(unusable(
+            "is passphrase-protected; swpush needs an unencrypted key (kept 0600)",
+        ));
+    }
+    Ok(key)
 }
 
 /// `~/.config/swpush/distribution_key`.

@@ -7,9 +7,15 @@
 //! commands in [`cli`] put them together.
 
 pub mod cli;
+pub mod enroll;
+pub mod fleet;
 pub mod inventory;
 pub mod key;
 pub mod order;
 pub mod package;
+pub mod progress;
+pub mod report;
+pub mod ssh;
+pub mod step;
 pub mod version;
 pub mod yaml;

@@ -7,7 +7,8 @@
 //! checks that the challenge is the one it just sent: an order is good for
 //! one run on one host, and no clock needs to be trusted. The text form is
 //! one `key value` per line, keys in a fixed order, so the client can read
-//! it with `sed`.
+//! it with `sed`. Besides SPEC §6's fields it carries the manifest's hook
+//! paths (`-` for none): the client then never parses YAML.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -56,6 +57,9 @@ pub struct Order {
     pub force: bool,
     pub host: String,
     pub challenge: Challenge,
+    /// Hook paths from the manifest, so the client runs exactly what was
+    /// signed and never parses YAML itself.
+    pub hooks: crate::package::manifest::Hooks,
     /// When the order was issued, for the record only (RFC 3339, UTC).
     pub issued: String,
 }
@@ -86,7 +90,8 @@ impl Order {
     /// The exact bytes that are signed and sent.
     pub fn to_text(&self) -> String {
         let mut text = String::new();
-        let fields: [(&str, String); 11] = [
+        let hook = |path: &Option<String>| path.clone().unwrap_or_else(|| "-".into());
+        let fields: [(&str, String); 14] = [
             ("format", FORMAT.to_string()),
             ("op", self.op.as_str().to_owned()),
             ("package", self.package.clone()),
@@ -97,6 +102,9 @@ impl Order {
             ("force", self.force.to_string()),
             ("host", self.host.clone()),
             ("challenge", self.challenge.as_str().to_owned()),
+            ("pre_install", hook(&self.hooks.pre_install)),
+            ("post_install", hook(&self.hooks.post_install)),
+            ("pre_remove", hook(&self.hooks.pre_remove)),
             ("issued", self.issued.clone()),
         ];
         for (key, value) in fields {
@@ -158,6 +166,10 @@ mod tests {
             force: false,
             host: "web1".into(),
             challenge: Challenge::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            hooks: crate::package::manifest::Hooks {
+                post_install: Some("hooks/post.sh".into()),
+                ..Default::default()
+            },
             issued: "2026-11-24T10:00:00Z".into(),
         }
     }
@@ -168,7 +180,8 @@ mod tests {
             order().to_text(),
             "format 1\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
              size 10485760\nallow_downgrade false\nforce false\nhost web1\n\
-             challenge 0123456789abcdef0123456789abcdef\nissued 2026-11-24T10:00:00Z\n"
+             challenge 0123456789abcdef0123456789abcdef\npre_install -\npost_install hooks/post.sh\n\
+             pre_remove -\nissued 2026-11-24T10:00:00Z\n"
         );
     }
 

@@ -1,0 +1,48 @@
+//! `swpush enroll`: the one deliberate act that grants this controller's
+//! distribution key the right to distribute on a client, by appending its
+//! `known_servers` line (SPEC §5). Idempotent: a key already present is
+//! left alone, whatever patterns its line has.
+
+use crate::fleet::{Job, JobOutcome};
+use crate::inventory::Host;
+use crate::progress::{HostProgress, Phase};
+use crate::ssh::Connection;
+use crate::step::{run_script, shell_command};
+
+/// Appends LINE to KNOWN_SERVERS unless KEY (type and base64) is already there.
+const SCRIPT: &str = r#"set -eu
+ks=$1 line=$2 key=$3
+if [ -f "$ks" ] && grep -qF -- "$key" "$ks"; then
+    echo "swpush done unchanged - - already trusted in $ks"
+    exit 0
+fi
+mkdir -p "$(dirname "$ks")"
+if [ -s "$ks" ] && [ -n "$(tail -c 1 "$ks")" ]; then echo >>"$ks"; fi
+printf '%s\n' "$line" >>"$ks"
+chmod 644 "$ks"
+echo "swpush done installed - - key added to $ks"
+"#;
+
+pub struct Enroll {
+    /// The whole known_servers line: `PATTERNS namespaces="swpush" KEY COMMENT`.
+    pub line: String,
+    /// `ssh-ed25519 AAAA...`: how an existing entry for the key is recognised.
+    pub key: String,
+}
+
+impl Job for Enroll {
+    async fn run(
+        &self,
+        connection: &Connection,
+        host: &Host,
+        progress: &HostProgress,
+    ) -> JobOutcome {
+        progress.phase(Phase::Installing);
+        let args = [
+            host.paths.known_servers.clone(),
+            self.line.clone(),
+            self.key.clone(),
+        ];
+        run_script(connection, &shell_command(host, SCRIPT, &args)).await
+    }
+}

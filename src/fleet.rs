@@ -1,0 +1,158 @@
+//! Fan-out over hosts: one tokio task per host, at most `--forks` in flight
+//! (a semaphore), each host's whole run inside one `--timeout` deadline.
+//! Every host ends in exactly one [`HostReport`]; a host's failure never
+//! slows or stops the others. What runs on a host is a [`Job`]: the push
+//! step, or a small command such as enroll's.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::inventory::Host;
+use crate::progress::{HostProgress, Phase, Progress};
+use crate::report::{HostReport, Status};
+use crate::ssh::{ConnectOptions, Connection};
+
+/// How a job ended on one host (before timing and addressing are added).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub status: Status,
+    pub previous_version: Option<String>,
+    pub version: Option<String>,
+    pub message: String,
+    pub bytes_sent: u64,
+}
+
+impl JobOutcome {
+    pub fn status(status: Status, message: impl Into<String>) -> Self {
+        JobOutcome {
+            status,
+            previous_version: None,
+            version: None,
+            message: message.into(),
+            bytes_sent: 0,
+        }
+    }
+}
+
+/// Limits shared by every host of one run.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    pub forks: usize,
+    /// Whole run of one host, connection included.
+    pub timeout: Duration,
+}
+
+/// What to do on one host once connected.
+pub trait Job: Send + Sync + 'static {
+    fn run(
+        &self,
+        connection: &Connection,
+        host: &Host,
+        progress: &HostProgress,
+    ) -> impl Future<Output = JobOutcome> + Send;
+}
+
+/// Runs `job` on every host and returns one report per host, in host order.
+pub async fn run_all<J: Job>(
+    hosts: Vec<Host>,
+    job: Arc<J>,
+    connect: Arc<ConnectOptions>,
+    limits: RunLimits,
+    progress: Progress,
+) -> Vec<HostReport> {
+    let forks = Arc::new(Semaphore::new(limits.forks.max(1)));
+    let mut tasks = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        let (name, address) = (host.name.clone(), host.address.clone());
+        let (job, connect, forks, progress) = (
+            job.clone(),
+            connect.clone(),
+            forks.clone(),
+            progress.clone(),
+        );
+        let timeout = limits.timeout;
+        let task = tokio::spawn(async move {
+            let _permit = forks.acquire_owned().await;
+            let started = Instant::now();
+            let host_progress = progress.host(&host.name);
+            let outcome = match tokio::time::timeout(
+                timeout,
+                run_one(&*job, &host, &connect, &host_progress),
+            )
+            .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => JobOutcome::status(
+                    Status::Timeout,
+                    format!(
+                        "no completion line within {} s (--timeout)",
+                        timeout.as_secs()
+                    ),
+                ),
+            };
+            host_progress.done(outcome.status);
+            report(&host, outcome, started.elapsed())
+        });
+        tasks.push((name, address, task));
+    }
+    let mut reports = Vec::with_capacity(tasks.len());
+    for (host, address, task) in tasks {
+        match task.await {
+            Ok(report) => reports.push(report),
+            // A panicking host task is a bug; it must still leave a line in the report.
+            Err(error) => reports.push(HostReport {
+                host,
+                address,
+                status: Status::Failed,
+                previous_version: None,
+                version: None,
+                seconds: 0.0,
+                attempts: 1,
+                bytes_sent: 0,
+                message: format!("internal error: {error}"),
+            }),
+        }
+    }
+    reports
+}
+
+async fn run_one<J: Job>(
+    job: &J,
+    host: &Host,
+    connect: &ConnectOptions,
+    progress: &HostProgress,
+) -> JobOutcome {
+    if let Some(jump) = &host.proxy_jump {
+        return JobOutcome::status(
+            Status::Unreachable,
+            format!(
+                "reached through jump host {jump}, which swpush does not support yet; not connecting directly"
+            ),
+        );
+    }
+    progress.phase(Phase::Connecting);
+    let connection = match Connection::connect(host, connect).await {
+        Ok(connection) => connection,
+        Err(error) => return JobOutcome::status(Status::Unreachable, error.to_string()),
+    };
+    let outcome = job.run(&connection, host, progress).await;
+    connection.close().await;
+    outcome
+}
+
+fn report(host: &Host, outcome: JobOutcome, elapsed: Duration) -> HostReport {
+    HostReport {
+        host: host.name.clone(),
+        address: host.address.clone(),
+        status: outcome.status,
+        previous_version: outcome.previous_version,
+        version: outcome.version,
+        seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        attempts: 1,
+        bytes_sent: outcome.bytes_sent,
+        message: outcome.message,
+    }
+}

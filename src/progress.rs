@@ -1,0 +1,302 @@
+//! The live display while a run is in flight (SPEC §7): an overall bar
+//! (`[=====>   ] 12/40 hosts`) and one spinner line per host in flight with
+//! its phase. Drawn on stdout only when the caller enables it (stdout is a
+//! terminal, text format, not quiet); otherwise every call is a no-op.
+//!
+//! It shows progress only: what a host ended in is reported by
+//! [`report`](crate::report) once [`Progress::finish`] has cleared the display.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{Status, one_line};
+
+/// What a host is doing right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Connecting,
+    Verifying,
+    Waiting,
+    Uploading,
+    Installing,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Phase::Connecting => "connecting",
+            Phase::Verifying => "verifying",
+            Phase::Waiting => "waiting",
+            Phase::Uploading => "uploading",
+            Phase::Installing => "installing",
+        })
+    }
+}
+
+/// The display of a whole run. Cheap to clone; clones share one display, so
+/// each host's task can hold its own.
+#[derive(Clone)]
+pub struct Progress {
+    shared: Option<Arc<Shared>>,
+}
+
+struct Shared {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    /// Hosts done that did not succeed; under a lock so that the bar's
+    /// text never goes back to a smaller count.
+    not_done: Mutex<u64>,
+    /// The longest host name so far, so that phases line up.
+    name_width: AtomicUsize,
+}
+
+impl Progress {
+    /// Whether stdout is a terminal, the first condition for `enabled`.
+    pub fn stdout_is_terminal() -> bool {
+        std::io::stdout().is_terminal()
+    }
+
+    /// `enabled` should be: stdout is a terminal ([`Progress::stdout_is_terminal`]),
+    /// `--format text` and not `--quiet`.
+    pub fn new(total_hosts: usize, enabled: bool) -> Progress {
+        if enabled {
+            Progress::with_target(total_hosts, ProgressDrawTarget::stdout())
+        } else {
+            Progress { shared: None }
+        }
+    }
+
+    fn with_target(total_hosts: usize, target: ProgressDrawTarget) -> Progress {
+        let multi = MultiProgress::with_draw_target(target);
+        // The bar goes on top: indicatif drops the lines that do not fit the
+        // terminal from the bottom, and the bar must stay visible.
+        let overall = multi.add(
+            ProgressBar::new(total_hosts as u64).with_style(
+                ProgressStyle::with_template("[{bar:30}] {pos}/{len} hosts{msg}")
+                    .map(|style| style.progress_chars("=> "))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+        );
+        overall.tick();
+        Progress {
+            shared: Some(Arc::new(Shared {
+                multi,
+                overall,
+                not_done: Mutex::new(0),
+                name_width: AtomicUsize::new(0),
+            })),
+        }
+    }
+
+    /// A line for `name`, in phase [`Phase::Connecting`], until
+    /// [`HostProgress::done`].
+    pub fn host(&self, name: &str) -> HostProgress {
+        let Some(shared) = &self.shared else {
+            return HostProgress { line: None };
+        };
+        let name = one_line(name);
+        let len = name.chars().count();
+        let width = shared.name_width.fetch_max(len, Ordering::Relaxed).max(len);
+        let bar = shared.multi.add(
+            ProgressBar::new_spinner()
+                .with_style(
+                    ProgressStyle::with_template("  {spinner} {prefix} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                )
+                .with_prefix(format!("{name:<width$}"))
+                .with_message(Phase::Connecting.to_string()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        HostProgress {
+            line: Some(Line {
+                bar,
+                phase: Mutex::new(Phase::Connecting),
+                shared: Arc::clone(shared),
+            }),
+        }
+    }
+
+    /// Clear the display, so that the report prints on a clean screen;
+    /// nothing is drawn after this.
+    pub fn finish(&self) {
+        if let Some(shared) = &self.shared {
+            shared.overall.finish_and_clear();
+            // A failed clear leaves stray lines on a terminal that is going
+            // away anyway; the report matters more.
+            let _ = shared.multi.clear();
+            shared.multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+    }
+}
+
+/// One host's line. Dropping it without [`done`](HostProgress::done) (a task
+/// cancelled by its timeout) removes the line and counts the host as not done.
+pub struct HostProgress {
+    line: Option<Line>,
+}
+
+struct Line {
+    bar: ProgressBar,
+    phase: Mutex<Phase>,
+    shared: Arc<Shared>,
+}
+
+impl HostProgress {
+    /// Show `phase`; a new phase drops the previous phase's detail, the same
+    /// phase again keeps it.
+    pub fn phase(&self, phase: Phase) {
+        if let Some(line) = &self.line {
+            let mut current = line.phase.lock().unwrap_or_else(PoisonError::into_inner);
+            if *current != phase {
+                *current = phase;
+                line.bar.set_message(phase.to_string());
+            }
+        }
+    }
+
+    /// Text after the phase, e.g. `busy, retry 2/6` or the bytes uploaded.
+    pub fn detail(&self, text: &str) {
+        if let Some(line) = &self.line {
+            let phase = *line.phase.lock().unwrap_or_else(PoisonError::into_inner);
+            line.bar.set_message(format!("{phase}: {}", one_line(text)));
+        }
+    }
+
+    /// Remove the line and advance the overall bar.
+    pub fn done(mut self, status: Status) {
+        self.close(status.ok_for_exit());
+    }
+
+    fn close(&mut self, ok: bool) {
+        if let Some(line) = self.line.take() {
+            line.bar.finish_and_clear();
+            line.shared.multi.remove(&line.bar);
+            if !ok {
+                let mut n = (line.shared.not_done.lock()).unwrap_or_else(PoisonError::into_inner);
+                *n += 1;
+                line.shared.overall.set_message(format!(", {n} not done"));
+            }
+            line.shared.overall.inc(1);
+        }
+    }
+}
+
+impl Drop for HostProgress {
+    fn drop(&mut self) {
+        self.close(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hidden(total: usize) -> Progress {
+        Progress::with_target(total, ProgressDrawTarget::hidden())
+    }
+
+    #[test]
+    fn shareable_between_tasks() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        fn movable<T: Send + Sync + 'static>() {}
+        shareable::<Progress>();
+        movable::<HostProgress>();
+    }
+
+    #[test]
+    fn phases_read_as_lowercase_words() {
+        let cases = [
+            (Phase::Connecting, "connecting"),
+            (Phase::Verifying, "verifying"),
+            (Phase::Waiting, "waiting"),
+            (Phase::Uploading, "uploading"),
+            (Phase::Installing, "installing"),
+        ];
+        for (phase, word) in cases {
+            assert_eq!(phase.to_string(), word);
+        }
+    }
+
+    #[test]
+    fn disabled_does_nothing() {
+        let progress = Progress::new(3, false);
+        assert!(progress.shared.is_none());
+        let host = progress.host("web1");
+        assert!(host.line.is_none());
+        host.phase(Phase::Uploading);
+        host.detail("1 MiB of 10 MiB");
+        host.done(Status::Installed);
+        drop(progress.host("web2"));
+        progress.clone().finish();
+    }
+
+    #[test]
+    fn lines_show_phase_and_detail() {
+        let progress = hidden(1);
+        let host = progress.host("web1");
+        let line = host.line.as_ref().unwrap();
+        assert_eq!(line.bar.message(), "connecting");
+        host.phase(Phase::Waiting);
+        host.detail("busy, retry 2/6");
+        assert_eq!(line.bar.message(), "waiting: busy, retry 2/6");
+        host.phase(Phase::Waiting);
+        assert_eq!(line.bar.message(), "waiting: busy, retry 2/6");
+        host.phase(Phase::Uploading);
+        assert_eq!(line.bar.message(), "uploading");
+        host.detail("a\nb\x1b[2J");
+        assert_eq!(line.bar.message(), "uploading: a b [2J");
+        assert_eq!(line.bar.prefix(), "web1");
+        let longer = progress.host("web10");
+        assert_eq!(longer.line.as_ref().unwrap().bar.prefix(), "web10");
+        assert_eq!(
+            progress.host("db1").line.as_ref().unwrap().bar.prefix(),
+            "db1  "
+        );
+    }
+
+    #[test]
+    fn counts_hosts_done_from_many_threads() {
+        let progress = hidden(40);
+        let threads: Vec<_> = (0..40)
+            .map(|i| {
+                let progress = progress.clone();
+                std::thread::spawn(move || {
+                    let host = progress.host(&format!("web{i}"));
+                    host.phase(Phase::Installing);
+                    match i % 4 {
+                        0 => host.done(Status::Busy),
+                        1 => drop(host),
+                        2 => host.done(Status::Skipped),
+                        _ => host.done(Status::Installed),
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let shared = progress.shared.as_ref().unwrap();
+        assert_eq!(shared.overall.position(), 40);
+        assert_eq!(*shared.not_done.lock().unwrap(), 20);
+        assert_eq!(shared.overall.message(), ", 20 not done");
+        progress.finish();
+        assert!(shared.overall.is_finished());
+    }
+
+    #[test]
+    fn done_removes_the_line() {
+        let progress = hidden(2);
+        let host = progress.host("web1");
+        let bar = host.line.as_ref().unwrap().bar.clone();
+        host.done(Status::Installed);
+        assert!(bar.is_finished());
+        let shared = progress.shared.as_ref().unwrap();
+        assert_eq!(shared.overall.position(), 1);
+        assert_eq!(shared.overall.message(), "");
+    }
+}

@@ -1,0 +1,818 @@
+//! The result of a run (SPEC §7): the status each host ended in, the text
+//! report an operator reads, the JSON report scripts read, and the run record
+//! kept under `~/.local/state/swpush/runs/`.
+//!
+//! This module only presents results; it does not decide them (the fleet
+//! does) and it does not print (the command does, after the live
+//! [`progress`](crate::progress) display has been cleared).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// How one host ended. Every host ends in exactly one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Installed,
+    Upgraded,
+    Unchanged,
+    Removed,
+    RolledBack,
+    /// Policy said no (e.g. another version is installed); not an error.
+    Skipped,
+    /// The distribution right or the order check failed on the client.
+    Rejected,
+    /// Still busy after the retries.
+    Busy,
+    /// The operation failed; the previous release stays current.
+    Failed,
+    /// Connect, host key or login failed.
+    Unreachable,
+    /// No completion line within `--timeout`.
+    Timeout,
+    /// Never started (`--max-fail` or Ctrl-C).
+    NotAttempted,
+}
+
+impl Status {
+    /// Every status, in the order the summary lists them.
+    pub const ALL: [Status; 12] = [
+        Status::Installed,
+        Status::Upgraded,
+        Status::Unchanged,
+        Status::Removed,
+        Status::RolledBack,
+        Status::Skipped,
+        Status::Rejected,
+        Status::Busy,
+        Status::Failed,
+        Status::Unreachable,
+        Status::Timeout,
+        Status::NotAttempted,
+    ];
+
+    /// The operation succeeded on this host.
+    pub fn succeeded(self) -> bool {
+        matches!(
+            self,
+            Status::Installed
+                | Status::Upgraded
+                | Status::Unchanged
+                | Status::Removed
+                | Status::RolledBack
+        )
+    }
+
+    /// This host allows exit status 0: it succeeded or was skipped.
+    pub fn ok_for_exit(self) -> bool {
+        self.succeeded() || self == Status::Skipped
+    }
+}
+
+/// The status word of the report, the JSON and the client step's lines.
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Status::Installed => "installed",
+            Status::Upgraded => "upgraded",
+            Status::Unchanged => "unchanged",
+            Status::Removed => "removed",
+            Status::RolledBack => "rolled-back",
+            Status::Skipped => "skipped",
+            Status::Rejected => "rejected",
+            Status::Busy => "busy",
+            Status::Failed => "failed",
+            Status::Unreachable => "unreachable",
+            Status::Timeout => "timeout",
+            Status::NotAttempted => "not-attempted",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown host status `{0}` (expected one of: {list})", list = status_list())]
+pub struct UnknownStatus(pub String);
+
+fn status_list() -> String {
+    Status::ALL.map(|s| s.to_string()).join(", ")
+}
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.to_string() == word)
+            .ok_or_else(|| UnknownStatus(word.to_owned()))
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = Cow::<str>::deserialize(deserializer)?;
+        word.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One host's line of the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// The inventory name.
+    pub host: String,
+    pub address: String,
+    pub status: Status,
+    /// The version current before the run, when the client had one.
+    pub previous_version: Option<String>,
+    /// The version current after the run (`None` after a remove).
+    pub version: Option<String>,
+    /// Wall-clock time spent on this host.
+    #[serde(serialize_with = "millis")]
+    pub seconds: f64,
+    /// Connection attempts made.
+    pub attempts: u32,
+    /// Package bytes uploaded (0 when the client had it cached or declined).
+    pub bytes_sent: u64,
+    /// Why, in the client's or the controller's words; empty when nothing to say.
+    pub message: String,
+}
+
+impl HostReport {
+    /// A report with no versions, no time and no message yet.
+    pub fn new(host: impl Into<String>, address: impl Into<String>, status: Status) -> HostReport {
+        HostReport {
+            host: host.into(),
+            address: address.into(),
+            status,
+            previous_version: None,
+            version: None,
+            seconds: 0.0,
+            attempts: 0,
+            bytes_sent: 0,
+            message: String::new(),
+        }
+    }
+}
+
+/// Seconds to the millisecond: enough for a report, no float noise.
+fn millis<S: Serializer>(seconds: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((seconds * 1000.0).round() / 1000.0)
+}
+
+/// The package a run was about. `remove`, `rollback` and `status` know only
+/// the name; version and sha256 are then left out of the JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageInfo {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// A whole run: what was asked, when, and how each host ended.
+///
+/// Serializes as SPEC §7's JSON report (with the derived `summary`);
+/// deserializing a run record ignores the summary.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RunReport {
+    /// The command: `install`, `upgrade`, `rollback`, `remove`, `status`, `enroll`.
+    pub op: String,
+    /// `None` for commands that are not about one package (`status` with no name).
+    pub package: Option<PackageInfo>,
+    /// RFC 3339, e.g. from [`crate::order::rfc3339`].
+    pub started: String,
+    pub finished: String,
+    pub hosts: Vec<HostReport>,
+}
+
+/// The JSON shape of a [`RunReport`]: its fields plus the summary.
+#[derive(Serialize)]
+struct RunReportJson<'a> {
+    op: &'a str,
+    package: &'a Option<PackageInfo>,
+    started: &'a str,
+    finished: &'a str,
+    hosts: &'a [HostReport],
+    summary: IndexMap<Status, usize>,
+}
+
+impl Serialize for RunReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RunReportJson {
+            op: &self.op,
+            package: &self.package,
+            started: &self.started,
+            finished: &self.finished,
+            hosts: &self.hosts,
+            summary: self.summary(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl RunReport {
+    /// Hosts per status, in [`Status::ALL`] order, statuses with no host left out.
+    pub fn summary(&self) -> IndexMap<Status, usize> {
+        Status::ALL
+            .into_iter()
+            .map(|status| {
+                let count = self.hosts.iter().filter(|h| h.status == status).count();
+                (status, count)
+            })
+            .filter(|&(_, count)| count > 0)
+            .collect()
+    }
+
+    /// Every host succeeded or was skipped: exit status 0.
+    pub fn all_ok(&self) -> bool {
+        self.hosts.iter().all(|h| h.status.ok_for_exit())
+    }
+
+    /// The JSON report of SPEC §7, pretty-printed, without a final newline.
+    pub fn to_json(&self) -> String {
+        // Only string-keyed maps and plain values: serializing cannot fail.
+        serde_json::to_string_pretty(self).expect("a RunReport always serializes to JSON")
+    }
+
+    /// The text report, ending in a newline: the table (unless `quiet`), the
+    /// summary line, and the hosts that did not succeed, if any.
+    pub fn render_text(&self, quiet: bool) -> String {
+        let mut out = String::new();
+        if !quiet && !self.hosts.is_empty() {
+            out.push_str(&self.table());
+            out.push('\n');
+        }
+        out.push_str(&self.summary_line());
+        out.push('\n');
+        out.push_str(&self.not_done_block());
+        out
+    }
+
+    /// `12 hosts: 10 installed, 1 unchanged, 1 busy`.
+    pub fn summary_line(&self) -> String {
+        let counts: Vec<String> = self
+            .summary()
+            .iter()
+            .map(|(status, count)| format!("{count} {status}"))
+            .collect();
+        let hosts = plural(self.hosts.len(), "host");
+        if counts.is_empty() {
+            hosts
+        } else {
+            format!("{hosts}: {}", counts.join(", "))
+        }
+    }
+
+    fn table(&self) -> String {
+        let header = ["HOST", "STATUS", "VERSION", "SECONDS", "MESSAGE"].map(String::from);
+        let rows: Vec<[String; 5]> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                [
+                    one_line(&h.host).into_owned(),
+                    h.status.to_string(),
+                    version_change(h),
+                    seconds(h.seconds),
+                    one_line(&h.message).into_owned(),
+                ]
+            })
+            .collect();
+        let mut widths = [0; 5];
+        for row in std::iter::once(&header).chain(&rows) {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for [host, status, version, secs, message] in std::iter::once(&header).chain(&rows) {
+            let line = format!(
+                "{host:<w0$}  {status:<w1$}  {version:<w2$}  {secs:>w3$}  {message}",
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3],
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
+    /// host; empty when every host succeeded or was skipped.
+    fn not_done_block(&self) -> String {
+        let not_done: Vec<&HostReport> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.status.ok_for_exit())
+            .collect();
+        if not_done.is_empty() {
+            return String::new();
+        }
+        let what = match &self.package {
+            Some(p) => {
+                let name = one_line(&p.name);
+                match &p.version {
+                    Some(v) => format!(" — {name} {}", one_line(v)),
+                    None => format!(" — {name}"),
+                }
+            }
+            None => String::new(),
+        };
+        let mut out = format!(
+            "\nNot done{what} on {} of {}:\n",
+            not_done.len(),
+            plural(self.hosts.len(), "host")
+        );
+        let host_width = not_done.iter().map(|h| one_line(&h.host).chars().count());
+        let host_width = host_width.max().unwrap_or(0);
+        let status_width = not_done.iter().map(|h| h.status.to_string().len());
+        let status_width = status_width.max().unwrap_or(0);
+        for h in not_done {
+            let line = format!(
+                "  {:<host_width$}  {:<status_width$}  {}",
+                one_line(&h.host),
+                h.status,
+                one_line(&h.message)
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it did not change.
+fn version_change(h: &HostReport) -> String {
+    fn show(v: Option<&str>) -> Cow<'_, str> {
+        v.map_or(Cow::Borrowed("-"), one_line)
+    }
+    let (before, after) = (h.previous_version.as_deref(), h.version.as_deref());
+    if before == after {
+        show(after).into_owned()
+    } else {
+        format!("{} → {}", show(before), show(after))
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s.is_finite() && s >= 0.0 {
+        format!("{s:.1}")
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// Text from a client or an error on one line, with no terminal control
+/// sequences: control characters (newlines, escapes) become spaces.
+pub(crate) fn one_line(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        Cow::Owned(clean.trim().to_owned())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The controller's state directory: `$XDG_STATE_HOME` if set and absolute,
+/// else `$HOME/.local/state`; `None` when neither is usable.
+pub fn state_home() -> Option<PathBuf> {
+    state_home_from(
+        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
+fn state_home_from(xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    xdg_state_home.filter(|p| p.is_absolute()).or_else(|| {
+        home.filter(|p| p.is_absolute())
+            .map(|h| h.join(".local/state"))
+    })
+}
+
+/// Where run records are kept: `STATE_HOME/swpush/runs`.
+pub fn runs_dir(state_home: &Path) -> PathBuf {
+    state_home.join("swpush/runs")
+}
+
+/// Keep `report` as a run record: `STATE_HOME/swpush/runs/STARTED-OP-NAME.json`
+/// (colons in the time replaced by `-`; `-2`, `-3`, … appended when a record
+/// of that name exists). Directories are created 0700, the file 0600; an
+/// existing record is never overwritten. Returns the file written.
+pub fn save_run_record(report: &RunReport, state_home: &Path) -> io::Result<PathBuf> {
+    let dir = runs_dir(state_home);
+    DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    let mut stem = format!("{}-{}", file_part(&report.started), file_part(&report.op));
+    if let Some(package) = &report.package {
+        stem.push('-');
+        stem.push_str(&file_part(&package.name));
+    }
+    let json = report.to_json() + "\n";
+    for n in 1..=1000 {
+        let path = if n == 1 {
+            dir.join(format!("{stem}.json"))
+        } else {
+            dir.join(format!("{stem}-{n}.json"))
+        };
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(json.as_bytes())?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{}: too many run records named {stem}", dir.display()),
+    ))
+}
+
+/// A piece of a file name: anything but `[A-Za-z0-9._+-]` (colons, slashes)
+/// becomes `-`.
+fn file_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(
+        name: &str,
+        status: Status,
+        previous: Option<&str>,
+        version: Option<&str>,
+        seconds: f64,
+        message: &str,
+    ) -> HostReport {
+        HostReport {
+            previous_version: previous.map(String::from),
+            version: version.map(String::from),
+            seconds,
+            attempts: 1,
+            message: message.to_owned(),
+            ..HostReport::new(name, format!("192.0.2.{}", name.len()), status)
+        }
+    }
+
+    /// 5 hosts of an install of hello 1.2.0, two of which did not make it.
+    fn mixed() -> RunReport {
+        RunReport {
+            op: "install".to_owned(),
+            package: Some(PackageInfo {
+                name: "hello".to_owned(),
+                version: Some("1.2.0".to_owned()),
+                sha256: Some("ab".repeat(32)),
+            }),
+            started: "2026-11-24T10:00:00Z".to_owned(),
+            finished: "2026-11-24T10:01:02Z".to_owned(),
+            hosts: vec![
+                host("web1", Status::Installed, None, Some("1.2.0"), 1.84, ""),
+                host(
+                    "web2",
+                    Status::Busy,
+                    None,
+                    None,
+                    60.2,
+                    "still busy after 6 checks",
+                ),
+                host("web10", Status::Installed, None, Some("1.2.0"), 2.0, ""),
+                host(
+                    "db1",
+                    Status::Failed,
+                    Some("1.0.0"),
+                    Some("1.0.0"),
+                    3.26,
+                    "post_install exited 1\n1.0.0 stays current",
+                ),
+                host(
+                    "app1",
+                    Status::Unchanged,
+                    Some("1.2.0"),
+                    Some("1.2.0"),
+                    0.4,
+                    "",
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn status_words_round_trip() {
+        let words = [
+            (Status::Installed, "installed"),
+            (Status::Upgraded, "upgraded"),
+            (Status::Unchanged, "unchanged"),
+            (Status::Removed, "removed"),
+            (Status::RolledBack, "rolled-back"),
+            (Status::Skipped, "skipped"),
+            (Status::Rejected, "rejected"),
+            (Status::Busy, "busy"),
+            (Status::Failed, "failed"),
+            (Status::Unreachable, "unreachable"),
+            (Status::Timeout, "timeout"),
+            (Status::NotAttempted, "not-attempted"),
+        ];
+        assert_eq!(words.map(|(s, _)| s), Status::ALL);
+        for (status, word) in words {
+            assert_eq!(status.to_string(), word);
+            assert_eq!(word.parse::<Status>(), Ok(status));
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{word}\""));
+            assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+        }
+        for bad in ["", "Installed", "rolled_back", "ok"] {
+            let err = bad.parse::<Status>().unwrap_err();
+            assert!(err.to_string().contains("not-attempted"), "{err}");
+        }
+    }
+
+    #[test]
+    fn which_statuses_succeed_and_which_allow_exit_0() {
+        let ok: Vec<_> = Status::ALL.into_iter().filter(|s| s.succeeded()).collect();
+        assert_eq!(
+            ok,
+            [
+                Status::Installed,
+                Status::Upgraded,
+                Status::Unchanged,
+                Status::Removed,
+                Status::RolledBack
+            ]
+        );
+        let exit_0: Vec<_> = Status::ALL
+            .into_iter()
+            .filter(|s| s.ok_for_exit())
+            .collect();
+        assert_eq!(exit_0[..5], ok[..]);
+        assert_eq!(exit_0[5..], [Status::Skipped]);
+    }
+
+    #[test]
+    fn summary_counts_in_status_order_without_zeros() {
+        let summary: Vec<_> = mixed().summary().into_iter().collect();
+        assert_eq!(
+            summary,
+            [
+                (Status::Installed, 2),
+                (Status::Unchanged, 1),
+                (Status::Busy, 1),
+                (Status::Failed, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn all_ok_means_succeeded_or_skipped() {
+        let mut report = mixed();
+        assert!(!report.all_ok());
+        report.hosts.retain(|h| h.status.succeeded());
+        report.hosts.push(host(
+            "web3",
+            Status::Skipped,
+            Some("1.1"),
+            Some("1.1"),
+            0.3,
+            "",
+        ));
+        assert!(report.all_ok());
+        report.hosts.clear();
+        assert!(report.all_ok());
+    }
+
+    #[test]
+    fn text_report_table_summary_and_hosts_to_act_on() {
+        let text = mixed().render_text(false);
+        let expected = "\
+HOST   STATUS     VERSION    SECONDS  MESSAGE
+web1   installed  - → 1.2.0      1.8
+web2   busy       -             60.2  still busy after 6 checks
+web10  installed  - → 1.2.0      2.0
+db1    failed     1.0.0          3.3  post_install exited 1 1.0.0 stays current
+app1   unchanged  1.2.0          0.4
+
+5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed
+
+Not done — hello 1.2.0 on 2 of 5 hosts:
+  web2  busy    still busy after 6 checks
+  db1   failed  post_install exited 1 1.0.0 stays current
+";
+        assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
+    fn quiet_text_report_is_summary_and_hosts_to_act_on() {
+        let text = mixed().render_text(true);
+        assert!(!text.contains("HOST"), "{text}");
+        assert!(
+            text.starts_with("5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nNot done — hello 1.2.0 on 2 of 5 hosts:\n  web2  busy "),
+            "{text}"
+        );
+        let mut all_ok = mixed();
+        all_ok.hosts.retain(|h| h.status.succeeded());
+        assert_eq!(
+            all_ok.render_text(true),
+            "3 hosts: 2 installed, 1 unchanged\n"
+        );
+    }
+
+    #[test]
+    fn version_column() {
+        let cases = [
+            (None, Some("1.2.0"), "- → 1.2.0"),
+            (Some("1.0.0"), Some("1.2.0"), "1.0.0 → 1.2.0"),
+            (Some("1.2.0"), Some("1.2.0"), "1.2.0"),
+            (Some("1.2.0"), None, "1.2.0 → -"),
+            (None, None, "-"),
+        ];
+        for (before, after, shown) in cases {
+            let h = host("h", Status::Upgraded, before, after, 0.0, "");
+            assert_eq!(version_change(&h), shown, "{before:?} → {after:?}");
+        }
+    }
+
+    #[test]
+    fn client_text_cannot_break_lines_or_send_escapes() {
+        let mut report = mixed();
+        report.hosts[1].message = "line1\nline2\x1b[2J\r".to_owned();
+        report.hosts[1].previous_version = Some("1.0\x1b]0;x\x07".to_owned());
+        let text = report.render_text(false);
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+        assert!(text.contains("line1 line2 [2J\n"), "{text}");
+        assert_eq!(text.lines().count(), 12, "{text}");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["hosts"][1]["message"], "line1\nline2\x1b[2J\r");
+    }
+
+    #[test]
+    fn no_package_or_no_version_in_the_not_done_block() {
+        let mut report = mixed();
+        report.op = "remove".to_owned();
+        report.package = Some(PackageInfo {
+            name: "hello".to_owned(),
+            version: None,
+            sha256: None,
+        });
+        assert!(
+            report
+                .render_text(true)
+                .contains("\nNot done — hello on 2 of 5 hosts:\n")
+        );
+        report.package = None;
+        assert!(
+            report
+                .render_text(true)
+                .contains("\nNot done on 2 of 5 hosts:\n")
+        );
+        report.hosts.truncate(1);
+        report.hosts[0].status = Status::Unreachable;
+        assert_eq!(
+            report.render_text(true),
+            "1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
+        );
+    }
+
+    #[test]
+    fn json_report_has_the_spec_shape() {
+        let text = mixed().to_json();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 6, "{text}");
+        let at = |key: &str| text.find(&format!("\n  \"{key}\": ")).unwrap();
+        let keys = ["op", "package", "started", "finished", "hosts", "summary"];
+        assert!(keys.map(at).is_sorted(), "keys in SPEC order: {text}");
+        assert_eq!(json["op"], "install");
+        assert_eq!(
+            json["package"],
+            serde_json::json!({"name": "hello", "version": "1.2.0", "sha256": "ab".repeat(32)})
+        );
+        assert_eq!(json["started"], "2026-11-24T10:00:00Z");
+        assert_eq!(json["finished"], "2026-11-24T10:01:02Z");
+        assert_eq!(
+            json["hosts"][0],
+            serde_json::json!({
+                "host": "web1", "address": "192.0.2.4", "status": "installed",
+                "previous_version": null, "version": "1.2.0", "seconds": 1.84,
+                "attempts": 1, "bytes_sent": 0, "message": ""
+            })
+        );
+        assert_eq!(json["hosts"][3]["previous_version"], "1.0.0");
+        assert_eq!(json["hosts"][1]["version"], serde_json::Value::Null);
+        let compact = serde_json::to_string(&mixed()).unwrap();
+        assert!(
+            compact.ends_with(r#","summary":{"installed":2,"unchanged":1,"busy":1,"failed":1}}"#),
+            "{compact}"
+        );
+    }
+
+    #[test]
+    fn json_package_with_only_a_name_and_no_package() {
+        let mut report = mixed();
+        report.package = Some(PackageInfo {
+            name: "hello".to_owned(),
+            version: None,
+            sha256: None,
+        });
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["package"], serde_json::json!({"name": "hello"}));
+        report.package = None;
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["package"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn seconds_are_kept_to_the_millisecond() {
+        let mut report = mixed();
+        report.hosts[0].seconds = 1.234_567_8;
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["hosts"][0]["seconds"], 1.235);
+    }
+
+    #[test]
+    fn state_home_prefers_absolute_xdg_state_home() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        let cases = [
+            (p("/x/state"), p("/home/u"), p("/x/state")),
+            (p("relative"), p("/home/u"), p("/home/u/.local/state")),
+            (p(""), p("/home/u"), p("/home/u/.local/state")),
+            (None, p("/home/u"), p("/home/u/.local/state")),
+            (None, p(""), None),
+            (None, None, None),
+        ];
+        for (xdg, home, expected) in cases {
+            assert_eq!(
+                state_home_from(xdg.clone(), home.clone()),
+                expected,
+                "{xdg:?} {home:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn run_records_are_json_under_state_home_and_never_collide() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("swpush-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let report = mixed();
+        let first = save_run_record(&report, &root).unwrap();
+        let second = save_run_record(&report, &root).unwrap();
+        let dir = root.join("swpush/runs");
+        assert_eq!(first, dir.join("2026-11-24T10-00-00Z-install-hello.json"));
+        assert_ne!(first, second);
+        assert_eq!(second.parent(), Some(dir.as_path()));
+        for path in [&first, &second] {
+            let text = std::fs::read_to_string(path).unwrap();
+            let back: RunReport = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, report);
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.join("swpush")), 0o700);
+        assert_eq!(mode(&first), 0o600);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}

@@ -1,0 +1,325 @@
+//! How the controller drives the client step on one host: build the remote
+//! command, answer the step's challenge with a signed order, stream the
+//! package if (and only if) the step asks for it, and read the completion
+//! line. The step itself, and its line protocol, are documented in the
+//! header of `src/step/step.sh`; this side only follows it.
+
+use std::time::SystemTime;
+
+use russh::keys::PrivateKey;
+
+use crate::fleet::{Job, JobOutcome};
+use crate::inventory::Host;
+use crate::order::{Challenge, Op, Order, rfc3339};
+use crate::package::Package;
+use crate::progress::{HostProgress, Phase};
+use crate::report::Status;
+use crate::ssh::{Connection, Event, SshError};
+
+/// The shell the step needs, in the order `sh -c` will define it.
+const SCRIPT: &str = concat!(
+    include_str!("step/check_entries.sh"),
+    include_str!("step/step.sh")
+);
+
+/// Lines from the step longer than this are noise, not protocol.
+const MAX_LINE: usize = 4096;
+
+/// What one run of the step is asked to do; the same for every host.
+pub struct StepRequest {
+    pub op: Op,
+    pub package: Package,
+    pub force: bool,
+    pub allow_downgrade: bool,
+    pub key: PrivateKey,
+    /// Command-line defaults for hosts whose inventory does not set them.
+    pub busy_wait: u64,
+    pub busy_retries: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl Job for StepRequest {
+    async fn run(
+        &self,
+        connection: &Connection,
+        host: &Host,
+        progress: &HostProgress,
+    ) -> JobOutcome {
+        match run_step(connection, host, self, progress).await {
+            Ok(outcome) => outcome,
+            Err(StepError::Ssh(error)) => {
+                JobOutcome::status(Status::Failed, format!("connection lost: {error}"))
+            }
+            Err(StepError::Protocol(message)) => JobOutcome::status(Status::Failed, message),
+        }
+    }
+}
+
+/// The remote command that runs the step for `request` on `host`.
+pub fn remote_command(host: &Host, request: &StepRequest) -> String {
+    let args = [
+        request.op.as_str().to_owned(),
+        request.package.manifest.name.clone(),
+        host.paths.known_servers.clone(),
+        host.paths.prefix.clone(),
+        host.paths.state_dir.clone(),
+        host.paths.cache_dir.clone(),
+        host.keep_releases.to_string(),
+        host.busy_wait.unwrap_or(request.busy_wait).to_string(),
+        host.busy_retries
+            .unwrap_or(request.busy_retries)
+            .to_string(),
+        host.busy_check.clone().unwrap_or_default(),
+    ];
+    shell_command(host, SCRIPT, &args)
+}
+
+/// `/bin/sh -c 'SCRIPT' swpush-step 'ARG'...`, single-quoted for the login
+/// shell (POSIX quoting), through `sudo -n` for `become`.
+pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
+    let mut command = String::new();
+    if host.become_root {
+        command.push_str("sudo -n ");
+    }
+    command.push_str("/bin/sh -c ");
+    command.push_str(&quote(script));
+    command.push_str(" swpush-step");
+    for arg in args {
+        command.push(' ');
+        command.push_str(&quote(arg));
+    }
+    command
+}
+
+/// Runs a script that needs no input and ends with one `swpush done` line.
+pub async fn run_script(connection: &Connection, command: &str) -> JobOutcome {
+    let mut process = match connection.exec(command).await {
+        Ok(process) => process,
+        Err(error) => {
+            return JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
+        }
+    };
+    let _ = process.stdin().eof().await;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(event) = process.next_event().await {
+        match event {
+            Event::Stdout(data) => stdout.extend_from_slice(&data),
+            Event::Stderr(data) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&data),
+            Event::Lost(error) => {
+                return JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
+            }
+            _ => {}
+        }
+    }
+    let stdout = String::from_utf8_lossy(&stdout);
+    match stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("swpush done "))
+    {
+        Some(rest) => parse_done(rest, 0)
+            .unwrap_or_else(|e| JobOutcome::status(Status::Failed, e.to_string())),
+        None => {
+            let said = String::from_utf8_lossy(&stderr);
+            JobOutcome::status(
+                Status::Failed,
+                format!(
+                    "the remote command ended without a completion line: {}",
+                    said.trim().lines().last().unwrap_or("")
+                ),
+            )
+        }
+    }
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Runs the step on an open connection and returns its completion line.
+pub async fn run_step(
+    connection: &Connection,
+    host: &Host,
+    request: &StepRequest,
+    progress: &HostProgress,
+) -> Result<JobOutcome, StepError> {
+    let mut process = connection.exec(&remote_command(host, request)).await?;
+    let stdin = process.stdin();
+    let mut pending = Vec::new();
+    let mut stderr = Vec::new();
+    let mut bytes_sent = 0u64;
+    let mut exit = None;
+    loop {
+        let Some(event) = process.next_event().await else {
+            break;
+        };
+        match event {
+            Event::Stdout(data) => pending.extend_from_slice(&data),
+            Event::Stderr(data) => {
+                if stderr.len() < 64 * 1024 {
+                    stderr.extend_from_slice(&data);
+                }
+                continue;
+            }
+            Event::Exit(code) => {
+                exit = Some(code.to_string());
+                continue;
+            }
+            Event::Signal { name, .. } => {
+                exit = Some(format!("killed by SIG{name}"));
+                continue;
+            }
+            // The exit status, if any, follows.
+            Event::Eof => continue,
+            Event::Lost(error) => return Err(StepError::Ssh(error)),
+        }
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            let Some(words) = line.strip_prefix("swpush ") else {
+                continue;
+            };
+            let mut parts = words.splitn(2, ' ');
+            match (parts.next().unwrap_or(""), parts.next().unwrap_or("")) {
+                ("hello", rest) => {
+                    let order = order_for(host, request, rest)?;
+                    let (text, signature) = order
+                        .sign(&request.key)
+                        .map_err(|e| StepError::Protocol(e.to_string()))?;
+                    let framed =
+                        format!("swpush order {}\n{text}{signature}", text.lines().count());
+                    let framed = if framed.ends_with('\n') {
+                        framed
+                    } else {
+                        framed + "\n"
+                    };
+                    stdin.send(framed.as_bytes()).await?;
+                }
+                ("phase", rest) => match rest.split(' ').next() {
+                    Some("verifying") => progress.phase(Phase::Verifying),
+                    Some("waiting") => {
+                        progress.phase(Phase::Waiting);
+                        let retry = rest.trim_start_matches("waiting ").replace(' ', "/");
+                        progress.detail(&format!("busy, retry {retry}"));
+                    }
+                    _ => progress.phase(Phase::Installing),
+                },
+                ("need", size) => {
+                    if size.trim() != request.package.size.to_string() {
+                        return Err(StepError::Protocol(format!(
+                            "the client asked for {size} bytes, the package has {}",
+                            request.package.size
+                        )));
+                    }
+                    progress.phase(Phase::Uploading);
+                    bytes_sent += stdin
+                        .send_file(&request.package.path, request.package.size)
+                        .await?;
+                    stdin.eof().await?;
+                }
+                ("done", rest) => return parse_done(rest, bytes_sent),
+                _ => {}
+            }
+        }
+        if pending.len() > MAX_LINE {
+            pending.clear();
+        }
+    }
+    let said = String::from_utf8_lossy(&stderr);
+    let said = said.trim().lines().last().unwrap_or("").to_owned();
+    Err(StepError::Protocol(match exit {
+        Some(how) if !said.is_empty() => {
+            format!("the client step ended ({how}) without a completion line: {said}")
+        }
+        Some(how) => format!("the client step ended ({how}) without a completion line"),
+        None => "the connection closed before the client step finished".to_owned(),
+    }))
+}
+
+/// The signed order answering `swpush hello 1 CHALLENGE VERSION SHA256`.
+fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, StepError> {
+    let mut words = hello.split(' ');
+    if words.next() != Some("1") {
+        return Err(StepError::Protocol(format!(
+            "the client step speaks another protocol: {hello}"
+        )));
+    }
+    let challenge = words
+        .next()
+        .and_then(Challenge::parse)
+        .ok_or_else(|| StepError::Protocol("the client sent no usable challenge".into()))?;
+    let package = &request.package;
+    Ok(Order {
+        op: request.op,
+        package: package.manifest.name.clone(),
+        version: package.manifest.version.to_string(),
+        sha256: package.sha256.clone(),
+        size: package.size,
+        allow_downgrade: request.allow_downgrade,
+        force: request.force,
+        host: host.name.clone(),
+        challenge,
+        hooks: package.manifest.hooks.clone(),
+        issued: rfc3339(SystemTime::now()),
+    })
+}
+
+/// `STATUS PREVIOUS VERSION MESSAGE...` from the completion line.
+fn parse_done(rest: &str, bytes_sent: u64) -> Result<JobOutcome, StepError> {
+    let mut parts = rest.splitn(4, ' ');
+    let status = parts.next().unwrap_or("");
+    let status: Status = status.parse().map_err(|_| {
+        StepError::Protocol(format!("the client reported an unknown status `{status}`"))
+    })?;
+    let version = |v: Option<&str>| v.filter(|v| *v != "-" && !v.is_empty()).map(str::to_owned);
+    Ok(JobOutcome {
+        status,
+        previous_version: version(parts.next()),
+        version: version(parts.next()),
+        message: parts.next().unwrap_or("").trim().to_owned(),
+        bytes_sent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", quote("a 'b' $c \\d")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a 'b' $c \\d");
+    }
+
+    #[test]
+    fn reads_completion_lines() {
+        let done = parse_done("installed - 1.2.0 ", 10).unwrap();
+        assert_eq!(done.status, Status::Installed);
+        assert_eq!(
+            (done.previous_version, done.version.as_deref()),
+            (None, Some("1.2.0"))
+        );
+        let failed = parse_done(
+            "failed 1.0 1.2.0 post_install failed, 1.0 is current again: boom",
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            failed.message,
+            "post_install failed, 1.0 is current again: boom"
+        );
+        assert!(parse_done("exploded - -", 0).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+#!/bin/sh
+# swpush client step: runs on each client for one push, sent by the
+# controller over SSH as `/bin/sh -c '<check_entries.sh + this file>' swpush-step ARGS`.
+# POSIX sh (dash, busybox ash); needs tar, sha256sum (or shasum -a 256),
+# ssh-keygen >= 8.2 (OpenSSH), od, mktemp. Leaves nothing behind: every
+# temporary file is under one mktemp -d removed on exit.
+#
+# Arguments: OP NAME KNOWN_SERVERS PREFIX STATE_DIR CACHE_DIR KEEP_RELEASES
+#            BUSY_WAIT BUSY_RETRIES BUSY_CHECK
+#   NAME is the package the controller means; it is checked against the
+#   signed order, never trusted alone. BUSY_CHECK may be empty.
+#
+# Protocol. Lines this step prints on stdout, each starting with `swpush `
+# (anything else on stdout is noise the controller ignores):
+#   swpush hello 1 CHALLENGE CURRENT_VERSION CURRENT_SHA256
+#       first, before reading anything: a fresh random challenge (32 hex
+#       digits) and what is installed of NAME here (`-` when nothing).
+#   swpush phase verifying|waiting I N|installing
+#       progress, for the live display.
+#   swpush need SIZE
+#       the package is not cached here: send exactly SIZE bytes of it now.
+#   swpush done STATUS PREVIOUS VERSION MESSAGE...
+#       the one completion line; the step exits after it. STATUS is a
+#       report status (installed, unchanged, skipped, rejected, busy,
+#       failed); PREVIOUS and VERSION are `-` when there is none.
+# What the controller writes on stdin:
+#   `swpush order N`, then the N lines of the order text (src/order.rs),
+#   then the armored SSHSIG signature up to `-----END SSH SIGNATURE-----`;
+#   then, only after `swpush need SIZE`, SIZE bytes of package.
+#
+# The order is verified with `ssh-keygen -Y verify -f KNOWN_SERVERS -I NAME
+# -n swpush` (plus `-r revoked_servers` beside it when that file exists),
+# and must carry the challenge sent above: no captured order can be
+# replayed, and no clock is trusted. Nothing changes on this host before
+# that check passes, and no package byte is asked for before the decision.
+set -eu
+umask 022
+LC_ALL=C
+export LC_ALL
+
+op=$1 name=$2 known_servers=$3 prefix=$4 state_dir=$5 cache_dir=$6
+keep_releases=$7 busy_wait=$8 busy_retries=$9
+shift 9
+busy_check=${1:-}
+busy_file=/run/swpush/busy
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.XXXXXXXX")
+lock=
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    rm -rf "$work"
+    if [ -n "$lock" ]; then rm -rf "$lock"; fi
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+previous=-
+target=-
+
+# done STATUS MESSAGE: prints the completion line and ends the step.
+finish() {
+    message=$(printf '%s' "$2" | tr '\n\r\t' '   ')
+    echo "swpush done $1 $previous $target $message"
+    exit 0
+}
+
+# A hook's or tool's last output lines, as one line for a message.
+tail_of() {
+    tail -n 3 "$1" 2>/dev/null | tr '\n' ' ' | cut -c 1-300
+}
+
+sha256_of() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        sha256sum "$1" | cut -d ' ' -f 1
+    else
+        shasum -a 256 "$1" | cut -d ' ' -f 1
+    fi
+}
+
+# Field KEY of a `key value` file (the order, a state record).
+field() {
+    sed -n "s/^$1 //p" "$2" | head -n 1
+}
+
+state_file=$state_dir/packages/$name
+current_version=-
+current_sha=-
+if [ -f "$state_file" ]; then
+    current_version=$(field version "$state_file")
+    current_sha=$(field sha256 "$state_file")
+fi
+previous=$current_version
+
+challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+echo "swpush hello 1 $challenge $current_version $current_sha"
+
+# --- the order -------------------------------------------------------------
+IFS= read -r header || finish failed "the controller sent no order"
+case $header in
+    "swpush order "*) lines=${header#swpush order } ;;
+    *) finish rejected "the controller sent no order" ;;
+esac
+case $lines in
+    '' | *[!0-9]*) finish rejected "malformed order header" ;;
+esac
+[ "$lines" -le 64 ] || finish rejected "order too long"
+: >"$work/order"
+i=0
+while [ "$i" -lt "$lines" ]; do
+    IFS= read -r line || finish rejected "the order was cut short"
+    printf '%s\n' "$line" >>"$work/order"
+    i=$((i + 1))
+done
+: >"$work/order.sig"
+i=0
+while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$work/order.sig"
+    [ "$line" = "-----END SSH SIGNATURE-----" ] && break
+    i=$((i + 1))
+    [ "$i" -lt 64 ] || finish rejected "the order's signature is malformed"
+done
+
+echo "swpush phase verifying"
+if [ ! -e "$known_servers" ]; then
+    finish rejected "no $known_servers here: this host trusts no controller (grant one with swpush enroll)"
+fi
+[ -r "$known_servers" ] || finish rejected "cannot read $known_servers"
+command -v ssh-keygen >/dev/null 2>&1 ||
+    finish rejected "ssh-keygen is missing: OpenSSH 8.2 or newer is needed to verify orders"
+set -- -Y verify -f "$known_servers" -I "$name" -n swpush -s "$work/order.sig"
+revoked=$(dirname "$known_servers")/revoked_servers
+if [ -e "$revoked" ]; then set -- "$@" -r "$revoked"; fi
+if ! ssh-keygen "$@" <"$work/order" >"$work/verify.out" 2>&1; then
+    if grep -qi -e 'illegal option' -e 'unknown option' -e 'usage:' "$work/verify.out"; then
+        finish rejected "ssh-keygen is too old to verify orders: OpenSSH 8.2 or newer is needed"
+    fi
+    # ssh-keygen does not say why; a signature good without -r was revoked.
+    if [ -e "$revoked" ] && ssh-keygen -Y verify -f "$known_servers" -I "$name" -n swpush \
+        -s "$work/order.sig" <"$work/order" >/dev/null 2>&1; then
+        finish rejected "the controller's key is revoked here ($revoked)"
+    fi
+    finish rejected "the order is not signed by a key $known_servers trusts for package $name"
+fi
+[ "$(field format "$work/order")" = 1 ] || finish rejected "unknown order format"
+[ "$(field challenge "$work/order")" = "$challenge" ] ||
+    finish rejected "the order carries another challenge: a replayed or misdirected order"
+[ "$(field package "$work/order")" = "$name" ] || finish rejected "the order is for another package"
+[ "$(field op "$work/order")" = "$op" ] || finish rejected "the order is for another operation"
+
+version=$(field version "$work/order")
+sha256=$(field sha256 "$work/order")
+size=$(field size "$work/order")
+force=$(field force "$work/order")
+pre_install=$(field pre_install "$work/order")
+post_install=$(field post_install "$work/order")
+case $version in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
+case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
+target=$version
+
+# --- the decision ----------------------------------------------------------
+case $op in
+    install)
+        if [ "$current_version" = "$version" ]; then
+            if [ "$current_sha" = "$sha256" ]; then
+                finish unchanged "already current"
+            elif [ "$force" != true ]; then
+                finish skipped "$name $version is installed with other content: bump the version (or --force)"
+            fi
+        elif [ "$current_version" != - ]; then
+            target=$current_version
+            finish skipped "$name $current_version is installed: use swpush upgrade"
+        fi
+        ;;
+    *) finish rejected "this step cannot do $op" ;;
+esac
+
+# --- wait while busy -------------------------------------------------------
+mkdir -p "$state_dir" "$cache_dir"
+tries=0
+while :; do
+    reason=
+    if [ -e "$busy_file" ]; then
+        reason="$busy_file exists"
+    elif [ -n "$busy_check" ] && sh -c "$busy_check" </dev/null >/dev/null 2>&1; then
+        reason="busy_check says busy"
+    elif ! mkdir "$state_dir/lock" 2>/dev/null; then
+        holder=$(cat "$state_dir/lock/pid" 2>/dev/null || true)
+        if [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
+            rm -rf "$state_dir/lock" # its run died; take over
+            continue
+        fi
+        reason="another swpush run holds $state_dir/lock"
+    else
+        lock=$state_dir/lock
+        echo $$ >"$lock/pid"
+        break
+    fi
+    [ "$tries" -lt "$busy_retries" ] || finish busy "still busy after $tries retries: $reason"
+    tries=$((tries + 1))
+    echo "swpush phase waiting $tries $busy_retries"
+    sleep "$busy_wait"
+done
+
+# --- the package -----------------------------------------------------------
+cached=$cache_dir/$sha256
+package=
+received=
+if [ -f "$cached" ] && [ "$(wc -c <"$cached" | tr -d ' ')" = "$size" ] &&
+    [ "$(sha256_of "$cached")" = "$sha256" ]; then
+    package=$cached
+else
+    echo "swpush need $size"
+    head -c "$size" >"$work/package"
+    got=$(wc -c <"$work/package" | tr -d ' ')
+    [ "$got" = "$size" ] || finish rejected "received $got of $size bytes"
+    [ "$(sha256_of "$work/package")" = "$sha256" ] ||
+        finish rejected "the package received does not have the signed sha256"
+    package=$work/package
+    received=$package
+fi
+
+echo "swpush phase installing"
+tar_flags=
+case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
+    1f8b*) tar_flags=-z ;;
+    28b52ffd)
+        command -v zstd >/dev/null 2>&1 ||
+            finish failed "this host cannot read .tar.zst packages: install zstd or send .tar.gz"
+        zstd -dcq "$package" >"$work/package.tar" || finish failed "the zstd stream is corrupt"
+        package=$work/package.tar
+        ;;
+esac
+why=$(check_entries tar "$package" "$tar_flags") || finish rejected "package refused: $why"
+
+pkgdir=$prefix/$name
+release=$pkgdir/releases/$version
+stage=$pkgdir/releases/.$version.new.$$
+aside=$pkgdir/releases/.$version.old.$$
+mkdir -p "$pkgdir/releases"
+rm -rf "$stage"
+mkdir "$stage"
+# shellcheck disable=SC2086 # one flag or none
+if ! tar $tar_flags -xf "$package" -C "$stage" >"$work/tar.out" 2>&1; then
+    rm -rf "$stage"
+    finish failed "extraction failed: $(tail_of "$work/tar.out")"
+fi
+for hook in "$pre_install" "$post_install"; do
+    if [ "$hook" != - ] && { [ ! -f "$stage/$hook" ] || [ -L "$stage/$hook" ]; }; then
+        rm -rf "$stage"
+        finish rejected "hook $hook is not a regular file in the package"
+    fi
+done
+if [ -e "$release" ]; then mv "$release" "$aside"; fi
+mv "$stage" "$release"
+
+# Puts back what was there before this step touched the release directory.
+restore_release() {
+    rm -rf "$release"
+    if [ -e "$aside" ]; then mv "$aside" "$release"; fi
+}
+
+run_hook() { # run_hook HOOK: runs it in the release dir, output to $work/hook.out
+    (
+        cd "$release"
+        SWPUSH_OP=$op SWPUSH_PACKAGE=$name SWPUSH_VERSION=$version \
+            SWPUSH_PREVIOUS_VERSION=$(if [ "$previous" = - ]; then echo; else echo "$previous"; fi) \
+            SWPUSH_RELEASE_DIR=$release
+        export SWPUSH_OP SWPUSH_PACKAGE SWPUSH_VERSION SWPUSH_PREVIOUS_VERSION SWPUSH_RELEASE_DIR
+        exec /bin/sh "$1" </dev/null >"$work/hook.out" 2>&1
+    )
+}
+
+# Points `current` at releases/$1 (or removes it for `-`) in one rename.
+switch_to() {
+    if [ "$1" = - ]; then
+        rm -f "$pkgdir/current"
+    else
+        ln -s "releases/$1" "$pkgdir/.current.$$"
+        mv -T "$pkgdir/.current.$$" "$pkgdir/current"
+    fi
+}
+
+if [ "$pre_install" != - ] && ! run_hook "$pre_install"; then
+    restore_release
+    finish failed "pre_install failed, nothing changed: $(tail_of "$work/hook.out")"
+fi
+switch_to "$version"
+if [ "$post_install" != - ] && ! run_hook "$post_install"; then
+    switch_to "$previous"
+    restore_release
+    if [ "$previous" = - ]; then
+        finish failed "post_install failed, removed again: $(tail_of "$work/hook.out")"
+    fi
+    finish failed "post_install failed, $previous is current again: $(tail_of "$work/hook.out")"
+fi
+rm -rf "$aside"
+
+# --- record ----------------------------------------------------------------
+if [ -n "$received" ]; then
+    mv "$received" "$cached.$$" && mv "$cached.$$" "$cached"
+fi
+mkdir -p "$state_dir/packages"
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+printf 'version %s\nsha256 %s\nprevious %s\ninstalled %s\n' \
+    "$version" "$sha256" "$previous" "$now" >"$state_file.$$"
+mv "$state_file.$$" "$state_file"
+echo "$now $op $name $previous $version installed" >>"$state_dir/log"
+: "$keep_releases" # pruning old releases comes with upgrade
+finish installed ""

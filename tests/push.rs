@@ -1,0 +1,635 @@
+//! `swpush install` end to end: the real binary against real sshd hosts,
+//! the real client step under the hosts' /bin/sh (dash) and under busybox,
+//! with OpenSSH's own ssh-keygen deciding the distribution right.
+//!
+//! One fleet serves every test in this file; each test owns its hosts.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use support::{Fleet, SSH_PORT};
+use swpush::order::{Challenge, Op, Order};
+
+const HOSTS: &[&str] = &[
+    "ok1",
+    "ok2",
+    "ok3",
+    "nofile",
+    "otherkey",
+    "narrow",
+    "revoked",
+    "unknownkey",
+    "changedkey",
+    "hookfail",
+    "hookfresh",
+    "fresh",
+    "replay1",
+    "replay2",
+    "bb",
+];
+
+struct World {
+    fleet: Fleet,
+    key: PathBuf,
+    /// `* namespaces="swpush" ssh-ed25519 ...` for the distribution key.
+    trust_line: String,
+    hello: PathBuf,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let fleet = Fleet::start_named(HOSTS);
+        let key = fleet.dir().join("distribution_key");
+        let made = swpush(&fleet, &["keygen", "-o", key.to_str().unwrap()]);
+        assert!(made.status.success(), "{}", text(&made.stderr));
+        let trust_line = text(&made.stdout).lines().last().unwrap().to_owned();
+        let hello = fleet.dir().join("hello-1.0.0.tar.gz");
+        let packed = swpush(
+            &fleet,
+            &[
+                "pack",
+                &repo("packages/hello"),
+                "-o",
+                hello.to_str().unwrap(),
+            ],
+        );
+        assert!(packed.status.success(), "{}", text(&packed.stderr));
+        World {
+            fleet,
+            key,
+            trust_line,
+            hello,
+        }
+    })
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn swpush(fleet: &Fleet, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swpush"))
+        .args(args)
+        .env("HOME", fleet.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("SWPUSH_INVENTORY")
+        .env_remove("SWPUSH_KEY")
+        .output()
+        .expect("run swpush")
+}
+
+/// An inventory of some fleet hosts (by name), plus extra YAML host entries.
+fn inventory(world: &World, hosts: &[&str], extra: &str) -> PathBuf {
+    let fleet = &world.fleet;
+    let mut yaml = format!(
+        "defaults:\n  user: root\n  port: {SSH_PORT}\n  identity_file: \"{}\"\nhosts:\n",
+        fleet.login_key().display()
+    );
+    for name in hosts {
+        yaml += &format!("  {name}: {{address: {}}}\n", fleet.host(name).addr);
+    }
+    yaml += extra;
+    let path = fleet
+        .dir()
+        .join(format!("inventory-{}.yaml", hosts.join("-")));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn trust(world: &World, host: &str, line: &str) {
+    let path = world.fleet.host(host).path("/etc/swpush/known_servers");
+    std::fs::write(path, format!("{line}\n")).unwrap();
+}
+
+/// Runs `swpush install` with the JSON report; returns (exit code, report).
+fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "install",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--key",
+        world.key.to_str().unwrap(),
+        "--format",
+        "json",
+        "--connect-timeout",
+        "5",
+    ];
+    args.extend_from_slice(more);
+    args.push(package.to_str().unwrap());
+    let output = swpush(&world.fleet, &args);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn host_entry<'a>(report: &'a Value, host: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} not in {report:#}"))
+}
+
+fn status_of(report: &Value, host: &str) -> (String, String) {
+    let entry = host_entry(report, host);
+    (
+        entry["status"].as_str().unwrap().to_owned(),
+        entry["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn read_link(world: &World, host: &str, inside: &str) -> String {
+    std::fs::read_link(world.fleet.host(host).path(inside))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none())
+}
+
+#[test]
+fn installs_where_trusted_and_refuses_everyone_else() {
+    let world = world();
+    let fleet = &world.fleet;
+    for host in ["ok1", "ok2", "ok3", "unknownkey", "changedkey"] {
+        trust(world, host, &world.trust_line);
+    }
+    // Another controller's key, a key limited to other packages, a revoked key.
+    let stranger = fleet.dir().join("stranger_key");
+    assert!(
+        swpush(fleet, &["keygen", "-o", stranger.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let stranger_pub = std::fs::read_to_string(fleet.dir().join("stranger_key.pub")).unwrap();
+    trust(
+        world,
+        "otherkey",
+        &format!("* namespaces=\"swpush\" {}", stranger_pub.trim()),
+    );
+    trust(
+        world,
+        "narrow",
+        &world.trust_line.replacen('*', "web-*,db", 1),
+    );
+    trust(world, "revoked", &world.trust_line);
+    let public = std::fs::read_to_string(world.key.with_extension("pub")).unwrap_or_else(|_| {
+        std::fs::read_to_string(format!("{}.pub", world.key.display())).unwrap()
+    });
+    std::fs::write(
+        fleet.host("revoked").path("/etc/swpush/revoked_servers"),
+        &public,
+    )
+    .unwrap();
+
+    // Host keys: one unknown to the controller, one changed since it was recorded.
+    let known_hosts = fleet.dir().join("known_hosts-main");
+    let other_host_key = fleet.dir().join("other_host_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_host_key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = std::fs::read_to_string(other_host_key.with_extension("pub")).unwrap();
+    let mut lines = String::new();
+    for line in std::fs::read_to_string(fleet.known_hosts())
+        .unwrap()
+        .lines()
+    {
+        let unknown = format!("[{}]:{SSH_PORT} ", fleet.host("unknownkey").addr);
+        let changed = format!("[{}]:{SSH_PORT} ", fleet.host("changedkey").addr);
+        if line.starts_with(&unknown) {
+            continue;
+        } else if line.starts_with(&changed) {
+            lines += &format!(
+                "{changed}{}\n",
+                other
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        } else {
+            lines += &format!("{line}\n");
+        }
+    }
+    std::fs::write(&known_hosts, lines).unwrap();
+
+    let dead = format!("  dead: {{address: {}}}\n", fleet.dead_address());
+    let hosts = [
+        "ok1",
+        "ok2",
+        "ok3",
+        "nofile",
+        "otherkey",
+        "narrow",
+        "revoked",
+        "unknownkey",
+        "changedkey",
+    ];
+    let inv = inventory(world, &hosts, &dead);
+    let (code, report) = install(
+        world,
+        &inv,
+        &world.hello,
+        &["--known-hosts", known_hosts.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "some hosts did not succeed: {report:#}");
+
+    // The report follows SPEC §7.
+    assert_eq!(report["op"], "install");
+    assert_eq!(report["package"]["name"], "hello");
+    assert_eq!(report["package"]["version"], "1.0.0");
+    assert_eq!(report["package"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(report["started"].as_str().unwrap().ends_with('Z'));
+    assert!(report["finished"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(report["hosts"].as_array().unwrap().len(), 10);
+    assert_eq!(report["summary"]["installed"], 3);
+    assert_eq!(report["summary"]["rejected"], 4);
+    assert_eq!(report["summary"]["unreachable"], 3);
+
+    let size = std::fs::metadata(&world.hello).unwrap().len();
+    for host in ["ok1", "ok2", "ok3"] {
+        let entry = host_entry(&report, host);
+        assert_eq!(entry["status"], "installed", "{entry}");
+        assert_eq!(entry["previous_version"], Value::Null);
+        assert_eq!(entry["version"], "1.0.0");
+        assert_eq!(entry["bytes_sent"], size);
+        assert_eq!(entry["attempts"], 1);
+        assert_eq!(entry["address"], fleet.host(host).addr.to_string());
+        assert_eq!(
+            read_link(world, host, "/opt/swpush/hello/current"),
+            "releases/1.0.0"
+        );
+        let h = fleet.host(host);
+        assert!(
+            h.path("/opt/swpush/hello/releases/1.0.0/bin/hello")
+                .is_file()
+        );
+        let ran = fleet.ssh_ok(host, "/opt/swpush/hello/current/bin/hello");
+        assert_eq!(ran, "hello from swpush example package 1.0.0\n");
+        let hooks = std::fs::read_to_string(h.path("/opt/swpush/hello/hooks.log")).unwrap();
+        assert_eq!(
+            hooks,
+            "pre_install op=install package=hello version=1.0.0 previous= dir=/opt/swpush/hello/releases/1.0.0\n\
+             post_install op=install package=hello version=1.0.0 previous= dir=/opt/swpush/hello/releases/1.0.0\n"
+        );
+        assert!(
+            is_empty_dir(&h.path("/tmp")),
+            "{host}: the step left files in /tmp"
+        );
+        assert!(h.path("/var/lib/swpush/packages/hello").is_file());
+    }
+
+    let expectations = [
+        ("nofile", "rejected", "trusts no controller"),
+        ("otherkey", "rejected", "not signed by a key"),
+        ("narrow", "rejected", "not signed by a key"),
+        ("revoked", "rejected", "revoked"),
+        ("dead", "unreachable", ""),
+        ("unknownkey", "unreachable", "SHA256:"),
+        ("changedkey", "unreachable", "SHA256:"),
+    ];
+    for (host, status, says) in expectations {
+        let (got, message) = status_of(&report, host);
+        assert_eq!(got, status, "{host}: {message}");
+        assert!(
+            message.contains(says),
+            "{host}: `{message}` should say `{says}`"
+        );
+        assert_eq!(host_entry(&report, host)["bytes_sent"], 0, "{host}");
+        if host != "dead" {
+            let h = fleet.host(host);
+            assert!(
+                is_empty_dir(&h.path("/var/cache/swpush")),
+                "{host}: cache not empty"
+            );
+            assert!(is_empty_dir(&h.path("/tmp")), "{host}: tmp not empty");
+            assert!(
+                !h.path("/opt/swpush/hello").exists(),
+                "{host}: something was installed"
+            );
+        }
+    }
+    assert!(
+        !std::fs::read_to_string(&known_hosts)
+            .unwrap()
+            .contains(&fleet.host("unknownkey").addr.to_string()),
+        "an unknown host key is not recorded without --accept-new-host-keys"
+    );
+
+    // A second run changes nothing and uploads nothing.
+    let inv = inventory(world, &["ok1", "ok2", "ok3"], "");
+    let (code, again) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(code, 0, "{again:#}");
+    for host in ["ok1", "ok2", "ok3"] {
+        let entry = host_entry(&again, host);
+        assert_eq!(entry["status"], "unchanged");
+        assert_eq!(entry["bytes_sent"], 0);
+        assert_eq!(entry["previous_version"], "1.0.0");
+    }
+
+    // Every run is kept as the controller's record.
+    let runs = fleet.home().join(".local/state/swpush/runs");
+    assert!(std::fs::read_dir(&runs).unwrap().count() >= 2);
+}
+
+/// A copy of packages/hello whose post_install fails, same name and version.
+fn broken_hello(world: &World) -> PathBuf {
+    let dir = world.fleet.dir().join("broken-src");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(repo("packages/hello"))
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        dir.join("hooks/post.sh"),
+        "#!/bin/sh\necho starting the service\necho boom: port in use >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho broken\n").unwrap();
+    let out = world.fleet.dir().join("broken-hello.tar.gz");
+    let packed = swpush(
+        &world.fleet,
+        &["pack", dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
+    );
+    assert!(packed.status.success(), "{}", text(&packed.stderr));
+    out
+}
+
+#[test]
+fn a_failing_post_install_leaves_the_previous_release_current() {
+    let world = world();
+    let fleet = &world.fleet;
+    trust(world, "hookfail", &world.trust_line);
+    trust(world, "hookfresh", &world.trust_line);
+    let inv = inventory(world, &["hookfail"], "");
+    let (code, _) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(code, 0);
+    let broken = broken_hello(world);
+
+    // Same version, other content: refused without --force ...
+    let (code, report) = install(world, &inv, &broken, &[]);
+    assert_eq!(code, 0, "skipped is not a failure");
+    let (status, message) = status_of(&report, "hookfail");
+    assert_eq!(status, "skipped");
+    assert!(message.contains("bump the version"), "{message}");
+
+    // ... and with --force its failing post_install switches back.
+    let (code, report) = install(world, &inv, &broken, &["--force"]);
+    assert_eq!(code, 2);
+    let (status, message) = status_of(&report, "hookfail");
+    assert_eq!(status, "failed");
+    assert!(
+        message.contains("post_install failed, 1.0.0 is current again"),
+        "{message}"
+    );
+    assert!(
+        message.contains("boom: port in use"),
+        "hook output in the message: {message}"
+    );
+    assert_eq!(
+        read_link(world, "hookfail", "/opt/swpush/hello/current"),
+        "releases/1.0.0"
+    );
+    assert_eq!(
+        fleet.ssh_ok("hookfail", "/opt/swpush/hello/current/bin/hello"),
+        "hello from swpush example package 1.0.0\n"
+    );
+    let releases: Vec<_> =
+        std::fs::read_dir(fleet.host("hookfail").path("/opt/swpush/hello/releases"))
+            .unwrap()
+            .collect();
+    assert_eq!(releases.len(), 1, "no half-installed release left");
+
+    // On a fresh host the failed install is removed again.
+    let inv = inventory(world, &["hookfresh"], "");
+    let (code, report) = install(world, &inv, &broken, &[]);
+    assert_eq!(code, 2);
+    let (status, message) = status_of(&report, "hookfresh");
+    assert_eq!(
+        (status.as_str(), message.contains("removed again")),
+        ("failed", true),
+        "{message}"
+    );
+    let h = fleet.host("hookfresh");
+    assert!(!h.path("/opt/swpush/hello/current").exists());
+    assert!(is_empty_dir(&h.path("/opt/swpush/hello/releases")));
+    assert!(!h.path("/var/lib/swpush/packages/hello").exists());
+}
+
+#[test]
+fn enroll_grants_the_right_once_and_then_install_works() {
+    let world = world();
+    let fleet = &world.fleet;
+    let inv = inventory(world, &["fresh"], "");
+    let (_, report) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(status_of(&report, "fresh").0, "rejected");
+
+    let enroll = |expected: &str| {
+        let output = swpush(
+            fleet,
+            &[
+                "enroll",
+                "--inventory",
+                inv.to_str().unwrap(),
+                "--key",
+                world.key.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(status_of(&report, "fresh").0, expected, "{report:#}");
+    };
+    enroll("installed");
+    enroll("unchanged");
+    let known =
+        std::fs::read_to_string(fleet.host("fresh").path("/etc/swpush/known_servers")).unwrap();
+    assert_eq!(
+        known,
+        format!("{}\n", world.trust_line),
+        "one line, the one keygen printed"
+    );
+
+    let (code, report) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(
+        (code, status_of(&report, "fresh").0.as_str()),
+        (0, "installed"),
+        "{report:#}"
+    );
+}
+
+/// Drives the step by hand over `ssh`, as a controller would: answers the
+/// hello with `answer(challenge)`, sends the package when asked, and
+/// returns the completion line.
+fn drive(
+    world: &World,
+    host: &str,
+    command: &str,
+    answer: &mut dyn FnMut(&str) -> String,
+) -> String {
+    let mut child = world
+        .fleet
+        .ssh_command(host, command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut done = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("swpush hello 1 ") {
+            let challenge = rest.split(' ').next().unwrap();
+            let _ = stdin.write_all(answer(challenge).as_bytes());
+        } else if line.starts_with("swpush need ") {
+            stdin
+                .write_all(&std::fs::read(&world.hello).unwrap())
+                .unwrap();
+        } else if let Some(rest) = line.strip_prefix("swpush done ") {
+            done = rest.to_owned();
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    done
+}
+
+fn step_command(world: &World, host: &str) -> String {
+    let fleet = &world.fleet;
+    let inventory = swpush::inventory::load(
+        &inventory(world, &[host], ""),
+        &swpush::inventory::LoadContext {
+            home: Some(fleet.home().to_owned()),
+            local_user: "root".into(),
+        },
+    )
+    .unwrap();
+    let request = swpush::step::StepRequest {
+        op: Op::Install,
+        package: swpush::package::read(&world.hello).unwrap(),
+        force: false,
+        allow_downgrade: false,
+        key: swpush::key::load(&world.key).unwrap(),
+        busy_wait: 1,
+        busy_retries: 0,
+    };
+    swpush::step::remote_command(&inventory.hosts[0], &request)
+}
+
+/// A signed order and its signature for `challenge`, framed for the step.
+fn framed_order(world: &World, host: &str, challenge: &str) -> String {
+    let package = swpush::package::read(&world.hello).unwrap();
+    let order = Order {
+        op: Op::Install,
+        package: "hello".into(),
+        version: "1.0.0".into(),
+        sha256: package.sha256.clone(),
+        size: package.size,
+        allow_downgrade: false,
+        force: false,
+        host: host.into(),
+        challenge: Challenge::parse(challenge).unwrap(),
+        hooks: package.manifest.hooks.clone(),
+        issued: "2026-11-25T00:00:00Z".into(),
+    };
+    let (text, signature) = order.sign(&swpush::key::load(&world.key).unwrap()).unwrap();
+    format!("swpush order {}\n{text}{signature}", text.lines().count())
+}
+
+#[test]
+fn a_captured_order_cannot_be_replayed() {
+    let world = world();
+    trust(world, "replay1", &world.trust_line);
+    trust(world, "replay2", &world.trust_line);
+
+    let mut captured = String::new();
+    let done = drive(
+        world,
+        "replay1",
+        &step_command(world, "replay1"),
+        &mut |challenge| {
+            captured = framed_order(world, "replay1", challenge);
+            captured.clone()
+        },
+    );
+    assert!(done.starts_with("installed - 1.0.0"), "{done}");
+    std::fs::remove_dir_all(world.fleet.host("replay1").path("/opt/swpush/hello")).unwrap();
+    std::fs::remove_file(
+        world
+            .fleet
+            .host("replay1")
+            .path("/var/lib/swpush/packages/hello"),
+    )
+    .unwrap();
+
+    for host in ["replay1", "replay2"] {
+        let done = drive(world, host, &step_command(world, host), &mut |_| {
+            captured.clone()
+        });
+        assert!(done.starts_with("rejected"), "{host}: {done}");
+        assert!(done.contains("replayed"), "{host}: {done}");
+        assert!(
+            !world.fleet.host(host).path("/opt/swpush/hello").exists(),
+            "{host}"
+        );
+    }
+}
+
+#[test]
+fn the_step_runs_under_busybox_ash_with_busybox_tools() {
+    let world = world();
+    trust(world, "bb", &world.trust_line);
+    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
+    let command = step_command(world, "bb").replacen(
+        "/bin/sh -c ",
+        &format!(
+            "mkdir -p /opt/bb && for t in {tools}; do ln -sf /bin/busybox /opt/bb/$t; done; PATH=/opt/bb:$PATH busybox sh -c "
+        ),
+        1,
+    );
+    let done = drive(world, "bb", &command, &mut |challenge| {
+        framed_order(world, "bb", challenge)
+    });
+    assert!(done.starts_with("installed - 1.0.0"), "{done}");
+    assert_eq!(
+        read_link(world, "bb", "/opt/swpush/hello/current"),
+        "releases/1.0.0"
+    );
+    assert_eq!(
+        world
+            .fleet
+            .ssh_ok("bb", "/opt/swpush/hello/current/bin/hello"),
+        "hello from swpush example package 1.0.0\n"
+    );
+}
