@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs what the test suite needs on a Debian/Ubuntu machine: OpenSSH's
 # sshd (the tests start real sshd hosts), the shells and tar flavours the
-# client step must run under (dash, busybox), zstd, shellcheck. Idempotent
-# and quiet when everything is already there. Needs root (the test fleet
+# client step must run under (dash, busybox), zstd, shellcheck, sudo (for
+# `become: true` hosts). Idempotent and quiet when everything is already there. Needs root (the test fleet
 # does too: it uses mount namespaces).
 set -eu
 
@@ -10,7 +10,7 @@ missing=""
 for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
     /usr/bin/ssh-keygen:openssh-client /bin/dash:dash /bin/busybox:busybox \
     /usr/bin/zstd:zstd /usr/bin/shellcheck:shellcheck /usr/bin/unshare:util-linux \
-    /usr/bin/tar:tar; do
+    /usr/bin/tar:tar /usr/bin/sudo:sudo; do
     [ -x "${pair%%:*}" ] || missing="$missing ${pair#*:}"
 done
 

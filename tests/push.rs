@@ -31,6 +31,8 @@ const HOSTS: &[&str] = &[
     "replay1",
     "replay2",
     "bb",
+    "sudoer",
+    "nosudo",
 ];
 
 struct World {
@@ -632,4 +634,45 @@ fn the_step_runs_under_busybox_ash_with_busybox_tools() {
             .ssh_ok("bb", "/opt/swpush/hello/current/bin/hello"),
         "hello from swpush example package 1.0.0\n"
     );
+}
+
+#[test]
+fn become_runs_the_step_through_sudo_and_fails_clearly_without_it() {
+    let world = world();
+    let fleet = &world.fleet;
+    // A login user on each host (in the host's private /etc; home in its /opt);
+    // only `sudoer` may sudo without a password.
+    for host in ["sudoer", "nosudo"] {
+        fleet.ssh_ok(
+            host,
+            "useradd -M -d /opt/deployer -s /bin/sh -p '*' deployer",
+        );
+        trust(world, host, &world.trust_line);
+    }
+    fleet.ssh_ok(
+        "sudoer",
+        "mkdir -p /etc/sudoers.d && echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
+    );
+    let extra = format!(
+        "  sudoer: {{address: {}, user: deployer, become: true}}\n  nosudo: {{address: {}, user: deployer, become: true}}\n",
+        fleet.host("sudoer").addr,
+        fleet.host("nosudo").addr
+    );
+    let inv = inventory(world, &[], &extra);
+    let (code, report) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(status_of(&report, "sudoer").0, "installed", "{report:#}");
+    let installed = fleet
+        .host("sudoer")
+        .path("/opt/swpush/hello/releases/1.0.0/bin/hello");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(installed).unwrap().uid(),
+        0,
+        "installed as root through sudo"
+    );
+    let (status, message) = status_of(&report, "nosudo");
+    assert_eq!(status, "failed");
+    assert!(message.contains("password is required"), "{message}");
+    assert!(!fleet.host("nosudo").path("/opt/swpush/hello").exists());
 }
