@@ -341,6 +341,20 @@ fn installs_where_trusted_and_refuses_everyone_else() {
         "an unknown host key is not recorded without --accept-new-host-keys"
     );
 
+    // The steps are gone: no session or process is left on any host.
+    for host in hosts {
+        let h = fleet.host(host);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !h.session_pids().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(
+            h.session_pids(),
+            Vec::<u32>::new(),
+            "{host}: processes left behind"
+        );
+    }
+
     // A second run changes nothing and uploads nothing.
     let inv = inventory(world, &["ok1", "ok2", "ok3"], "");
     let (code, again) = install(world, &inv, &world.hello, &[]);
@@ -430,10 +444,45 @@ fn a_failing_post_install_leaves_the_previous_release_current() {
             .collect();
     assert_eq!(releases.len(), 1, "no half-installed release left");
 
-    // On a fresh host the failed install is removed again.
+    // On a fresh host the failed install is removed again. This run reads
+    // the text report, as an operator would, and keeps the JSON in a file.
     let inv = inventory(world, &["hookfresh"], "");
-    let (code, report) = install(world, &inv, &broken, &[]);
-    assert_eq!(code, 2);
+    let saved = fleet.dir().join("hookfresh-report.json");
+    let output = swpush(
+        fleet,
+        &[
+            "install",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--key",
+            world.key.to_str().unwrap(),
+            "--report",
+            saved.to_str().unwrap(),
+            broken.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let shown = text(&output.stdout);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines[0].starts_with("HOST") && lines[0].contains("STATUS"),
+        "{shown}"
+    );
+    assert!(
+        lines[1].starts_with("hookfresh") && lines[1].contains("failed"),
+        "{shown}"
+    );
+    assert!(lines.contains(&"1 host: 1 failed"), "{shown}");
+    let not_done = lines
+        .iter()
+        .position(|l| l.starts_with("Not done"))
+        .expect(&shown);
+    assert!(lines[not_done].contains("hello 1.0.0"), "{shown}");
+    assert!(
+        lines[not_done + 1].trim_start().starts_with("hookfresh"),
+        "{shown}"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     let (status, message) = status_of(&report, "hookfresh");
     assert_eq!(
         (status.as_str(), message.contains("removed again")),
