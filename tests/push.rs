@@ -239,18 +239,9 @@ fn installs_where_trusted_and_refuses_everyone_else() {
     std::fs::write(&known_hosts, lines).unwrap();
 
     let dead = format!("  dead: {{address: {}}}\n", fleet.dead_address());
-    let hosts = [
-        "ok1",
-        "ok2",
-        "ok3",
-        "nofile",
-        "otherkey",
-        "narrow",
-        "revoked",
-        "unknownkey",
-        "changedkey",
-    ];
-    let inv = inventory(world, &hosts, &dead);
+    // ok1 ... changedkey: the first nine hosts of the fleet.
+    let hosts = &HOSTS[..9];
+    let inv = inventory(world, hosts, &dead);
     let (code, report) = install(
         world,
         &inv,
@@ -342,7 +333,7 @@ fn installs_where_trusted_and_refuses_everyone_else() {
     );
 
     // The steps are gone: no session or process is left on any host.
-    for host in hosts {
+    for &host in hosts {
         let h = fleet.host(host);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !h.session_pids().is_empty() && std::time::Instant::now() < deadline {
