@@ -470,8 +470,9 @@ fn host_key_preference(recorded: &[Algorithm]) -> Vec<Algorithm> {
 }
 
 fn client_config(recorded: &[Algorithm]) -> client::Config {
-    // AES-GCM first: with AES-NI it is several times faster than
-    // chacha20-poly1305 (OpenSSH's first choice) on both ends.
+    // AES-GCM first: with AES-NI it costs both ends less CPU per byte than
+    // chacha20-poly1305 (OpenSSH's first choice); uploads measured 1.5-2x
+    // faster. The host's sshd, not this side, is the bottleneck.
     let ciphers = [
         cipher::AES_128_GCM,
         cipher::AES_256_GCM,
@@ -537,7 +538,8 @@ impl Connection {
     }
 
     /// Opens a session channel and runs `command` with the remote user's
-    /// login shell (`$SHELL -c command`), without a terminal.
+    /// login shell (as `shell -c command`), without a terminal. Several
+    /// commands may run on one connection, each on its own channel.
     pub async fn exec(&self, command: &str) -> Result<RemoteProcess, SshError> {
         let channel = self
             .handle

@@ -714,9 +714,13 @@ async fn upload_throughput() {
                 .iter()
                 .map(|h| {
                     let file = fs::File::open(&path).expect("open payload");
-                    fleet
-                        .ssh_command(&h.name, "cat > /tmp/upload-ssh")
-                        .args(["-c", cipher])
+                    let known = format!("UserKnownHostsFile={}", fleet.known_hosts().display());
+                    Command::new("ssh")
+                        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", &known])
+                        .args(["-c", cipher, "-p", &h.port.to_string(), "-i"])
+                        .arg(fleet.login_key())
+                        .arg(format!("root@{}", h.addr))
+                        .arg("cat > /tmp/upload-ssh")
                         .stdin(file)
                         .spawn()
                         .expect("ssh")
