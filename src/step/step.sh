@@ -56,6 +56,7 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The version current before and after this run, for the completion line.
 previous=-
 target=-
 
@@ -92,6 +93,7 @@ if [ -f "$state_file" ]; then
     current_sha=$(field sha256 "$state_file")
 fi
 previous=$current_version
+target=$current_version
 
 challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 echo "swpush hello 1 $challenge $current_version $current_sha"
@@ -157,7 +159,6 @@ pre_install=$(field pre_install "$work/order")
 post_install=$(field post_install "$work/order")
 case $version in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
 case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
-target=$version
 
 # --- the decision ----------------------------------------------------------
 case $op in
@@ -169,7 +170,6 @@ case $op in
                 finish skipped "$name $version is installed with other content: bump the version (or --force)"
             fi
         elif [ "$current_version" != - ]; then
-            target=$current_version
             finish skipped "$name $current_version is installed: use swpush upgrade"
         fi
         ;;
@@ -308,4 +308,5 @@ printf 'version %s\nsha256 %s\nprevious %s\ninstalled %s\n' \
 mv "$state_file.$$" "$state_file"
 echo "$now $op $name $previous $version installed" >>"$state_dir/log"
 : "$keep_releases" # pruning old releases comes with upgrade
+target=$version
 finish installed ""
