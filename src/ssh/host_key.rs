@@ -1,0 +1,329 @@
+//! Host keys: the check of the key a host offers against `known_hosts`, as
+//! OpenSSH's `StrictHostKeyChecking=yes` (or `accept-new`) does it, the
+//! recording of a new key, and the key types to ask for in the handshake.
+//! russh's connection callbacks live here because checking the key is
+//! their main job; why a connection ended is worded in the parent module.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use russh::client::{self, DisconnectReason};
+use russh::keys::known_hosts::known_host_keys_path;
+use russh::keys::{Algorithm, HashAlg, PublicKey, PublicKeyOrCertificate};
+
+use super::{ConnectOptions, Shared, SshError, one_line};
+use crate::inventory::Host;
+
+/// Serialises reading and appending `known_hosts` in this process, so that
+/// parallel connections with `accept_new_host_keys` neither interleave
+/// writes nor record the same host twice.
+static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
+
+/// russh's callbacks for one connection: checks the host key and records why
+/// it refused one (russh itself only reports "unknown key").
+pub(super) struct ClientHandler {
+    address: String,
+    port: u16,
+    known_hosts: PathBuf,
+    accept_new: bool,
+    shared: Arc<Shared>,
+    host_key_verdict: Arc<Mutex<Option<SshError>>>,
+}
+
+impl ClientHandler {
+    /// The handler for a connection to `host`; a refused host key's error
+    /// is left in `host_key_verdict`.
+    pub(super) fn new(
+        host: &Host,
+        options: &ConnectOptions,
+        shared: Arc<Shared>,
+        host_key_verdict: Arc<Mutex<Option<SshError>>>,
+    ) -> Self {
+        ClientHandler {
+            address: host.address.clone(),
+            port: host.port,
+            known_hosts: options.known_hosts.clone(),
+            accept_new: options.accept_new_host_keys,
+            shared,
+            host_key_verdict,
+        }
+    }
+
+    fn reject(&self, error: SshError) {
+        *self
+            .host_key_verdict
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(_) => {
+                self.reject(SshError::Protocol {
+                    target: self.shared.target.clone(),
+                    reason: "the host presented a host certificate, which is not supported".into(),
+                });
+                return Ok(false);
+            }
+        };
+        let check = HostKeyCheck {
+            address: self.address.clone(),
+            port: self.port,
+            known_hosts: self.known_hosts.clone(),
+            accept_new: self.accept_new,
+            target: self.shared.target.clone(),
+        };
+        let verdict = tokio::task::spawn_blocking(move || check.run(&key))
+            .await
+            .unwrap_or_else(|e| {
+                Err(SshError::KnownHosts {
+                    target: self.shared.target.clone(),
+                    path: self.known_hosts.clone(),
+                    reason: format!("checking the host key failed: {e}"),
+                })
+            });
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                self.reject(error);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        self.shared.record_disconnect(&reason);
+        match reason {
+            DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            DisconnectReason::Error(e) => Err(e),
+        }
+    }
+}
+
+/// One host-key check against `known_hosts`; blocking file I/O.
+struct HostKeyCheck {
+    address: String,
+    port: u16,
+    known_hosts: PathBuf,
+    accept_new: bool,
+    target: String,
+}
+
+impl HostKeyCheck {
+    fn run(&self, key: &PublicKey) -> Result<(), SshError> {
+        let _guard = KNOWN_HOSTS_LOCK
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let path = &self.known_hosts;
+        // russh treats an unreadable file as empty; only a missing one is.
+        if let Err(e) = std::fs::File::open(path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            return Err(self.file_error(format!("cannot read it: {e}")));
+        }
+        let changed = |line: usize| SshError::HostKeyChanged {
+            target: self.target.clone(),
+            key_type: key.algorithm().to_string(),
+            fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+            known_hosts: path.clone(),
+            line: real_line_number(path, line),
+        };
+        match russh::keys::check_known_hosts_path(&self.address, self.port, key, path) {
+            Ok(true) => Ok(()),
+            Err(russh::keys::Error::KeyChanged { line }) => Err(changed(line)),
+            Err(e) => Err(self.file_error(one_line(e))),
+            Ok(false) => {
+                // Only keys of other types are recorded. We prefer those in
+                // the handshake, so a host that no longer offers them has
+                // changed its keys: refuse rather than learn.
+                let recorded = known_host_keys_path(&self.address, self.port, path)
+                    .map_err(|e| self.file_error(one_line(e)))?;
+                if let Some((line, _)) = recorded.first() {
+                    return Err(changed(*line));
+                }
+                if !self.accept_new {
+                    return Err(SshError::HostKeyUnknown {
+                        target: self.target.clone(),
+                        key_type: key.algorithm().to_string(),
+                        fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+                        known_hosts: path.clone(),
+                    });
+                }
+                record_host_key(path, &self.address, self.port, key)
+                    .map_err(|e| self.file_error(format!("cannot record the key: {e}")))
+            }
+        }
+    }
+
+    fn file_error(&self, reason: String) -> SshError {
+        SshError::KnownHosts {
+            target: self.target.clone(),
+            path: self.known_hosts.clone(),
+            reason,
+        }
+    }
+}
+
+/// russh numbers `known_hosts` lines skipping comment lines; an operator
+/// needs the line an editor shows.
+fn real_line_number(path: &Path, russh_line: usize) -> usize {
+    let Ok(text) = std::fs::read(path) else {
+        return russh_line;
+    };
+    let mut counted = 0;
+    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.first() != Some(&b'#') {
+            counted += 1;
+            if counted == russh_line {
+                return index + 1;
+            }
+        }
+    }
+    russh_line
+}
+
+/// Appends `host`'s key to `known_hosts` in OpenSSH's form, creating the
+/// file (mode 0600) and missing parent directories (mode 0700) as OpenSSH
+/// does. Not russh's `learn_known_hosts_path`: that creates the file with
+/// the umask's mode and starts an empty file with a blank line.
+fn record_host_key(path: &Path, address: &str, port: u16, key: &PublicKey) -> io::Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    let key = key.to_openssh().map_err(io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    let mut line = String::new();
+    let size = file.seek(SeekFrom::End(0))?;
+    if size > 0 {
+        let mut last = [0];
+        file.seek(SeekFrom::End(-1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.push('\n');
+        }
+    }
+    if port == 22 {
+        line += &format!("{address} {key}\n");
+    } else {
+        line += &format!("[{address}]:{port} {key}\n");
+    }
+    file.write_all(line.as_bytes())
+}
+
+/// The types of the keys `known_hosts` records for `host`, to ask for first.
+pub(super) async fn recorded_key_types(host: &Host, known_hosts: &Path) -> Vec<Algorithm> {
+    let (address, port, path) = (host.address.clone(), host.port, known_hosts.to_owned());
+    // Errors here resurface, with their context, in the host-key check.
+    let recorded = tokio::task::spawn_blocking(move || known_host_keys_path(&address, port, &path))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    recorded.iter().map(|(_, k)| k.algorithm()).collect()
+}
+
+/// The host-key algorithms to ask for: those `known_hosts` already records
+/// for this host first (as OpenSSH does), so a host with several keys
+/// presents one we can check.
+pub(super) fn host_key_preference(recorded: &[Algorithm]) -> Vec<Algorithm> {
+    let same_family = |a: &Algorithm, b: &Algorithm| {
+        a == b || (matches!(a, Algorithm::Rsa { .. }) && matches!(b, Algorithm::Rsa { .. }))
+    };
+    let defaults = russh::Preferred::DEFAULT.key;
+    let (mut known, others): (Vec<Algorithm>, Vec<Algorithm>) = defaults
+        .iter()
+        .cloned()
+        .partition(|a| recorded.iter().any(|r| same_family(a, r)));
+    known.extend(others);
+    known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+
+    fn scratch_file(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("swpush-ssh-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("sub").join("known_hosts")
+    }
+
+    #[test]
+    fn recorded_keys_use_openssh_host_forms_and_are_found_again() {
+        let key = PublicKey::from_openssh(KEY).expect("test key");
+        let path = scratch_file("record");
+        record_host_key(&path, "web1", 22, &key).expect("record port 22");
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(&path).expect("read").trim_end(),
+        )
+        .expect("drop the final newline");
+        record_host_key(&path, "192.0.2.7", 2222, &key).expect("record port 2222");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, format!("web1 {KEY}\n[192.0.2.7]:2222 {KEY}\n"));
+        for (host, port) in [("web1", 22), ("192.0.2.7", 2222)] {
+            assert_eq!(
+                russh::keys::check_known_hosts_path(host, port, &key, &path).ok(),
+                Some(true),
+                "{host}:{port}"
+            );
+        }
+        let unknown = russh::keys::check_known_hosts_path("web1", 2222, &key, &path);
+        assert_eq!(unknown.ok(), Some(false));
+        if let Some(dir) = path.parent().and_then(Path::parent) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    #[test]
+    fn line_numbers_count_comment_lines() {
+        let path = scratch_file("lines");
+        let parent = path.parent().expect("parent");
+        std::fs::create_dir_all(parent).expect("mkdir");
+        std::fs::write(&path, "# one\na x y\n# three\n\nb x y\n").expect("write");
+        // russh's numbering skips comments: its 1st line is a, its 3rd is b.
+        assert_eq!(real_line_number(&path, 1), 2);
+        assert_eq!(real_line_number(&path, 3), 5);
+        assert_eq!(real_line_number(&path, 9), 9);
+        let _ = std::fs::remove_dir_all(parent.parent().expect("dir"));
+    }
+
+    #[test]
+    fn recorded_key_types_are_asked_for_first() {
+        let rsa = Algorithm::Rsa { hash: None };
+        let order = host_key_preference(std::slice::from_ref(&rsa));
+        assert!(matches!(order[0], Algorithm::Rsa { .. }), "{order:?}");
+        assert!(order.contains(&Algorithm::Ed25519));
+        assert_eq!(
+            host_key_preference(&[]),
+            russh::Preferred::DEFAULT.key.to_vec()
+        );
+    }
+}
