@@ -219,10 +219,11 @@ pub async fn run_step(
                         )));
                     }
                     progress.phase(Phase::Uploading);
+                    // stdin stays open: the step's watchdog takes its end
+                    // as "the controller is gone".
                     bytes_sent += stdin
                         .send_file(&request.package.path, request.package.size)
                         .await?;
-                    stdin.eof().await?;
                 }
                 ("done", rest) => return parse_done(rest, bytes_sent),
                 _ => {}

@@ -46,15 +46,29 @@ busy_file=/run/swpush/busy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.XXXXXXXX")
 lock=
+# What an interruption must undo: "" (nothing changed yet), staged (a
+# release dir was put in place), switched (`current` points at it too).
+undo=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+    trap '' HUP INT TERM PIPE
+    case $undo in
+        switched) switch_to "$previous" && restore_release ;;
+        staged) restore_release ;;
+    esac
+    # Hooks, their children and the watchdog share this process group.
+    kill -TERM 0 2>/dev/null
     rm -rf "$work"
     if [ -n "$lock" ]; then rm -rf "$lock"; fi
 }
 trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
+trap 'exit 141' PIPE
 trap 'exit 143' TERM
+# The controller's end of stdin, kept for the watchdog (an asynchronous
+# command would otherwise get /dev/null as its stdin).
+exec 3<&0
 
 # The version current before and after this run, for the completion line.
 previous=-
@@ -86,14 +100,22 @@ field() {
 }
 
 state_file=$state_dir/packages/$name
-current_version=-
-current_sha=-
-if [ -f "$state_file" ]; then
-    current_version=$(field version "$state_file")
-    current_sha=$(field sha256 "$state_file")
-fi
-previous=$current_version
-target=$current_version
+pkgdir=$prefix/$name
+# Reads what is installed: the state record is the commit point of every run.
+read_state() {
+    current_version=-
+    current_sha=-
+    current_post_install=-
+    if [ -f "$state_file" ]; then
+        current_version=$(field version "$state_file")
+        current_sha=$(field sha256 "$state_file")
+        current_post_install=$(field post_install "$state_file")
+        [ -n "$current_post_install" ] || current_post_install=-
+    fi
+    previous=$current_version
+    target=$current_version
+}
+read_state
 
 challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 echo "swpush hello 1 $challenge $current_version $current_sha"
@@ -161,20 +183,24 @@ case $version in '' | .* | */* | *..*) finish rejected "the order's version is m
 case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
 
 # --- the decision ----------------------------------------------------------
-case $op in
-    install)
-        if [ "$current_version" = "$version" ]; then
-            if [ "$current_sha" = "$sha256" ]; then
-                finish unchanged "already current"
-            elif [ "$force" != true ]; then
-                finish skipped "$name $version is installed with other content: bump the version (or --force)"
+decide() {
+    case $op in
+        install)
+            if [ "$current_version" = "$version" ]; then
+                if [ "$current_sha" = "$sha256" ]; then
+                    finish unchanged "already current"
+                elif [ "$force" != true ]; then
+                    finish skipped "$name $version is installed with other content: bump the version (or --force)"
+                fi
+            elif [ "$current_version" != - ]; then
+                finish skipped "$name $current_version is installed: use swpush upgrade"
             fi
-        elif [ "$current_version" != - ]; then
-            finish skipped "$name $current_version is installed: use swpush upgrade"
-        fi
-        ;;
-    *) finish rejected "this step cannot do $op" ;;
-esac
+            ;;
+        *) finish rejected "this step cannot do $op" ;;
+    esac
+}
+decide
+command -v tar >/dev/null 2>&1 || finish failed "tar is missing on this host"
 
 # --- wait while busy -------------------------------------------------------
 mkdir -p "$state_dir" "$cache_dir"
@@ -203,6 +229,40 @@ while :; do
     sleep "$busy_wait"
 done
 
+# --- repair what an interrupted run left, then decide again ----------------
+# Points `current` at releases/$1 (or removes it for `-`) in one rename.
+switch_to() {
+    if [ "$1" = - ]; then
+        rm -f "$pkgdir/current"
+    else
+        ln -s "releases/$1" "$pkgdir/.current.$$"
+        mv -T "$pkgdir/.current.$$" "$pkgdir/current"
+    fi
+}
+if [ -d "$pkgdir/releases" ]; then
+    for left in "$pkgdir"/releases/.*.old.*; do
+        [ -e "$left" ] || continue
+        kept=${left##*/.}
+        kept=${kept%.old.*}
+        rm -rf "${pkgdir:?}/releases/$kept"
+        mv "$left" "$pkgdir/releases/$kept"
+    done
+    rm -rf "$pkgdir"/releases/.*.new.* "$pkgdir"/.current.*
+fi
+read_state
+link=$(readlink "$pkgdir/current" 2>/dev/null || true)
+want=-
+[ "$current_version" = - ] || want=releases/$current_version
+if [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }; then
+    # A run was killed between switching and recording: undo its switch.
+    switch_to "$current_version"
+    case $link in
+        releases/*/* | *..*) ;;
+        releases/?*) rm -rf "${pkgdir:?}/$link" ;;
+    esac
+fi
+decide
+
 # --- the package -----------------------------------------------------------
 cached=$cache_dir/$sha256
 package=
@@ -221,6 +281,16 @@ else
     received=$package
 fi
 
+# From here on stdin carries nothing more: its end means the controller is
+# gone (timed out, interrupted, connection lost), and the step stops and
+# undoes what it started.
+step_pid=$$
+(
+    trap - EXIT HUP INT TERM PIPE
+    cat <&3 >/dev/null 2>&1
+    kill -TERM "$step_pid" 2>/dev/null
+) </dev/null >/dev/null 2>&1 &
+
 echo "swpush phase installing"
 tar_flags=
 case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
@@ -234,7 +304,6 @@ case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
 esac
 why=$(check_entries tar "$package" "$tar_flags") || finish rejected "package refused: $why"
 
-pkgdir=$prefix/$name
 release=$pkgdir/releases/$version
 stage=$pkgdir/releases/.$version.new.$$
 aside=$pkgdir/releases/.$version.old.$$
@@ -252,6 +321,7 @@ for hook in "$pre_install" "$post_install"; do
         finish rejected "hook $hook is not a regular file in the package"
     fi
 done
+undo=staged
 if [ -e "$release" ]; then mv "$release" "$aside"; fi
 mv "$stage" "$release"
 
@@ -261,41 +331,44 @@ restore_release() {
     if [ -e "$aside" ]; then mv "$aside" "$release"; fi
 }
 
-run_hook() { # run_hook HOOK: runs it in the release dir, output to $work/hook.out
+# run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
+# to $work/hook.out. In the background, so that a signal (the watchdog's)
+# interrupts the wait instead of waiting for the hook.
+run_hook() {
     (
-        cd "$release"
-        SWPUSH_OP=$op SWPUSH_PACKAGE=$name SWPUSH_VERSION=$version \
-            SWPUSH_PREVIOUS_VERSION=$(if [ "$previous" = - ]; then echo; else echo "$previous"; fi) \
-            SWPUSH_RELEASE_DIR=$release
+        cd "$2"
+        SWPUSH_OP=$1 SWPUSH_PACKAGE=$name SWPUSH_VERSION=$3 \
+            SWPUSH_PREVIOUS_VERSION=$(if [ "$4" = - ]; then echo; else echo "$4"; fi) \
+            SWPUSH_RELEASE_DIR=$2
         export SWPUSH_OP SWPUSH_PACKAGE SWPUSH_VERSION SWPUSH_PREVIOUS_VERSION SWPUSH_RELEASE_DIR
-        exec /bin/sh "$1" </dev/null >"$work/hook.out" 2>&1
-    )
+        exec /bin/sh "$5" </dev/null >"$work/hook.out" 2>&1
+    ) &
+    wait "$!"
 }
 
-# Points `current` at releases/$1 (or removes it for `-`) in one rename.
-switch_to() {
-    if [ "$1" = - ]; then
-        rm -f "$pkgdir/current"
-    else
-        ln -s "releases/$1" "$pkgdir/.current.$$"
-        mv -T "$pkgdir/.current.$$" "$pkgdir/current"
-    fi
-}
-
-if [ "$pre_install" != - ] && ! run_hook "$pre_install"; then
+if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
     restore_release
+    undo=
     finish failed "pre_install failed, nothing changed: $(tail_of "$work/hook.out")"
 fi
 switch_to "$version"
-if [ "$post_install" != - ] && ! run_hook "$post_install"; then
+undo=switched
+if [ "$post_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$post_install"; then
+    failure=$(tail_of "$work/hook.out")
     switch_to "$previous"
     restore_release
+    undo=
     if [ "$previous" = - ]; then
-        finish failed "post_install failed, removed again: $(tail_of "$work/hook.out")"
+        finish failed "post_install failed, removed again: $failure"
     fi
-    finish failed "post_install failed, $previous is current again: $(tail_of "$work/hook.out")"
+    # The previous release's post_install restores what pre_install stopped.
+    restored=
+    if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
+        ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$version" "$current_post_install"; then
+        restored=" (its post_install failed too: $(tail_of "$work/hook.out"))"
+    fi
+    finish failed "post_install failed, $previous is current again$restored: $failure"
 fi
-rm -rf "$aside"
 
 # --- record ----------------------------------------------------------------
 if [ -n "$received" ]; then
@@ -303,9 +376,12 @@ if [ -n "$received" ]; then
 fi
 mkdir -p "$state_dir/packages"
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-printf 'version %s\nsha256 %s\nprevious %s\ninstalled %s\n' \
-    "$version" "$sha256" "$previous" "$now" >"$state_file.$$"
+printf 'version %s\nsha256 %s\nprevious %s\ninstalled %s\npost_install %s\n' \
+    "$version" "$sha256" "$previous" "$now" "$post_install" >"$state_file.$$"
 mv "$state_file.$$" "$state_file"
+# Committed: from here an interruption leaves the new release in place.
+undo=
+rm -rf "$aside"
 echo "$now $op $name $previous $version installed" >>"$state_dir/log"
 : "$keep_releases" # pruning old releases comes with upgrade
 target=$version
