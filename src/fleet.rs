@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -23,6 +24,8 @@ pub struct JobOutcome {
     pub version: Option<String>,
     pub message: String,
     pub bytes_sent: u64,
+    /// Busy checks made, the first included.
+    pub attempts: u32,
 }
 
 impl JobOutcome {
@@ -33,6 +36,7 @@ impl JobOutcome {
             version: None,
             message: message.into(),
             bytes_sent: 0,
+            attempts: 1,
         }
     }
 }
@@ -64,18 +68,28 @@ pub async fn run_all<J: Job>(
     progress: Progress,
 ) -> Vec<HostReport> {
     let forks = Arc::new(Semaphore::new(limits.forks.max(1)));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let signals = tokio::spawn(watch_interrupts(stopping.clone()));
     let mut tasks = Vec::with_capacity(hosts.len());
     for host in hosts {
         let (name, address) = (host.name.clone(), host.address.clone());
-        let (job, connect, forks, progress) = (
+        let (job, connect, forks, progress, stopping) = (
             job.clone(),
             connect.clone(),
             forks.clone(),
             progress.clone(),
+            stopping.clone(),
         );
         let timeout = limits.timeout;
         let task = tokio::spawn(async move {
             let _permit = forks.acquire_owned().await;
+            if stopping.load(Ordering::SeqCst) {
+                let outcome = JobOutcome {
+                    attempts: 0,
+                    ..JobOutcome::status(Status::NotAttempted, "not started: interrupted")
+                };
+                return report(&host, outcome, Duration::ZERO);
+            }
             let started = Instant::now();
             let host_progress = progress.host(&host.name);
             let outcome = match tokio::time::timeout(
@@ -116,7 +130,34 @@ pub async fn run_all<J: Job>(
             }),
         }
     }
+    signals.abort();
     reports
+}
+
+/// First Ctrl-C (or SIGTERM): start no new host and let the ones in flight
+/// finish. Second: stop at once; clients whose controller vanished undo
+/// what they started (see the watchdog in `src/step/step.sh`).
+async fn watch_interrupts(stopping: Arc<AtomicBool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if stopping.swap(true, Ordering::SeqCst) {
+            eprintln!("swpush: interrupted again: stopping now");
+            std::process::exit(2);
+        }
+        eprintln!(
+            "swpush: interrupted: starting no new host, waiting for those in flight (interrupt again to stop at once)"
+        );
+    }
 }
 
 async fn run_one<J: Job>(
@@ -151,7 +192,7 @@ fn report(host: &Host, outcome: JobOutcome, elapsed: Duration) -> HostReport {
         previous_version: outcome.previous_version,
         version: outcome.version,
         seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
-        attempts: 1,
+        attempts: outcome.attempts,
         bytes_sent: outcome.bytes_sent,
         message: outcome.message,
     }

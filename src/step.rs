@@ -155,6 +155,7 @@ pub async fn run_step(
     let mut pending = Vec::new();
     let mut stderr = Vec::new();
     let mut bytes_sent = 0u64;
+    let mut attempts = 1u32;
     let mut exit = None;
     loop {
         let Some(event) = process.next_event().await else {
@@ -205,6 +206,7 @@ pub async fn run_step(
                 ("phase", rest) => match rest.split(' ').next() {
                     Some("verifying") => progress.phase(Phase::Verifying),
                     Some("waiting") => {
+                        attempts += 1;
                         progress.phase(Phase::Waiting);
                         let retry = rest.trim_start_matches("waiting ").replace(' ', "/");
                         progress.detail(&format!("busy, retry {retry}"));
@@ -225,7 +227,11 @@ pub async fn run_step(
                         .send_file(&request.package.path, request.package.size)
                         .await?;
                 }
-                ("done", rest) => return parse_done(rest, bytes_sent),
+                ("done", rest) => {
+                    let mut outcome = parse_done(rest, bytes_sent)?;
+                    outcome.attempts = attempts;
+                    return Ok(outcome);
+                }
                 _ => {}
             }
         }
@@ -286,6 +292,7 @@ fn parse_done(rest: &str, bytes_sent: u64) -> Result<JobOutcome, StepError> {
         version: version(parts.next()),
         message: parts.next().unwrap_or("").trim().to_owned(),
         bytes_sent,
+        attempts: 1,
     })
 }
 

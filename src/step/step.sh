@@ -44,7 +44,7 @@ shift 9
 busy_check=${1:-}
 busy_file=/run/swpush/busy
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.XXXXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.$$.XXXXXXXX")
 lock=
 # What an interruption must undo: "" (nothing changed yet), staged (a
 # release dir was put in place), switched (`current` points at it too).
@@ -249,6 +249,13 @@ if [ -d "$pkgdir/releases" ]; then
     done
     rm -rf "$pkgdir"/releases/.*.new.* "$pkgdir"/.current.*
 fi
+# Work dirs of steps that were killed outright (their pid is gone).
+for left in "${TMPDIR:-/tmp}"/swpush.*.*; do
+    pid=${left##*/swpush.}
+    pid=${pid%%.*}
+    case $pid in '' | *[!0-9]*) continue ;; esac
+    if [ "$left" != "$work" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$left"; fi
+done
 read_state
 link=$(readlink "$pkgdir/current" 2>/dev/null || true)
 want=-
