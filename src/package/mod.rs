@@ -160,6 +160,14 @@ fn check_archive(mut reader: impl Read) -> Result<Manifest, String> {
             tar::EntryType::Fifo => return Err(refuse("is a fifo".into())),
             other => return Err(refuse(format!("has an unsupported type ({other:?})"))),
         };
+        // Extracting as root keeps modes: a setuid bit would make a root
+        // program out of any file. A package that needs one sets it in a hook.
+        if entry.header().mode().map_err(corrupt)? & 0o6000 != 0 {
+            return Err(refuse(
+                "has a setuid or setgid bit; set such modes in a post_install hook if they are really needed"
+                    .into(),
+            ));
+        }
         let name = match normalize_name(&raw_name).map_err(refuse)? {
             Some(name) => name,
             None if kind == Kind::Dir => continue,

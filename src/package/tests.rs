@@ -41,6 +41,21 @@ fn tar_bytes(entries: &[Raw]) -> Vec<u8> {
     out
 }
 
+/// `archive` with one more regular file `name` of the given mode.
+fn with_mode(mut archive: Vec<u8>, name: &str, mode: u32) -> Vec<u8> {
+    archive.truncate(archive.len() - 1024);
+    let mut header = tar::Header::new_gnu();
+    header.set_path(name).unwrap();
+    header.set_size(2);
+    header.set_mode(mode);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    archive.extend_from_slice(header.as_bytes());
+    archive.extend_from_slice(b"x\n");
+    archive.resize(archive.len().div_ceil(512) * 512 + 1024, 0);
+    archive
+}
+
 /// The entries of a good package, to which a test adds one hostile entry.
 fn good_entries() -> Vec<Raw<'static>> {
     vec![
@@ -167,6 +182,16 @@ fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "fifo",
             with(Raw(b"fifo", FIFO, b"", b"")),
             "entry `fifo` is a fifo",
+        ),
+        (
+            "setuid",
+            with_mode(tar_bytes(&good_entries()), "bin/su", 0o4755),
+            "entry `bin/su` has a setuid or setgid bit",
+        ),
+        (
+            "setgid",
+            with_mode(tar_bytes(&good_entries()), "bin/sg", 0o2755),
+            "entry `bin/sg` has a setuid or setgid bit",
         ),
         (
             "newline",
@@ -493,6 +518,8 @@ fn client_check_agrees_with_the_controller() {
         "arrow",
         "duplicate",
         "under-file",
+        "setuid",
+        "setgid",
     ];
     let mut archives: Vec<(String, Vec<u8>, bool)> = hostile_archives()
         .into_iter()

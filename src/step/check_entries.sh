@@ -9,7 +9,8 @@
 #   line naming the first offending entry and returns 1 when an entry is not
 #   a regular file, directory or relative symlink that stays inside, when a
 #   name is absolute, has `..`, a control character, a backslash or ` -> `,
-#   appears twice or lies below a symlink or file, or when tar says anything
+#   appears twice or lies below a symlink or file, has a setuid or setgid
+#   bit, or when tar says anything
 #   at all on stderr (busybox strips a leading `/` with only a warning).
 #   Works with GNU tar and busybox tar, under dash and busybox ash.
 check_entries() {
@@ -38,6 +39,7 @@ check_entries() {
             if (substr(raw, 1, 1) == "/") refuse("is an absolute path")
             if (substr(raw, 1, 1) == " ") refuse("starts with a space")
             type = substr($0, 1, 1)
+            if (substr($0, 4, 1) ~ /[sS]/ || substr($0, 7, 1) ~ /[sS]/) refuse("has a setuid or setgid bit")
             if ($0 !~ /^[-dl][-rwxsStT][-rwxsStT][-rwxsStT][-rwxsStT][-rwxsStT][-rwxsStT][-rwxsStT][-rwxsStT][-rwxsStT] /) {
                 if (type == "h") refuse("is a hard link")
                 refuse("is not a regular file, directory or symlink")
