@@ -166,14 +166,7 @@ async fn run_one<J: Job>(
     connect: &ConnectOptions,
     progress: &HostProgress,
 ) -> JobOutcome {
-    if let Some(jump) = &host.proxy_jump {
-        return JobOutcome::status(
-            Status::Unreachable,
-            format!(
-                "reached through jump host {jump}, which swpush does not support yet; not connecting directly"
-            ),
-        );
-    }
+    // A host behind a jump host fails in Connection::connect, never connecting directly.
     progress.phase(Phase::Connecting);
     let connection = match Connection::connect(host, connect).await {
         Ok(connection) => connection,

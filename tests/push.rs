@@ -716,3 +716,19 @@ fn become_runs_the_step_through_sudo_and_fails_clearly_without_it() {
     assert!(message.contains("password is required"), "{message}");
     assert!(!fleet.host("nosudo").path("/opt/swpush/hello").exists());
 }
+
+#[test]
+fn a_host_behind_a_jump_host_is_never_reached_directly() {
+    let world = world();
+    let fleet = &world.fleet;
+    let extra = format!(
+        "  jumped: {{address: {}, proxy_jump: bastion.example}}\n",
+        fleet.host("ok3").addr
+    );
+    let inv = inventory(world, &[], &extra);
+    let (code, report) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(code, 2);
+    let (status, message) = status_of(&report, "jumped");
+    assert_eq!(status, "unreachable");
+    assert!(message.contains("not connecting directly"), "{message}");
+}

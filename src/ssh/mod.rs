@@ -121,7 +121,9 @@ pub enum SshError {
         reason: String,
     },
     /// The host names a jump host; connecting directly instead is not an option.
-    #[error("{target} is reached through proxy_jump {jump}, which swpush does not support yet")]
+    #[error(
+        "{target} is reached through proxy_jump {jump}, which swpush does not support yet; not connecting directly"
+    )]
     ProxyJumpUnsupported { target: String, jump: String },
     /// The SSH handshake failed (no common algorithm, bad signature, ...).
     #[error("SSH handshake with {target} failed: {reason}")]
