@@ -3,8 +3,9 @@
 //! A version is compared segment by segment (segments split on `.`), numbers
 //! as numbers, so `1.10 > 1.9`. A pre-release, the part after the first `-`,
 //! sorts before the release it precedes: `1.9-rc1 < 1.9`. The full rule, with
-//! examples, is in `docs/versions.md`; the client step (`src/step/step.sh`)
-//! never orders versions itself, the controller decides and signs.
+//! examples, is in `docs/versions.md`. The client step applies the same rule
+//! (`src/step/version.sh`, cross-checked below) to enforce the signed
+//! upgrade policy itself.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -195,6 +196,91 @@ mod tests {
     fn equal_only_when_spelled_the_same() {
         assert_eq!(v("1.2.0").cmp(&v("1.2.0")), Ordering::Equal);
         assert_ne!(v("1.0").cmp(&v("1.0.0")), Ordering::Equal);
+    }
+
+    /// The client's `version_cmp` (src/step/version.sh) orders every pair as
+    /// this module does, under dash and busybox ash (mawk and busybox awk).
+    #[test]
+    fn the_client_orders_versions_the_same_way() {
+        let versions = [
+            "1",
+            "1.0",
+            "1.0.0",
+            "1.01",
+            "1.1",
+            "1.2",
+            "1.2.1",
+            "1.9",
+            "1.9-rc1",
+            "1.9-rc2",
+            "1.9-rc10",
+            "1.9-alpha",
+            "1.9a",
+            "1.10",
+            "1.a",
+            "2",
+            "10",
+            "2024.01.15",
+            "2024.1.16",
+            "1.0-",
+            "1.2.0+build.5",
+            "99999999999999999999998",
+            "99999999999999999999999",
+            "0.9",
+        ];
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/step/version.sh");
+        let mut pairs = String::new();
+        let mut expected = String::new();
+        for a in versions {
+            for b in versions {
+                pairs.push_str(&format!("{a} {b}\n"));
+                expected.push(match v(a).cmp(&v(b)) {
+                    Ordering::Less => '<',
+                    Ordering::Equal => '=',
+                    Ordering::Greater => '>',
+                });
+                expected.push('\n');
+            }
+        }
+        // busybox's own awk, found first on PATH.
+        let tools = std::env::temp_dir().join(format!("swpush-bb-awk-{}", std::process::id()));
+        std::fs::create_dir_all(&tools).unwrap();
+        let _ = std::os::unix::fs::symlink("/bin/busybox", tools.join("awk"));
+        for shell in [&["dash"][..], &["busybox", "sh"]] {
+            let awk_path = if shell[0] == "busybox" {
+                format!("PATH={}:$PATH;", tools.display())
+            } else {
+                String::new()
+            };
+            let mut child = std::process::Command::new(shell[0])
+                .args(&shell[1..])
+                .arg("-c")
+                .arg(format!(
+                    ". {script}; {awk_path} while read -r a b; do version_cmp \"$a\" \"$b\"; done"
+                ))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(pairs.as_bytes())
+                .unwrap();
+            let output = child.wait_with_output().unwrap();
+            let got = String::from_utf8_lossy(&output.stdout);
+            for ((pair, want), got) in pairs.lines().zip(expected.lines()).zip(got.lines()) {
+                assert_eq!(got, want, "{pair} under {shell:?}");
+            }
+            assert_eq!(
+                got.lines().count(),
+                versions.len() * versions.len(),
+                "{shell:?}"
+            );
+        }
+        std::fs::remove_dir_all(tools).unwrap();
     }
 
     #[test]
