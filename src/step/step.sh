@@ -86,7 +86,7 @@ tail_of() {
     tail -n 3 "$1" 2>/dev/null | tr '\n' ' ' | cut -c 1-300
 }
 
-sha256_of() {
+sha256_of() { # FILE, or - for stdin
     if command -v sha256sum >/dev/null 2>&1; then
         sha256sum "$1" | cut -d ' ' -f 1
     else
@@ -279,10 +279,11 @@ if [ -f "$cached" ] && [ "$(wc -c <"$cached" | tr -d ' ')" = "$size" ] &&
     package=$cached
 else
     echo "swpush need $size"
-    head -c "$size" >"$work/package"
+    # Hashed while it arrives: one pass over the bytes, not two.
+    got_sha=$(head -c "$size" | tee "$work/package" | sha256_of -)
     got=$(wc -c <"$work/package" | tr -d ' ')
     [ "$got" = "$size" ] || finish rejected "received $got of $size bytes"
-    [ "$(sha256_of "$work/package")" = "$sha256" ] ||
+    [ "$got_sha" = "$sha256" ] ||
         finish rejected "the package received does not have the signed sha256"
     package=$work/package
     received=$package
