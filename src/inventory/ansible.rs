@@ -16,7 +16,7 @@ use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
 use super::native::check_name;
-use super::vars::{Source, Vars, check_values};
+use super::vars::{Source, Vars, check_endpoint, check_values};
 use super::{InventoryError, RawHost, RawInventory};
 
 #[derive(Deserialize, Default)]
@@ -221,6 +221,8 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
     let mut out = Vars::default();
     let vars = vars.unwrap_or_default();
     let mut keep = None;
+    let mut endpoint: [Option<Spanned<String>>; 2] = [None, None];
+    let mut port = None;
     let mut paths: BTreeMap<&str, Spanned<String>> = BTreeMap::new();
     for (key, value) in &vars {
         let at = |expected: &str| {
@@ -229,13 +231,17 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
         let text = || text_of(&value.value).ok_or_else(|| at("text"));
         let number = || int_of(&value.value).ok_or_else(|| at("a whole number"));
         match key.as_str() {
-            "ansible_host" | "ansible_ssh_host" => out.address = Some(text()?),
-            "ansible_port" | "ansible_ssh_port" => {
-                out.port = Some(
-                    u16::try_from(number()?).map_err(|_| at("a whole number from 0 to 65535"))?,
-                )
+            "ansible_host" | "ansible_ssh_host" => {
+                endpoint[0] = Some(Spanned::new(text()?, value.referenced, value.defined));
             }
-            "ansible_user" | "ansible_ssh_user" => out.user = Some(text()?),
+            "ansible_port" | "ansible_ssh_port" => {
+                let n =
+                    u16::try_from(number()?).map_err(|_| at("a whole number from 0 to 65535"))?;
+                port = Some(Spanned::new(n, value.referenced, value.defined));
+            }
+            "ansible_user" | "ansible_ssh_user" => {
+                endpoint[1] = Some(Spanned::new(text()?, value.referenced, value.defined));
+            }
             "ansible_ssh_private_key_file" | "identity_file" => out.identity_file = Some(text()?),
             "ansible_become" | "become" => {
                 out.become_root = Some(bool_of(&value.value).ok_or_else(|| at("true or false"))?)
@@ -258,6 +264,16 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
             _ => {}
         }
     }
+    check_endpoint(
+        source,
+        endpoint[0].as_ref(),
+        endpoint[1].as_ref(),
+        port.as_ref(),
+    )?;
+    let [address, user] = endpoint;
+    out.address = address.map(|s| s.value);
+    out.user = user.map(|s| s.value);
+    out.port = port.map(|s| s.value);
     check_values(
         source,
         keep.as_ref(),

@@ -8,7 +8,7 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
-use super::vars::{Source, Vars, check_values};
+use super::vars::{Source, Vars, check_endpoint, check_values};
 use super::{InventoryError, RawHost, RawInventory};
 
 #[derive(Deserialize)]
@@ -28,8 +28,8 @@ struct NativeFile {
 #[serde(deny_unknown_fields)]
 struct VarsYaml {
     address: Option<Spanned<String>>,
-    port: Option<u16>,
-    user: Option<String>,
+    port: Option<Spanned<u16>>,
+    user: Option<Spanned<String>>,
     identity_file: Option<String>,
     #[serde(rename = "become")]
     become_root: Option<bool>,
@@ -67,6 +67,12 @@ impl VarsYaml {
                 "`hosts` belongs in a group; a host's settings cannot list hosts",
             ));
         }
+        check_endpoint(
+            source,
+            self.address.as_ref(),
+            self.user.as_ref(),
+            self.port.as_ref(),
+        )?;
         check_values(
             source,
             self.keep_releases.as_ref(),
@@ -79,8 +85,8 @@ impl VarsYaml {
         )?;
         Ok(Vars {
             address: self.address.map(|s| s.value),
-            port: self.port,
-            user: self.user,
+            port: self.port.map(|s| s.value),
+            user: self.user.map(|s| s.value),
             identity_file: self.identity_file,
             become_root: self.become_root,
             proxy_jump: self.proxy_jump,

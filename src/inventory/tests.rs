@@ -158,6 +158,18 @@ fn every_mistake_is_one_located_line() {
             "hosts:\n  'web*': {}\n",
             "hosts.yaml:2:3: host name `web*` may not",
         ),
+        (
+            "hosts:\n  a: {address: \"-oProxyCommand=x\"}\n",
+            "hosts.yaml:2:16: `address` must be non-empty",
+        ),
+        (
+            "hosts:\n  a: {user: \"root\\nx\"}\n",
+            "hosts.yaml:2:13: `user` must be non-empty",
+        ),
+        (
+            "hosts:\n  a: {port: 0}\n",
+            "hosts.yaml:2:13: `port` must be from 1 to 65535",
+        ),
         ("hosts:\n  all: {}\n", "hosts.yaml:2:3: `all` is reserved"),
         ("hosts: {}\n", "hosts.yaml: the inventory lists no hosts"),
         ("", "hosts.yaml: the inventory is empty"),

@@ -58,6 +58,39 @@ impl Vars {
     }
 }
 
+/// Checks what names the connection: an address or user that an SSH
+/// command line or a report could misread (spaces, control characters, a
+/// leading `-`), and port 0.
+pub fn check_endpoint(
+    source: &Source,
+    address: Option<&Spanned<String>>,
+    user: Option<&Spanned<String>>,
+    port: Option<&Spanned<u16>>,
+) -> Result<(), InventoryError> {
+    for (key, value) in [("address", address), ("user", user)] {
+        if let Some(value) = value {
+            let text = &value.value;
+            let bad = text.is_empty()
+                || text.starts_with('-')
+                || text.chars().any(|c| c.is_whitespace() || c.is_control());
+            if bad {
+                return Err(source.error_at(
+                    &value.referenced,
+                    &format!(
+                        "`{key}` must be non-empty, without spaces or control characters, and not start with `-`, got {text:?}"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(port) = port
+        && port.value == 0
+    {
+        return Err(source.error_at(&port.referenced, "`port` must be from 1 to 65535"));
+    }
+    Ok(())
+}
+
 /// Checks the values whose type alone does not make them valid.
 pub fn check_values(
     source: &Source,

@@ -7,6 +7,7 @@
 //! [`manifest`]. Nothing here connects to a host.
 
 pub mod entries;
+mod framing;
 pub mod manifest;
 pub mod pack;
 
@@ -129,9 +130,15 @@ fn check_archive(mut reader: impl Read) -> Result<Manifest, String> {
     if &first[257..262] != b"ustar" {
         return Err("is not a tar archive (nor a gzip or zstd compressed one)".into());
     }
+    let problem = std::rc::Rc::new(std::cell::RefCell::new(None));
     let mut counted = Counting {
-        inner: std::io::Cursor::new(first).chain(reader),
+        inner: framing::Framing::new(std::io::Cursor::new(first).chain(reader), problem.clone()),
         count: 0,
+    };
+    // Errors the framing check raised come back wrapped by the tar crate.
+    let corrupt = |error: std::io::Error| match problem.borrow().clone() {
+        Some(problem) => problem,
+        None => corrupt(error),
     };
     let mut archive = tar::Archive::new(&mut counted);
     let mut set = EntrySet::default();
@@ -186,10 +193,10 @@ fn check_archive(mut reader: impl Read) -> Result<Manifest, String> {
             if size > manifest::MAX_MANIFEST_BYTES {
                 return Err(format!("{MANIFEST} is larger than 64 KiB"));
             }
-            let mut text = String::new();
-            entry
-                .read_to_string(&mut text)
-                .map_err(|_| format!("{MANIFEST} is not UTF-8 text"))?;
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(corrupt)?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| format!("{MANIFEST} is not UTF-8 text"))?;
             manifest_text = Some(text);
         } else {
             // Reading every byte finds a truncated or corrupt stream here,

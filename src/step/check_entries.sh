@@ -23,11 +23,6 @@ check_entries() {
         rm -rf "$ce_dir"
         return 1
     fi
-    if [ -s "$ce_dir/err" ]; then
-        echo "tar warns about the package: $(head -n 1 "$ce_dir/err")"
-        rm -rf "$ce_dir"
-        return 1
-    fi
     ce_status=0
     awk -v names="$ce_dir/names" '
         function refuse(why) { print "entry `" raw "` " why; failed = 1; exit 1 }
@@ -102,6 +97,12 @@ check_entries() {
             }
         }
     ' "$ce_dir/long" || ce_status=1
+    # Checked after the entries, so that a refusal names the entry where the
+    # listing shows it; any warning at all is a refusal.
+    if [ "$ce_status" = 0 ] && [ -s "$ce_dir/err" ]; then
+        echo "tar warns about the package: $(head -n 1 "$ce_dir/err")"
+        ce_status=1
+    fi
     rm -rf "$ce_dir"
     return "$ce_status"
 }
