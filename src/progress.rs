@@ -159,11 +159,12 @@ impl HostProgress {
         }
     }
 
-    /// Text after the phase, e.g. `busy, retry 2/6` or the bytes uploaded.
+    /// Text after the phase, e.g. `waiting (busy, try 2/6)`.
     pub fn detail(&self, text: &str) {
         if let Some(line) = &self.line {
             let phase = *line.phase.lock().unwrap_or_else(PoisonError::into_inner);
-            line.bar.set_message(format!("{phase}: {}", one_line(text)));
+            line.bar
+                .set_message(format!("{phase} ({})", one_line(text)));
         }
     }
 
@@ -242,14 +243,14 @@ mod tests {
         let line = host.line.as_ref().unwrap();
         assert_eq!(line.bar.message(), "connecting");
         host.phase(Phase::Waiting);
-        host.detail("busy, retry 2/6");
-        assert_eq!(line.bar.message(), "waiting: busy, retry 2/6");
+        host.detail("busy, try 2/6");
+        assert_eq!(line.bar.message(), "waiting (busy, try 2/6)");
         host.phase(Phase::Waiting);
-        assert_eq!(line.bar.message(), "waiting: busy, retry 2/6");
+        assert_eq!(line.bar.message(), "waiting (busy, try 2/6)");
         host.phase(Phase::Uploading);
         assert_eq!(line.bar.message(), "uploading");
         host.detail("a\nb\x1b[2J");
-        assert_eq!(line.bar.message(), "uploading: a b [2J");
+        assert_eq!(line.bar.message(), "uploading (a b [2J)");
         assert_eq!(line.bar.prefix(), "web1");
         let longer = progress.host("web10");
         assert_eq!(longer.line.as_ref().unwrap().bar.prefix(), "web10");

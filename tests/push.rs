@@ -417,6 +417,16 @@ fn a_failing_post_install_leaves_the_previous_release_current() {
         message.contains("post_install failed, 1.0.0 is current again"),
         "{message}"
     );
+    let hooks = std::fs::read_to_string(fleet.host("hookfail").path("/opt/swpush/hello/hooks.log"))
+        .unwrap();
+    assert!(
+        hooks
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("post_install op=rollback package=hello version=1.0.0"),
+        "the previous release's post_install ran again to restore the environment:\n{hooks}"
+    );
     assert!(
         message.contains("boom: port in use"),
         "hook output in the message: {message}"
