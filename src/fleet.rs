@@ -73,16 +73,19 @@ pub async fn run_all<J: Job>(
     let mut tasks = Vec::with_capacity(hosts.len());
     for host in hosts {
         let (name, address) = (host.name.clone(), host.address.clone());
-        let (job, connect, forks, progress, stopping) = (
+        // Hosts start in inventory order: the permit is taken here, one host
+        // after the other, not inside the tasks, which would race for it
+        // (with --forks 1 the third host could go first).
+        let permit = forks.clone().acquire_owned().await;
+        let (job, connect, progress, stopping) = (
             job.clone(),
             connect.clone(),
-            forks.clone(),
             progress.clone(),
             stopping.clone(),
         );
         let timeout = limits.timeout;
         let task = tokio::spawn(async move {
-            let _permit = forks.acquire_owned().await;
+            let _permit = permit;
             if stopping.load(Ordering::SeqCst) {
                 let outcome = JobOutcome {
                     attempts: 0,

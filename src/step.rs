@@ -161,26 +161,7 @@ pub async fn run_step(
         let Some(event) = process.next_event().await else {
             break;
         };
-        match event {
-            Event::Stdout(data) => pending.extend_from_slice(&data),
-            Event::Stderr(data) => {
-                if stderr.len() < 64 * 1024 {
-                    stderr.extend_from_slice(&data);
-                }
-                continue;
-            }
-            Event::Exit(code) => {
-                exit = Some(code.to_string());
-                continue;
-            }
-            Event::Signal { name, .. } => {
-                exit = Some(format!("killed by SIG{name}"));
-                continue;
-            }
-            // The exit status, if any, follows.
-            Event::Eof => continue,
-            Event::Lost(error) => return Err(StepError::Ssh(error)),
-        }
+        absorb(event, &mut pending, &mut stderr, &mut exit)?;
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let line = String::from_utf8_lossy(&line[..end]).into_owned();
@@ -223,9 +204,25 @@ pub async fn run_step(
                     progress.phase(Phase::Uploading);
                     // stdin stays open: the step's watchdog takes its end
                     // as "the controller is gone".
-                    bytes_sent += stdin
-                        .send_file(&request.package.path, request.package.size)
-                        .await?;
+                    let upload = stdin.send_file(&request.package.path, request.package.size);
+                    tokio::pin!(upload);
+                    // The channel is watched while sending: russh waits for
+                    // window space forever when the connection dies (or the
+                    // step ends) with the window used up, so a cut mid-upload
+                    // would otherwise hang until --timeout.
+                    loop {
+                        tokio::select! {
+                            sent = &mut upload => {
+                                bytes_sent += sent?;
+                                break;
+                            }
+                            event = process.next_event() => match event {
+                                Some(event) => absorb(event, &mut pending, &mut stderr, &mut exit)?,
+                                // Closed: the loop above ends at its next event.
+                                None => break,
+                            },
+                        }
+                    }
                 }
                 ("done", rest) => {
                     let mut outcome = parse_done(rest, bytes_sent)?;
@@ -248,6 +245,30 @@ pub async fn run_step(
         Some(how) => format!("the client step ended ({how}) without a completion line"),
         None => "the connection closed before the client step finished".to_owned(),
     }))
+}
+
+/// Takes in one event of the step: output is kept (stdout for its lines),
+/// the exit status noted; a lost connection is the error.
+fn absorb(
+    event: Event,
+    pending: &mut Vec<u8>,
+    stderr: &mut Vec<u8>,
+    exit: &mut Option<String>,
+) -> Result<(), StepError> {
+    match event {
+        Event::Stdout(data) => pending.extend_from_slice(&data),
+        Event::Stderr(data) => {
+            if stderr.len() < 64 * 1024 {
+                stderr.extend_from_slice(&data);
+            }
+        }
+        Event::Exit(code) => *exit = Some(code.to_string()),
+        Event::Signal { name, .. } => *exit = Some(format!("killed by SIG{name}")),
+        // The exit status, if any, follows.
+        Event::Eof => {}
+        Event::Lost(error) => return Err(StepError::Ssh(error)),
+    }
+    Ok(())
 }
 
 /// The signed order answering `swpush hello 1 CHALLENGE VERSION SHA256`.

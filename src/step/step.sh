@@ -77,6 +77,13 @@ target=-
 # done STATUS MESSAGE: prints the completion line and ends the step.
 finish() {
     message=$(printf '%s' "$2" | tr '\n\r\t' '   ')
+    # Free the lock and the work dir before the completion line, not after
+    # it in the EXIT trap: once the controller has the line, the next run
+    # may start at once and must not find this one's lock still held.
+    if [ -z "$undo" ]; then
+        rm -rf "$work"
+        if [ -n "$lock" ]; then rm -rf "$lock" && lock=; fi
+    fi
     echo "swpush done $1 $previous $target $message"
     exit 0
 }
@@ -199,7 +206,21 @@ decide() {
         *) finish rejected "this step cannot do $op" ;;
     esac
 }
-decide
+# Whether a killed run left a state the repair below must undo first (a
+# release put aside or staged, a `current` the record does not name): the
+# first decision would judge that half-done state, and an `unchanged` or
+# `skipped` would end the run before the repair.
+interrupted() {
+    link=$(readlink "$pkgdir/current" 2>/dev/null || true)
+    want=-
+    [ "$current_version" = - ] || want=releases/$current_version
+    if [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }; then return 0; fi
+    for left in "$pkgdir"/releases/.*.old.* "$pkgdir"/releases/.*.new.*; do
+        if [ -e "$left" ]; then return 0; fi
+    done
+    return 1
+}
+interrupted || decide
 command -v tar >/dev/null 2>&1 || finish failed "tar is missing on this host"
 
 # --- wait while busy -------------------------------------------------------
@@ -323,6 +344,11 @@ if ! tar $tar_flags -xf "$package" -C "$stage" >"$work/tar.out" 2>&1; then
     rm -rf "$stage"
     finish failed "extraction failed: $(tail_of "$work/tar.out")"
 fi
+# Whatever owners and modes a foreign archive carried, nobody but root may
+# change what root will run: owned by root, not writable by group or others.
+# (A step run without root owns the files anyway; then this changes nothing.)
+chown -hR 0:0 "$stage" 2>/dev/null || true
+chmod -R go-w "$stage"
 for hook in "$pre_install" "$post_install"; do
     if [ "$hook" != - ] && { [ ! -f "$stage/$hook" ] || [ -L "$stage/$hook" ]; }; then
         rm -rf "$stage"

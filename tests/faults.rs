@@ -1,0 +1,1003 @@
+//! `swpush install` when things go wrong: busy hosts, the client lock,
+//! deadlines, Ctrl-C, lost connections, a step killed mid-install, a full
+//! disk and missing client tools. Real sshd hosts (tests/support), real
+//! processes, files and mounts; nothing is simulated.
+//!
+//! One fleet serves every test in this file; each test owns its hosts. Every
+//! case ends the same way: the previous release is still current (or nothing
+//! is installed on a fresh host), no process is left on the host, its /tmp is
+//! empty, and a normal re-run of `swpush install` succeeds.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Fleet, SSH_PORT, TestHost};
+
+const HOSTS: &[&str] = &[
+    "busyfile",
+    "busycheck",
+    "busyfree",
+    "lockrace",
+    "lockstale",
+    "hang",
+    "hangok",
+    "frozen",
+    "int1",
+    "int2",
+    "int3",
+    "int4",
+    "cut",
+    "killpre",
+    "killpost",
+    "killfresh",
+    "full",
+    "nokeygen",
+    "notar",
+];
+
+struct World {
+    fleet: Fleet,
+    key: PathBuf,
+    /// `* namespaces="swpush" ssh-ed25519 ...` for the distribution key.
+    trust_line: String,
+    hello: PathBuf,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let fleet = Fleet::start_named(HOSTS);
+        let key = fleet.dir().join("distribution_key");
+        let made = swpush(&fleet, &["keygen", "-o", key.to_str().unwrap()]);
+        assert!(made.status.success(), "{}", text(&made.stderr));
+        let trust_line = text(&made.stdout).lines().last().unwrap().to_owned();
+        let hello = fleet.dir().join("hello-1.0.0.tar.gz");
+        let packed = swpush(
+            &fleet,
+            &[
+                "pack",
+                &repo("packages/hello"),
+                "-o",
+                hello.to_str().unwrap(),
+            ],
+        );
+        assert!(packed.status.success(), "{}", text(&packed.stderr));
+        let world = World {
+            fleet,
+            key,
+            trust_line,
+            hello,
+        };
+        for host in HOSTS {
+            trust(&world, host);
+        }
+        world
+    })
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn swpush_command(fleet: &Fleet, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_swpush"));
+    command
+        .args(args)
+        .env("HOME", fleet.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("SWPUSH_INVENTORY")
+        .env_remove("SWPUSH_KEY");
+    command
+}
+
+fn swpush(fleet: &Fleet, args: &[&str]) -> Output {
+    swpush_command(fleet, args).output().expect("run swpush")
+}
+
+/// An inventory of some fleet hosts (by name), plus extra YAML after the
+/// host entries (more hosts, a `groups:` section). `tag` names the file.
+fn inventory(world: &World, tag: &str, hosts: &[&str], extra: &str) -> PathBuf {
+    let fleet = &world.fleet;
+    let mut yaml = format!(
+        "defaults:\n  user: root\n  port: {SSH_PORT}\n  identity_file: \"{}\"\nhosts:\n",
+        fleet.login_key().display()
+    );
+    for name in hosts {
+        yaml += &format!("  {name}: {{address: {}}}\n", fleet.host(name).addr);
+    }
+    yaml += extra;
+    let path = fleet.dir().join(format!("inventory-{tag}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn trust(world: &World, host: &str) {
+    let path = world.fleet.host(host).path("/etc/swpush/known_servers");
+    std::fs::write(path, format!("{}\n", world.trust_line)).unwrap();
+}
+
+/// `swpush install --format json ... PACKAGE`, ready to run or spawn.
+/// `--connect-timeout 5` unless `more` sets it.
+fn install_command(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> Command {
+    let mut args = vec![
+        "install",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--key",
+        world.key.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    if !more.contains(&"--connect-timeout") {
+        args.extend_from_slice(&["--connect-timeout", "5"]);
+    }
+    args.extend_from_slice(more);
+    args.push(package.to_str().unwrap());
+    swpush_command(&world.fleet, &args)
+}
+
+/// The exit code and JSON report of a finished `swpush install`.
+fn parse(output: &Output) -> (i32, Value) {
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+/// Runs `swpush install` with the JSON report; returns (exit code, report).
+fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i32, Value) {
+    let output = install_command(world, inventory, package, more)
+        .output()
+        .expect("run swpush");
+    parse(&output)
+}
+
+fn host_entry<'a>(report: &'a Value, host: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} not in {report:#}"))
+}
+
+fn status_of(report: &Value, host: &str) -> (String, String) {
+    let entry = host_entry(report, host);
+    (
+        entry["status"].as_str().unwrap().to_owned(),
+        entry["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn read_link(world: &World, host: &str, inside: &str) -> String {
+    std::fs::read_link(world.fleet.host(host).path(inside))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none())
+}
+
+fn names_in(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map(|d| {
+            d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A copy of packages/hello, changed by `edit`, packed as `FILE` in the
+/// fleet dir (`.tar` for an uncompressed package).
+fn variant(world: &World, file: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    let dir = world.fleet.dir().join(format!("src-{file}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(repo("packages/hello"))
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    edit(&dir);
+    let out = world.fleet.dir().join(file);
+    let packed = swpush(
+        &world.fleet,
+        &["pack", dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
+    );
+    assert!(packed.status.success(), "{}", text(&packed.stderr));
+    out
+}
+
+/// Appends shell lines to a hook of the package source in `dir`.
+fn append(dir: &Path, hook: &str, lines: &str) {
+    let path = dir.join(hook);
+    let mut script = std::fs::read_to_string(&path).unwrap();
+    script += lines;
+    std::fs::write(path, script).unwrap();
+}
+
+/// Writes `bytes` random bytes to `path`.
+fn random_file(path: &Path, bytes: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let made = Command::new("head")
+        .args(["-c", &bytes.to_string(), "/dev/urandom"])
+        .stdout(std::fs::File::create(path).unwrap())
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+fn sha256_of(report: &Value) -> String {
+    report["package"]["sha256"].as_str().unwrap().to_owned()
+}
+
+// --- what a host has left ------------------------------------------------
+
+fn mount_ns(pid: u32) -> Option<u64> {
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Every process in `host`'s mount namespace but its sshd listener, as
+/// `PID COMMAND LINE` (zombies have no namespace left and are not listed).
+fn processes_on(host: &TestHost) -> Vec<String> {
+    let listener = host.sshd_pid();
+    let Some(ns) = mount_ns(listener) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != listener && mount_ns(pid) == Some(ns))
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = text(&cmdline).replace('\0', " ");
+            format!("{pid} {}", cmdline.chars().take(120).collect::<String>())
+        })
+        .collect()
+}
+
+/// No process is left on `host` (polled for up to 5 s).
+fn assert_no_process_left(world: &World, host: &str) {
+    let h = world.fleet.host(host);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left = processes_on(h);
+    while !left.is_empty() && Instant::now() < deadline {
+        sleep(Duration::from_millis(50));
+        left = processes_on(h);
+    }
+    assert!(left.is_empty(), "{host}: processes left behind: {left:#?}");
+}
+
+fn assert_no_temp_left(world: &World, host: &str) {
+    let tmp = world.fleet.host(host).path("/tmp");
+    assert!(
+        is_empty_dir(&tmp),
+        "{host}: the step left {:?} in /tmp",
+        names_in(&tmp)
+    );
+}
+
+/// The host is consistent and clean: `current` is `releases/VERSION` (or
+/// absent for `None`) and agrees with the state record, nothing half-done
+/// is left in the releases dir, the lock is free, no process and no temp
+/// file is left.
+fn assert_settled(world: &World, host: &str, current: Option<&str>) {
+    // A step whose controller is gone cleans up on its own time: first let
+    // it end.
+    assert_no_process_left(world, host);
+    let h = world.fleet.host(host);
+    let link = read_link(world, host, "/opt/swpush/hello/current");
+    let record = std::fs::read_to_string(h.path("/var/lib/swpush/packages/hello")).ok();
+    match current {
+        Some(version) => {
+            assert_eq!(link, format!("releases/{version}"), "{host}: current");
+            let record = record.unwrap_or_else(|| panic!("{host}: no state record"));
+            assert!(
+                record.starts_with(&format!("version {version}\n")),
+                "{host}: the state record disagrees with current: {record}"
+            );
+        }
+        None => {
+            assert_eq!(link, "", "{host}: something is current");
+            assert_eq!(record, None, "{host}: a state record");
+        }
+    }
+    let releases = names_in(&h.path("/opt/swpush/hello/releases"));
+    assert!(
+        releases.iter().all(|r| !r.starts_with('.')),
+        "{host}: half-done releases left: {releases:?}"
+    );
+    let expected: Vec<String> = current.iter().map(|v| v.to_string()).collect();
+    assert_eq!(releases, expected, "{host}: releases");
+    assert!(
+        !h.path("/var/lib/swpush/lock").exists(),
+        "{host}: the lock is still held"
+    );
+    assert_no_temp_left(world, host);
+}
+
+/// A normal re-run of `swpush install PACKAGE` on `host` ends `expect`.
+fn rerun(world: &World, host: &str, package: &Path, expect: &str) -> Value {
+    let inv = inventory(world, &format!("rerun-{host}"), &[host], "");
+    let (code, report) = install(world, &inv, package, &[]);
+    assert_eq!(
+        (code, status_of(&report, host).0.as_str()),
+        (0, expect),
+        "{host}: re-run: {report:#}"
+    );
+    // The step frees its lock and work dir before it reports: a run that
+    // starts as soon as this one returned finds the host free.
+    let h = world.fleet.host(host);
+    assert!(!h.path("/var/lib/swpush/lock").exists(), "{host}: lock");
+    assert_no_temp_left(world, host);
+    assert_settled(world, host, Some("1.0.0"));
+    report
+}
+
+/// Runs `ARGS...` inside `host`'s mount namespace.
+fn in_host(world: &World, host: &str, args: &[&str]) -> Output {
+    let pid = world.fleet.host(host).sshd_pid().to_string();
+    Command::new("nsenter")
+        .args(["-t", &pid, "-m", "--"])
+        .args(args)
+        .output()
+        .expect("run nsenter")
+}
+
+fn in_host_ok(world: &World, host: &str, args: &[&str]) -> String {
+    let out = in_host(world, host, args);
+    assert!(
+        out.status.success(),
+        "{host}: {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A mount made inside a host's namespace; unmounted when dropped, also
+/// when the test fails.
+struct Mounted<'a> {
+    world: &'a World,
+    host: &'a str,
+    target: String,
+    mounted: bool,
+}
+
+impl<'a> Mounted<'a> {
+    fn new(world: &'a World, host: &'a str, target: &str, mount_args: &[&str]) -> Self {
+        let mut args = vec!["mount"];
+        args.extend_from_slice(mount_args);
+        args.push(target);
+        in_host_ok(world, host, &args);
+        Mounted {
+            world,
+            host,
+            target: target.to_owned(),
+            mounted: true,
+        }
+    }
+
+    fn unmount(&mut self) {
+        if std::mem::take(&mut self.mounted) {
+            in_host_ok(self.world, self.host, &["umount", &self.target]);
+        }
+    }
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.mounted) {
+            let _ = in_host(self.world, self.host, &["umount", "-l", &self.target]);
+        }
+    }
+}
+
+// --- 1. busy ---------------------------------------------------------------
+
+#[test]
+fn a_busy_host_is_retried_then_given_up_or_served_once_free() {
+    let world = world();
+    let fleet = &world.fleet;
+    std::thread::scope(|scope| {
+        // /run/swpush/busy: two retries, then `busy`; nothing sent or cached.
+        scope.spawn(|| {
+            let h = fleet.host("busyfile");
+            std::fs::write(h.path("/run/swpush/busy"), "backup running\n").unwrap();
+            let inv = inventory(world, "busyfile", &["busyfile"], "");
+            let (code, report) = install(
+                world,
+                &inv,
+                &world.hello,
+                &["--busy-wait", "1", "--busy-retries", "2"],
+            );
+            assert_eq!(code, 2, "{report:#}");
+            let entry = host_entry(&report, "busyfile");
+            assert_eq!(entry["status"], "busy", "{entry}");
+            assert_eq!(entry["attempts"], 3, "{entry}");
+            assert_eq!(entry["bytes_sent"], 0, "{entry}");
+            let message = entry["message"].as_str().unwrap();
+            assert!(
+                message.contains("/run/swpush/busy exists") && message.contains("2 retries"),
+                "{message}"
+            );
+            assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
+            assert_settled(world, "busyfile", None);
+            std::fs::remove_file(h.path("/run/swpush/busy")).unwrap();
+            rerun(world, "busyfile", &world.hello, "installed");
+        });
+
+        // The inventory's busy_check, and the group's busy_retries (1) over
+        // the command line's (5).
+        scope.spawn(|| {
+            let h = fleet.host("busycheck");
+            std::fs::write(h.path("/opt/busy-flag"), "").unwrap();
+            let extra = format!(
+                "  busycheck: {{address: {}, busy_check: \"test -e /opt/busy-flag\"}}\n\
+                 groups:\n  careful: {{hosts: [busycheck], busy_retries: 1}}\n",
+                h.addr
+            );
+            let inv = inventory(world, "busycheck", &[], &extra);
+            let (code, report) = install(
+                world,
+                &inv,
+                &world.hello,
+                &["--busy-wait", "1", "--busy-retries", "5"],
+            );
+            assert_eq!(code, 2, "{report:#}");
+            let entry = host_entry(&report, "busycheck");
+            assert_eq!(entry["status"], "busy", "{entry}");
+            assert_eq!(entry["attempts"], 2, "the group's 1 retry: {entry}");
+            assert_eq!(entry["bytes_sent"], 0, "{entry}");
+            let message = entry["message"].as_str().unwrap();
+            assert!(message.contains("busy_check says busy"), "{message}");
+            std::fs::remove_file(h.path("/opt/busy-flag")).unwrap();
+            assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
+            assert_settled(world, "busycheck", None);
+            let (code, report) = install(world, &inv, &world.hello, &[]);
+            assert_eq!(code, 0, "{report:#}");
+            assert_eq!(status_of(&report, "busycheck").0, "installed");
+            assert_settled(world, "busycheck", Some("1.0.0"));
+        });
+
+        // Free again ~1.5 s after the step started: installed on a later
+        // attempt.
+        scope.spawn(|| {
+            let h = fleet.host("busyfree");
+            let busy = h.path("/run/swpush/busy");
+            std::fs::write(&busy, "").unwrap();
+            let inv = inventory(world, "busyfree", &["busyfree"], "");
+            let tmp = h.path("/tmp");
+            let remover = std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while is_empty_dir(&tmp) && Instant::now() < deadline {
+                    sleep(Duration::from_millis(10));
+                }
+                sleep(Duration::from_millis(1500));
+                std::fs::remove_file(busy).unwrap();
+            });
+            let (code, report) = install(
+                world,
+                &inv,
+                &world.hello,
+                &["--busy-wait", "1", "--busy-retries", "10"],
+            );
+            remover.join().unwrap();
+            assert_eq!(code, 0, "{report:#}");
+            let entry = host_entry(&report, "busyfree");
+            assert_eq!(entry["status"], "installed", "{entry}");
+            let attempts = entry["attempts"].as_u64().unwrap();
+            assert!(attempts >= 2, "{entry}");
+            assert_settled(world, "busyfree", Some("1.0.0"));
+            rerun(world, "busyfree", &world.hello, "unchanged");
+        });
+    });
+}
+
+// --- 2. the client lock ------------------------------------------------------
+
+#[test]
+fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
+    let world = world();
+    let slow = variant(world, "slow-pre-lock.tar.gz", |dir| {
+        append(dir, "hooks/pre.sh", "sleep 2\n");
+    });
+
+    // Two runs at once: one installs, the other waits for the lock and
+    // then finds the package current.
+    let inv = inventory(world, "lockrace", &["lockrace"], "");
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            install_command(
+                world,
+                &inv,
+                &slow,
+                &["--busy-wait", "1", "--busy-retries", "10"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut reports: Vec<(i32, Value)> = runs
+        .into_iter()
+        .map(|run| parse(&run.wait_with_output().unwrap()))
+        .collect();
+    reports.sort_by_key(|(_, r)| status_of(r, "lockrace").0);
+    let (installed, unchanged) = (&reports[0], &reports[1]);
+    assert_eq!(
+        (
+            installed.0,
+            status_of(&installed.1, "lockrace").0.as_str(),
+            unchanged.0,
+            status_of(&unchanged.1, "lockrace").0.as_str(),
+        ),
+        (0, "installed", 0, "unchanged"),
+        "{reports:#?}"
+    );
+    let waited = host_entry(&unchanged.1, "lockrace");
+    assert!(
+        waited["attempts"].as_u64().unwrap() >= 2,
+        "the second run waited for the lock: {waited}"
+    );
+    assert_eq!(waited["previous_version"], "1.0.0", "{waited}");
+    assert_eq!(waited["version"], "1.0.0", "{waited}");
+    let h = world.fleet.host("lockrace");
+    let hooks = std::fs::read_to_string(h.path("/opt/swpush/hello/hooks.log")).unwrap();
+    assert_eq!(hooks.lines().count(), 2, "the hooks ran once: {hooks}");
+    assert_settled(world, "lockrace", Some("1.0.0"));
+    rerun(world, "lockrace", &slow, "unchanged");
+
+    // The lock of a run that died (its pid is gone) is taken over.
+    assert!(!Path::new("/proc/999999").exists());
+    let h = world.fleet.host("lockstale");
+    std::fs::create_dir_all(h.path("/var/lib/swpush/lock")).unwrap();
+    std::fs::write(h.path("/var/lib/swpush/lock/pid"), "999999\n").unwrap();
+    let inv = inventory(world, "lockstale", &["lockstale"], "");
+    let (code, report) = install(
+        world,
+        &inv,
+        &world.hello,
+        &["--busy-wait", "1", "--busy-retries", "0"],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let entry = host_entry(&report, "lockstale");
+    assert_eq!(
+        (&entry["status"], &entry["attempts"]),
+        (&"installed".into(), &1.into()),
+        "{entry}"
+    );
+    assert_settled(world, "lockstale", Some("1.0.0"));
+    rerun(world, "lockstale", &world.hello, "unchanged");
+}
+
+// --- 3. deadlines --------------------------------------------------------------
+
+/// Sends SIGCONT to a stopped process when dropped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Stopped {
+        signal("STOP", pid);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // No assert here: this also runs while a failed test unwinds.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+fn signal(name: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name} {pid}");
+}
+
+#[test]
+fn a_hung_host_times_out_and_an_unresponsive_one_is_unreachable_while_others_finish() {
+    let world = world();
+    let fleet = &world.fleet;
+    // post_install hangs where /opt/hang exists. A --timeout of 6 s leaves
+    // the other hosts time to finish on a loaded machine.
+    let hanging = variant(world, "hang-post.tar.gz", |dir| {
+        append(
+            dir,
+            "hooks/post.sh",
+            "if [ -e /opt/hang ]; then sleep 1000; fi\n",
+        );
+    });
+    std::fs::write(fleet.host("hang").path("/opt/hang"), "").unwrap();
+    let inv = inventory(world, "deadlines", &["hang", "hangok", "frozen"], "");
+    let frozen = Stopped::stop(fleet.host("frozen").sshd_pid());
+    let started = Instant::now();
+    let (code, report) = install(
+        world,
+        &inv,
+        &hanging,
+        &["--timeout", "6", "--connect-timeout", "2"],
+    );
+    let took = started.elapsed();
+    drop(frozen);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(took < Duration::from_secs(12), "the run took {took:?}");
+
+    let seconds = |host: &str| host_entry(&report, host)["seconds"].as_f64().unwrap();
+    let (status, message) = status_of(&report, "hang");
+    assert_eq!(status, "timeout", "{message}");
+    assert!(message.contains("--timeout"), "{message}");
+    assert!((5.9..9.0).contains(&seconds("hang")), "{report:#}");
+
+    let (status, message) = status_of(&report, "frozen");
+    assert_eq!(status, "unreachable", "{message}");
+    assert!(message.contains("timed out"), "{message}");
+    assert!(seconds("frozen") < 4.5, "{report:#}");
+    assert_eq!(host_entry(&report, "frozen")["bytes_sent"], 0);
+
+    assert_eq!(status_of(&report, "hangok").0, "installed", "{report:#}");
+    assert!(
+        seconds("hangok") < 6.0,
+        "done before the deadline: {report:#}"
+    );
+
+    // The watchdog killed the step and its hook, switched back, cleaned up.
+    assert_settled(world, "hang", None);
+    assert_settled(world, "frozen", None);
+    let hooks =
+        std::fs::read_to_string(fleet.host("hang").path("/opt/swpush/hello/hooks.log")).unwrap();
+    assert!(
+        hooks.contains("post_install"),
+        "the hook had started: {hooks}"
+    );
+    assert_settled(world, "hangok", Some("1.0.0"));
+
+    std::fs::remove_file(fleet.host("hang").path("/opt/hang")).unwrap();
+    for host in ["hang", "frozen"] {
+        rerun(world, host, &world.hello, "installed");
+    }
+    rerun(world, "hangok", &hanging, "unchanged");
+}
+
+// --- 4. Ctrl-C -------------------------------------------------------------------
+
+#[test]
+fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
+    let world = world();
+    let fleet = &world.fleet;
+    let slow = variant(world, "slow-pre-int.tar.gz", |dir| {
+        append(dir, "hooks/pre.sh", "sleep 2\n");
+    });
+    let hosts = ["int1", "int2", "int3", "int4"];
+    let inv = inventory(world, "interrupt", &hosts, "");
+    let run = install_command(world, &inv, &slow, &["--forks", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first host's step is running (its pre_install then
+    // sleeps 2 s): that host is in flight, the others wait for its fork.
+    let first = fleet.host("int1").path("/tmp");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_empty_dir(&first) {
+        assert!(Instant::now() < deadline, "the first host never started");
+        sleep(Duration::from_millis(10));
+    }
+    signal("INT", run.id());
+    let output = run.wait_with_output().unwrap();
+    let (code, report) = parse(&output);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(
+        text(&output.stderr).contains("interrupted"),
+        "{}",
+        text(&output.stderr)
+    );
+    let entry = host_entry(&report, "int1");
+    assert_eq!(entry["status"], "installed", "{report:#}");
+    assert_settled(world, "int1", Some("1.0.0"));
+    for host in &hosts[1..] {
+        let entry = host_entry(&report, host);
+        assert_eq!(entry["status"], "not-attempted", "{report:#}");
+        assert_eq!(entry["attempts"], 0, "{entry}");
+        assert_eq!(entry["bytes_sent"], 0, "{entry}");
+        assert!(
+            names_in(&fleet.host(host).path("/opt")).is_empty(),
+            "{host}: something was installed"
+        );
+        assert!(is_empty_dir(&fleet.host(host).path("/var/cache/swpush")));
+        assert_settled(world, host, None);
+    }
+    assert_eq!(report["summary"]["not-attempted"], 3, "{report:#}");
+
+    let (code, report) = install(world, &inv, &slow, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(status_of(&report, "int1").0, "unchanged");
+    for host in &hosts[1..] {
+        assert_eq!(status_of(&report, host).0, "installed", "{report:#}");
+    }
+    for host in hosts {
+        assert_settled(world, host, Some("1.0.0"));
+    }
+}
+
+// --- 5. faults -----------------------------------------------------------------
+
+#[test]
+fn a_connection_cut_mid_upload_fails_cleanly_and_a_rerun_succeeds() {
+    let world = world();
+    let fleet = &world.fleet;
+    let big = variant(world, "big.tar", |dir| {
+        random_file(&dir.join("data/blob"), 40 << 20);
+    });
+    let size = std::fs::metadata(&big).unwrap().len();
+    let h = fleet.host("cut");
+    let inv = inventory(world, "cut", &["cut"], "");
+    // --timeout bounds a regression: the cut must end the host long before.
+    let run = install_command(world, &inv, &big, &["--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the step is receiving the package, then cut the connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receiving = loop {
+        let got = names_in(&h.path("/tmp"))
+            .iter()
+            .filter_map(|d| std::fs::metadata(h.path(&format!("/tmp/{d}/package"))).ok())
+            .map(|m| m.len())
+            .next();
+        if let Some(got) = got.filter(|&got| got > 0) {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        sleep(Duration::from_millis(5));
+    };
+    let sessions = h.session_pids();
+    assert!(!sessions.is_empty());
+    for pid in sessions {
+        signal("KILL", pid);
+    }
+    let (code, report) = parse(&run.wait_with_output().unwrap());
+    assert_eq!(code, 2, "{report:#}");
+    let entry = host_entry(&report, "cut");
+    let message = entry["message"].as_str().unwrap();
+    assert_eq!(entry["status"], "failed", "{entry}");
+    assert!(
+        message.contains("connection") && message.contains("lost"),
+        "{message}"
+    );
+    assert!(
+        receiving < size && entry["bytes_sent"].as_u64().unwrap() < size,
+        "cut mid-upload: {receiving} of {size} bytes had arrived; {entry}"
+    );
+    assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
+    assert_settled(world, "cut", None);
+
+    let report = rerun(world, "cut", &big, "installed");
+    assert_eq!(host_entry(&report, "cut")["bytes_sent"], size);
+}
+
+#[test]
+fn a_step_killed_in_pre_install_is_cleaned_up_by_the_next_run() {
+    let world = world();
+    let h = world.fleet.host("killpre");
+    let killer = variant(world, "kill-pre.tar.gz", |dir| {
+        append(dir, "hooks/pre.sh", "kill -KILL $PPID\n");
+        std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho killer\n").unwrap();
+    });
+    let inv = inventory(world, "killpre", &["killpre"], "");
+    let (code, report) = install(world, &inv, &killer, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    let (status, message) = status_of(&report, "killpre");
+    assert_eq!(status, "failed", "{message}");
+    assert!(message.contains("without a completion line"), "{message}");
+    assert!(message.contains("KILL"), "{message}");
+
+    // What the killed step left: a release never made current, its lock
+    // and its work dir.
+    assert_eq!(names_in(&h.path("/opt/swpush/hello/releases")), ["1.0.0"]);
+    assert_eq!(read_link(world, "killpre", "/opt/swpush/hello/current"), "");
+    assert!(!h.path("/var/lib/swpush/packages/hello").exists());
+    assert!(h.path("/var/lib/swpush/lock/pid").is_file(), "a stale lock");
+    let temp = names_in(&h.path("/tmp"));
+    assert!(
+        temp.len() == 1 && temp[0].starts_with("swpush."),
+        "a work dir: {temp:?}"
+    );
+    assert_no_process_left(world, "killpre");
+
+    // The next run takes the lock over and clears the leftovers.
+    rerun(world, "killpre", &world.hello, "installed");
+    assert_eq!(
+        std::fs::read_to_string(h.path("/opt/swpush/hello/releases/1.0.0/bin/hello")).unwrap(),
+        std::fs::read_to_string(repo("packages/hello/bin/hello")).unwrap()
+    );
+}
+
+#[test]
+fn a_step_killed_after_switching_is_undone_by_the_next_run() {
+    let world = world();
+    let fleet = &world.fleet;
+    let killer = variant(world, "kill-post.tar.gz", |dir| {
+        append(dir, "hooks/post.sh", "kill -KILL $PPID\n");
+        std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho killer\n").unwrap();
+    });
+    let original = std::fs::read_to_string(repo("packages/hello/bin/hello")).unwrap();
+
+    // Over an installed 1.0.0 (same version, --force): the killed step left
+    // its content in releases/1.0.0 and the original aside.
+    let inv = inventory(world, "killpost", &["killpost"], "");
+    let (code, first) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(code, 0, "{first:#}");
+    let (code, report) = install(world, &inv, &killer, &["--force"]);
+    assert_eq!(code, 2, "{report:#}");
+    let (status, message) = status_of(&report, "killpost");
+    assert_eq!(status, "failed", "{message}");
+    assert!(message.contains("without a completion line"), "{message}");
+    let h = fleet.host("killpost");
+    let bin = h.path("/opt/swpush/hello/releases/1.0.0/bin/hello");
+    assert_eq!(
+        std::fs::read_to_string(&bin).unwrap(),
+        "#!/bin/sh\necho killer\n"
+    );
+    assert_no_process_left(world, "killpost");
+    // The re-run puts the recorded release back and finds it current.
+    rerun(world, "killpost", &world.hello, "unchanged");
+    assert_eq!(std::fs::read_to_string(&bin).unwrap(), original);
+    let record = std::fs::read_to_string(h.path("/var/lib/swpush/packages/hello")).unwrap();
+    assert!(record.contains(&sha256_of(&first)), "{record}");
+    assert_eq!(
+        fleet.ssh_ok("killpost", "/opt/swpush/hello/current/bin/hello"),
+        "hello from swpush example package 1.0.0\n"
+    );
+
+    // On a fresh host `current` was switched but never recorded. A run that
+    // then fails in pre_install must still leave the host as recorded:
+    // nothing current.
+    let inv = inventory(world, "killfresh", &["killfresh"], "");
+    let (code, report) = install(world, &inv, &killer, &[]);
+    assert_eq!(
+        (code, status_of(&report, "killfresh").0.as_str()),
+        (2, "failed")
+    );
+    assert_eq!(
+        read_link(world, "killfresh", "/opt/swpush/hello/current"),
+        "releases/1.0.0"
+    );
+    assert!(
+        !fleet
+            .host("killfresh")
+            .path("/var/lib/swpush/packages/hello")
+            .exists()
+    );
+    let refused = variant(world, "fail-pre.tar.gz", |dir| {
+        append(dir, "hooks/pre.sh", "echo not today >&2; exit 1\n");
+    });
+    let (code, report) = install(world, &inv, &refused, &[]);
+    let (status, message) = status_of(&report, "killfresh");
+    assert_eq!((code, status.as_str()), (2, "failed"), "{message}");
+    assert!(message.contains("pre_install failed"), "{message}");
+    assert_settled(world, "killfresh", None);
+    rerun(world, "killfresh", &world.hello, "installed");
+}
+
+#[test]
+fn a_full_disk_fails_the_install_and_changes_nothing() {
+    let world = world();
+    let fleet = &world.fleet;
+    let fat = variant(world, "fat.tar", |dir| {
+        random_file(&dir.join("data/blob"), 3 << 20);
+    });
+    let mut tmpfs = Mounted::new(
+        world,
+        "full",
+        "/opt",
+        &["-t", "tmpfs", "-o", "size=1m", "tmpfs"],
+    );
+    let inv = inventory(world, "full", &["full"], "");
+    let (code, report) = install(world, &inv, &fat, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    let (status, message) = status_of(&report, "full");
+    assert_eq!(status, "failed", "{message}");
+    assert!(
+        message.to_lowercase().contains("no space left"),
+        "{message}"
+    );
+    // Inside the host (its /opt is the small tmpfs): nothing current, no
+    // release, no staging dir.
+    let seen = in_host_ok(
+        world,
+        "full",
+        &[
+            "sh",
+            "-c",
+            "ls -A /opt/swpush/hello/releases; ls -A /opt/swpush/hello",
+        ],
+    );
+    assert_eq!(seen.trim(), "releases", "{seen}");
+    assert!(
+        in_host(world, "full", &["test", "-L", "/opt/swpush/hello/current"])
+            .status
+            .code()
+            == Some(1)
+    );
+    assert!(!fleet.host("full").path("/var/lib/swpush/packages").exists());
+    assert_no_process_left(world, "full");
+    assert_no_temp_left(world, "full");
+    tmpfs.unmount();
+    assert_settled(world, "full", None);
+    rerun(world, "full", &fat, "installed");
+}
+
+#[test]
+fn missing_client_tools_refuse_the_install_before_any_byte_is_sent() {
+    let world = world();
+    let fleet = &world.fleet;
+    for (host, tool, status) in [
+        ("nokeygen", "ssh-keygen", "rejected"),
+        ("notar", "tar", "failed"),
+    ] {
+        // /usr/bin/TOOL, and /bin/TOOL where /bin is not merged into /usr.
+        let mut hidden = Vec::new();
+        let mut seen = Vec::new();
+        for path in [format!("/usr/bin/{tool}"), format!("/bin/{tool}")] {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !seen.contains(&(meta.dev(), meta.ino())) {
+                seen.push((meta.dev(), meta.ino()));
+                hidden.push(Mounted::new(world, host, &path, &["--bind", "/dev/null"]));
+            }
+        }
+        assert!(!hidden.is_empty(), "no {tool} on this machine");
+        let inv = inventory(world, host, &[host], "");
+        let (code, report) = install(world, &inv, &world.hello, &[]);
+        assert_eq!(code, 2, "{report:#}");
+        let entry = host_entry(&report, host);
+        let message = entry["message"].as_str().unwrap();
+        assert_eq!(entry["status"], status, "{entry}");
+        assert!(message.contains(&format!("{tool} is missing")), "{message}");
+        assert_eq!(entry["bytes_sent"], 0, "{entry}");
+        assert!(
+            names_in(&fleet.host(host).path("/opt")).is_empty(),
+            "{host}"
+        );
+        assert!(is_empty_dir(&fleet.host(host).path("/var/cache/swpush")));
+        assert_settled(world, host, None);
+        hidden.iter_mut().for_each(Mounted::unmount);
+        rerun(world, host, &world.hello, "installed");
+    }
+}
