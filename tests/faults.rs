@@ -597,6 +597,21 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
     );
     assert_settled(world, "lockstale", Some("1.0.0"));
     rerun(world, "lockstale", &world.hello, "unchanged");
+
+    // A lock from before a reboot is stale even if its pid is alive again.
+    std::fs::remove_dir_all(h.path("/opt/swpush/hello")).unwrap();
+    std::fs::remove_file(h.path("/var/lib/swpush/packages/hello")).unwrap();
+    std::fs::create_dir_all(h.path("/var/lib/swpush/lock")).unwrap();
+    std::fs::write(h.path("/var/lib/swpush/lock/pid"), "1 another-boot\n").unwrap();
+    let (code, report) = install(
+        world,
+        &inv,
+        &world.hello,
+        &["--busy-wait", "1", "--busy-retries", "0"],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(host_entry(&report, "lockstale")["status"], "installed");
+    assert!(!h.path("/var/lib/swpush/lock").exists());
 }
 
 // --- 3. deadlines --------------------------------------------------------------

@@ -225,6 +225,7 @@ command -v tar >/dev/null 2>&1 || finish failed "tar is missing on this host"
 
 # --- wait while busy -------------------------------------------------------
 mkdir -p "$state_dir" "$cache_dir"
+boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
 tries=0
 while :; do
     reason=
@@ -233,15 +234,26 @@ while :; do
     elif [ -n "$busy_check" ] && sh -c "$busy_check" </dev/null >/dev/null 2>&1; then
         reason="busy_check says busy"
     elif ! mkdir "$state_dir/lock" 2>/dev/null; then
+        # The holder's pid and boot: a lock from before a reboot, from a dead
+        # run, or without a pid a minute after it was made, is stale.
         holder=$(cat "$state_dir/lock/pid" 2>/dev/null || true)
-        if [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
+        holder_pid=${holder%% *}
+        holder_boot=${holder#* }
+        stale=
+        if [ -n "$holder_pid" ]; then
+            if ! kill -0 "$holder_pid" 2>/dev/null; then stale=1; fi
+            if [ "$holder_boot" != "$holder" ] && [ "$holder_boot" != "$boot" ]; then stale=1; fi
+        elif [ -n "$(find "$state_dir/lock" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
+            stale=1
+        fi
+        if [ -n "$stale" ]; then
             rm -rf "$state_dir/lock" # its run died; take over
             continue
         fi
         reason="another swpush run holds $state_dir/lock"
     else
         lock=$state_dir/lock
-        echo $$ >"$lock/pid"
+        echo "$$ $boot" >"$lock/pid"
         break
     fi
     [ "$tries" -lt "$busy_retries" ] || finish busy "still busy after $tries retries: $reason"
