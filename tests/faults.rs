@@ -789,9 +789,11 @@ fn a_connection_cut_mid_upload_fails_cleanly_and_a_rerun_succeeds() {
     // Wait until the step is receiving the package, then cut the connection.
     let deadline = Instant::now() + Duration::from_secs(30);
     let receiving = loop {
-        let got = names_in(&h.path("/tmp"))
+        // The step receives into the cache folder as `.incoming.PID`.
+        let got = names_in(&h.path("/var/cache/swpush"))
             .iter()
-            .filter_map(|d| std::fs::metadata(h.path(&format!("/tmp/{d}/package"))).ok())
+            .filter(|name| name.starts_with(".incoming."))
+            .filter_map(|name| std::fs::metadata(h.path(&format!("/var/cache/swpush/{name}"))).ok())
             .map(|m| m.len())
             .next();
         if let Some(got) = got.filter(|&got| got > 0) {
@@ -818,8 +820,9 @@ fn a_connection_cut_mid_upload_fails_cleanly_and_a_rerun_succeeds() {
         receiving < size && entry["bytes_sent"].as_u64().unwrap() < size,
         "cut mid-upload: {receiving} of {size} bytes had arrived; {entry}"
     );
-    assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
     assert_settled(world, "cut", None);
+    // Checked once the step is gone: it removes its half-received package.
+    assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
 
     let report = rerun(world, "cut", &big, "installed");
     assert_eq!(host_entry(&report, "cut")["bytes_sent"], size);
