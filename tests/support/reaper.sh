@@ -7,6 +7,10 @@
 F=$1
 while read -r _; do :; done
 self=$(stat -L -c %i "/proc/$$/ns/mnt")
+# Only processes that existed when the fleet ended: once its namespaces are
+# gone, the kernel may give a new fleet's host the same namespace id.
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+woke=$(awk -v hz="$hz" '{ printf "%d", $1 * hz }' /proc/uptime)
 n=0
 while [ "$n" -lt 200 ]; do
 	ns=' '
@@ -18,7 +22,9 @@ while [ "$n" -lt 200 ]; do
 	for l in $(stat -L -c '%i:%n' /proc/[0-9]*/ns/mnt 2>/dev/null); do
 		case $ns in *" ${l%%:*} "*)
 			p=${l#*:/proc/}
-			pids="$pids ${p%%/*}"
+			p=${p%%/*}
+			born=$(awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$p/stat" 2>/dev/null)
+			if [ -n "$born" ] && [ "$born" -le "$woke" ]; then pids="$pids $p"; fi
 			;;
 		esac
 	done
