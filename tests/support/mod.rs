@@ -15,7 +15,8 @@
 //! `/etc/swpush`, `H/var-lib-swpush`, `H/var-cache-swpush`, `H/run-swpush`,
 //! `H/opt` on `/opt` and `H/tmp` on `/tmp`. Tests seed and inspect those from
 //! outside via [`TestHost::path`]. The fleet lives under `CARGO_TARGET_TMPDIR`
-//! (or `/var/tmp` when the checkout is under `/tmp`), never under `/tmp`, which is
+//! (or `/var/tmp/swpush-test-fleets` when the checkout is under `/tmp`, and
+//! for `examples/fleet.rs`), never under `/tmp`, which is
 //! replaced inside hosts. `/root` is the
 //! machine's, with its shell startup files hidden (see `host.sh` for why).
 //!
@@ -478,10 +479,13 @@ fn fresh_dir(slot: u32) -> PathBuf {
         !hidden.iter().any(|d| dir.starts_with(d)) && !dir.to_string_lossy().contains([',', ':'])
     };
     // The target dir when the hosts do not hide it (a checkout under /tmp
-    // would be), else /var/tmp, which no host replaces.
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // would be), else /var/tmp, which no host replaces. Only integration
+    // tests get CARGO_TARGET_TMPDIR; examples/fleet.rs uses the fallback.
     let fallback = Path::new("/var/tmp/swpush-test-fleets");
-    let base = if usable(target) { target } else { fallback };
+    let base = match option_env!("CARGO_TARGET_TMPDIR").map(Path::new) {
+        Some(target) if usable(target) => target,
+        _ => fallback,
+    };
     mkdirs(base);
     for attempt in 0..100 {
         let dir = base.join(format!("fleet-{}-{slot}-{attempt}", process::id()));
