@@ -9,6 +9,8 @@
 //! empty, and a normal re-run of `swpush install` succeeds.
 
 mod support;
+#[path = "support/world.rs"]
+mod world;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Fleet, SSH_PORT, TestHost};
+use support::{SSH_PORT, TestHost};
+use world::*;
 
 const HOSTS: &[&str] = &[
     "busyfile",
@@ -42,70 +45,15 @@ const HOSTS: &[&str] = &[
     "notar",
 ];
 
-struct World {
-    fleet: Fleet,
-    key: PathBuf,
-    /// `* namespaces="swpush" ssh-ed25519 ...` for the distribution key.
-    trust_line: String,
-    hello: PathBuf,
-}
-
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let fleet = Fleet::start_named(HOSTS);
-        let key = fleet.dir().join("distribution_key");
-        let made = swpush(&fleet, &["keygen", "-o", key.to_str().unwrap()]);
-        assert!(made.status.success(), "{}", text(&made.stderr));
-        let trust_line = text(&made.stdout).lines().last().unwrap().to_owned();
-        let hello = fleet.dir().join("hello-1.0.0.tar.gz");
-        let packed = swpush(
-            &fleet,
-            &[
-                "pack",
-                &repo("packages/hello"),
-                "-o",
-                hello.to_str().unwrap(),
-            ],
-        );
-        assert!(packed.status.success(), "{}", text(&packed.stderr));
-        let world = World {
-            fleet,
-            key,
-            trust_line,
-            hello,
-        };
+        let world = World::start(HOSTS);
         for host in HOSTS {
-            trust(&world, host);
+            world.trust_all(host);
         }
         world
     })
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(path)
-        .display()
-        .to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn swpush_command(fleet: &Fleet, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_swpush"));
-    command
-        .args(args)
-        .env("HOME", fleet.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("SWPUSH_INVENTORY")
-        .env_remove("SWPUSH_KEY");
-    command
-}
-
-fn swpush(fleet: &Fleet, args: &[&str]) -> Output {
-    swpush_command(fleet, args).output().expect("run swpush")
 }
 
 /// An inventory of some fleet hosts (by name), plus extra YAML after the
@@ -123,11 +71,6 @@ fn inventory(world: &World, tag: &str, hosts: &[&str], extra: &str) -> PathBuf {
     let path = fleet.dir().join(format!("inventory-{tag}.yaml"));
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-fn trust(world: &World, host: &str) {
-    let path = world.fleet.host(host).path("/etc/swpush/known_servers");
-    std::fs::write(path, format!("{}\n", world.trust_line)).unwrap();
 }
 
 /// `swpush install --format json ... PACKAGE`, ready to run or spawn.
@@ -168,33 +111,6 @@ fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i
         .output()
         .expect("run swpush");
     parse(&output)
-}
-
-fn host_entry<'a>(report: &'a Value, host: &str) -> &'a Value {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .unwrap_or_else(|| panic!("{host} not in {report:#}"))
-}
-
-fn status_of(report: &Value, host: &str) -> (String, String) {
-    let entry = host_entry(report, host);
-    (
-        entry["status"].as_str().unwrap().to_owned(),
-        entry["message"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn read_link(world: &World, host: &str, inside: &str) -> String {
-    std::fs::read_link(world.fleet.host(host).path(inside))
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-}
-
-fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none())
 }
 
 fn names_in(path: &Path) -> Vec<String> {

@@ -15,6 +15,8 @@
 //! One fleet serves every test in this file; each test owns its hosts.
 
 mod support;
+#[path = "support/world.rs"]
+mod world;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -26,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::Digest;
-use support::{Fleet, SSH_PORT};
+use support::SSH_PORT;
 use swpush::order::{Challenge, Op, Order};
+use world::*;
 
 const HOSTS: &[&str] = &[
     "pkgguard", "invguard", "gnu", "bb", "kept-gnu", "kept-bb", "modes",
@@ -36,70 +39,15 @@ const HOSTS: &[&str] = &[
 /// Where an escaping entry would land on a client; none may ever exist.
 const SENTINELS: &[&str] = &["/opt/escape", "/tmp/x", "/etc/swpush/pwned"];
 
-struct World {
-    fleet: Fleet,
-    key: PathBuf,
-    /// `* namespaces="swpush" ssh-ed25519 ...` for the distribution key.
-    trust_line: String,
-    hello: PathBuf,
-}
-
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let fleet = Fleet::start_named(HOSTS);
-        let key = fleet.dir().join("distribution_key");
-        let made = swpush(&fleet, &["keygen", "-o", key.to_str().unwrap()]);
-        assert!(made.status.success(), "{}", text(&made.stderr));
-        let trust_line = text(&made.stdout).lines().last().unwrap().to_owned();
-        let hello = fleet.dir().join("hello-1.0.0.tar.gz");
-        let packed = swpush(
-            &fleet,
-            &[
-                "pack",
-                &repo("packages/hello"),
-                "-o",
-                hello.to_str().unwrap(),
-            ],
-        );
-        assert!(packed.status.success(), "{}", text(&packed.stderr));
+        let world = World::start(HOSTS);
         for host in HOSTS {
-            let path = fleet.host(host).path("/etc/swpush/known_servers");
-            std::fs::write(path, format!("{trust_line}\n")).unwrap();
+            world.trust_all(host);
         }
-        World {
-            fleet,
-            key,
-            trust_line,
-            hello,
-        }
+        world
     })
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(path)
-        .display()
-        .to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn swpush_command(fleet: &Fleet, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_swpush"));
-    command
-        .args(args)
-        .env("HOME", fleet.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("SWPUSH_INVENTORY")
-        .env_remove("SWPUSH_KEY");
-    command
-}
-
-fn swpush(fleet: &Fleet, args: &[&str]) -> Output {
-    swpush_command(fleet, args).output().expect("run swpush")
 }
 
 /// `swpush install` of `package` with `inventory`, plus `more` options.
@@ -166,10 +114,6 @@ fn measured(world: &World, args: &[&str]) -> (Output, u64, Duration) {
     (output, peak_kib / 1024, start.elapsed())
 }
 
-fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none())
-}
-
 fn listing(path: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(path)
         .map(|d| {
@@ -179,12 +123,6 @@ fn listing(path: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
-}
-
-fn read_link(world: &World, host: &str, inside: &str) -> String {
-    std::fs::read_link(world.fleet.host(host).path(inside))
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
 }
 
 // --- archives, byte by byte -------------------------------------------------

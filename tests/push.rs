@@ -5,15 +5,18 @@
 //! One fleet serves every test in this file; each test owns its hosts.
 
 mod support;
+#[path = "support/world.rs"]
+mod world;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use support::{Fleet, SSH_PORT};
+use support::SSH_PORT;
 use swpush::order::{Challenge, Op, Order};
+use world::*;
 
 const HOSTS: &[&str] = &[
     "ok1",
@@ -35,62 +38,9 @@ const HOSTS: &[&str] = &[
     "nosudo",
 ];
 
-struct World {
-    fleet: Fleet,
-    key: PathBuf,
-    /// `* namespaces="swpush" ssh-ed25519 ...` for the distribution key.
-    trust_line: String,
-    hello: PathBuf,
-}
-
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let fleet = Fleet::start_named(HOSTS);
-        let key = fleet.dir().join("distribution_key");
-        let made = swpush(&fleet, &["keygen", "-o", key.to_str().unwrap()]);
-        assert!(made.status.success(), "{}", text(&made.stderr));
-        let trust_line = text(&made.stdout).lines().last().unwrap().to_owned();
-        let hello = fleet.dir().join("hello-1.0.0.tar.gz");
-        let packed = swpush(
-            &fleet,
-            &[
-                "pack",
-                &repo("packages/hello"),
-                "-o",
-                hello.to_str().unwrap(),
-            ],
-        );
-        assert!(packed.status.success(), "{}", text(&packed.stderr));
-        World {
-            fleet,
-            key,
-            trust_line,
-            hello,
-        }
-    })
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(path)
-        .display()
-        .to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn swpush(fleet: &Fleet, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swpush"))
-        .args(args)
-        .env("HOME", fleet.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("SWPUSH_INVENTORY")
-        .env_remove("SWPUSH_KEY")
-        .output()
-        .expect("run swpush")
+    WORLD.get_or_init(|| World::start(HOSTS))
 }
 
 /// An inventory of some fleet hosts (by name), plus extra YAML host entries.
@@ -140,33 +90,6 @@ fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i
         )
     });
     (output.status.code().unwrap_or(-1), report)
-}
-
-fn host_entry<'a>(report: &'a Value, host: &str) -> &'a Value {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .unwrap_or_else(|| panic!("{host} not in {report:#}"))
-}
-
-fn status_of(report: &Value, host: &str) -> (String, String) {
-    let entry = host_entry(report, host);
-    (
-        entry["status"].as_str().unwrap().to_owned(),
-        entry["message"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn read_link(world: &World, host: &str, inside: &str) -> String {
-    std::fs::read_link(world.fleet.host(host).path(inside))
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-}
-
-fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none())
 }
 
 #[test]
