@@ -36,6 +36,7 @@ const HOSTS: &[&str] = &[
     "bb",
     "sudoer",
     "nosudo",
+    "prefail",
 ];
 
 fn world() -> &'static World {
@@ -664,4 +665,72 @@ fn a_host_behind_a_jump_host_is_never_reached_directly() {
     let (status, message) = status_of(&report, "jumped");
     assert_eq!(status, "unreachable");
     assert!(message.contains("not connecting directly"), "{message}");
+}
+
+#[test]
+fn a_failing_pre_install_changes_nothing() {
+    let world = world();
+    let fleet = &world.fleet;
+    trust(world, "prefail", &world.trust_line);
+    let inv = inventory(world, &["prefail"], "");
+    let (code, _) = install(world, &inv, &world.hello, &[]);
+    assert_eq!(code, 0);
+    let before =
+        std::fs::read_to_string(fleet.host("prefail").path("/var/lib/swpush/packages/hello"))
+            .unwrap();
+
+    let dir = fleet.dir().join("prefail-src");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(repo("packages/hello"))
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        dir.join("hooks/pre.sh"),
+        "#!/bin/sh\necho cannot stop the service >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho other\n").unwrap();
+    let package = fleet.dir().join("prefail.tar.gz");
+    assert!(
+        swpush(
+            fleet,
+            &[
+                "pack",
+                dir.to_str().unwrap(),
+                "-o",
+                package.to_str().unwrap()
+            ]
+        )
+        .status
+        .success()
+    );
+
+    let (code, report) = install(world, &inv, &package, &["--force"]);
+    assert_eq!(code, 2);
+    let (status, message) = status_of(&report, "prefail");
+    assert_eq!(status, "failed");
+    assert!(
+        message.contains("pre_install failed, nothing changed")
+            && message.contains("cannot stop the service"),
+        "{message}"
+    );
+    assert_eq!(
+        read_link(world, "prefail", "/opt/swpush/hello/current"),
+        "releases/1.0.0"
+    );
+    assert_eq!(
+        fleet.ssh_ok("prefail", "/opt/swpush/hello/current/bin/hello"),
+        "hello from swpush example package 1.0.0\n"
+    );
+    let after =
+        std::fs::read_to_string(fleet.host("prefail").path("/var/lib/swpush/packages/hello"))
+            .unwrap();
+    assert_eq!(before, after, "the state record is untouched");
+    assert!(is_empty_dir(&fleet.host("prefail").path("/tmp")));
 }
