@@ -36,6 +36,7 @@ const HOSTS: &[&str] = &[
     "int2",
     "int3",
     "int4",
+    "int5",
     "cut",
     "killpre",
     "killpost",
@@ -682,6 +683,44 @@ fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
     for host in hosts {
         assert_settled(world, host, Some("1.0.0"));
     }
+}
+
+/// A second interrupt stops swpush at once; the host it left mid-install
+/// undoes what was started (the step sees its controller vanish).
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
+    let world = world();
+    let fleet = &world.fleet;
+    let slow = variant(world, "slower-pre-int.tar.gz", |dir| {
+        append(dir, "hooks/pre.sh", "sleep 30\n");
+    });
+    let inv = inventory(world, "interrupt-twice", &["int5"], "");
+    let started = Instant::now();
+    let run = install_command(world, &inv, &slow, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_empty_dir(&fleet.host("int5").path("/tmp")) {
+        assert!(Instant::now() < deadline, "the host never started");
+        sleep(Duration::from_millis(10));
+    }
+    signal("INT", run.id());
+    sleep(Duration::from_millis(300));
+    signal("INT", run.id());
+    let output = run.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "stopped at once, not after the hook"
+    );
+    assert!(
+        text(&output.stderr).contains("interrupted again"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_settled(world, "int5", None);
 }
 
 // --- 5. faults -----------------------------------------------------------------
