@@ -220,8 +220,25 @@ pub enum Outcome {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
-        Command::Install(args) => install(&args),
-        Command::Upgrade(args) => check_push("upgrade", &args.package, &args.fleet),
+        Command::Install(args) => push(
+            Op::Install,
+            &args.package,
+            Policy {
+                force: args.force,
+                ..Policy::default()
+            },
+            &args.fleet,
+        ),
+        Command::Upgrade(args) => push(
+            Op::Upgrade,
+            &args.package,
+            Policy {
+                force: args.force,
+                allow_downgrade: args.allow_downgrade,
+                install_missing: args.install_missing,
+            },
+            &args.fleet,
+        ),
         Command::Rollback(args) => not_yet("rollback", &args.fleet),
         Command::Remove(args) => not_yet("remove", &args.fleet),
         Command::Status(args) => not_yet("status", &args.fleet),
@@ -239,21 +256,21 @@ fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
     Ok(hosts.into_iter().cloned().collect())
 }
 
-/// Everything `install`/`upgrade` can check before connecting, then the
-/// honest answer that the push itself is not built yet.
-fn check_push(command: &str, package: &Path, fleet: &FleetArgs) -> Result<Outcome> {
-    selected_hosts(&fleet.select)?;
-    package::read(package)?;
-    bail!("{command} is not implemented yet")
+/// What the signed order allows beyond the operation itself.
+#[derive(Debug, Default, Clone, Copy)]
+struct Policy {
+    force: bool,
+    allow_downgrade: bool,
+    install_missing: bool,
 }
 
-fn install(args: &InstallArgs) -> Result<Outcome> {
-    let fleet_args = &args.fleet;
+/// `install` and `upgrade`: push a package; each client decides under `policy`.
+fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Result<Outcome> {
     if fleet_args.dry_run {
         bail!("--dry-run is not implemented yet");
     }
     let hosts = selected_hosts(&fleet_args.select)?;
-    let package = package::read(&args.package)?;
+    let package = package::read(package)?;
     let key = key::load(&key_path(fleet_args)?)?;
     let info = PackageInfo {
         name: package.manifest.name.clone(),
@@ -261,15 +278,16 @@ fn install(args: &InstallArgs) -> Result<Outcome> {
         sha256: Some(package.sha256.clone()),
     };
     let job = StepRequest {
-        op: Op::Install,
+        op,
         package,
-        force: args.force,
-        allow_downgrade: false,
+        force: policy.force,
+        allow_downgrade: policy.allow_downgrade,
+        install_missing: policy.install_missing,
         key,
         busy_wait: fleet_args.busy_wait,
         busy_retries: fleet_args.busy_retries,
     };
-    run_on_hosts("install", Some(info), hosts, job, fleet_args)
+    run_on_hosts(op.as_str(), Some(info), hosts, job, fleet_args)
 }
 
 fn enroll(args: &EnrollArgs) -> Result<Outcome> {

@@ -54,6 +54,8 @@ pub struct Order {
     pub sha256: String,
     pub size: u64,
     pub allow_downgrade: bool,
+    /// `upgrade --install-missing`: install where the package is absent.
+    pub install_missing: bool,
     pub force: bool,
     pub host: String,
     pub challenge: Challenge,
@@ -91,7 +93,7 @@ impl Order {
     pub fn to_text(&self) -> String {
         let mut text = String::new();
         let hook = |path: &Option<String>| path.clone().unwrap_or_else(|| "-".into());
-        let fields: [(&str, String); 14] = [
+        let fields: [(&str, String); 15] = [
             ("format", FORMAT.to_string()),
             ("op", self.op.as_str().to_owned()),
             ("package", self.package.clone()),
@@ -99,6 +101,7 @@ impl Order {
             ("sha256", self.sha256.clone()),
             ("size", self.size.to_string()),
             ("allow_downgrade", self.allow_downgrade.to_string()),
+            ("install_missing", self.install_missing.to_string()),
             ("force", self.force.to_string()),
             ("host", self.host.clone()),
             ("challenge", self.challenge.as_str().to_owned()),
@@ -163,6 +166,7 @@ mod tests {
             sha256: "ab".repeat(32),
             size: 10_485_760,
             allow_downgrade: false,
+            install_missing: false,
             force: false,
             host: "web1".into(),
             challenge: Challenge::parse("0123456789abcdef0123456789abcdef").unwrap(),
@@ -179,7 +183,7 @@ mod tests {
         assert_eq!(
             order().to_text(),
             "format 1\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
-             size 10485760\nallow_downgrade false\nforce false\nhost web1\n\
+             size 10485760\nallow_downgrade false\ninstall_missing false\nforce false\nhost web1\n\
              challenge 0123456789abcdef0123456789abcdef\npre_install -\npost_install hooks/post.sh\n\
              pre_remove -\nissued 2026-11-24T10:00:00Z\n"
         );

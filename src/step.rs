@@ -19,6 +19,7 @@ use crate::ssh::{Connection, Event, SshError};
 /// The shell the step needs, in the order `sh -c` will define it.
 const SCRIPT: &str = concat!(
     include_str!("step/check_entries.sh"),
+    include_str!("step/version.sh"),
     include_str!("step/step.sh")
 );
 
@@ -31,6 +32,7 @@ pub struct StepRequest {
     pub package: Package,
     pub force: bool,
     pub allow_downgrade: bool,
+    pub install_missing: bool,
     pub key: PrivateKey,
     /// Command-line defaults for hosts whose inventory does not set them.
     pub busy_wait: u64,
@@ -291,6 +293,7 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
         sha256: package.sha256.clone(),
         size: package.size,
         allow_downgrade: request.allow_downgrade,
+        install_missing: request.install_missing,
         force: request.force,
         host: host.name.clone(),
         challenge,

@@ -190,23 +190,43 @@ version=$(field version "$work/order")
 sha256=$(field sha256 "$work/order")
 size=$(field size "$work/order")
 force=$(field force "$work/order")
+allow_downgrade=$(field allow_downgrade "$work/order")
+install_missing=$(field install_missing "$work/order")
 pre_install=$(field pre_install "$work/order")
 post_install=$(field post_install "$work/order")
 case $version in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
 case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
 
 # --- the decision ----------------------------------------------------------
+# Applies the policy the signed order carries; sets `result`, the status
+# a successful run reports.
 decide() {
+    result=installed
+    if [ "$current_version" = "$version" ]; then
+        if [ "$current_sha" = "$sha256" ]; then
+            finish unchanged "already current"
+        elif [ "$force" != true ]; then
+            finish skipped "$name $version is installed with other content: bump the version (or --force)"
+        fi
+        return 0
+    fi
     case $op in
         install)
-            if [ "$current_version" = "$version" ]; then
-                if [ "$current_sha" = "$sha256" ]; then
-                    finish unchanged "already current"
-                elif [ "$force" != true ]; then
-                    finish skipped "$name $version is installed with other content: bump the version (or --force)"
-                fi
-            elif [ "$current_version" != - ]; then
+            if [ "$current_version" != - ]; then
                 finish skipped "$name $current_version is installed: use swpush upgrade"
+            fi
+            ;;
+        upgrade)
+            if [ "$current_version" = - ]; then
+                [ "$install_missing" = true ] ||
+                    finish skipped "$name is not installed here (--install-missing installs it)"
+            elif [ "$(version_cmp "$current_version" "$version")" = ">" ]; then
+                # Enforced here, whatever the controller decided.
+                [ "$allow_downgrade" = true ] ||
+                    finish skipped "$name $current_version is newer than $version (--allow-downgrade goes back)"
+                result=upgraded
+            else
+                result=upgraded
             fi
             ;;
         *) finish rejected "this step cannot do $op" ;;
@@ -443,7 +463,29 @@ mv "$state_file.$$" "$state_file"
 # Committed: from here an interruption leaves the new release in place.
 undo=
 rm -rf "$aside"
-echo "$now $op $name $previous $version installed" >>"$state_dir/log"
-: "$keep_releases" # pruning old releases comes with upgrade
+echo "$now $op $name $previous $version $result" >>"$state_dir/log"
+
+# Keep the newest keep_releases releases (by install order, in NAME.history),
+# and always the current and the previous one.
+history=$state_file.history
+{
+    grep -vxF -- "$version" "$history" 2>/dev/null || true
+    echo "$version"
+} >"$history.$$"
+mv "$history.$$" "$history"
+total=$(wc -l <"$history" | tr -d ' ')
+if [ "$total" -gt "$keep_releases" ]; then
+    head -n "$((total - keep_releases))" "$history" >"$work/prune"
+    while IFS= read -r old; do
+        case $old in '' | .* | */* | "$version" | "$previous") continue ;; esac
+        rm -rf "${pkgdir:?}/releases/$old"
+    done <"$work/prune"
+    {
+        # The previous release stays listed while it is kept.
+        if [ "$previous" != - ] && grep -qxF -- "$previous" "$work/prune"; then echo "$previous"; fi
+        grep -vxF -f "$work/prune" "$history" || true
+    } >"$history.$$"
+    mv "$history.$$" "$history"
+fi
 target=$version
-finish installed ""
+finish "$result" ""

@@ -1,0 +1,200 @@
+//! `swpush upgrade`: version order (1.10 > 1.9), the policy the signed order
+//! carries (`--install-missing`, `--allow-downgrade`, `--force`) enforced by
+//! the client itself, and pruning to `keep_releases`. The controller never
+//! compares versions: every refusal below is the client's own decision.
+
+mod support;
+#[path = "support/world.rs"]
+mod world;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use support::SSH_PORT;
+use world::*;
+
+const HOSTS: &[&str] = &["up", "absent", "keep"];
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let world = World::start(HOSTS);
+        for host in HOSTS {
+            world.trust_all(host);
+        }
+        world
+    })
+}
+
+/// packages/hello at `version`, packed once per version.
+fn hello(world: &World, version: &str) -> PathBuf {
+    let out = world.fleet.dir().join(format!("hello-{version}.tar.gz"));
+    if out.exists() {
+        return out;
+    }
+    let dir = world.fleet.dir().join(format!("hello-{version}-src"));
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repo("packages/hello"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let manifest = std::fs::read_to_string(dir.join("swpush.yaml")).unwrap();
+    std::fs::write(
+        dir.join("swpush.yaml"),
+        manifest.replace("version: 1.0.0", &format!("version: {version}")),
+    )
+    .unwrap();
+    let packed = swpush(
+        &world.fleet,
+        &["pack", dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
+    );
+    assert!(packed.status.success(), "{}", text(&packed.stderr));
+    out
+}
+
+fn run(world: &World, op: &str, host: &str, version: &str, more: &[&str]) -> (i32, Value) {
+    let fleet = &world.fleet;
+    let inventory = fleet.dir().join(format!("inventory-{host}.yaml"));
+    std::fs::write(
+        &inventory,
+        format!(
+            "defaults:\n  user: root\n  port: {SSH_PORT}\n  identity_file: \"{}\"\n  keep_releases: 2\nhosts:\n  {host}: {{address: {}}}\n",
+            fleet.login_key().display(),
+            fleet.host(host).addr
+        ),
+    )
+    .unwrap();
+    let package = hello(world, version);
+    let mut args = vec![
+        op,
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--key",
+        world.key.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(more);
+    args.push(package.to_str().unwrap());
+    let output = swpush(fleet, &args);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn outcome(report: &Value, host: &str) -> (String, Value, Value, String) {
+    let entry = host_entry(report, host);
+    (
+        entry["status"].as_str().unwrap().to_owned(),
+        entry["previous_version"].clone(),
+        entry["version"].clone(),
+        entry["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn upgrades_by_version_order_and_the_client_refuses_a_downgrade() {
+    let world = world();
+    let (code, _) = run(world, "install", "up", "1.9.0", &[]);
+    assert_eq!(code, 0);
+
+    let (code, report) = run(world, "upgrade", "up", "1.10.0", &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let (status, previous, version, _) = outcome(&report, "up");
+    assert_eq!(
+        (status.as_str(), previous, version),
+        ("upgraded", "1.9.0".into(), "1.10.0".into())
+    );
+    assert_eq!(
+        read_link(world, "up", "/opt/swpush/hello/current"),
+        "releases/1.10.0"
+    );
+    let hooks = std::fs::read_to_string(world.fleet.host("up").path("/opt/swpush/hello/hooks.log"))
+        .unwrap();
+    assert!(
+        hooks.contains("pre_install op=upgrade package=hello version=1.10.0 previous=1.9.0"),
+        "{hooks}"
+    );
+
+    let (code, report) = run(world, "upgrade", "up", "1.10.0", &[]);
+    assert_eq!((code, outcome(&report, "up").0.as_str()), (0, "unchanged"));
+
+    // 1.9.0 is older than 1.10.0: the client says no, and sends for nothing.
+    let (code, report) = run(world, "upgrade", "up", "1.9.0", &[]);
+    assert_eq!(code, 0, "skipped is not a failure");
+    let (status, _, version, message) = outcome(&report, "up");
+    assert_eq!((status.as_str(), version), ("skipped", "1.10.0".into()));
+    assert!(message.contains("newer than 1.9.0"), "{message}");
+    assert_eq!(host_entry(&report, "up")["bytes_sent"], 0);
+    assert_eq!(
+        read_link(world, "up", "/opt/swpush/hello/current"),
+        "releases/1.10.0"
+    );
+
+    let (code, report) = run(world, "upgrade", "up", "1.9.0", &["--allow-downgrade"]);
+    assert_eq!(code, 0);
+    let (status, previous, version, _) = outcome(&report, "up");
+    assert_eq!(
+        (status.as_str(), previous, version),
+        ("upgraded", "1.10.0".into(), "1.9.0".into())
+    );
+    assert_eq!(
+        read_link(world, "up", "/opt/swpush/hello/current"),
+        "releases/1.9.0"
+    );
+}
+
+#[test]
+fn an_absent_package_is_installed_only_when_asked() {
+    let world = world();
+    let (code, report) = run(world, "upgrade", "absent", "1.0.0", &[]);
+    assert_eq!(code, 0);
+    let (status, _, _, message) = outcome(&report, "absent");
+    assert_eq!(status, "skipped");
+    assert!(message.contains("--install-missing"), "{message}");
+    assert!(
+        !world
+            .fleet
+            .host("absent")
+            .path("/opt/swpush/hello")
+            .exists()
+    );
+
+    let (code, report) = run(world, "upgrade", "absent", "1.0.0", &["--install-missing"]);
+    assert_eq!(
+        (code, outcome(&report, "absent").0.as_str()),
+        (0, "installed")
+    );
+}
+
+#[test]
+fn old_releases_are_pruned_to_keep_releases_keeping_the_previous_one() {
+    let world = world();
+    run(world, "install", "keep", "1.0.0", &[]);
+    for version in ["1.1.0", "1.2.0", "1.3.0"] {
+        let (code, report) = run(world, "upgrade", "keep", version, &[]);
+        assert_eq!(
+            (code, outcome(&report, "keep").0.as_str()),
+            (0, "upgraded"),
+            "{report:#}"
+        );
+    }
+    let mut kept: Vec<String> =
+        std::fs::read_dir(world.fleet.host("keep").path("/opt/swpush/hello/releases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["1.2.0", "1.3.0"],
+        "keep_releases: 2 keeps current and previous"
+    );
+    assert_eq!(
+        read_link(world, "keep", "/opt/swpush/hello/current"),
+        "releases/1.3.0"
+    );
+}
