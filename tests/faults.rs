@@ -20,7 +20,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{SSH_PORT, TestHost};
+use support::TestHost;
 use world::*;
 
 const HOSTS: &[&str] = &[
@@ -48,70 +48,23 @@ const HOSTS: &[&str] = &[
 
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let world = World::start(HOSTS);
-        for host in HOSTS {
-            world.trust_all(host);
-        }
-        world
-    })
+    WORLD.get_or_init(|| World::start_trusted(HOSTS))
 }
 
-/// An inventory of some fleet hosts (by name), plus extra YAML after the
-/// host entries (more hosts, a `groups:` section). `tag` names the file.
 fn inventory(world: &World, tag: &str, hosts: &[&str], extra: &str) -> PathBuf {
-    let fleet = &world.fleet;
-    let mut yaml = format!(
-        "defaults:\n  user: root\n  port: {SSH_PORT}\n  identity_file: \"{}\"\nhosts:\n",
-        fleet.login_key().display()
-    );
-    for name in hosts {
-        yaml += &format!("  {name}: {{address: {}}}\n", fleet.host(name).addr);
-    }
-    yaml += extra;
-    let path = fleet.dir().join(format!("inventory-{tag}.yaml"));
-    std::fs::write(&path, yaml).unwrap();
-    path
+    world.fleet_inventory(tag, hosts, extra)
 }
 
-/// `swpush install --format json ... PACKAGE`, ready to run or spawn.
-/// `--connect-timeout 5` unless `more` sets it.
 fn install_command(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> Command {
-    let mut args = vec![
-        "install",
-        "--inventory",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    if !more.contains(&"--connect-timeout") {
-        args.extend_from_slice(&["--connect-timeout", "5"]);
-    }
-    args.extend_from_slice(more);
-    args.push(package.to_str().unwrap());
-    swpush_command(&world.fleet, &args)
+    world.push_command("install", inventory, package, more)
 }
 
-/// The exit code and JSON report of a finished `swpush install`.
 fn parse(output: &Output) -> (i32, Value) {
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {}\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        )
-    });
-    (output.status.code().unwrap_or(-1), report)
+    parse_report(output)
 }
 
-/// Runs `swpush install` with the JSON report; returns (exit code, report).
 fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i32, Value) {
-    let output = install_command(world, inventory, package, more)
-        .output()
-        .expect("run swpush");
-    parse(&output)
+    world.push("install", inventory, package, more)
 }
 
 fn names_in(path: &Path) -> Vec<String> {

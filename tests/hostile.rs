@@ -41,13 +41,7 @@ const SENTINELS: &[&str] = &["/opt/escape", "/tmp/x", "/etc/swpush/pwned"];
 
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let world = World::start(HOSTS);
-        for host in HOSTS {
-            world.trust_all(host);
-        }
-        world
-    })
+    WORLD.get_or_init(|| World::start_trusted(HOSTS))
 }
 
 /// `swpush install` of `package` with `inventory`, plus `more` options.
@@ -77,13 +71,7 @@ fn install_args<'a>(
 
 /// An inventory of one host `name` at `address`, logging in as root.
 fn one_host_inventory(world: &World, name: &str, address: &str) -> PathBuf {
-    let path = world.fleet.dir().join(format!("inventory-{name}.yaml"));
-    let yaml = format!(
-        "defaults:\n  user: root\n  port: {SSH_PORT}\n  identity_file: \"{}\"\nhosts:\n  {name}: {{address: {address}}}\n",
-        world.fleet.login_key().display()
-    );
-    std::fs::write(&path, yaml).unwrap();
-    path
+    world.inventory(name, &[(name, address.to_owned())], "")
 }
 
 /// Runs swpush and samples its peak resident memory (VmHWM) while it runs;
@@ -1030,28 +1018,7 @@ fn client_cases() -> Vec<ClientCase> {
 /// The step for `host`, as the controller would start it; under busybox
 /// ash with busybox's tools first on PATH when `busybox`.
 fn step_command(world: &World, host: &str, busybox: bool) -> String {
-    let fleet = &world.fleet;
-    let addr = fleet.host(host).addr.to_string();
-    let inventory_path = one_host_inventory(world, host, &addr);
-    let inventory = swpush::inventory::load(
-        &inventory_path,
-        &swpush::inventory::LoadContext {
-            home: Some(fleet.home().to_owned()),
-            local_user: "root".into(),
-        },
-    )
-    .unwrap();
-    let request = swpush::step::StepRequest {
-        op: Op::Install,
-        package: swpush::package::read(&world.hello).unwrap(),
-        force: false,
-        allow_downgrade: false,
-        install_missing: false,
-        key: swpush::key::load(&world.key).unwrap(),
-        busy_wait: 1,
-        busy_retries: 0,
-    };
-    let command = swpush::step::remote_command(&inventory.hosts[0], &request);
+    let command = world.step_command(host);
     if !busybox {
         return command;
     }

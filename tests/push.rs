@@ -46,20 +46,7 @@ fn world() -> &'static World {
 
 /// An inventory of some fleet hosts (by name), plus extra YAML host entries.
 fn inventory(world: &World, hosts: &[&str], extra: &str) -> PathBuf {
-    let fleet = &world.fleet;
-    let mut yaml = format!(
-        "defaults:\n  user: root\n  port: {SSH_PORT}\n  identity_file: \"{}\"\nhosts:\n",
-        fleet.login_key().display()
-    );
-    for name in hosts {
-        yaml += &format!("  {name}: {{address: {}}}\n", fleet.host(name).addr);
-    }
-    yaml += extra;
-    let path = fleet
-        .dir()
-        .join(format!("inventory-{}.yaml", hosts.join("-")));
-    std::fs::write(&path, yaml).unwrap();
-    path
+    world.fleet_inventory(&hosts.join("-"), hosts, extra)
 }
 
 fn trust(world: &World, host: &str, line: &str) {
@@ -69,28 +56,7 @@ fn trust(world: &World, host: &str, line: &str) {
 
 /// Runs `swpush install` with the JSON report; returns (exit code, report).
 fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i32, Value) {
-    let mut args = vec![
-        "install",
-        "--inventory",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--format",
-        "json",
-        "--connect-timeout",
-        "5",
-    ];
-    args.extend_from_slice(more);
-    args.push(package.to_str().unwrap());
-    let output = swpush(&world.fleet, &args);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {}\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        )
-    });
-    (output.status.code().unwrap_or(-1), report)
+    world.push("install", inventory, package, more)
 }
 
 #[test]
@@ -501,29 +467,6 @@ fn drive(
     done
 }
 
-fn step_command(world: &World, host: &str) -> String {
-    let fleet = &world.fleet;
-    let inventory = swpush::inventory::load(
-        &inventory(world, &[host], ""),
-        &swpush::inventory::LoadContext {
-            home: Some(fleet.home().to_owned()),
-            local_user: "root".into(),
-        },
-    )
-    .unwrap();
-    let request = swpush::step::StepRequest {
-        op: Op::Install,
-        package: swpush::package::read(&world.hello).unwrap(),
-        force: false,
-        allow_downgrade: false,
-        install_missing: false,
-        key: swpush::key::load(&world.key).unwrap(),
-        busy_wait: 1,
-        busy_retries: 0,
-    };
-    swpush::step::remote_command(&inventory.hosts[0], &request)
-}
-
 /// A signed order and its signature for `challenge`, framed for the step.
 fn framed_order(world: &World, host: &str, challenge: &str) -> String {
     let package = swpush::package::read(&world.hello).unwrap();
@@ -555,7 +498,7 @@ fn a_captured_order_cannot_be_replayed() {
     let done = drive(
         world,
         "replay1",
-        &step_command(world, "replay1"),
+        &world.step_command("replay1"),
         &mut |challenge| {
             captured = framed_order(world, "replay1", challenge);
             captured.clone()
@@ -572,7 +515,7 @@ fn a_captured_order_cannot_be_replayed() {
     .unwrap();
 
     for host in ["replay1", "replay2"] {
-        let done = drive(world, host, &step_command(world, host), &mut |_| {
+        let done = drive(world, host, &world.step_command(host), &mut |_| {
             captured.clone()
         });
         assert!(done.starts_with("rejected"), "{host}: {done}");
@@ -589,7 +532,7 @@ fn the_step_runs_under_busybox_ash_with_busybox_tools() {
     let world = world();
     trust(world, "bb", &world.trust_line);
     let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
-    let command = step_command(world, "bb").replacen(
+    let command = world.step_command("bb").replacen(
         "/bin/sh -c ",
         &format!(
             "mkdir -p /opt/bb && for t in {tools}; do ln -sf /bin/busybox /opt/bb/$t; done; PATH=/opt/bb:$PATH busybox sh -c "

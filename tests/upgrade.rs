@@ -18,13 +18,7 @@ const HOSTS: &[&str] = &["up", "absent", "keep"];
 
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let world = World::start(HOSTS);
-        for host in HOSTS {
-            world.trust_all(host);
-        }
-        world
-    })
+    WORLD.get_or_init(|| World::start_trusted(HOSTS))
 }
 
 /// packages/hello at `version`, packed once per version.
@@ -67,22 +61,7 @@ fn run(world: &World, op: &str, host: &str, version: &str, more: &[&str]) -> (i3
         ),
     )
     .unwrap();
-    let package = hello(world, version);
-    let mut args = vec![
-        op,
-        "--inventory",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(more);
-    args.push(package.to_str().unwrap());
-    let output = swpush(fleet, &args);
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
-    (output.status.code().unwrap_or(-1), report)
+    world.push(op, &inventory, &hello(world, version), more)
 }
 
 fn outcome(report: &Value, host: &str) -> (String, Value, Value, String) {

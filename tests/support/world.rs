@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::Fleet;
+use crate::support::{Fleet, SSH_PORT};
 
 pub struct World {
     pub fleet: Fleet,
@@ -48,6 +48,98 @@ impl World {
             trust_line,
             hello,
         }
+    }
+
+    /// Like [`World::start`], with every host trusting the key for every package.
+    pub fn start_trusted(hosts: &[&str]) -> World {
+        let world = World::start(hosts);
+        for host in hosts {
+            world.trust_all(host);
+        }
+        world
+    }
+
+    /// An inventory of fleet hosts `hosts` at `ADDRESS` (by name), plus
+    /// `extra` YAML after the host entries; the file is named after `tag`.
+    pub fn inventory(&self, tag: &str, hosts: &[(&str, String)], extra: &str) -> PathBuf {
+        let mut yaml = format!(
+            "defaults:\n  user: root\n  port: {SSH_PORT}\n  identity_file: \"{}\"\nhosts:\n",
+            self.fleet.login_key().display()
+        );
+        for (name, address) in hosts {
+            yaml += &format!("  {name}: {{address: {address}}}\n");
+        }
+        yaml += extra;
+        let path = self.fleet.dir().join(format!("inventory-{tag}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    /// An inventory of fleet hosts by name (at their fleet addresses).
+    pub fn fleet_inventory(&self, tag: &str, hosts: &[&str], extra: &str) -> PathBuf {
+        let hosts: Vec<(&str, String)> = hosts
+            .iter()
+            .map(|name| (*name, self.fleet.host(name).addr.to_string()))
+            .collect();
+        self.inventory(tag, &hosts, extra)
+    }
+
+    /// The command the controller would run on `host` to install hello.
+    pub fn step_command(&self, host: &str) -> String {
+        let inventory = swpush::inventory::load(
+            &self.fleet_inventory(&format!("step-{host}"), &[host], ""),
+            &swpush::inventory::LoadContext {
+                home: Some(self.fleet.home().to_owned()),
+                local_user: "root".into(),
+            },
+        )
+        .unwrap();
+        let request = swpush::step::StepRequest {
+            op: swpush::order::Op::Install,
+            package: swpush::package::read(&self.hello).unwrap(),
+            force: false,
+            allow_downgrade: false,
+            install_missing: false,
+            key: swpush::key::load(&self.key).unwrap(),
+            busy_wait: 1,
+            busy_retries: 0,
+        };
+        swpush::step::remote_command(&inventory.hosts[0], &request)
+    }
+
+    /// `swpush OP --inventory INV --key KEY --format json MORE PACKAGE`, with
+    /// `--connect-timeout 5` unless `more` sets it; ready to run or spawn.
+    pub fn push_command(
+        &self,
+        op: &str,
+        inventory: &Path,
+        package: &Path,
+        more: &[&str],
+    ) -> Command {
+        let mut args = vec![
+            op,
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--key",
+            self.key.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        if !more.contains(&"--connect-timeout") {
+            args.extend_from_slice(&["--connect-timeout", "5"]);
+        }
+        args.extend_from_slice(more);
+        args.push(package.to_str().unwrap());
+        swpush_command(&self.fleet, &args)
+    }
+
+    /// Runs [`World::push_command`]; returns the exit code and the JSON report.
+    pub fn push(&self, op: &str, inventory: &Path, package: &Path, more: &[&str]) -> (i32, Value) {
+        let output = self
+            .push_command(op, inventory, package, more)
+            .output()
+            .expect("run swpush");
+        parse_report(&output)
     }
 
     /// Makes `host` trust this controller's key for every package.
@@ -94,6 +186,18 @@ pub fn read_link(world: &World, host: &str, inside: &str) -> String {
     std::fs::read_link(world.fleet.host(host).path(inside))
         .map(|p| p.display().to_string())
         .unwrap_or_default()
+}
+
+/// The exit code and JSON report of a finished run.
+pub fn parse_report(output: &Output) -> (i32, Value) {
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
 }
 
 /// The report's entry for `host`.
