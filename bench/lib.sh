@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034,SC2154 # variables set or used by the sourcing script
+# shellcheck shell=bash disable=SC2034,SC2153,SC2154 # variables set or used by the sourcing script
 # What bench/run.sh and bench/profile.sh share: a local fleet started with
 # examples/fleet.rs, a package of random bytes, swpush as the fleet's
 # controller, a reset of the hosts between rounds, and the floor (one plain
@@ -9,7 +9,6 @@ NAME=benchpkg
 # SWPUSH_BIN: measure this swpush build instead of the tree's own (which
 # is built and used otherwise; others may be editing src/ meanwhile).
 swpush=${SWPUSH_BIN:-$PWD/target/release/swpush}
-fleet_bin=$PWD/target/release/examples/fleet
 
 die() {
     echo "bench: error: $*" >&2
@@ -42,35 +41,17 @@ make_package() {
     size=$(stat -c %s "$pkg")
 }
 
-# Starts HOSTS hosts; sets inventory, home, fleet_pid. The fleet runs until
-# its stdin, a fifo only this shell writes to (fd 9), reaches end-of-file:
-# when the script ends, however it ends, the EXIT trap waits for teardown.
+# Starts HOSTS hosts (scripts/fleet-lib.sh); sets inventory, home, fleet_pid.
+# The fleet stops when the script ends, however it ends.
 start_fleet() {
-    local fifo=$work/fleet.stdin deadline
-    mkfifo "$fifo"
-    "$fleet_bin" --hosts "$HOSTS" --package-dirs <"$fifo" >"$work/fleet.out" 2>"$work/fleet.err" &
-    fleet_pid=$!
-    exec 9>"$fifo"
-    rm -f "$fifo"
-    trap stop_fleet EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    deadline=$((SECONDS + 120))
-    until grep -qx ready "$work/fleet.out"; do
-        kill -0 "$fleet_pid" 2>/dev/null || die "the fleet did not start: $(cat "$work/fleet.err")"
-        [ "$SECONDS" -lt "$deadline" ] || die "the fleet is not ready after 120 s"
-        sleep 0.1
-    done
-    inventory=$(sed -n 's/^inventory //p' "$work/fleet.out")
-    home=$(sed -n 's/^home //p' "$work/fleet.out")
+    # shellcheck source=../scripts/fleet-lib.sh
+    . scripts/fleet-lib.sh
+    fleet_start "$HOSTS" "$work" --package-dirs
+    inventory=$fleet_inventory
+    home=$fleet_home
     awk '$1 == "host" { print $3 }' "$work/fleet.out" >"$work/addresses"
     write_floor_script
     set_commands
-}
-
-stop_fleet() {
-    exec 9>&-
-    wait "$fleet_pid" 2>/dev/null || true
 }
 
 # Where the client directory $1 of every host is seen from outside.

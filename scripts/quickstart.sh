@@ -18,7 +18,6 @@ cd "$(dirname "$0")/.."
 
 HOSTS=3
 swpush=$PWD/target/release/swpush
-fleet_bin=$PWD/target/release/examples/fleet
 work=target/quickstart
 
 die() {
@@ -44,41 +43,13 @@ echo "(packed twice: byte-identical)"
 echo
 
 # --- a local fleet ----------------------------------------------------------
-[ "$(id -u)" = 0 ] ||
-    die "the local fleet needs root (each host is an sshd in its own mount namespace); run: sudo bash scripts/quickstart.sh"
-bash scripts/install-test-deps.sh
-
-# The fleet runs until its stdin reaches end-of-file. Its stdin is a fifo
-# whose only writer is this script (fd 9), so it stops when the script
-# exits, also on an error or a signal; the EXIT trap then waits until it
-# has removed its hosts.
-fifo=$work/fleet.stdin
-mkfifo "$fifo"
-"$fleet_bin" --hosts "$HOSTS" <"$fifo" >"$work/fleet.out" 2>"$work/fleet.err" &
-fleet_pid=$!
-exec 9>"$fifo"
-rm -f "$fifo"
-stop_fleet() {
-    exec 9>&-
-    wait "$fleet_pid" 2>/dev/null || true
-}
-trap stop_fleet EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+# shellcheck source=scripts/fleet-lib.sh
+. scripts/fleet-lib.sh
 echo "== starting $HOSTS local sshd hosts (target/release/examples/fleet --hosts $HOSTS)"
-deadline=$((SECONDS + 60))
-until grep -qx ready "$work/fleet.out"; do
-    if ! kill -0 "$fleet_pid" 2>/dev/null; then
-        cat "$work/fleet.err" >&2
-        die "the fleet did not start (output above, also in $work/fleet.err)"
-    fi
-    [ "$SECONDS" -lt "$deadline" ] || die "the fleet is not ready after 60 s (see $work/fleet.err)"
-    sleep 0.1
-done
-field() { sed -n "s/^$1 //p" "$work/fleet.out" | head -n 1; }
-inventory=$(field inventory)
-home=$(field home)
+fleet_start "$HOSTS" "$work"
+inventory=$fleet_inventory
+home=$fleet_home
+field() { fleet_field "$1"; }
 read -r host_name host_addr host_dir <<<"$(field host)"
 cat "$inventory"
 echo

@@ -15,8 +15,9 @@ use crate::order::{Op, rfc3339};
 use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
 use crate::ssh::ConnectOptions;
-use crate::step::StepRequest;
-use crate::{enroll, key, package};
+use crate::step::{StepRequest, Subject};
+use crate::version::Version;
+use crate::{enroll, key, lock, package, status};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -239,9 +240,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             },
             &args.fleet,
         ),
-        Command::Rollback(args) => not_yet("rollback", &args.fleet),
-        Command::Remove(args) => not_yet("remove", &args.fleet),
-        Command::Status(args) => not_yet("status", &args.fleet),
+        Command::Rollback(args) => {
+            act_on_installed(Op::Rollback, &args.name, args.to.as_deref(), &args.fleet)
+        }
+        Command::Remove(args) => act_on_installed(Op::Remove, &args.name, None, &args.fleet),
+        Command::Status(args) => status(&args),
         Command::Enroll(args) => enroll(&args),
         Command::Pack(args) => pack(&args),
         Command::Keygen(args) => keygen(&args),
@@ -266,9 +269,6 @@ struct Policy {
 
 /// `install` and `upgrade`: push a package; each client decides under `policy`.
 fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Result<Outcome> {
-    if fleet_args.dry_run {
-        bail!("--dry-run is not implemented yet");
-    }
     let hosts = selected_hosts(&fleet_args.select)?;
     let package = package::read(package)?;
     let key = key::load(&key_path(fleet_args)?)?;
@@ -279,10 +279,11 @@ fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Resul
     };
     let job = StepRequest {
         op,
-        package,
+        subject: Subject::Package(package),
         force: policy.force,
         allow_downgrade: policy.allow_downgrade,
         install_missing: policy.install_missing,
+        dry_run: fleet_args.dry_run,
         key,
         busy_wait: fleet_args.busy_wait,
         busy_retries: fleet_args.busy_retries,
@@ -290,11 +291,70 @@ fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Resul
     run_on_hosts(op.as_str(), Some(info), hosts, job, fleet_args)
 }
 
+/// `rollback` and `remove`: act on a package already on the clients, by
+/// name; each client decides from its own records.
+fn act_on_installed(
+    op: Op,
+    name: &str,
+    version: Option<&str>,
+    fleet_args: &FleetArgs,
+) -> Result<Outcome> {
+    if !package::manifest::valid_name(name) {
+        bail!(
+            "`{name}` is not a package name: 1 to 64 of a-z 0-9 . _ + -, starting with a letter or digit"
+        );
+    }
+    let version = version
+        .map(|v| Version::parse(v).map(|v| v.as_str().to_owned()))
+        .transpose()
+        .context("--to")?;
+    let hosts = selected_hosts(&fleet_args.select)?;
+    let key = key::load(&key_path(fleet_args)?)?;
+    let info = PackageInfo {
+        name: name.to_owned(),
+        version: version.clone(),
+        sha256: None,
+    };
+    let job = StepRequest {
+        op,
+        subject: Subject::Installed {
+            name: name.to_owned(),
+            version,
+        },
+        force: false,
+        allow_downgrade: false,
+        install_missing: false,
+        dry_run: fleet_args.dry_run,
+        key,
+        busy_wait: fleet_args.busy_wait,
+        busy_retries: fleet_args.busy_retries,
+    };
+    run_on_hosts(op.as_str(), Some(info), hosts, job, fleet_args)
+}
+
+/// `status`: what each host has installed; changes nothing.
+fn status(args: &StatusArgs) -> Result<Outcome> {
+    if let Some(name) = &args.name
+        && !package::manifest::valid_name(name)
+    {
+        bail!(
+            "`{name}` is not a package name: 1 to 64 of a-z 0-9 . _ + -, starting with a letter or digit"
+        );
+    }
+    let hosts = selected_hosts(&args.fleet.select)?;
+    let info = args.name.as_ref().map(|name| PackageInfo {
+        name: name.clone(),
+        version: None,
+        sha256: None,
+    });
+    let job = status::StatusQuery {
+        name: args.name.clone(),
+    };
+    run_on_hosts("status", info, hosts, job, &args.fleet)
+}
+
 fn enroll(args: &EnrollArgs) -> Result<Outcome> {
     let fleet_args = &args.fleet;
-    if fleet_args.dry_run {
-        bail!("--dry-run is not implemented yet");
-    }
     let patterns = args.packages.trim();
     let valid = !patterns.is_empty()
         && patterns.split(',').all(|p| {
@@ -314,6 +374,7 @@ fn enroll(args: &EnrollArgs) -> Result<Outcome> {
         key: public
             .to_openssh()
             .map(|k| k.split(' ').take(2).collect::<Vec<_>>().join(" "))?,
+        dry_run: fleet_args.dry_run,
     };
     run_on_hosts("enroll", None, hosts, job, fleet_args)
 }
@@ -334,6 +395,20 @@ fn run_on_hosts<J: Job>(
     job: J,
     args: &FleetArgs,
 ) -> Result<Outcome> {
+    // Runs that change clients take the inventory's run lock; a status or
+    // a dry run may watch one in flight.
+    let _lock = if args.dry_run || op == "status" {
+        None
+    } else {
+        let state_home = crate::report::state_home()
+            .context("neither XDG_STATE_HOME nor HOME is set: no place for the run lock")?;
+        let command_line: Vec<String> = std::env::args().collect();
+        Some(lock::acquire(
+            &state_home,
+            &args.select.inventory,
+            &command_line.join(" "),
+        )?)
+    };
     let context = LoadContext::from_env();
     let known_hosts = match &args.known_hosts {
         Some(path) => path.clone(),
@@ -370,10 +445,12 @@ fn run_on_hosts<J: Job>(
         package,
         started,
         finished: rfc3339(std::time::SystemTime::now()),
+        dry_run: args.dry_run,
         hosts: reports,
     };
     let json = report.to_json();
     match args.format {
+        Format::Text if op == "status" => print!("{}", status::render_text(&report, args.quiet)),
         Format::Text => print!("{}", report.render_text(args.quiet)),
         Format::Json => println!("{json}"),
     }
@@ -394,11 +471,6 @@ fn run_on_hosts<J: Job>(
     } else {
         Outcome::HostsFailed
     })
-}
-
-fn not_yet(command: &str, fleet: &FleetArgs) -> Result<Outcome> {
-    selected_hosts(&fleet.select)?;
-    bail!("{command} is not implemented yet")
 }
 
 fn pack(args: &PackArgs) -> Result<Outcome> {

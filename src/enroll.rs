@@ -9,11 +9,16 @@ use crate::progress::{HostProgress, Phase};
 use crate::ssh::Connection;
 use crate::step::{run_script, shell_command};
 
-/// Appends LINE to KNOWN_SERVERS unless KEY (type and base64) is already there.
+/// Appends LINE to KNOWN_SERVERS unless KEY (type and base64) is already
+/// there; with DRY_RUN `true`, only says whether it would.
 const SCRIPT: &str = r#"set -eu
-ks=$1 line=$2 key=$3
+ks=$1 line=$2 key=$3 dry_run=$4
 if [ -f "$ks" ] && grep -qF -- "$key" "$ks"; then
     echo "swpush done unchanged - - already trusted in $ks"
+    exit 0
+fi
+if [ "$dry_run" = true ]; then
+    echo "swpush done installed - - would add the key to $ks"
     exit 0
 fi
 mkdir -p "$(dirname "$ks")"
@@ -28,6 +33,8 @@ pub struct Enroll {
     pub line: String,
     /// `ssh-ed25519 AAAA...`: how an existing entry for the key is recognised.
     pub key: String,
+    /// `--dry-run`: say whether the key would be added; change nothing.
+    pub dry_run: bool,
 }
 
 impl Job for Enroll {
@@ -42,6 +49,7 @@ impl Job for Enroll {
             host.paths.known_servers.clone(),
             self.line.clone(),
             self.key.clone(),
+            self.dry_run.to_string(),
         ];
         run_script(connection, &shell_command(host, SCRIPT, &args)).await
     }

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::inventory::Host;
 use crate::progress::{HostProgress, Phase, Progress};
-use crate::report::{HostReport, Status};
+use crate::report::{HostReport, InstalledPackage, Status};
 use crate::ssh::{ConnectOptions, Connection};
 
 /// How a job ended on one host (before timing and addressing are added).
@@ -26,6 +26,8 @@ pub struct JobOutcome {
     pub bytes_sent: u64,
     /// Busy checks made, the first included.
     pub attempts: u32,
+    /// `status` only: what the host has installed.
+    pub packages: Option<Vec<InstalledPackage>>,
 }
 
 impl JobOutcome {
@@ -37,6 +39,7 @@ impl JobOutcome {
             message: message.into(),
             bytes_sent: 0,
             attempts: 1,
+            packages: None,
         }
     }
 }
@@ -121,15 +124,9 @@ pub async fn run_all<J: Job>(
             Ok(report) => reports.push(report),
             // A panicking host task is a bug; it must still leave a line in the report.
             Err(error) => reports.push(HostReport {
-                host,
-                address,
-                status: Status::Failed,
-                previous_version: None,
-                version: None,
-                seconds: 0.0,
                 attempts: 1,
-                bytes_sent: 0,
                 message: format!("internal error: {error}"),
+                ..HostReport::new(host, address, Status::Failed)
             }),
         }
     }
@@ -191,5 +188,6 @@ fn report(host: &Host, outcome: JobOutcome, elapsed: Duration) -> HostReport {
         attempts: outcome.attempts,
         bytes_sent: outcome.bytes_sent,
         message: outcome.message,
+        packages: outcome.packages,
     }
 }

@@ -8,7 +8,10 @@
 //! one run on one host, and no clock needs to be trusted. The text form is
 //! one `key value` per line, keys in a fixed order, so the client can read
 //! it with `sed`. Besides SPEC §6's fields it carries the manifest's hook
-//! paths (`-` for none): the client then never parses YAML.
+//! paths (`-` for none; the client then never parses YAML), the upgrade
+//! policy's `install_missing` and `dry_run`. Orders that name no package
+//! file (`rollback`, `remove`) carry sha256 `-` and size 0; `version` is
+//! then the release `rollback --to` asks for, or `-`.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -57,6 +60,8 @@ pub struct Order {
     /// `upgrade --install-missing`: install where the package is absent.
     pub install_missing: bool,
     pub force: bool,
+    /// `--dry-run`: verify and decide, report what would happen, change nothing.
+    pub dry_run: bool,
     pub host: String,
     pub challenge: Challenge,
     /// Hook paths from the manifest, so the client runs exactly what was
@@ -93,7 +98,7 @@ impl Order {
     pub fn to_text(&self) -> String {
         let mut text = String::new();
         let hook = |path: &Option<String>| path.clone().unwrap_or_else(|| "-".into());
-        let fields: [(&str, String); 15] = [
+        let fields: [(&str, String); 16] = [
             ("format", FORMAT.to_string()),
             ("op", self.op.as_str().to_owned()),
             ("package", self.package.clone()),
@@ -103,6 +108,7 @@ impl Order {
             ("allow_downgrade", self.allow_downgrade.to_string()),
             ("install_missing", self.install_missing.to_string()),
             ("force", self.force.to_string()),
+            ("dry_run", self.dry_run.to_string()),
             ("host", self.host.clone()),
             ("challenge", self.challenge.as_str().to_owned()),
             ("pre_install", hook(&self.hooks.pre_install)),
@@ -168,6 +174,7 @@ mod tests {
             allow_downgrade: false,
             install_missing: false,
             force: false,
+            dry_run: false,
             host: "web1".into(),
             challenge: Challenge::parse("0123456789abcdef0123456789abcdef").unwrap(),
             hooks: crate::package::manifest::Hooks {
@@ -183,7 +190,7 @@ mod tests {
         assert_eq!(
             order().to_text(),
             "format 1\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
-             size 10485760\nallow_downgrade false\ninstall_missing false\nforce false\nhost web1\n\
+             size 10485760\nallow_downgrade false\ninstall_missing false\nforce false\ndry_run false\nhost web1\n\
              challenge 0123456789abcdef0123456789abcdef\npre_install -\npost_install hooks/post.sh\n\
              pre_remove -\nissued 2026-11-24T10:00:00Z\n"
         );

@@ -148,6 +148,31 @@ pub struct HostReport {
     pub bytes_sent: u64,
     /// Why, in the client's or the controller's words; empty when nothing to say.
     pub message: String,
+    /// `status` only: what the host has installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<InstalledPackage>>,
+}
+
+/// One package installed on a host, as `swpush status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledPackage {
+    pub name: String,
+    /// The current release.
+    pub version: String,
+    pub sha256: String,
+    /// When the current release became current (RFC 3339), if recorded.
+    pub since: Option<String>,
+    /// Kept releases, oldest first, the current one included.
+    pub releases: Vec<KeptRelease>,
+}
+
+/// A release kept on a host (a rollback can make it current again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptRelease {
+    pub version: String,
+    pub sha256: String,
+    /// When it was installed (RFC 3339).
+    pub installed: Option<String>,
 }
 
 impl HostReport {
@@ -163,6 +188,24 @@ impl HostReport {
             attempts: 0,
             bytes_sent: 0,
             message: String::new(),
+            packages: None,
+        }
+    }
+
+    /// The status as the text report shows it: a dry run's successes say
+    /// what would have happened (`would install`).
+    pub fn shown_status(&self, dry_run: bool) -> String {
+        let would = match self.status {
+            Status::Installed => "would install",
+            Status::Upgraded => "would upgrade",
+            Status::Removed => "would remove",
+            Status::RolledBack => "would roll back",
+            _ => "",
+        };
+        if dry_run && !would.is_empty() {
+            would.to_owned()
+        } else {
+            self.status.to_string()
         }
     }
 }
@@ -196,6 +239,9 @@ pub struct RunReport {
     /// RFC 3339, e.g. from [`crate::order::rfc3339`].
     pub started: String,
     pub finished: String,
+    /// `--dry-run`: statuses say what would have happened; nothing changed.
+    #[serde(default)]
+    pub dry_run: bool,
     pub hosts: Vec<HostReport>,
 }
 
@@ -206,6 +252,8 @@ struct RunReportJson<'a> {
     package: &'a Option<PackageInfo>,
     started: &'a str,
     finished: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
     hosts: &'a [HostReport],
     summary: IndexMap<Status, usize>,
 }
@@ -217,6 +265,7 @@ impl Serialize for RunReport {
             package: &self.package,
             started: &self.started,
             finished: &self.finished,
+            dry_run: self.dry_run,
             hosts: &self.hosts,
             summary: self.summary(),
         }
@@ -262,50 +311,63 @@ impl RunReport {
         out
     }
 
-    /// `12 hosts: 10 installed, 1 unchanged, 1 busy`.
+    /// `12 hosts: 10 installed, 1 unchanged, 1 busy`; a dry run's says
+    /// `would install` and ends `(dry run: nothing changed)`.
     pub fn summary_line(&self) -> String {
-        let counts: Vec<String> = self
-            .summary()
+        let mut counts: IndexMap<String, usize> = IndexMap::new();
+        for status in Status::ALL {
+            for h in self.hosts.iter().filter(|h| h.status == status) {
+                *counts.entry(h.shown_status(self.dry_run)).or_default() += 1;
+            }
+        }
+        let counts: Vec<String> = counts
             .iter()
             .map(|(status, count)| format!("{count} {status}"))
             .collect();
         let hosts = plural(self.hosts.len(), "host");
-        if counts.is_empty() {
+        let line = if counts.is_empty() {
             hosts
         } else {
             format!("{hosts}: {}", counts.join(", "))
+        };
+        if self.dry_run {
+            format!("{line} (dry run: nothing changed)")
+        } else {
+            line
         }
     }
 
     fn table(&self) -> String {
-        let header = ["HOST", "STATUS", "VERSION", "SECONDS", "MESSAGE"].map(String::from);
-        let rows: Vec<[String; 5]> = self
+        let header = ["HOST", "STATUS", "VERSION", "SECONDS", "SENT", "MESSAGE"].map(String::from);
+        let rows: Vec<[String; 6]> = self
             .hosts
             .iter()
             .map(|h| {
                 [
                     one_line(&h.host).into_owned(),
-                    h.status.to_string(),
+                    h.shown_status(self.dry_run),
                     version_change(h),
                     seconds(h.seconds),
+                    bytes(h.bytes_sent),
                     one_line(&h.message).into_owned(),
                 ]
             })
             .collect();
-        let mut widths = [0; 5];
+        let mut widths = [0; 6];
         for row in std::iter::once(&header).chain(&rows) {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
             }
         }
         let mut out = String::new();
-        for [host, status, version, secs, message] in std::iter::once(&header).chain(&rows) {
+        for [host, status, version, secs, sent, message] in std::iter::once(&header).chain(&rows) {
             let line = format!(
-                "{host:<w0$}  {status:<w1$}  {version:<w2$}  {secs:>w3$}  {message}",
+                "{host:<w0$}  {status:<w1$}  {version:<w2$}  {secs:>w3$}  {sent:>w4$}  {message}",
                 w0 = widths[0],
                 w1 = widths[1],
                 w2 = widths[2],
                 w3 = widths[3],
+                w4 = widths[4],
             );
             out.push_str(line.trim_end());
             out.push('\n');
@@ -315,7 +377,7 @@ impl RunReport {
 
     /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
     /// host; empty when every host succeeded or was skipped.
-    fn not_done_block(&self) -> String {
+    pub(crate) fn not_done_block(&self) -> String {
         let not_done: Vec<&HostReport> = self
             .hosts
             .iter()
@@ -357,7 +419,7 @@ impl RunReport {
     }
 }
 
-fn plural(n: usize, noun: &str) -> String {
+pub(crate) fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -376,6 +438,21 @@ fn version_change(h: &HostReport) -> String {
     } else {
         format!("{} → {}", show(before), show(after))
     }
+}
+
+/// Bytes sent, for people: `0`, `512 B`, `9.8 KiB`, `100.0 MiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return if n == 0 { "0".into() } else { format!("{n} B") };
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn seconds(s: f64) -> String {
@@ -507,6 +584,7 @@ mod tests {
             }),
             started: "2026-11-24T10:00:00Z".to_owned(),
             finished: "2026-11-24T10:01:02Z".to_owned(),
+            dry_run: false,
             hosts: vec![
                 host("web1", Status::Installed, None, Some("1.2.0"), 1.84, ""),
                 host(
@@ -623,14 +701,17 @@ mod tests {
 
     #[test]
     fn text_report_table_summary_and_hosts_to_act_on() {
-        let text = mixed().render_text(false);
+        let mut report = mixed();
+        report.hosts[0].bytes_sent = 10_485_760;
+        report.hosts[2].bytes_sent = 700;
+        let text = report.render_text(false);
         let expected = "\
-HOST   STATUS     VERSION    SECONDS  MESSAGE
-web1   installed  - → 1.2.0      1.8
-web2   busy       -             60.2  still busy after 6 checks
-web10  installed  - → 1.2.0      2.0
-db1    failed     1.0.0          3.3  post_install exited 1 1.0.0 stays current
-app1   unchanged  1.2.0          0.4
+HOST   STATUS     VERSION    SECONDS      SENT  MESSAGE
+web1   installed  - → 1.2.0      1.8  10.0 MiB
+web2   busy       -             60.2         0  still busy after 6 checks
+web10  installed  - → 1.2.0      2.0     700 B
+db1    failed     1.0.0          3.3         0  post_install exited 1 1.0.0 stays current
+app1   unchanged  1.2.0          0.4         0
 
 5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed
 
@@ -639,6 +720,30 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
   db1   failed  post_install exited 1 1.0.0 stays current
 ";
         assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
+    fn a_dry_run_says_what_would_happen() {
+        let mut report = mixed();
+        report.dry_run = true;
+        let text = report.render_text(false);
+        assert!(text.contains("web1   would install  - → 1.2.0"), "{text}");
+        assert!(
+            text.contains(
+                "5 hosts: 2 would install, 1 unchanged, 1 busy, 1 failed (dry run: nothing changed)"
+            ),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            (&json["dry_run"], &json["hosts"][0]["status"]),
+            (&true.into(), &"installed".into())
+        );
+        let plain: serde_json::Value = serde_json::from_str(&mixed().to_json()).unwrap();
+        assert!(
+            plain.get("dry_run").is_none(),
+            "SPEC's shape unless a dry run"
+        );
     }
 
     #[test]

@@ -26,13 +26,35 @@ const SCRIPT: &str = concat!(
 /// Lines from the step longer than this are noise, not protocol.
 const MAX_LINE: usize = 4096;
 
+/// What the step acts on.
+pub enum Subject {
+    /// `install`, `upgrade`: this package file.
+    Package(Package),
+    /// `rollback` (to `version`, or else the previous kept release) and
+    /// `remove`: a package already on the client, by name.
+    Installed {
+        name: String,
+        version: Option<String>,
+    },
+}
+
+impl Subject {
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::Package(package) => &package.manifest.name,
+            Subject::Installed { name, .. } => name,
+        }
+    }
+}
+
 /// What one run of the step is asked to do; the same for every host.
 pub struct StepRequest {
     pub op: Op,
-    pub package: Package,
+    pub subject: Subject,
     pub force: bool,
     pub allow_downgrade: bool,
     pub install_missing: bool,
+    pub dry_run: bool,
     pub key: PrivateKey,
     /// Command-line defaults for hosts whose inventory does not set them.
     pub busy_wait: u64,
@@ -68,7 +90,7 @@ impl Job for StepRequest {
 pub fn remote_command(host: &Host, request: &StepRequest) -> String {
     let args = [
         request.op.as_str().to_owned(),
-        request.package.manifest.name.clone(),
+        request.subject.name().to_owned(),
         host.paths.known_servers.clone(),
         host.paths.prefix.clone(),
         host.paths.state_dir.clone(),
@@ -102,43 +124,48 @@ pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
 
 /// Runs a script that needs no input and ends with one `swpush done` line.
 pub async fn run_script(connection: &Connection, command: &str) -> JobOutcome {
-    let mut process = match connection.exec(command).await {
-        Ok(process) => process,
-        Err(error) => {
-            return JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
-        }
-    };
+    match script_output(connection, command).await {
+        Ok(stdout) => done_line(&stdout),
+        Err(outcome) => outcome,
+    }
+}
+
+/// The whole stdout of a script that needs no input, or how it failed.
+pub async fn script_output(connection: &Connection, command: &str) -> Result<String, JobOutcome> {
+    let lost = |error| JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
+    let mut process = connection.exec(command).await.map_err(lost)?;
     let _ = process.stdin().eof().await;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = process.next_event().await {
         match event {
             Event::Stdout(data) => stdout.extend_from_slice(&data),
             Event::Stderr(data) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&data),
-            Event::Lost(error) => {
-                return JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
-            }
+            Event::Lost(error) => return Err(lost(error)),
             _ => {}
         }
     }
-    let stdout = String::from_utf8_lossy(&stdout);
-    match stdout
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    if stdout.lines().any(|l| l.starts_with("swpush done ")) {
+        return Ok(stdout);
+    }
+    let said = String::from_utf8_lossy(&stderr);
+    Err(JobOutcome::status(
+        Status::Failed,
+        format!(
+            "the remote command ended without a completion line: {}",
+            said.trim().lines().last().unwrap_or("")
+        ),
+    ))
+}
+
+/// The outcome the last `swpush done` line of `stdout` gives.
+pub fn done_line(stdout: &str) -> JobOutcome {
+    let rest = stdout
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix("swpush done "))
-    {
-        Some(rest) => parse_done(rest, 0)
-            .unwrap_or_else(|e| JobOutcome::status(Status::Failed, e.to_string())),
-        None => {
-            let said = String::from_utf8_lossy(&stderr);
-            JobOutcome::status(
-                Status::Failed,
-                format!(
-                    "the remote command ended without a completion line: {}",
-                    said.trim().lines().last().unwrap_or("")
-                ),
-            )
-        }
-    }
+        .unwrap_or("");
+    parse_done(rest, 0).unwrap_or_else(|e| JobOutcome::status(Status::Failed, e.to_string()))
 }
 
 fn quote(text: &str) -> String {
@@ -197,16 +224,22 @@ pub async fn run_step(
                     _ => progress.phase(Phase::Installing),
                 },
                 ("need", size) => {
-                    if size.trim() != request.package.size.to_string() {
+                    let Subject::Package(package) = &request.subject else {
+                        return Err(StepError::Protocol(format!(
+                            "the client asked for {size} bytes of a package, but {} sends none",
+                            request.op.as_str()
+                        )));
+                    };
+                    if size.trim() != package.size.to_string() {
                         return Err(StepError::Protocol(format!(
                             "the client asked for {size} bytes, the package has {}",
-                            request.package.size
+                            package.size
                         )));
                     }
                     progress.phase(Phase::Uploading);
                     // stdin stays open: the step's watchdog takes its end
                     // as "the controller is gone".
-                    let upload = stdin.send_file(&request.package.path, request.package.size);
+                    let upload = stdin.send_file(&package.path, package.size);
                     tokio::pin!(upload);
                     // The channel is watched while sending: russh waits for
                     // window space forever when the connection dies (or the
@@ -285,19 +318,33 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
         .next()
         .and_then(Challenge::parse)
         .ok_or_else(|| StepError::Protocol("the client sent no usable challenge".into()))?;
-    let package = &request.package;
+    let (version, sha256, size, hooks) = match &request.subject {
+        Subject::Package(package) => (
+            package.manifest.version.to_string(),
+            package.sha256.clone(),
+            package.size,
+            package.manifest.hooks.clone(),
+        ),
+        Subject::Installed { version, .. } => (
+            version.clone().unwrap_or_else(|| "-".into()),
+            "-".into(),
+            0,
+            Default::default(),
+        ),
+    };
     Ok(Order {
         op: request.op,
-        package: package.manifest.name.clone(),
-        version: package.manifest.version.to_string(),
-        sha256: package.sha256.clone(),
-        size: package.size,
+        package: request.subject.name().to_owned(),
+        version,
+        sha256,
+        size,
         allow_downgrade: request.allow_downgrade,
         install_missing: request.install_missing,
         force: request.force,
+        dry_run: request.dry_run,
         host: host.name.clone(),
         challenge,
-        hooks: package.manifest.hooks.clone(),
+        hooks,
         issued: rfc3339(SystemTime::now()),
     })
 }
@@ -317,6 +364,7 @@ fn parse_done(rest: &str, bytes_sent: u64) -> Result<JobOutcome, StepError> {
         message: parts.next().unwrap_or("").trim().to_owned(),
         bytes_sent,
         attempts: 1,
+        packages: None,
     })
 }
 

@@ -162,33 +162,30 @@ fn bad_arguments_exit_1_and_help_exits_0() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_honestly() {
-    let home = scratch("notyet");
+fn bad_names_and_versions_are_refused_before_connecting() {
+    let home = scratch("names");
+    // The example inventory's hosts are documentation addresses: nothing
+    // may be reached, and nothing is tried.
     let inventory = repo("inventory.example.yaml");
-    let package = home.join("hello.tar.gz");
-    let packed = swpush(
-        &home,
-        &[
-            "pack",
-            &repo("packages/hello"),
-            "-o",
-            package.to_str().unwrap(),
-        ],
-    );
-    assert!(packed.status.success(), "{}", stderr(&packed));
-    let cases: [(&[&str], &str); 3] = [
-        (&["rollback", "hello"], "rollback"),
-        (&["remove", "hello"], "remove"),
-        (&["status"], "status"),
+    let cases: [(&[&str], &str); 5] = [
+        (&["rollback", "Hello"], "`Hello` is not a package name"),
+        (&["remove", "../etc"], "`../etc` is not a package name"),
+        (&["status", "a b"], "`a b` is not a package name"),
+        (
+            &["rollback", "hello", "--to", "../1"],
+            "--to: version `../1`",
+        ),
+        (&["rollback", "hello", "--to", ""], "--to: version is empty"),
     ];
-    for (args, command) in cases {
+    for (args, expected) in cases {
         let mut all = args.to_vec();
-        all.extend(["-i", &inventory]);
+        all.extend(["-i", &inventory, "--connect-timeout", "1"]);
         let output = swpush(&home, &all);
-        assert_eq!(output.status.code(), Some(1), "{command}");
-        assert_eq!(
-            stderr(&output),
-            format!("error: {command} is not implemented yet\n")
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        assert!(
+            said.starts_with(&format!("error: {expected}")) && said.lines().count() == 1,
+            "{args:?}: {said}"
         );
     }
 }

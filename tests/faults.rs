@@ -78,36 +78,8 @@ fn names_in(path: &Path) -> Vec<String> {
     names
 }
 
-/// A copy of packages/hello, changed by `edit`, packed as `FILE` in the
-/// fleet dir (`.tar` for an uncompressed package).
 fn variant(world: &World, file: &str, edit: impl FnOnce(&Path)) -> PathBuf {
-    let dir = world.fleet.dir().join(format!("src-{file}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(repo("packages/hello"))
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success()
-    );
-    edit(&dir);
-    let out = world.fleet.dir().join(file);
-    let packed = swpush(
-        &world.fleet,
-        &["pack", dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
-    );
-    assert!(packed.status.success(), "{}", text(&packed.stderr));
-    out
-}
-
-/// Appends shell lines to a hook of the package source in `dir`.
-fn append(dir: &Path, hook: &str, lines: &str) {
-    let path = dir.join(hook);
-    let mut script = std::fs::read_to_string(&path).unwrap();
-    script += lines;
-    std::fs::write(path, script).unwrap();
+    world.variant(file, edit)
 }
 
 /// Writes `bytes` random bytes to `path`.
@@ -400,14 +372,14 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
         append(dir, "hooks/pre.sh", "sleep 2\n");
     });
 
-    // Two runs at once: one installs, the other waits for the lock and
-    // then finds the package current.
-    let inv = inventory(world, "lockrace", &["lockrace"], "");
+    // Two controllers at once (two inventories: one controller refuses to
+    // overlap itself, see tests/cli.rs): one installs, the other waits for
+    // the client's lock and then finds the package current.
     let runs: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|n| {
             install_command(
                 world,
-                &inv,
+                &inventory(world, &format!("lockrace{n}"), &["lockrace"], ""),
                 &slow,
                 &["--busy-wait", "1", "--busy-retries", "10"],
             )

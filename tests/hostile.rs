@@ -1052,6 +1052,7 @@ fn framed_order(
         allow_downgrade: false,
         install_missing: false,
         force,
+        dry_run: false,
         host: "hostile".into(),
         challenge: Challenge::parse(challenge).unwrap(),
         hooks: Default::default(),

@@ -254,30 +254,14 @@ fn installs_where_trusted_and_refuses_everyone_else() {
 
 /// A copy of packages/hello whose post_install fails, same name and version.
 fn broken_hello(world: &World) -> PathBuf {
-    let dir = world.fleet.dir().join("broken-src");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(repo("packages/hello"))
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success()
-    );
-    std::fs::write(
-        dir.join("hooks/post.sh"),
-        "#!/bin/sh\necho starting the service\necho boom: port in use >&2\nexit 3\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho broken\n").unwrap();
-    let out = world.fleet.dir().join("broken-hello.tar.gz");
-    let packed = swpush(
-        &world.fleet,
-        &["pack", dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
-    );
-    assert!(packed.status.success(), "{}", text(&packed.stderr));
-    out
+    world.variant("broken-hello.tar.gz", |dir| {
+        std::fs::write(
+            dir.join("hooks/post.sh"),
+            "#!/bin/sh\necho starting the service\necho boom: port in use >&2\nexit 3\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho broken\n").unwrap();
+    })
 }
 
 #[test]
@@ -479,6 +463,7 @@ fn framed_order(world: &World, host: &str, challenge: &str) -> String {
         allow_downgrade: false,
         install_missing: false,
         force: false,
+        dry_run: false,
         host: host.into(),
         challenge: Challenge::parse(challenge).unwrap(),
         hooks: package.manifest.hooks.clone(),
@@ -624,37 +609,14 @@ fn a_failing_pre_install_changes_nothing() {
         std::fs::read_to_string(fleet.host("prefail").path("/var/lib/swpush/packages/hello"))
             .unwrap();
 
-    let dir = fleet.dir().join("prefail-src");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(repo("packages/hello"))
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success()
-    );
-    std::fs::write(
-        dir.join("hooks/pre.sh"),
-        "#!/bin/sh\necho cannot stop the service >&2\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho other\n").unwrap();
-    let package = fleet.dir().join("prefail.tar.gz");
-    assert!(
-        swpush(
-            fleet,
-            &[
-                "pack",
-                dir.to_str().unwrap(),
-                "-o",
-                package.to_str().unwrap()
-            ]
+    let package = world.variant("prefail.tar.gz", |dir| {
+        std::fs::write(
+            dir.join("hooks/pre.sh"),
+            "#!/bin/sh\necho cannot stop the service >&2\nexit 1\n",
         )
-        .status
-        .success()
-    );
+        .unwrap();
+        std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho other\n").unwrap();
+    });
 
     let (code, report) = install(world, &inv, &package, &["--force"]);
     assert_eq!(code, 2);

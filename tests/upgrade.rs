@@ -21,32 +21,8 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| World::start_trusted(HOSTS))
 }
 
-/// packages/hello at `version`, packed once per version.
 fn hello(world: &World, version: &str) -> PathBuf {
-    let out = world.fleet.dir().join(format!("hello-{version}.tar.gz"));
-    if out.exists() {
-        return out;
-    }
-    let dir = world.fleet.dir().join(format!("hello-{version}-src"));
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(repo("packages/hello"))
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    let manifest = std::fs::read_to_string(dir.join("swpush.yaml")).unwrap();
-    std::fs::write(
-        dir.join("swpush.yaml"),
-        manifest.replace("version: 1.0.0", &format!("version: {version}")),
-    )
-    .unwrap();
-    let packed = swpush(
-        &world.fleet,
-        &["pack", dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
-    );
-    assert!(packed.status.success(), "{}", text(&packed.stderr));
-    out
+    world.hello_at(version)
 }
 
 fn run(world: &World, op: &str, host: &str, version: &str, more: &[&str]) -> (i32, Value) {
@@ -62,16 +38,6 @@ fn run(world: &World, op: &str, host: &str, version: &str, more: &[&str]) -> (i3
     )
     .unwrap();
     world.push(op, &inventory, &hello(world, version), more)
-}
-
-fn outcome(report: &Value, host: &str) -> (String, Value, Value, String) {
-    let entry = host_entry(report, host);
-    (
-        entry["status"].as_str().unwrap().to_owned(),
-        entry["previous_version"].clone(),
-        entry["version"].clone(),
-        entry["message"].as_str().unwrap().to_owned(),
-    )
 }
 
 #[test]

@@ -1,6 +1,6 @@
 #!/bin/sh
-# swpush client step: runs on each client for one push, sent by the
-# controller over SSH as `/bin/sh -c '<check_entries.sh + this file>' swpush-step ARGS`.
+# swpush client step: runs on each client for one install, upgrade,
+# rollback or remove, sent by the controller over SSH as `/bin/sh -c '<check_entries.sh + this file>' swpush-step ARGS`.
 # POSIX sh (dash, busybox ash); needs tar, sha256sum (or shasum -a 256),
 # ssh-keygen >= 8.2 (OpenSSH), od, mktemp. Leaves nothing behind: every
 # temporary file is under one mktemp -d removed on exit.
@@ -21,8 +21,10 @@
 #       the package is not cached here: send exactly SIZE bytes of it now.
 #   swpush done STATUS PREVIOUS VERSION MESSAGE...
 #       the one completion line; the step exits after it. STATUS is a
-#       report status (installed, unchanged, skipped, rejected, busy,
-#       failed); PREVIOUS and VERSION are `-` when there is none.
+#       report status (installed, upgraded, rolled-back, removed,
+#       unchanged, skipped, rejected, busy, failed); PREVIOUS and VERSION
+#       are `-` when there is none. A dry run ends with the status it would
+#       end in and a message saying what it would do.
 # What the controller writes on stdin:
 #   `swpush order N`, then the N lines of the order text (src/order.rs),
 #   then the armored SSHSIG signature up to `-----END SSH SIGNATURE-----`;
@@ -33,6 +35,12 @@
 # and must carry the challenge sent above: no captured order can be
 # replayed, and no clock is trusted. Nothing changes on this host before
 # that check passes, and no package byte is asked for before the decision.
+#
+# Files (docs/push.md): $STATE_DIR/packages/NAME, the current release's
+# record and the commit point of every run; $STATE_DIR/releases/NAME/VERSION,
+# one record per kept release (sha256, hooks, install time);
+# $STATE_DIR/history/NAME, kept releases in the order they were installed;
+# $CACHE_DIR/NAME/SHA256, the packages kept releases came from.
 set -eu
 umask 022
 LC_ALL=C
@@ -49,7 +57,8 @@ lock=
 # A package being received into the cache folder (so keeping it is a rename).
 incoming=
 # What an interruption must undo: "" (nothing changed yet), staged (a
-# release dir was put in place), switched (`current` points at it too).
+# release dir was put in place), switched (`current` points at it too),
+# flipped (`current` points at another kept release: a rollback).
 undo=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
@@ -57,6 +66,7 @@ cleanup() {
     case $undo in
         switched) switch_to "$previous" && restore_release ;;
         staged) restore_release ;;
+        flipped) switch_to "$previous" ;;
     esac
     # Hooks, their children and the watchdog share this process group.
     kill -TERM 0 2>/dev/null
@@ -113,17 +123,23 @@ field() {
 }
 
 state_file=$state_dir/packages/$name
+records=$state_dir/releases/$name
+history=$state_dir/history/$name
 pkgdir=$prefix/$name
+package_cache=$cache_dir/$name
 # Reads what is installed: the state record is the commit point of every run.
 read_state() {
     current_version=-
     current_sha=-
     current_post_install=-
+    current_pre_remove=-
     if [ -f "$state_file" ]; then
         current_version=$(field version "$state_file")
         current_sha=$(field sha256 "$state_file")
         current_post_install=$(field post_install "$state_file")
+        current_pre_remove=$(field pre_remove "$state_file")
         [ -n "$current_post_install" ] || current_post_install=-
+        [ -n "$current_pre_remove" ] || current_pre_remove=-
     fi
     previous=$current_version
     target=$current_version
@@ -186,28 +202,92 @@ fi
 [ "$(field package "$work/order")" = "$name" ] || finish rejected "the order is for another package"
 [ "$(field op "$work/order")" = "$op" ] || finish rejected "the order is for another operation"
 
-version=$(field version "$work/order")
+# The version the order names: the package's, or the release `rollback
+# --to` asks for (`-`: the previous one).
+asked=$(field version "$work/order")
 sha256=$(field sha256 "$work/order")
 size=$(field size "$work/order")
 force=$(field force "$work/order")
 allow_downgrade=$(field allow_downgrade "$work/order")
 install_missing=$(field install_missing "$work/order")
+dry_run=$(field dry_run "$work/order")
 pre_install=$(field pre_install "$work/order")
 post_install=$(field post_install "$work/order")
-case $version in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
+pre_remove=$(field pre_remove "$work/order")
+case $asked in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
 case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
+case $op:$asked in
+    install:- | upgrade:- | remove:?*) [ "$op:$asked" = remove:- ] ||
+        finish rejected "the order's version is malformed" ;;
+esac
 
 # --- the decision ----------------------------------------------------------
-# Applies the policy the signed order carries; sets `result`, the status
-# a successful run reports.
+# Whether VERSION is a kept release here (its directory and its record).
+kept() {
+    [ -d "$pkgdir/releases/$1" ] && [ -f "$records/$1" ]
+}
+# The kept releases, oldest first, on one line.
+kept_list() {
+    list=
+    [ -f "$history" ] || return 0
+    while IFS= read -r v; do
+        if kept "$v"; then list="$list $v"; fi
+    done <"$history"
+    echo "${list# }"
+}
+# The kept release installed just before the current one (empty if none).
+before_current() {
+    before=
+    [ -f "$history" ] || return 0
+    while IFS= read -r v; do
+        [ "$v" != "$current_version" ] || break
+        if kept "$v"; then before=$v; fi
+    done <"$history"
+    echo "$before"
+}
+
+# Applies the policy the signed order carries to what is installed. Sets
+# `version` (the release that would be current after the run), `result`
+# (the status a successful run reports) and `plan` (what the run would do,
+# for a dry run); ends the step when there is nothing to do.
 decide() {
+    version=$asked
     result=installed
+    case $op in
+        install | upgrade) decide_package ;;
+        rollback)
+            [ "$current_version" != - ] || finish skipped "$name is not installed here"
+            if [ "$asked" = - ]; then
+                version=$(before_current)
+                [ -n "$version" ] ||
+                    finish skipped "nothing to roll back to: $name $current_version is the oldest release kept here"
+            elif [ "$asked" = "$current_version" ]; then
+                finish unchanged "$name $asked is already current"
+            elif ! kept "$asked"; then
+                finish skipped "$name $asked is not kept here (kept: $(kept_list))"
+            fi
+            result=rolled-back
+            plan="would roll back $current_version → $version"
+            ;;
+        remove)
+            [ "$current_version" != - ] || finish skipped "$name is not installed here"
+            version=-
+            result=removed
+            plan="would remove $name $current_version and its kept releases ($(kept_list))"
+            ;;
+        *) finish rejected "this step cannot do $op" ;;
+    esac
+}
+decide_package() {
+    plan="would install $version"
     if [ "$current_version" = "$version" ]; then
         if [ "$current_sha" = "$sha256" ]; then
             finish unchanged "already current"
         elif [ "$force" != true ]; then
             finish skipped "$name $version is installed with other content: bump the version (or --force)"
         fi
+        plan="would reinstall $version (--force)"
+        [ "$op" = install ] || result=upgraded
         return 0
     fi
     case $op in
@@ -225,17 +305,19 @@ decide() {
                 [ "$allow_downgrade" = true ] ||
                     finish skipped "$name $current_version is newer than $version (--allow-downgrade goes back)"
                 result=upgraded
+                plan="would downgrade $current_version → $version"
             else
                 result=upgraded
+                plan="would upgrade $current_version → $version"
             fi
             ;;
-        *) finish rejected "this step cannot do $op" ;;
     esac
 }
 # Whether a killed run left a state the repair below must undo first (a
-# release put aside or staged, a `current` the record does not name): the
-# first decision would judge that half-done state, and an `unchanged` or
-# `skipped` would end the run before the repair.
+# release put aside or staged, a `current` the record does not name, a
+# remove that did not finish): the first decision would judge that
+# half-done state, and an `unchanged` or `skipped` would end the run
+# before the repair.
 interrupted() {
     link=$(readlink "$pkgdir/current" 2>/dev/null || true)
     want=-
@@ -244,10 +326,36 @@ interrupted() {
     for left in "$pkgdir"/releases/.*.old.* "$pkgdir"/releases/.*.new.*; do
         if [ -e "$left" ]; then return 0; fi
     done
-    return 1
+    [ "$current_version" = - ] && [ -e "$history" ]
 }
+
+if [ "$dry_run" = true ]; then
+    # The committed state is what a repair would go back to: judge that.
+    decide
+    case $op in
+        install | upgrade)
+            if [ -f "$package_cache/$sha256" ] &&
+                [ "$(wc -c <"$package_cache/$sha256" | tr -d ' ')" = "$size" ]; then
+                plan="$plan (the package is cached here)"
+            else
+                plan="$plan (would receive $size bytes)"
+            fi
+            ;;
+    esac
+    if [ -e "$busy_file" ]; then
+        plan="$plan; busy now: $busy_file exists"
+    elif [ -d "$state_dir/lock" ]; then
+        plan="$plan; busy now: another swpush run holds $state_dir/lock"
+    fi
+    target=$version
+    finish "$result" "$plan"
+fi
 interrupted || decide
-command -v tar >/dev/null 2>&1 || finish failed "tar is missing on this host"
+case $op in
+    install | upgrade)
+        command -v tar >/dev/null 2>&1 || finish failed "tar is missing on this host"
+        ;;
+esac
 
 # --- wait while busy -------------------------------------------------------
 mkdir -p "$state_dir" "$cache_dir"
@@ -298,6 +406,12 @@ switch_to() {
         mv -T "$pkgdir/.current.$$" "$pkgdir/current"
     fi
 }
+# Everything of NAME but its state record, which goes first (a remove's
+# commit point).
+forget_package() {
+    rm -rf "$pkgdir" "$records" "$package_cache"
+    rm -f "$history"
+}
 if [ -d "$pkgdir/releases" ]; then
     for left in "$pkgdir"/releases/.*.old.*; do
         [ -e "$left" ] || continue
@@ -327,89 +441,33 @@ want=-
 [ "$current_version" = - ] || want=releases/$current_version
 if [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }; then
     # A run was killed between switching and recording: undo its switch.
+    # (A rollback's target is a kept release, with its record: it stays.)
     switch_to "$current_version"
     case $link in
         releases/*/* | *..*) ;;
-        releases/?*) rm -rf "${pkgdir:?}/$link" ;;
+        releases/?*) if ! [ -f "$records/${link#releases/}" ]; then rm -rf "${pkgdir:?}/$link"; fi ;;
     esac
+fi
+if [ "$current_version" = - ]; then
+    # A remove was killed after its commit point: finish it.
+    if [ -e "$history" ]; then forget_package; fi
+elif [ ! -f "$records/$current_version" ]; then
+    # Killed between recording and writing the release's own record.
+    mkdir -p "$records"
+    grep -v -e '^previous ' -e '^since ' "$state_file" >"$records/$current_version"
 fi
 decide
 
-# --- the package -----------------------------------------------------------
-cached=$cache_dir/$sha256
-package=
-received=
-if [ -f "$cached" ] && [ "$(wc -c <"$cached" | tr -d ' ')" = "$size" ] &&
-    [ "$(sha256_of "$cached")" = "$sha256" ]; then
-    package=$cached
-else
-    echo "swpush need $size"
-    # Hashed while it arrives: one pass over the bytes, not two.
-    # Received beside the cache, not in /tmp: keeping it is then a rename,
-    # not a second copy of every byte.
-    incoming=$cache_dir/.incoming.$$
-    head -c "$size" >"$incoming"
-    got=$(wc -c <"$incoming" | tr -d ' ')
-    [ "$got" = "$size" ] || finish rejected "received $got of $size bytes"
-    [ "$(sha256_of "$incoming")" = "$sha256" ] ||
-        finish rejected "the package received does not have the signed sha256"
-    package=$incoming
-    received=$package
-fi
-
-# From here on stdin carries nothing more: its end means the controller is
-# gone (timed out, interrupted, connection lost), and the step stops and
-# undoes what it started.
-step_pid=$$
-(
-    trap - EXIT HUP INT TERM PIPE
-    cat <&3 >/dev/null 2>&1
-    kill -TERM "$step_pid" 2>/dev/null
-) </dev/null >/dev/null 2>&1 &
-
-echo "swpush phase installing"
-tar_flags=
-case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
-    1f8b*) tar_flags=-z ;;
-    28b52ffd)
-        command -v zstd >/dev/null 2>&1 ||
-            finish failed "this host cannot read .tar.zst packages: install zstd or send .tar.gz"
-        zstd -dcq "$package" >"$work/package.tar" || finish failed "the zstd stream is corrupt"
-        package=$work/package.tar
-        ;;
-esac
-why=$(check_entries tar "$package" "$tar_flags") || finish rejected "package refused: $why"
-
-release=$pkgdir/releases/$version
-stage=$pkgdir/releases/.$version.new.$$
-aside=$pkgdir/releases/.$version.old.$$
-mkdir -p "$pkgdir/releases"
-rm -rf "$stage"
-mkdir "$stage"
-# shellcheck disable=SC2086 # one flag or none
-if ! tar $tar_flags -xf "$package" -C "$stage" >"$work/tar.out" 2>&1; then
-    rm -rf "$stage"
-    finish failed "extraction failed: $(tail_of "$work/tar.out")"
-fi
-# Whatever owners and modes a foreign archive carried, nobody but root may
-# change what root will run: owned by root, not writable by group or others.
-# (A step run without root owns the files anyway; then this changes nothing.)
-chown -hR 0:0 "$stage" 2>/dev/null || true
-chmod -R go-w "$stage"
-for hook in "$pre_install" "$post_install"; do
-    if [ "$hook" != - ] && { [ ! -f "$stage/$hook" ] || [ -L "$stage/$hook" ]; }; then
-        rm -rf "$stage"
-        finish rejected "hook $hook is not a regular file in the package"
-    fi
-done
-undo=staged
-if [ -e "$release" ]; then mv "$release" "$aside"; fi
-mv "$stage" "$release"
-
-# Puts back what was there before this step touched the release directory.
-restore_release() {
-    rm -rf "$release"
-    if [ -e "$aside" ]; then mv "$aside" "$release"; fi
+# Starts the watchdog: from here on stdin carries nothing more, so its end
+# means the controller is gone (timed out, interrupted, connection lost),
+# and the step stops and undoes what it started.
+watch_controller() {
+    step_pid=$$
+    (
+        trap - EXIT HUP INT TERM PIPE
+        cat <&3 >/dev/null 2>&1
+        kill -TERM "$step_pid" 2>/dev/null
+    ) </dev/null >/dev/null 2>&1 &
 }
 
 # run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
@@ -427,6 +485,169 @@ run_hook() {
     wait "$!"
 }
 
+# After a failed post_install: the previous release's post_install, run as
+# a rollback, restores what pre_install stopped. Prints what went wrong.
+restore_previous() { # FAILED_VERSION
+    if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
+        ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$1" "$current_post_install"; then
+        echo " (its post_install failed too: $(tail_of "$work/hook.out"))"
+    fi
+}
+
+# Records VERSION as current: the state record (the commit point), the
+# release's record and the log.
+commit() { # RECORD_FILE
+    mkdir -p "$state_dir/packages" "$records"
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    {
+        cat "$1"
+        echo "previous $previous"
+        echo "since $now"
+    } >"$state_dir/packages/.$name.$$"
+    mv "$state_dir/packages/.$name.$$" "$state_file"
+    undo=
+    if [ "$1" != "$records/$version" ]; then
+        cp "$1" "$records/.$version.$$"
+        mv "$records/.$version.$$" "$records/$version"
+    fi
+    echo "$now $op $name $previous $version $result" >>"$state_dir/log"
+}
+
+# Drops cached packages that no kept release came from.
+prune_cache() {
+    for cached_file in "$package_cache"/*; do
+        [ -f "$cached_file" ] || continue
+        if ! grep -qxF -- "sha256 ${cached_file##*/}" "$records"/* 2>/dev/null; then
+            rm -f "$cached_file"
+        fi
+    done
+}
+
+# --- rollback --------------------------------------------------------------
+if [ "$op" = rollback ]; then
+    watch_controller
+    echo "swpush phase installing"
+    dir=$pkgdir/releases/$version
+    to_pre=$(field pre_install "$records/$version")
+    to_post=$(field post_install "$records/$version")
+    for hook in "$to_pre" "$to_post"; do
+        if [ -n "$hook" ] && [ "$hook" != - ] && [ ! -f "$dir/$hook" ]; then
+            finish failed "hook $hook is missing from release $version: nothing changed"
+        fi
+    done
+    if [ -n "$to_pre" ] && [ "$to_pre" != - ] &&
+        ! run_hook rollback "$dir" "$version" "$previous" "$to_pre"; then
+        finish failed "pre_install of $version failed, nothing changed: $(tail_of "$work/hook.out")"
+    fi
+    switch_to "$version"
+    undo=flipped
+    if [ -n "$to_post" ] && [ "$to_post" != - ] &&
+        ! run_hook rollback "$dir" "$version" "$previous" "$to_post"; then
+        failure=$(tail_of "$work/hook.out")
+        switch_to "$previous"
+        undo=
+        restored=$(restore_previous "$version")
+        finish failed "post_install of $version failed, $previous is current again$restored: $failure"
+    fi
+    commit "$records/$version"
+    prune_cache
+    target=$version
+    finish rolled-back ""
+fi
+
+# --- remove ----------------------------------------------------------------
+if [ "$op" = remove ]; then
+    watch_controller
+    echo "swpush phase installing"
+    dir=$pkgdir/releases/$current_version
+    if [ "$current_pre_remove" != - ]; then
+        [ -f "$dir/$current_pre_remove" ] ||
+            finish failed "pre_remove $current_pre_remove is missing from release $current_version: nothing removed"
+        run_hook remove "$dir" "$current_version" "$current_version" "$current_pre_remove" ||
+            finish failed "pre_remove failed, nothing removed: $(tail_of "$work/hook.out")"
+    fi
+    rm -f "$state_file"
+    # Committed: an interruption from here is finished by the next run.
+    forget_package
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) remove $name $previous - removed" >>"$state_dir/log"
+    target=-
+    finish removed ""
+fi
+
+# --- the package -----------------------------------------------------------
+cached=$package_cache/$sha256
+if [ -f "$cached" ] && [ "$(wc -c <"$cached" | tr -d ' ')" = "$size" ] &&
+    [ "$(sha256_of "$cached")" = "$sha256" ]; then
+    :
+else
+    echo "swpush need $size"
+    # Hashed while it arrives: one pass over the bytes, not two.
+    # Received beside the cache, not in /tmp: keeping it is then a rename,
+    # not a second copy of every byte.
+    incoming=$cache_dir/.incoming.$$
+    head -c "$size" >"$incoming"
+    got=$(wc -c <"$incoming" | tr -d ' ')
+    [ "$got" = "$size" ] || finish rejected "received $got of $size bytes"
+    [ "$(sha256_of "$incoming")" = "$sha256" ] ||
+        finish rejected "the package received does not have the signed sha256"
+    # Cached at once: a run interrupted from here on need not upload again.
+    mkdir -p "$package_cache"
+    mv "$incoming" "$cached"
+    incoming=
+fi
+package=$cached
+
+watch_controller
+echo "swpush phase installing"
+tar_flags=
+case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
+    1f8b*) tar_flags=-z ;;
+    28b52ffd)
+        command -v zstd >/dev/null 2>&1 ||
+            finish failed "this host cannot read .tar.zst packages: install zstd or send .tar.gz"
+        zstd -dcq "$package" >"$work/package.tar" || finish failed "the zstd stream is corrupt"
+        package=$work/package.tar
+        ;;
+esac
+if ! why=$(check_entries tar "$package" "$tar_flags"); then
+    # Signed, but not something this client installs: not worth keeping.
+    rm -f "$cached"
+    rmdir "$package_cache" 2>/dev/null || true
+    finish rejected "package refused: $why"
+fi
+
+release=$pkgdir/releases/$version
+stage=$pkgdir/releases/.$version.new.$$
+aside=$pkgdir/releases/.$version.old.$$
+mkdir -p "$pkgdir/releases"
+rm -rf "$stage"
+mkdir "$stage"
+# shellcheck disable=SC2086 # one flag or none
+if ! tar $tar_flags -xf "$package" -C "$stage" >"$work/tar.out" 2>&1; then
+    rm -rf "$stage"
+    finish failed "extraction failed: $(tail_of "$work/tar.out")"
+fi
+# Whatever owners and modes a foreign archive carried, nobody but root may
+# change what root will run: owned by root, not writable by group or others.
+# (A step run without root owns the files anyway; then this changes nothing.)
+chown -hR 0:0 "$stage" 2>/dev/null || true
+chmod -R go-w "$stage"
+for hook in "$pre_install" "$post_install" "$pre_remove"; do
+    if [ "$hook" != - ] && { [ ! -f "$stage/$hook" ] || [ -L "$stage/$hook" ]; }; then
+        rm -rf "$stage"
+        finish rejected "hook $hook is not a regular file in the package"
+    fi
+done
+undo=staged
+if [ -e "$release" ]; then mv "$release" "$aside"; fi
+mv "$stage" "$release"
+
+# Puts back what was there before this step touched the release directory.
+restore_release() {
+    rm -rf "$release"
+    if [ -e "$aside" ]; then mv "$aside" "$release"; fi
+}
+
 if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
     restore_release
     undo=
@@ -442,50 +663,40 @@ if [ "$post_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous
     if [ "$previous" = - ]; then
         finish failed "post_install failed, removed again: $failure"
     fi
-    # The previous release's post_install restores what pre_install stopped.
-    restored=
-    if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
-        ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$version" "$current_post_install"; then
-        restored=" (its post_install failed too: $(tail_of "$work/hook.out"))"
-    fi
+    restored=$(restore_previous "$version")
     finish failed "post_install failed, $previous is current again$restored: $failure"
 fi
 
 # --- record ----------------------------------------------------------------
-if [ -n "$received" ]; then
-    mv "$received" "$cached" && incoming=
-fi
-mkdir -p "$state_dir/packages"
-now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-printf 'version %s\nsha256 %s\nprevious %s\ninstalled %s\npost_install %s\n' \
-    "$version" "$sha256" "$previous" "$now" "$post_install" >"$state_file.$$"
-mv "$state_file.$$" "$state_file"
+printf 'version %s\nsha256 %s\ninstalled %s\npre_install %s\npost_install %s\npre_remove %s\n' \
+    "$version" "$sha256" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$pre_install" "$post_install" \
+    "$pre_remove" >"$work/record"
+commit "$work/record"
 # Committed: from here an interruption leaves the new release in place.
-undo=
 rm -rf "$aside"
-echo "$now $op $name $previous $version $result" >>"$state_dir/log"
 
-# Keep the newest keep_releases releases (by install order, in NAME.history),
+# Keep the newest keep_releases releases (by install order, in the history),
 # and always the current and the previous one.
-history=$state_file.history
+mkdir -p "$state_dir/history"
 {
     grep -vxF -- "$version" "$history" 2>/dev/null || true
     echo "$version"
-} >"$history.$$"
-mv "$history.$$" "$history"
+} >"$state_dir/history/.$name.$$"
+mv "$state_dir/history/.$name.$$" "$history"
 total=$(wc -l <"$history" | tr -d ' ')
 if [ "$total" -gt "$keep_releases" ]; then
     head -n "$((total - keep_releases))" "$history" >"$work/prune"
     while IFS= read -r old; do
         case $old in '' | .* | */* | "$version" | "$previous") continue ;; esac
-        rm -rf "${pkgdir:?}/releases/$old"
+        rm -rf "${pkgdir:?}/releases/$old" "${records:?}/$old"
     done <"$work/prune"
     {
         # The previous release stays listed while it is kept.
         if [ "$previous" != - ] && grep -qxF -- "$previous" "$work/prune"; then echo "$previous"; fi
         grep -vxF -f "$work/prune" "$history" || true
-    } >"$history.$$"
-    mv "$history.$$" "$history"
+    } >"$state_dir/history/.$name.$$"
+    mv "$state_dir/history/.$name.$$" "$history"
 fi
+prune_cache
 target=$version
 finish "$result" ""

@@ -96,10 +96,11 @@ impl World {
         .unwrap();
         let request = swpush::step::StepRequest {
             op: swpush::order::Op::Install,
-            package: swpush::package::read(&self.hello).unwrap(),
+            subject: swpush::step::Subject::Package(swpush::package::read(&self.hello).unwrap()),
             force: false,
             allow_downgrade: false,
             install_missing: false,
+            dry_run: false,
             key: swpush::key::load(&self.key).unwrap(),
             busy_wait: 1,
             busy_retries: 0,
@@ -142,11 +143,131 @@ impl World {
         parse_report(&output)
     }
 
+    /// A copy of packages/hello, changed by `edit`, packed as `FILE` in the
+    /// fleet dir (`.tar` for an uncompressed package).
+    pub fn variant(&self, file: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+        // Parallel tests may ask for the same package at once.
+        static PACKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = PACKING.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = self.fleet.dir().join(format!("src-{file}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            Command::new("cp")
+                .arg("-a")
+                .arg(repo("packages/hello"))
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success()
+        );
+        edit(&dir);
+        let out = self.fleet.dir().join(file);
+        let packed = swpush(
+            &self.fleet,
+            &["pack", dir.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        );
+        assert!(packed.status.success(), "{}", text(&packed.stderr));
+        out
+    }
+
+    /// packages/hello at `version` (`hello-VERSION.tar.gz`), packed once.
+    pub fn hello_at(&self, version: &str) -> PathBuf {
+        static PACKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = PACKING.lock().unwrap_or_else(|e| e.into_inner());
+        let file = format!("hello-{version}.tar.gz");
+        let out = self.fleet.dir().join(&file);
+        if !out.exists() {
+            self.variant(&file, |dir| set_version(dir, version));
+        }
+        out
+    }
+
     /// Makes `host` trust this controller's key for every package.
     pub fn trust_all(&self, host: &str) {
         let path = self.fleet.host(host).path("/etc/swpush/known_servers");
         std::fs::write(path, format!("{}\n", self.trust_line)).unwrap();
     }
+}
+
+/// Sets the version in the manifest of the package source in `dir`.
+pub fn set_version(dir: &Path, version: &str) {
+    let manifest = std::fs::read_to_string(dir.join("swpush.yaml")).unwrap();
+    std::fs::write(
+        dir.join("swpush.yaml"),
+        manifest.replace("version: 1.0.0", &format!("version: {version}")),
+    )
+    .unwrap();
+}
+
+/// Appends shell lines to a hook of the package source in `dir`.
+pub fn append(dir: &Path, hook: &str, lines: &str) {
+    let path = dir.join(hook);
+    let mut script = std::fs::read_to_string(&path).unwrap();
+    script += lines;
+    std::fs::write(path, script).unwrap();
+}
+
+/// Path → kind, mode, owner, times and content; see [`snapshot`].
+pub type Snapshot = std::collections::BTreeMap<String, Vec<u8>>;
+
+/// Panics naming every path that differs between two snapshots.
+pub fn assert_same(after: &Snapshot, before: &Snapshot) {
+    let changed: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|path| before.get(*path) != after.get(*path))
+        .collect();
+    assert!(changed.is_empty(), "changed on the client: {changed:?}");
+}
+
+/// Every file, folder and link under the client paths swpush uses on
+/// `host` (`/etc/swpush`, `/opt`, `/var/lib/swpush`, `/var/cache/swpush`,
+/// `/run/swpush`), with kind, mode, times and whole content: two equal
+/// snapshots mean nothing there changed, byte for byte.
+pub fn snapshot(world: &World, host: &str) -> Snapshot {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, at: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let meta = std::fs::symlink_metadata(at).unwrap();
+        let mut entry = format!(
+            "mode {:o} uid {} mtime {}.{} ",
+            meta.mode(),
+            meta.uid(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        )
+        .into_bytes();
+        if meta.file_type().is_symlink() {
+            entry.extend(
+                std::fs::read_link(at)
+                    .unwrap()
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
+        } else if meta.is_file() {
+            entry.extend(std::fs::read(at).unwrap());
+        }
+        let name = at.strip_prefix(root).unwrap().display().to_string();
+        out.insert(name, entry);
+        if meta.is_dir() {
+            for child in std::fs::read_dir(at).unwrap() {
+                walk(root, &child.unwrap().path(), out);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for inside in [
+        "/etc/swpush",
+        "/opt",
+        "/var/lib/swpush",
+        "/var/cache/swpush",
+        "/run/swpush",
+    ] {
+        let root = world.fleet.host(host).path(inside);
+        let mut part = std::collections::BTreeMap::new();
+        walk(&root, &root, &mut part);
+        out.extend(part.into_iter().map(|(k, v)| (format!("{inside}/{k}"), v)));
+    }
+    out
 }
 
 /// A path in this repository.
@@ -208,6 +329,17 @@ pub fn host_entry<'a>(report: &'a Value, host: &str) -> &'a Value {
         .iter()
         .find(|h| h["host"] == host)
         .unwrap_or_else(|| panic!("{host} not in {report:#}"))
+}
+
+/// (status, previous_version, version, message) of `host` in the report.
+pub fn outcome(report: &Value, host: &str) -> (String, Value, Value, String) {
+    let entry = host_entry(report, host);
+    (
+        entry["status"].as_str().unwrap().to_owned(),
+        entry["previous_version"].clone(),
+        entry["version"].clone(),
+        entry["message"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// (status, message) of `host` in the report.

@@ -1,0 +1,195 @@
+//! `swpush status`: what each host has installed — current version, since
+//! when, kept releases — read from the client's state records by a small
+//! read-only script. It needs no distribution right (it changes nothing and
+//! tells a login no more than the files it could read anyway), takes no
+//! lock and never waits for a busy client.
+
+use crate::fleet::{Job, JobOutcome};
+use crate::inventory::Host;
+use crate::progress::{HostProgress, Phase};
+use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, one_line, plural};
+use crate::ssh::Connection;
+use crate::step::{done_line, script_output, shell_command};
+
+/// Prints `swpush package NAME VERSION SHA256 SINCE` for each installed
+/// package (or only NAME), each followed by `swpush release NAME VERSION
+/// SHA256 INSTALLED` for its kept releases, oldest first. The files are the
+/// step's (src/step/step.sh); `-` stands for a missing value.
+const SCRIPT: &str = r#"set -eu
+only=$1 prefix=$2 state_dir=$3
+field() { v=$(sed -n "s/^$1 //p" "$2" 2>/dev/null | head -n 1); echo "${v:--}"; }
+for record in "$state_dir"/packages/*; do
+    [ -f "$record" ] || continue
+    name=${record##*/}
+    if [ -n "$only" ] && [ "$name" != "$only" ]; then continue; fi
+    echo "swpush package $name $(field version "$record") $(field sha256 "$record") $(field since "$record")"
+    [ -f "$state_dir/history/$name" ] || continue
+    while IFS= read -r v; do
+        release=$state_dir/releases/$name/$v
+        if [ -n "$v" ] && [ -f "$release" ] && [ -d "$prefix/$name/releases/$v" ]; then
+            echo "swpush release $name $v $(field sha256 "$release") $(field installed "$release")"
+        fi
+    done <"$state_dir/history/$name"
+done
+echo "swpush done unchanged - - "
+"#;
+
+/// Asks each host what it has installed (of `name` only, if given).
+pub struct StatusQuery {
+    pub name: Option<String>,
+}
+
+impl Job for StatusQuery {
+    async fn run(
+        &self,
+        connection: &Connection,
+        host: &Host,
+        progress: &HostProgress,
+    ) -> JobOutcome {
+        progress.phase(Phase::Verifying);
+        let args = [
+            self.name.clone().unwrap_or_default(),
+            host.paths.prefix.clone(),
+            host.paths.state_dir.clone(),
+        ];
+        match script_output(connection, &shell_command(host, SCRIPT, &args)).await {
+            Ok(stdout) => JobOutcome {
+                packages: Some(parse(&stdout)),
+                ..done_line(&stdout)
+            },
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+/// The packages the script's lines describe.
+fn parse(stdout: &str) -> Vec<InstalledPackage> {
+    let known = |v: &str| (v != "-").then(|| v.to_owned());
+    let mut packages: Vec<InstalledPackage> = Vec::new();
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.as_slice() {
+            ["swpush", "package", name, version, sha256, since] => {
+                packages.push(InstalledPackage {
+                    name: (*name).to_owned(),
+                    version: (*version).to_owned(),
+                    sha256: (*sha256).to_owned(),
+                    since: known(since),
+                    releases: Vec::new(),
+                });
+            }
+            ["swpush", "release", name, version, sha256, installed] => {
+                if let Some(package) = packages.last_mut().filter(|p| p.name == *name) {
+                    package.releases.push(KeptRelease {
+                        version: (*version).to_owned(),
+                        sha256: (*sha256).to_owned(),
+                        installed: known(installed),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    packages
+}
+
+/// The text report of `status`: one line per host and package (current
+/// version, since when, kept releases), a summary, and the hosts that did
+/// not answer.
+pub fn render_text(report: &RunReport, quiet: bool) -> String {
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for h in &report.hosts {
+        let host = one_line(&h.host).into_owned();
+        match &h.packages {
+            Some(packages) if !packages.is_empty() => {
+                for p in packages {
+                    let kept: Vec<&str> = p.releases.iter().map(|r| r.version.as_str()).collect();
+                    rows.push([
+                        host.clone(),
+                        p.name.clone(),
+                        p.version.clone(),
+                        p.since.clone().unwrap_or_else(|| "-".into()),
+                        kept.join(" "),
+                    ]);
+                }
+            }
+            Some(_) => rows.push([
+                host,
+                "(nothing installed)".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
+            None => rows.push([
+                host,
+                h.status.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
+        }
+    }
+    let mut out = String::new();
+    if !quiet && !rows.is_empty() {
+        let header = ["HOST", "PACKAGE", "CURRENT", "SINCE", "KEPT"].map(String::from);
+        let mut widths = [0; 5];
+        for row in std::iter::once(&header).chain(&rows) {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&header).chain(&rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let answered = report
+        .hosts
+        .iter()
+        .filter(|h| h.status == Status::Unchanged)
+        .count();
+    out.push_str(&format!(
+        "{answered} of {} answered\n",
+        plural(report.hosts.len(), "host")
+    ));
+    out.push_str(&report.not_done_block());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_packages_and_their_kept_releases() {
+        let stdout = "noise\n\
+            swpush package hello 1.2.0 aa 2026-11-25T10:00:00Z\n\
+            swpush release hello 1.1.0 bb -\n\
+            swpush release hello 1.2.0 aa 2026-11-25T10:00:00Z\n\
+            swpush package other 2 cc -\n\
+            swpush release hello 9 dd -\n\
+            swpush done unchanged - - \n";
+        let packages = parse(stdout);
+        assert_eq!(packages.len(), 2);
+        assert_eq!(packages[0].name, "hello");
+        assert_eq!(packages[0].since.as_deref(), Some("2026-11-25T10:00:00Z"));
+        let kept: Vec<&str> = packages[0]
+            .releases
+            .iter()
+            .map(|r| r.version.as_str())
+            .collect();
+        assert_eq!(kept, ["1.1.0", "1.2.0"]);
+        assert_eq!(packages[0].releases[0].installed, None);
+        assert_eq!(
+            (packages[1].since.as_ref(), packages[1].releases.len()),
+            (None, 0),
+            "a release line of another package is not this one's"
+        );
+    }
+}
