@@ -661,3 +661,55 @@ fn overlapping_runs_on_one_inventory_are_refused_but_status_may_watch() {
     let (code, report) = world.push("upgrade", &inventory, &world.hello_at("1.1.0"), &[]);
     assert_eq!((code, outcome(&report, "cron").0.as_str()), (0, "upgraded"));
 }
+
+#[test]
+fn unattended_runs_print_the_report_only_and_a_terminal_gets_the_live_display() {
+    let world = world();
+    let inventory = world.fleet_inventory("tty", &["cron"], "");
+    let args = |op: &str| {
+        format!(
+            "{} {op} -i {} --key {} {}",
+            env!("CARGO_BIN_EXE_swpush"),
+            inventory.display(),
+            world.key.display(),
+            world.hello.display()
+        )
+    };
+    // No terminal (cron, a pipe): the report and nothing else, no escapes.
+    let out = swpush_command(
+        &world.fleet,
+        &[
+            "status",
+            "-i",
+            inventory.to_str().unwrap(),
+            "--connect-timeout",
+            "5",
+        ],
+    )
+    .output()
+    .unwrap();
+    let said = text(&out.stdout);
+    assert!(said.starts_with("HOST "), "{said}");
+    assert!(!said.contains('\u{1b}') && !said.contains('\r'), "{said:?}");
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+
+    // On a terminal (script(1) gives it one) the live display draws too.
+    let on_tty = std::process::Command::new("script")
+        .args(["-qec", &args("install --dry-run"), "/dev/null"])
+        .env("HOME", world.fleet.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let drawn = text(&on_tty.stdout);
+    assert!(on_tty.status.success(), "{drawn}");
+    assert!(
+        drawn.contains('\u{1b}'),
+        "no live display on a terminal: {drawn:?}"
+    );
+    assert!(
+        drawn.contains("would install") || drawn.contains("unchanged") || drawn.contains("skipped"),
+        "{drawn:?}"
+    );
+}
