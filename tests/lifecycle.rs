@@ -17,8 +17,8 @@ use serde_json::Value;
 use world::*;
 
 const HOSTS: &[&str] = &[
-    "roll", "rollfail", "rollkill", "rm", "rmfail", "rmkill", "stat1", "stat2", "dry", "fresh",
-    "cache", "prune", "cron",
+    "roll", "rollfail", "rollkill", "rm", "rmfail", "rmkill", "aside", "stat1", "stat2", "dry",
+    "fresh", "cache", "prune", "cron",
 ];
 
 fn world() -> &'static World {
@@ -712,4 +712,53 @@ fn unattended_runs_print_the_report_only_and_a_terminal_gets_the_live_display() 
         drawn.contains("would install") || drawn.contains("unchanged") || drawn.contains("skipped"),
         "{drawn:?}"
     );
+}
+
+#[test]
+fn a_committed_reinstall_is_kept_even_if_the_step_died_before_tidying_up() {
+    let world = world();
+    let h = world.fleet.host("aside");
+    let (code, _) = run("install", "aside", &world.hello, &[]);
+    assert_eq!(code, 0);
+    let repaired = world.variant("hello-repaired.tar.gz", |dir| {
+        std::fs::write(dir.join("bin/hello"), "#!/bin/sh\necho repaired\n").unwrap();
+    });
+    let (code, report) = run("install", "aside", &repaired, &["--force"]);
+    assert_eq!(
+        (code, outcome(&report, "aside").0.as_str()),
+        (0, "installed"),
+        "{report:#}"
+    );
+
+    // What a step killed right after committing the reinstall leaves: the
+    // old release still put aside, and the record naming it.
+    let aside = ".1.0.0.old.999.0123456789abcdef0123456789abcdef";
+    let old = h.path(&format!("/opt/swpush/hello/releases/{aside}"));
+    std::fs::create_dir_all(old.join("bin")).unwrap();
+    std::fs::write(old.join("bin/hello"), "#!/bin/sh\necho old\n").unwrap();
+    let record = h.path("/var/lib/swpush/packages/hello");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        text.contains("\nreplaced .1.0.0.old."),
+        "the reinstall recorded its aside: {text}"
+    );
+    let text: String = text
+        .lines()
+        .map(|l| match l.starts_with("replaced ") {
+            true => format!("replaced {aside}\n"),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&record, text).unwrap();
+
+    let (code, report) = run("install", "aside", &repaired, &[]);
+    assert_eq!(
+        (code, outcome(&report, "aside").0.as_str()),
+        (0, "unchanged"),
+        "{report:#}"
+    );
+    assert!(!old.exists(), "the committed run's leftover is gone");
+    let program =
+        std::fs::read_to_string(h.path("/opt/swpush/hello/releases/1.0.0/bin/hello")).unwrap();
+    assert!(program.contains("repaired"), "{program}");
 }

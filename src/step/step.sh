@@ -413,8 +413,15 @@ forget_package() {
     rm -f "$history"
 }
 if [ -d "$pkgdir/releases" ]; then
+    # A release put aside for a reinstall of its version goes back, unless
+    # the state record says that reinstall was committed.
+    replaced=$(field replaced "$state_file" 2>/dev/null || true)
     for left in "$pkgdir"/releases/.*.old.*; do
         [ -e "$left" ] || continue
+        if [ "${left##*/}" = "$replaced" ]; then
+            rm -rf "$left"
+            continue
+        fi
         kept=${left##*/.}
         kept=${kept%.old.*}
         rm -rf "${pkgdir:?}/releases/$kept"
@@ -451,10 +458,17 @@ fi
 if [ "$current_version" = - ]; then
     # A remove was killed after its commit point: finish it.
     if [ -e "$history" ]; then forget_package; fi
-elif [ ! -f "$records/$current_version" ]; then
-    # Killed between recording and writing the release's own record.
-    mkdir -p "$records"
-    grep -v -e '^previous ' -e '^since ' "$state_file" >"$records/$current_version"
+else
+    # Killed between recording and writing the release's own record, or
+    # the history.
+    if [ ! -f "$records/$current_version" ]; then
+        mkdir -p "$records"
+        grep -v -e '^previous ' -e '^since ' -e '^replaced ' "$state_file" >"$records/$current_version"
+    fi
+    if ! grep -qxF -- "$current_version" "$history" 2>/dev/null; then
+        mkdir -p "$state_dir/history"
+        echo "$current_version" >>"$history"
+    fi
 fi
 decide
 
@@ -503,6 +517,8 @@ commit() { # RECORD_FILE
         cat "$1"
         echo "previous $previous"
         echo "since $now"
+        # The release this run put aside, deleted right after the commit.
+        if [ -n "${aside:-}" ] && [ -e "$aside" ]; then echo "replaced ${aside##*/}"; fi
     } >"$state_dir/packages/.$name.$$"
     mv "$state_dir/packages/.$name.$$" "$state_file"
     undo=
@@ -618,7 +634,9 @@ fi
 
 release=$pkgdir/releases/$version
 stage=$pkgdir/releases/.$version.new.$$
-aside=$pkgdir/releases/.$version.old.$$
+# Named after this run's challenge too: the state record names it once
+# the run is committed, and no other run can have the same name.
+aside=$pkgdir/releases/.$version.old.$$.$challenge
 mkdir -p "$pkgdir/releases"
 rm -rf "$stage"
 mkdir "$stage"
