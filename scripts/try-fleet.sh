@@ -30,12 +30,13 @@ while [ $# -gt 0 ]; do
 done
 
 cargo build --release --locked --quiet --bin swpush --example fleet
-work=$repo/target/try-fleet
-rm -rf "$work"
-mkdir -p "$work"
+# One folder per run: several fleets may be up at once.
+mkdir -p target/try-fleet
+work=$(mktemp -d "$repo/target/try-fleet/run.XXXXXX")
 # shellcheck source=scripts/fleet-lib.sh
 . scripts/fleet-lib.sh
 fleet_start "$hosts" "$work"
+trap 'fleet_stop; rm -rf "$work"' EXIT
 
 export HOME=$fleet_home SWPUSH_INVENTORY=$fleet_inventory PATH=$repo/target/release:$PATH
 unset SSH_AUTH_SOCK SWPUSH_KEY
@@ -49,6 +50,7 @@ A fleet of $hosts local hosts is up (host1..host$hosts). In this shell:
   HOME=$HOME
   SWPUSH_INVENTORY=$SWPUSH_INVENTORY
   swpush = $repo/target/release/swpush
-Follow docs/guide.md from "Grant trust". Leave the shell to stop the fleet.
+Follow docs/guide.md from section 3, "Write an inventory".
+Leave the shell to stop the fleet.
 MSG
 PS1='(swpush fleet) \w\$ ' bash --norc -i || true

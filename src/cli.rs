@@ -76,9 +76,9 @@ pub enum Format {
     Json,
 }
 
-/// Options shared by the commands that act on hosts.
+/// Options of every command that connects to hosts.
 #[derive(Args, Debug)]
-pub struct FleetArgs {
+pub struct HostArgs {
     #[command(flatten)]
     pub select: SelectArgs,
     /// Hosts in flight at once
@@ -90,33 +90,54 @@ pub struct FleetArgs {
     /// Seconds a host may take in all, after which it is `timeout`
     #[arg(long, default_value_t = 600, value_name = "S")]
     pub timeout: u64,
-    /// Seconds between checks while a client is busy
-    #[arg(long, default_value_t = 10, value_name = "S")]
-    pub busy_wait: u64,
-    /// Busy checks before a client is given up as `busy`
-    #[arg(long, default_value_t = 6, value_name = "N")]
-    pub busy_retries: u32,
     /// Report format on stdout
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Also write the JSON report to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Distribution key [default: ~/.config/swpush/distribution_key]
-    #[arg(long, env = "SWPUSH_KEY", value_name = "PATH")]
-    pub key: Option<PathBuf>,
     /// known_hosts file for host keys [default: ~/.ssh/known_hosts]
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
     /// Trust and record host keys seen for the first time (a changed key is always refused)
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Connect, verify and decide, report what would happen; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
     /// Print only the summary and the hosts that did not succeed
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Options of the commands that change clients under a signed order.
+#[derive(Args, Debug)]
+pub struct ChangeArgs {
+    /// Distribution key [default: ~/.config/swpush/distribution_key]
+    #[arg(long, env = "SWPUSH_KEY", value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// Connect, verify and decide, report what would happen; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Waiting for busy clients.
+#[derive(Args, Debug)]
+pub struct BusyArgs {
+    /// Seconds between checks while a client is busy
+    #[arg(long, default_value_t = 10, value_name = "S")]
+    pub busy_wait: u64,
+    /// Busy checks before a client is given up as `busy`
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub busy_retries: u32,
+}
+
+/// Everything install, upgrade, rollback and remove share.
+#[derive(Args, Debug)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub busy: BusyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -173,7 +194,7 @@ pub struct StatusArgs {
     /// Only this package [default: every package]
     pub name: Option<String>,
     #[command(flatten)]
-    pub fleet: FleetArgs,
+    pub hosts: HostArgs,
 }
 
 #[derive(Args, Debug)]
@@ -198,7 +219,9 @@ pub struct EnrollArgs {
     #[arg(long, default_value = "*", value_name = "PATTERNS")]
     pub packages: String,
     #[command(flatten)]
-    pub fleet: FleetArgs,
+    pub hosts: HostArgs,
+    #[command(flatten)]
+    pub change: ChangeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -269,26 +292,21 @@ struct Policy {
 
 /// `install` and `upgrade`: push a package; each client decides under `policy`.
 fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Result<Outcome> {
-    let hosts = selected_hosts(&fleet_args.select)?;
+    let hosts = selected_hosts(&fleet_args.hosts.select)?;
     let package = package::read(package)?;
-    let key = key::load(&key_path(fleet_args)?)?;
     let info = PackageInfo {
         name: package.manifest.name.clone(),
         version: Some(package.manifest.version.to_string()),
         sha256: Some(package.sha256.clone()),
     };
-    let job = StepRequest {
+    order_hosts(
         op,
-        subject: Subject::Package(package),
-        force: policy.force,
-        allow_downgrade: policy.allow_downgrade,
-        install_missing: policy.install_missing,
-        dry_run: fleet_args.dry_run,
-        key,
-        busy_wait: fleet_args.busy_wait,
-        busy_retries: fleet_args.busy_retries,
-    };
-    run_on_hosts(op.as_str(), Some(info), hosts, job, fleet_args)
+        Subject::Package(package),
+        policy,
+        info,
+        hosts,
+        fleet_args,
+    )
 }
 
 /// `rollback` and `remove`: act on a package already on the clients, by
@@ -299,49 +317,67 @@ fn act_on_installed(
     version: Option<&str>,
     fleet_args: &FleetArgs,
 ) -> Result<Outcome> {
-    if !package::manifest::valid_name(name) {
-        bail!(
-            "`{name}` is not a package name: 1 to 64 of a-z 0-9 . _ + -, starting with a letter or digit"
-        );
-    }
+    check_name(name)?;
     let version = version
         .map(|v| Version::parse(v).map(|v| v.as_str().to_owned()))
         .transpose()
         .context("--to")?;
-    let hosts = selected_hosts(&fleet_args.select)?;
-    let key = key::load(&key_path(fleet_args)?)?;
+    let hosts = selected_hosts(&fleet_args.hosts.select)?;
     let info = PackageInfo {
         name: name.to_owned(),
         version: version.clone(),
         sha256: None,
     };
-    let job = StepRequest {
-        op,
-        subject: Subject::Installed {
-            name: name.to_owned(),
-            version,
-        },
-        force: false,
-        allow_downgrade: false,
-        install_missing: false,
-        dry_run: fleet_args.dry_run,
-        key,
-        busy_wait: fleet_args.busy_wait,
-        busy_retries: fleet_args.busy_retries,
+    let subject = Subject::Installed {
+        name: name.to_owned(),
+        version,
     };
-    run_on_hosts(op.as_str(), Some(info), hosts, job, fleet_args)
+    order_hosts(op, subject, Policy::default(), info, hosts, fleet_args)
 }
 
-/// `status`: what each host has installed; changes nothing.
-fn status(args: &StatusArgs) -> Result<Outcome> {
-    if let Some(name) = &args.name
-        && !package::manifest::valid_name(name)
-    {
+/// Runs the client step on `hosts`, each under an order signed with the
+/// distribution key.
+fn order_hosts(
+    op: Op,
+    subject: Subject,
+    policy: Policy,
+    info: PackageInfo,
+    hosts: Vec<Host>,
+    fleet_args: &FleetArgs,
+) -> Result<Outcome> {
+    let key = key::load(&key_path(&fleet_args.change)?)?;
+    let dry_run = fleet_args.change.dry_run;
+    let job = StepRequest {
+        op,
+        subject,
+        force: policy.force,
+        allow_downgrade: policy.allow_downgrade,
+        install_missing: policy.install_missing,
+        dry_run,
+        key,
+        busy_wait: fleet_args.busy.busy_wait,
+        busy_retries: fleet_args.busy.busy_retries,
+    };
+    let args = &fleet_args.hosts;
+    run_on_hosts(op.as_str(), Some(info), hosts, job, args, dry_run)
+}
+
+/// A package name given on the command line, checked before connecting.
+fn check_name(name: &str) -> Result<()> {
+    if !package::manifest::valid_name(name) {
         bail!(
             "`{name}` is not a package name: 1 to 64 of a-z 0-9 . _ + -, starting with a letter or digit"
         );
     }
-    let hosts = selected_hosts(&args.fleet.select)?;
+    Ok(())
+}
+
+/// `status`: what each host has installed; changes nothing.
+fn status(args: &StatusArgs) -> Result<Outcome> {
+    if let Some(name) = &args.name {
+        check_name(name)?;
+    }
+    let hosts = selected_hosts(&args.hosts.select)?;
     let info = args.name.as_ref().map(|name| PackageInfo {
         name: name.clone(),
         version: None,
@@ -350,11 +386,10 @@ fn status(args: &StatusArgs) -> Result<Outcome> {
     let job = status::StatusQuery {
         name: args.name.clone(),
     };
-    run_on_hosts("status", info, hosts, job, &args.fleet)
+    run_on_hosts("status", info, hosts, job, &args.hosts, false)
 }
 
 fn enroll(args: &EnrollArgs) -> Result<Outcome> {
-    let fleet_args = &args.fleet;
     let patterns = args.packages.trim();
     let valid = !patterns.is_empty()
         && patterns.split(',').all(|p| {
@@ -367,22 +402,22 @@ fn enroll(args: &EnrollArgs) -> Result<Outcome> {
             "--packages `{patterns}`: expected comma-separated package-name patterns such as `*` or `hello,web-*`"
         );
     }
-    let hosts = selected_hosts(&fleet_args.select)?;
-    let public = key::load(&key_path(fleet_args)?)?.public_key().clone();
+    let hosts = selected_hosts(&args.hosts.select)?;
+    let public = key::load(&key_path(&args.change)?)?.public_key().clone();
     let job = enroll::Enroll {
         line: key::known_servers_line(&public, patterns),
         key: public
             .to_openssh()
             .map(|k| k.split(' ').take(2).collect::<Vec<_>>().join(" "))?,
-        dry_run: fleet_args.dry_run,
+        dry_run: args.change.dry_run,
     };
-    run_on_hosts("enroll", None, hosts, job, fleet_args)
+    run_on_hosts("enroll", None, hosts, job, &args.hosts, args.change.dry_run)
 }
 
-fn key_path(args: &FleetArgs) -> Result<PathBuf> {
+fn key_path(args: &ChangeArgs) -> Result<PathBuf> {
     match &args.key {
         Some(path) => Ok(path.clone()),
-        None => Ok(key::default_path(&home()?)),
+        None => Ok(key::default_path(&home("--key PATH")?)),
     }
 }
 
@@ -393,11 +428,12 @@ fn run_on_hosts<J: Job>(
     package: Option<PackageInfo>,
     hosts: Vec<Host>,
     job: J,
-    args: &FleetArgs,
+    args: &HostArgs,
+    dry_run: bool,
 ) -> Result<Outcome> {
     // Runs that change clients take the inventory's run lock; a status or
     // a dry run may watch one in flight.
-    let _lock = if args.dry_run || op == "status" {
+    let _lock = if dry_run || op == "status" {
         None
     } else {
         let state_home = crate::report::state_home()
@@ -409,10 +445,18 @@ fn run_on_hosts<J: Job>(
             &command_line.join(" "),
         )?)
     };
+    // A report that cannot be written is found out before any host is.
+    if let Some(path) = &args.report {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
     let context = LoadContext::from_env();
     let known_hosts = match &args.known_hosts {
         Some(path) => path.clone(),
-        None => home()?.join(".ssh/known_hosts"),
+        None => home("--known-hosts FILE")?.join(".ssh/known_hosts"),
     };
     let connect = ConnectOptions {
         known_hosts,
@@ -445,7 +489,7 @@ fn run_on_hosts<J: Job>(
         package,
         started,
         finished: rfc3339(std::time::SystemTime::now()),
-        dry_run: args.dry_run,
+        dry_run,
         hosts: reports,
     };
     let json = report.to_json();
@@ -454,11 +498,17 @@ fn run_on_hosts<J: Job>(
         Format::Text => print!("{}", report.render_text(args.quiet)),
         Format::Json => println!("{json}"),
     }
-    if let Some(path) = &args.report {
-        std::fs::write(path, format!("{json}\n"))
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    if let Some(path) = &args.report
+        && let Err(error) = std::fs::write(path, format!("{json}\n"))
+    {
+        // The hosts have been acted on: the exit status must still say how.
+        eprintln!(
+            "warning: cannot write the report to {}: {error}",
+            path.display()
+        );
     }
-    if let Some(state_home) = crate::report::state_home()
+    // The record is of what was done to the fleet; a status query did nothing.
+    if let Some(state_home) = crate::report::state_home().filter(|_| op != "status")
         && let Err(error) = crate::report::save_run_record(&report, &state_home)
     {
         eprintln!(
@@ -483,16 +533,17 @@ fn pack(args: &PackArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn home() -> Result<PathBuf> {
+/// `$HOME`, or an error telling which option to pass instead.
+fn home(instead: &str) -> Result<PathBuf> {
     LoadContext::from_env()
         .home
-        .context("HOME is not set; pass the path explicitly")
+        .with_context(|| format!("HOME is not set: pass {instead}"))
 }
 
 fn keygen(args: &KeygenArgs) -> Result<Outcome> {
     let path = match &args.output {
         Some(path) => path.clone(),
-        None => key::default_path(&home()?),
+        None => key::default_path(&home("-o PATH")?),
     };
     let context = LoadContext::from_env();
     let public = key::generate(&path, &key::default_comment(&context.local_user))?;

@@ -14,7 +14,12 @@ use crate::step::{run_script, shell_command};
 const SCRIPT: &str = r#"set -eu
 ks=$1 line=$2 key=$3 dry_run=$4
 if [ -f "$ks" ] && grep -qF -- "$key" "$ks"; then
-    echo "swpush done unchanged - - already trusted in $ks"
+    have=$(grep -F -- "$key" "$ks" | head -n 1 | cut -d ' ' -f 1)
+    if [ "$have" = "${line%% *}" ]; then
+        echo "swpush done unchanged - - already trusted in $ks"
+    else
+        echo "swpush done unchanged - - already trusted in $ks for packages $have, not changed to ${line%% *} (edit that line to change them)"
+    fi
     exit 0
 fi
 if [ "$dry_run" = true ]; then

@@ -113,13 +113,22 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
                     ]);
                 }
             }
-            Some(_) => rows.push([
-                host,
-                "(nothing installed)".into(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]),
+            Some(_) => rows.push(match &report.package {
+                Some(only) => [
+                    host,
+                    one_line(&only.name).into_owned(),
+                    "(not installed)".into(),
+                    String::new(),
+                    String::new(),
+                ],
+                None => [
+                    host,
+                    "(nothing installed)".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ],
+            }),
             None => rows.push([
                 host,
                 h.status.to_string(),

@@ -167,7 +167,8 @@ fn bad_names_and_versions_are_refused_before_connecting() {
     // The example inventory's hosts are documentation addresses: nothing
     // may be reached, and nothing is tried.
     let inventory = repo("inventory.example.yaml");
-    let cases: [(&[&str], &str); 5] = [
+    let unwritable = home.join("no-such-dir/report.json");
+    let cases: [(&[&str], &str); 6] = [
         (&["rollback", "Hello"], "`Hello` is not a package name"),
         (&["remove", "../etc"], "`../etc` is not a package name"),
         (&["status", "a b"], "`a b` is not a package name"),
@@ -176,6 +177,10 @@ fn bad_names_and_versions_are_refused_before_connecting() {
             "--to: version `../1`",
         ),
         (&["rollback", "hello", "--to", ""], "--to: version is empty"),
+        (
+            &["status", "--report", unwritable.to_str().unwrap()],
+            "cannot write the report to",
+        ),
     ];
     for (args, expected) in cases {
         let mut all = args.to_vec();

@@ -39,6 +39,23 @@ fn run(op: &str, host: &str, subject: &Path, more: &[&str]) -> (i32, Value) {
     world.push(op, &inventory, subject, more)
 }
 
+/// `swpush enroll [MORE]` on `host` alone; the exit code and JSON report.
+fn enroll(host: &str, more: &[&str]) -> (i32, Value) {
+    let world = world();
+    let inventory = world.fleet_inventory(host, &[host], "");
+    let mut args = vec![
+        "enroll",
+        "-i",
+        inventory.to_str().unwrap(),
+        "--key",
+        world.key.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(more);
+    parse_report(&swpush(&world.fleet, &args))
+}
+
 fn hello() -> &'static Path {
     Path::new("hello")
 }
@@ -473,21 +490,7 @@ fn a_dry_run_verifies_and_decides_but_changes_nothing() {
         let mut args = more.to_vec();
         args.push("--dry-run");
         let (code, report) = if op == "enroll" {
-            let inventory = world.fleet_inventory("dry", &["dry"], "");
-            let out = swpush(
-                &world.fleet,
-                &[
-                    "enroll",
-                    "-i",
-                    inventory.to_str().unwrap(),
-                    "--key",
-                    world.key.to_str().unwrap(),
-                    "--format",
-                    "json",
-                    "--dry-run",
-                ],
-            );
-            parse_report(&out)
+            enroll("dry", &["--dry-run"])
         } else {
             run(op, "dry", subject, &args)
         };
@@ -521,11 +524,16 @@ fn a_dry_run_verifies_and_decides_but_changes_nothing() {
         "{report}"
     );
 
-    assert_eq!(
-        snapshot(world, "dry"),
-        before,
-        "a dry run changed the client"
+    // enroll leaves an existing line alone and says so.
+    let (code, report) = enroll("dry", &["--packages", "hello"]);
+    let (status, message) = status_of(&report, "dry");
+    assert_eq!((code, status.as_str()), (0, "unchanged"));
+    assert!(
+        message.contains("for packages *, not changed to hello"),
+        "{message}"
     );
+
+    assert_same(&snapshot(world, "dry"), &before);
 
     // A dry run still needs the right to distribute.
     let before = snapshot(world, "fresh");
@@ -758,7 +766,32 @@ fn a_committed_reinstall_is_kept_even_if_the_step_died_before_tidying_up() {
         "{report:#}"
     );
     assert!(!old.exists(), "the committed run's leftover is gone");
-    let program =
-        std::fs::read_to_string(h.path("/opt/swpush/hello/releases/1.0.0/bin/hello")).unwrap();
-    assert!(program.contains("repaired"), "{program}");
+    let program = h.path("/opt/swpush/hello/releases/1.0.0/bin/hello");
+    assert!(
+        std::fs::read_to_string(&program)
+            .unwrap()
+            .contains("repaired"),
+        "the committed content stays"
+    );
+
+    // --force also reinstalls the very same content: it repairs a release
+    // damaged in place, from the cache.
+    std::fs::write(&program, "damaged").unwrap();
+    let (code, report) = run("install", "aside", &repaired, &["--force"]);
+    assert_eq!(code, 0, "{report:#}");
+    let entry = host_entry(&report, "aside");
+    assert_eq!(
+        (&entry["status"], &entry["message"], &entry["bytes_sent"]),
+        (
+            &"installed".into(),
+            &"reinstalled 1.0.0 (--force)".into(),
+            &0.into()
+        ),
+        "{entry}"
+    );
+    assert!(
+        std::fs::read_to_string(&program)
+            .unwrap()
+            .contains("repaired")
+    );
 }

@@ -253,6 +253,7 @@ before_current() {
 decide() {
     version=$asked
     result=installed
+    done_message=
     case $op in
         install | upgrade) decide_package ;;
         rollback)
@@ -281,12 +282,14 @@ decide() {
 decide_package() {
     plan="would install $version"
     if [ "$current_version" = "$version" ]; then
-        if [ "$current_sha" = "$sha256" ]; then
-            finish unchanged "already current"
-        elif [ "$force" != true ]; then
+        # --force reinstalls, also the same content (it repairs a release
+        # damaged in place).
+        if [ "$force" != true ]; then
+            [ "$current_sha" != "$sha256" ] || finish unchanged "already current"
             finish skipped "$name $version is installed with other content: bump the version (or --force)"
         fi
         plan="would reinstall $version (--force)"
+        done_message="reinstalled $version (--force)"
         [ "$op" = install ] || result=upgraded
         return 0
     fi
@@ -717,4 +720,4 @@ if [ "$total" -gt "$keep_releases" ]; then
 fi
 prune_cache
 target=$version
-finish "$result" ""
+finish "$result" "$done_message"

@@ -108,7 +108,7 @@ impl World {
         swpush::step::remote_command(&inventory.hosts[0], &request)
     }
 
-    /// `swpush OP --inventory INV --key KEY --format json MORE PACKAGE`, with
+    /// `swpush OP --inventory INV [--key KEY] --format json MORE PACKAGE`, with
     /// `--connect-timeout 5` unless `more` sets it; ready to run or spawn.
     pub fn push_command(
         &self,
@@ -121,11 +121,13 @@ impl World {
             op,
             "--inventory",
             inventory.to_str().unwrap(),
-            "--key",
-            self.key.to_str().unwrap(),
             "--format",
             "json",
         ];
+        // status reads and signs nothing: it takes no key.
+        if op != "status" {
+            args.extend_from_slice(&["--key", self.key.to_str().unwrap()]);
+        }
         if !more.contains(&"--connect-timeout") {
             args.extend_from_slice(&["--connect-timeout", "5"]);
         }
