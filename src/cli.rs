@@ -357,6 +357,7 @@ fn order_hosts(
         key,
         busy_wait: fleet_args.busy.busy_wait,
         busy_retries: fleet_args.busy.busy_retries,
+        timeout: std::time::Duration::from_secs(fleet_args.hosts.timeout),
     };
     let args = &fleet_args.hosts;
     run_on_hosts(op.as_str(), Some(info), hosts, job, args, dry_run)

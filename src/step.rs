@@ -26,6 +26,11 @@ const SCRIPT: &str = concat!(
 /// Lines from the step longer than this are noise, not protocol.
 const MAX_LINE: usize = 4096;
 
+/// Most output a script run by [`script_output`] may print: a client that
+/// floods is failed, not kept in memory (status of hundreds of packages is
+/// a few hundred KiB).
+const MAX_SCRIPT_OUTPUT: usize = 4 * 1024 * 1024;
+
 /// What the step acts on.
 pub enum Subject {
     /// `install`, `upgrade`: this package file.
@@ -59,7 +64,15 @@ pub struct StepRequest {
     /// Command-line defaults for hosts whose inventory does not set them.
     pub busy_wait: u64,
     pub busy_retries: u32,
+    /// `--timeout`: the step gives up on its own shortly after, should it
+    /// never hear that the controller left.
+    pub timeout: std::time::Duration,
 }
+
+/// How long after `--timeout` the step stops on its own: the controller
+/// has given up by then (its clock started first), so this only ends steps
+/// whose connection went silent.
+const STEP_GRACE_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -101,6 +114,7 @@ pub fn remote_command(host: &Host, request: &StepRequest) -> String {
             .unwrap_or(request.busy_retries)
             .to_string(),
         host.busy_check.clone().unwrap_or_default(),
+        (request.timeout.as_secs() + STEP_GRACE_SECS).to_string(),
     ];
     shell_command(host, SCRIPT, &args)
 }
@@ -138,7 +152,18 @@ pub async fn script_output(connection: &Connection, command: &str) -> Result<Str
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = process.next_event().await {
         match event {
-            Event::Stdout(data) => stdout.extend_from_slice(&data),
+            Event::Stdout(data) => {
+                if stdout.len() + data.len() > MAX_SCRIPT_OUTPUT {
+                    return Err(JobOutcome::status(
+                        Status::Failed,
+                        format!(
+                            "the client printed more than {} MiB: not a swpush answer",
+                            MAX_SCRIPT_OUTPUT >> 20
+                        ),
+                    ));
+                }
+                stdout.extend_from_slice(&data);
+            }
             Event::Stderr(data) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&data),
             Event::Lost(error) => return Err(lost(error)),
             _ => {}
@@ -186,6 +211,9 @@ pub async fn run_step(
     let mut bytes_sent = 0u64;
     let mut attempts = 1u32;
     let mut exit = None;
+    // One order and one upload per run: a client asking again is not a
+    // swpush step.
+    let (mut ordered, mut uploaded) = (false, false);
     loop {
         let Some(event) = process.next_event().await else {
             break;
@@ -200,6 +228,11 @@ pub async fn run_step(
             let mut parts = words.splitn(2, ' ');
             match (parts.next().unwrap_or(""), parts.next().unwrap_or("")) {
                 ("hello", rest) => {
+                    if std::mem::replace(&mut ordered, true) {
+                        return Err(StepError::Protocol(
+                            "the client asked for a second order in one run".into(),
+                        ));
+                    }
                     let order = order_for(host, request, rest)?;
                     let (text, signature) = order
                         .sign(&request.key)
@@ -230,6 +263,11 @@ pub async fn run_step(
                             request.op.as_str()
                         )));
                     };
+                    if std::mem::replace(&mut uploaded, true) {
+                        return Err(StepError::Protocol(
+                            "the client asked for the package a second time in one run".into(),
+                        ));
+                    }
                     if size.trim() != package.size.to_string() {
                         return Err(StepError::Protocol(format!(
                             "the client asked for {size} bytes, the package has {}",

@@ -38,6 +38,7 @@ const HOSTS: &[&str] = &[
     "int4",
     "int5",
     "cut",
+    "silent",
     "killpre",
     "killpost",
     "killfresh",
@@ -706,6 +707,59 @@ fn a_connection_cut_mid_upload_fails_cleanly_and_a_rerun_succeeds() {
 
     let report = rerun(world, "cut", &big, "installed");
     assert_eq!(host_entry(&report, "cut")["bytes_sent"], size);
+}
+
+#[test]
+fn a_connection_gone_silent_mid_upload_does_not_hold_the_client() {
+    let world = world();
+    let big = variant(world, "big-silent.tar", |dir| {
+        random_file(&dir.join("data/blob"), 40 << 20);
+    });
+    let h = world.fleet.host("silent");
+    let inv = inventory(world, "silent", &["silent"], "");
+    let run = install_command(world, &inv, &big, &["--timeout", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !names_in(&h.path("/var/cache/swpush"))
+        .iter()
+        .any(|name| name.starts_with(".incoming."))
+    {
+        assert!(Instant::now() < deadline, "the upload never started");
+        sleep(Duration::from_millis(5));
+    }
+    // The controller freezes: the connection stays up, and nothing more
+    // comes (as when a network drops packets without a word). The step
+    // is blocked reading the package; it must not hold the host's lock
+    // until TCP gives up, hours later.
+    let frozen = Stopped::stop(run.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.path("/var/lib/swpush/lock").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the step still holds the lock 30 s into a 3 s --timeout"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    // Only the frozen controller's SSH session is left: the step, its
+    // half-received package and its lock are gone.
+    let left: Vec<String> = processes_on(h)
+        .into_iter()
+        .filter(|p| !p.contains("sshd: "))
+        .collect();
+    assert!(left.is_empty(), "{left:#?}");
+    assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
+    assert!(!h.path("/var/lib/swpush/packages/hello").exists());
+    drop(frozen);
+    let (code, report) = parse(&run.wait_with_output().unwrap());
+    assert_eq!(
+        (code, host_entry(&report, "silent")["status"].as_str()),
+        (2, Some("timeout")),
+        "{report:#}"
+    );
+    assert_settled(world, "silent", None);
 }
 
 #[test]

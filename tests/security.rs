@@ -316,8 +316,18 @@ fn step_command(host: &str, op: &str, name: &str) -> String {
 /// The order the controller would sign as `op` for the package file
 /// `package` and `challenge`: its text and signature.
 fn signed_order(op: Op, package: &Path, challenge: &str) -> (String, String) {
+    signed_order_with(op, package, challenge, |_| {})
+}
+
+/// Like [`signed_order`], with the order changed by `edit` before signing.
+fn signed_order_with(
+    op: Op,
+    package: &Path,
+    challenge: &str,
+    edit: impl FnOnce(&mut Order),
+) -> (String, String) {
     let package = swpush::package::read(package).unwrap();
-    let order = Order {
+    let mut order = Order {
         op,
         package: package.manifest.name.clone(),
         version: package.manifest.version.to_string(),
@@ -332,6 +342,7 @@ fn signed_order(op: Op, package: &Path, challenge: &str) -> (String, String) {
         hooks: package.manifest.hooks.clone(),
         issued: "2026-11-25T00:00:00Z".into(),
     };
+    edit(&mut order);
     order
         .sign(&swpush::key::load(&world().key).unwrap())
         .unwrap()
@@ -357,7 +368,7 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
 
     // Refused before a package byte is asked for: nothing at all changes.
     let upgrade_to_old = |challenge: &str| signed_order(Op::Upgrade, &old, challenge);
-    let cases: [(&str, String, Answer, &str); 4] = [
+    let cases: [(&str, String, Answer, &str); 5] = [
         (
             "an order for hello, to a step for another package",
             step_command(host, "upgrade", "other"),
@@ -386,6 +397,16 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
             step_command(host, "upgrade", "hello"),
             &|c| framed(upgrade_to_old(c)),
             "skipped 1.1.0 1.1.0 hello 1.1.0 is newer than 1.0.0",
+        ),
+        (
+            "a signed order whose hook leaves the package",
+            step_command(host, "upgrade", "hello"),
+            &|c| {
+                framed(signed_order_with(Op::Upgrade, &newer, c, |order| {
+                    order.hooks.post_install = Some("../../../../bin/true".into());
+                }))
+            },
+            "rejected 1.1.0 1.1.0 the order's hook path ../../../../bin/true is not inside the package",
         ),
     ];
     for (case, command, answer, want) in cases {
@@ -542,12 +563,18 @@ fn a_hostile_client_cannot_flood_the_controller_or_make_it_send_more() {
         "#!/bin/sh\necho 'swpush hello 1 0123456789abcdef0123456789abcdef - -'\n\
          IFS= read -r header\necho 'swpush need 1099511627776'\nexec cat >/dev/null\n",
     );
+    // Asks for a second signed order, then the package twice.
+    hostile_login(
+        "twice",
+        "#!/bin/sh\nfor i in 1 2; do\n  echo 'swpush hello 1 0123456789abcdef0123456789abcdef - -'\n\
+         sed -n '/END SSH SIGNATURE/q'\ndone\nsleep 5\n",
+    );
     let address = world.fleet.host("hostile").addr;
     let inventory = world.inventory(
         "hostile",
         &[],
         &format!(
-            "  flood: {{address: {address}, user: flood}}\n  greedy: {{address: {address}, user: greedy}}\n"
+            "  flood: {{address: {address}, user: flood}}\n  greedy: {{address: {address}, user: greedy}}\n  twice: {{address: {address}, user: twice}}\n"
         ),
     );
     let (output, peak_mib) = measured(&[
@@ -580,4 +607,31 @@ fn a_hostile_client_cannot_flood_the_controller_or_make_it_send_more() {
         format!("the client asked for 1099511627776 bytes, the package has {size}")
     );
     assert_eq!(host_entry(&report, "greedy")["bytes_sent"], 0);
+    let (status, message) = status_of(&report, "twice");
+    assert_eq!(
+        (status.as_str(), message.as_str()),
+        ("failed", "the client asked for a second order in one run")
+    );
+
+    // status keeps a client's answer, but not a flood of one.
+    let (output, peak_mib) = measured(&[
+        "status",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--limit",
+        "flood",
+        "--format",
+        "json",
+        "--timeout",
+        "20",
+    ]);
+    let (code, report) = parse_report(&output);
+    eprintln!("status of a flooding client: controller peak {peak_mib} MiB");
+    let (status, message) = status_of(&report, "flood");
+    assert_eq!((code, status.as_str()), (2, "failed"), "{report:#}");
+    assert!(message.contains("printed more than 4 MiB"), "{message}");
+    assert!(
+        peak_mib < 48,
+        "the controller kept the flood: {peak_mib} MiB"
+    );
 }

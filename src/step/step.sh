@@ -6,9 +6,12 @@
 # temporary file is under one mktemp -d removed on exit.
 #
 # Arguments: OP NAME KNOWN_SERVERS PREFIX STATE_DIR CACHE_DIR KEEP_RELEASES
-#            BUSY_WAIT BUSY_RETRIES BUSY_CHECK
+#            BUSY_WAIT BUSY_RETRIES BUSY_CHECK DEADLINE
 #   NAME is the package the controller means; it is checked against the
-#   signed order, never trusted alone. BUSY_CHECK may be empty.
+#   signed order, never trusted alone. BUSY_CHECK may be empty. DEADLINE
+#   (seconds, may be empty) is when the controller will have given up:
+#   the step then stops and undoes its work even if it never hears that
+#   the controller left (a connection cut silently, mid-upload).
 #
 # Protocol. Lines this step prints on stdout, each starting with `swpush `
 # (anything else on stdout is noise the controller ignores):
@@ -50,6 +53,7 @@ op=$1 name=$2 known_servers=$3 prefix=$4 state_dir=$5 cache_dir=$6
 keep_releases=$7 busy_wait=$8 busy_retries=$9
 shift 9
 busy_check=${1:-}
+deadline=${2:-}
 busy_file=/run/swpush/busy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.$$.XXXXXXXX")
@@ -81,6 +85,26 @@ trap 'exit 143' TERM
 # The controller's end of stdin, kept for the watchdog (an asynchronous
 # command would otherwise get /dev/null as its stdin).
 exec 3<&0
+# Past the deadline the whole process group is stopped: the step itself
+# (its EXIT trap undoes what it started) and whatever it waits on, such
+# as a `head` reading from a connection that went silent.
+case $deadline in
+    '' | *[!0-9]*) ;;
+    *)
+        step_pid=$$
+        (
+            trap - EXIT HUP INT TERM PIPE
+            # In steps, so that it ends with a step killed outright too.
+            waited=0
+            while [ "$waited" -lt "$deadline" ]; do
+                sleep 2
+                kill -0 "$step_pid" 2>/dev/null || exit 0
+                waited=$((waited + 2))
+            done
+            kill -TERM 0
+        ) </dev/null >/dev/null 2>&1 3<&- &
+        ;;
+esac
 
 # The version current before and after this run, for the completion line.
 previous=-
@@ -216,6 +240,14 @@ post_install=$(field post_install "$work/order")
 pre_remove=$(field pre_remove "$work/order")
 case $asked in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
 case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
+# Hooks are paths inside the release, as the controller checked; a signed
+# order is not trusted to say otherwise.
+for hook in "$pre_install" "$post_install" "$pre_remove"; do
+    case /$hook/ in
+        //) ;;
+        //* | */../* | */./*) finish rejected "the order's hook path $hook is not inside the package" ;;
+    esac
+done
 case $op:$asked in
     install:- | upgrade:- | remove:?*) [ "$op:$asked" = remove:- ] ||
         finish rejected "the order's version is malformed" ;;

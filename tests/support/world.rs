@@ -104,6 +104,7 @@ impl World {
             key: swpush::key::load(&self.key).unwrap(),
             busy_wait: 1,
             busy_retries: 0,
+            timeout: std::time::Duration::from_secs(600),
         };
         swpush::step::remote_command(&inventory.hosts[0], &request)
     }
