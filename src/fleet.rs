@@ -172,7 +172,16 @@ async fn run_one<J: Job>(
         Ok(connection) => connection,
         Err(error) => return JobOutcome::status(Status::Unreachable, error.to_string()),
     };
-    let outcome = job.run(&connection, host, progress).await;
+    let mut outcome = job.run(&connection, host, progress).await;
+    if let Some(key) = connection.learned_host_key() {
+        // What was trusted on first use must be auditable in the report.
+        let note = format!("new host key {key} recorded in known_hosts");
+        outcome.message = if outcome.message.is_empty() {
+            note
+        } else {
+            format!("{note}; {}", outcome.message)
+        };
+    }
     connection.close().await;
     outcome
 }

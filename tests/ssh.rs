@@ -343,9 +343,16 @@ async fn accept_new_records_the_key_and_later_connects_trust_it() {
         connect(&host2, &opts),
         connect(&host2, &opts)
     );
+    // Exactly one of them recorded it, and says which key it trusted.
+    let learned: Vec<String> = [&a, &b, &c]
+        .iter()
+        .filter_map(|c| c.learned_host_key())
+        .collect();
     for connection in [a, b, c] {
         connection.close().await;
     }
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    assert!(learned[0].starts_with("ssh-ed25519 SHA256:"), "{learned:?}");
 
     let recorded = fs::read_to_string(&known_hosts).expect("known_hosts written");
     let addr = fleet().host("host2").addr;
@@ -359,6 +366,7 @@ async fn accept_new_records_the_key_and_later_connects_trust_it() {
 
     opts.accept_new_host_keys = false;
     let connection = connect(&host("host2"), &opts).await;
+    assert_eq!(connection.learned_host_key(), None);
     let mut process = connection.exec("echo known").await.expect("exec");
     assert_eq!(collect(&mut process).await.stdout, b"known\n");
     connection.close().await;

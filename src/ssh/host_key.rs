@@ -83,6 +83,7 @@ impl client::Handler for ClientHandler {
             accept_new: self.accept_new,
             target: self.shared.target.clone(),
         };
+        let learned = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
         let verdict = tokio::task::spawn_blocking(move || check.run(&key))
             .await
             .unwrap_or_else(|e| {
@@ -93,7 +94,16 @@ impl client::Handler for ClientHandler {
                 })
             });
         match verdict {
-            Ok(()) => Ok(true),
+            Ok(recorded) => {
+                if recorded {
+                    *self
+                        .shared
+                        .learned_host_key
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(learned);
+                }
+                Ok(true)
+            }
             Err(error) => {
                 self.reject(error);
                 Ok(false)
@@ -123,7 +133,9 @@ struct HostKeyCheck {
 }
 
 impl HostKeyCheck {
-    fn run(&self, key: &PublicKey) -> Result<(), SshError> {
+    /// Checks `key`; `Ok(true)` when it was unknown and has just been
+    /// recorded (`accept_new`).
+    fn run(&self, key: &PublicKey) -> Result<bool, SshError> {
         let _guard = KNOWN_HOSTS_LOCK
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -142,7 +154,7 @@ impl HostKeyCheck {
             line: real_line_number(path, line),
         };
         match russh::keys::check_known_hosts_path(&self.address, self.port, key, path) {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(false),
             Err(russh::keys::Error::KeyChanged { line }) => Err(changed(line)),
             Err(e) => Err(self.file_error(one_line(e))),
             Ok(false) => {
@@ -163,7 +175,8 @@ impl HostKeyCheck {
                     });
                 }
                 record_host_key(path, &self.address, self.port, key)
-                    .map_err(|e| self.file_error(format!("cannot record the key: {e}")))
+                    .map_err(|e| self.file_error(format!("cannot record the key: {e}")))?;
+                Ok(true)
             }
         }
     }

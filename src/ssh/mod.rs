@@ -208,6 +208,9 @@ struct Shared {
     target: String,
     /// Why the session ended, once it has.
     lost: Mutex<Option<String>>,
+    /// The host key recorded in known_hosts by this connection
+    /// (`--accept-new-host-keys`), as `TYPE SHA256:...`.
+    learned_host_key: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -369,6 +372,16 @@ impl Connection {
         ))
     }
 
+    /// The host key this connection trusted on first use and recorded
+    /// (`TYPE SHA256:...`), if it did.
+    pub fn learned_host_key(&self) -> Option<String> {
+        self.shared
+            .learned_host_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Says goodbye to the host and ends the connection.
     pub async fn close(self) {
         // The connection is going away either way; a failed goodbye changes nothing.
@@ -395,6 +408,7 @@ async fn connect_and_login(
     let shared = Arc::new(Shared {
         target: target.to_owned(),
         lost: Mutex::new(None),
+        learned_host_key: Mutex::new(None),
     });
     let verdict = Arc::new(Mutex::new(None));
     let handler = ClientHandler::new(host, options, Arc::clone(&shared), Arc::clone(&verdict));
