@@ -525,6 +525,7 @@ pub fn save_run_record(report: &RunReport, state_home: &Path) -> io::Result<Path
         {
             Ok(mut file) => {
                 file.write_all(json.as_bytes())?;
+                prune_run_records(&dir, KEEP_RUN_RECORDS)?;
                 return Ok(path);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -535,6 +536,28 @@ pub fn save_run_record(report: &RunReport, state_home: &Path) -> io::Result<Path
         io::ErrorKind::AlreadyExists,
         format!("{}: too many run records named {stem}", dir.display()),
     ))
+}
+
+/// Run records kept: the newest, a few years of a cron job every hour or
+/// two; older ones are deleted as new ones are written.
+pub const KEEP_RUN_RECORDS: usize = 10_000;
+
+/// Deletes all but the newest `keep` run records in `dir` (their names
+/// start with the run's start time, so name order is age order).
+fn prune_run_records(dir: &Path, keep: usize) -> io::Result<()> {
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.file_name()))
+        .filter(|name| name.to_string_lossy().ends_with(".json"))
+        .collect();
+    if names.len() <= keep {
+        return Ok(());
+    }
+    names.sort();
+    for name in &names[..names.len() - keep] {
+        // Another run may have pruned it first.
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    Ok(())
 }
 
 /// A piece of a file name: anything but `[A-Za-z0-9._+-]` (colons, slashes)
@@ -919,5 +942,35 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         assert_eq!(mode(&root.join("swpush")), 0o700);
         assert_eq!(mode(&first), 0o600);
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn only_the_newest_run_records_are_kept() {
+        let dir = std::env::temp_dir().join(format!("swpush-prune-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "2026-11-24T10-00-00Z-install-hello.json",
+            "2026-11-25T09-00-00Z-upgrade-hello.json",
+            "2025-01-01T00-00-00Z-install-hello.json",
+            "2026-11-25T09-00-00Z-upgrade-hello-2.json",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.join(name), "{}").unwrap();
+        }
+        prune_run_records(&dir, 2).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "2026-11-25T09-00-00Z-upgrade-hello-2.json",
+                "2026-11-25T09-00-00Z-upgrade-hello.json",
+                "notes.txt"
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
