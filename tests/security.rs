@@ -368,7 +368,7 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
 
     // Refused before a package byte is asked for: nothing at all changes.
     let upgrade_to_old = |challenge: &str| signed_order(Op::Upgrade, &old, challenge);
-    let cases: [(&str, String, Answer, &str); 5] = [
+    let cases: [(&str, String, Answer, &str); 6] = [
         (
             "an order for hello, to a step for another package",
             step_command(host, "upgrade", "other"),
@@ -391,6 +391,19 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
                 framed((altered, signature))
             },
             "rejected 1.1.0 1.1.0 the order is not signed by a key",
+        ),
+        (
+            "a field given twice (which one would count?)",
+            step_command(host, "upgrade", "hello"),
+            &|c| {
+                let (text, signature) = upgrade_to_old(c);
+                let twice = text.replace(
+                    "allow_downgrade false\n",
+                    "allow_downgrade false\nallow_downgrade true\n",
+                );
+                framed((twice, signature))
+            },
+            "rejected 1.1.0 1.1.0 the order names allow_downgrade twice",
         ),
         (
             "the same order unaltered: the client's own policy says no",

@@ -141,9 +141,23 @@ sha256_of() { # FILE
     fi
 }
 
-# Field KEY of a `key value` file (the order, a state record).
-field() {
-    sed -n "s/^$1 //p" "$2" | head -n 1
+# key_value LINE: splits a `key value` line into `key` and `value`; false
+# when the key is not of a-z, 0-9 and _. (Builtins only: the order and the
+# records are read without starting a process per field.)
+key_value() {
+    key=${1%% *}
+    value=${1#* }
+    [ "$value" != "$1" ] || value=
+    case $key in '' | *[!a-z0-9_]*) return 1 ;; esac
+}
+
+# read_record FILE: sets rec_KEY to the value of each `KEY VALUE` line of a
+# record this step wrote (the state record, a release record).
+read_record() {
+    unset rec_version rec_sha256 rec_pre_install rec_post_install rec_pre_remove rec_replaced
+    while IFS= read -r line; do
+        if key_value "$line"; then eval "rec_$key=\$value"; fi
+    done <"$1"
 }
 
 state_file=$state_dir/packages/$name
@@ -158,12 +172,11 @@ read_state() {
     current_post_install=-
     current_pre_remove=-
     if [ -f "$state_file" ]; then
-        current_version=$(field version "$state_file")
-        current_sha=$(field sha256 "$state_file")
-        current_post_install=$(field post_install "$state_file")
-        current_pre_remove=$(field pre_remove "$state_file")
-        [ -n "$current_post_install" ] || current_post_install=-
-        [ -n "$current_pre_remove" ] || current_pre_remove=-
+        read_record "$state_file"
+        current_version=${rec_version:--}
+        current_sha=${rec_sha256:--}
+        current_post_install=${rec_post_install:--}
+        current_pre_remove=${rec_pre_remove:--}
     fi
     previous=$current_version
     target=$current_version
@@ -184,10 +197,16 @@ case $lines in
 esac
 [ "$lines" -le 64 ] || finish rejected "order too long"
 : >"$work/order"
+# Each line is also kept as order_KEY, trusted only once the signature is.
 i=0
+seen=' '
 while [ "$i" -lt "$lines" ]; do
     IFS= read -r line || finish rejected "the order was cut short"
     printf '%s\n' "$line" >>"$work/order"
+    key_value "$line" || finish rejected "the order has a malformed line"
+    case $seen in *" $key "*) finish rejected "the order names $key twice" ;; esac
+    seen="$seen$key "
+    eval "order_$key=\$value"
     i=$((i + 1))
 done
 : >"$work/order.sig"
@@ -220,24 +239,24 @@ if ! ssh-keygen "$@" <"$work/order" >"$work/verify.out" 2>&1; then
     fi
     finish rejected "the order is not signed by a key $known_servers trusts for package $name"
 fi
-[ "$(field format "$work/order")" = 1 ] || finish rejected "unknown order format"
-[ "$(field challenge "$work/order")" = "$challenge" ] ||
+[ "${order_format:-}" = 1 ] || finish rejected "unknown order format"
+[ "${order_challenge:-}" = "$challenge" ] ||
     finish rejected "the order carries another challenge: a replayed or misdirected order"
-[ "$(field package "$work/order")" = "$name" ] || finish rejected "the order is for another package"
-[ "$(field op "$work/order")" = "$op" ] || finish rejected "the order is for another operation"
+[ "${order_package:-}" = "$name" ] || finish rejected "the order is for another package"
+[ "${order_op:-}" = "$op" ] || finish rejected "the order is for another operation"
 
 # The version the order names: the package's, or the release `rollback
 # --to` asks for (`-`: the previous one).
-asked=$(field version "$work/order")
-sha256=$(field sha256 "$work/order")
-size=$(field size "$work/order")
-force=$(field force "$work/order")
-allow_downgrade=$(field allow_downgrade "$work/order")
-install_missing=$(field install_missing "$work/order")
-dry_run=$(field dry_run "$work/order")
-pre_install=$(field pre_install "$work/order")
-post_install=$(field post_install "$work/order")
-pre_remove=$(field pre_remove "$work/order")
+asked=${order_version:-}
+sha256=${order_sha256:-}
+size=${order_size:-}
+force=${order_force:-}
+allow_downgrade=${order_allow_downgrade:-}
+install_missing=${order_install_missing:-}
+dry_run=${order_dry_run:-}
+pre_install=${order_pre_install:--}
+post_install=${order_post_install:--}
+pre_remove=${order_pre_remove:--}
 case $asked in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
 case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
 # Hooks are paths inside the release, as the controller checked; a signed
@@ -450,7 +469,11 @@ forget_package() {
 if [ -d "$pkgdir/releases" ]; then
     # A release put aside for a reinstall of its version goes back, unless
     # the state record says that reinstall was committed.
-    replaced=$(field replaced "$state_file" 2>/dev/null || true)
+    replaced=
+    if [ -f "$state_file" ]; then
+        read_record "$state_file"
+        replaced=${rec_replaced:-}
+    fi
     for left in "$pkgdir"/releases/.*.old.*; do
         [ -e "$left" ] || continue
         if [ "${left##*/}" = "$replaced" ]; then
@@ -579,8 +602,9 @@ if [ "$op" = rollback ]; then
     watch_controller
     echo "swpush phase installing"
     dir=$pkgdir/releases/$version
-    to_pre=$(field pre_install "$records/$version")
-    to_post=$(field post_install "$records/$version")
+    read_record "$records/$version"
+    to_pre=${rec_pre_install:--}
+    to_post=${rec_post_install:--}
     for hook in "$to_pre" "$to_post"; do
         if [ -n "$hook" ] && [ "$hook" != - ] && [ ! -f "$dir/$hook" ]; then
             finish failed "hook $hook is missing from release $version: nothing changed"
