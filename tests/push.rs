@@ -516,28 +516,40 @@ fn a_captured_order_cannot_be_replayed() {
 fn the_step_runs_under_busybox_ash_with_busybox_tools() {
     let world = world();
     trust(world, "bb", &world.trust_line);
-    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
-    let command = world.step_command("bb").replacen(
-        "/bin/sh -c ",
-        &format!(
+    let tools = "tar gzip sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
+    // Busybox's tools first in PATH; then only busybox's tools without
+    // gzip (a minimal system: tar's own -z reads the .tar.gz) and ssh-keygen.
+    let no_gzip = "readlink chown cp find sort uniq tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
+    let paths = [
+        format!(
             "mkdir -p /opt/bb && for t in {tools}; do ln -sf /bin/busybox /opt/bb/$t; done; PATH=/opt/bb:$PATH busybox sh -c "
         ),
-        1,
-    );
-    let done = drive(world, "bb", &command, &mut |challenge| {
-        framed_order(world, "bb", challenge)
-    });
-    assert!(done.starts_with("installed - 1.0.0"), "{done}");
-    assert_eq!(
-        read_link(world, "bb", "/opt/swpush/hello/current"),
-        "releases/1.0.0"
-    );
-    assert_eq!(
-        world
-            .fleet
-            .ssh_ok("bb", "/opt/swpush/hello/current/bin/hello"),
-        "hello from swpush example package 1.0.0\n"
-    );
+        format!(
+            "mkdir -p /opt/bbmin && for t in {no_gzip}; do ln -sf /bin/busybox /opt/bbmin/$t; done; \
+             ln -sf \"$(command -v ssh-keygen)\" /opt/bbmin/ssh-keygen; PATH=/opt/bbmin /bin/busybox sh -c "
+        ),
+    ];
+    for path in paths {
+        let command = world.step_command("bb").replacen("/bin/sh -c ", &path, 1);
+        let done = drive(world, "bb", &command, &mut |challenge| {
+            framed_order(world, "bb", challenge)
+        });
+        assert!(done.starts_with("installed - 1.0.0"), "{path}: {done}");
+        assert_eq!(
+            read_link(world, "bb", "/opt/swpush/hello/current"),
+            "releases/1.0.0"
+        );
+        assert_eq!(
+            world
+                .fleet
+                .ssh_ok("bb", "/opt/swpush/hello/current/bin/hello"),
+            "hello from swpush example package 1.0.0\n"
+        );
+        world.fleet.ssh_ok(
+            "bb",
+            "rm -rf /opt/swpush /var/lib/swpush/* /var/cache/swpush/*",
+        );
+    }
 }
 
 #[test]

@@ -60,6 +60,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.$$.XXXXXXXX")
 lock=
 # A package being received into the cache folder (so keeping it is a rename).
 incoming=
+# The package decompressed, beside the cache, while it is installed.
+unpacked=
 # What an interruption must undo: "" (nothing changed yet), staged (a
 # release dir was put in place), switched (`current` points at it too),
 # flipped (`current` points at another kept release: a rollback).
@@ -74,7 +76,7 @@ cleanup() {
     esac
     # Hooks, their children and the watchdog share this process group.
     kill -TERM 0 2>/dev/null
-    rm -rf "$work" "$incoming"
+    rm -rf "$work" "$incoming" "$unpacked"
     if [ -n "$lock" ]; then rm -rf "$lock"; fi
 }
 trap cleanup EXIT
@@ -117,7 +119,7 @@ finish() {
     # it in the EXIT trap: once the controller has the line, the next run
     # may start at once and must not find this one's lock still held.
     if [ -z "$undo" ]; then
-        rm -rf "$work" "$incoming"
+        rm -rf "$work" "$incoming" "$unpacked"
         if [ -n "$lock" ]; then rm -rf "$lock" && lock=; fi
     fi
     echo "swpush done $1 $previous $target $message"
@@ -489,8 +491,8 @@ if [ -d "$pkgdir/releases" ]; then
 fi
 # Work dirs and half-received packages of steps that were killed outright
 # (their pid is gone).
-for left in "$cache_dir"/.incoming.*; do
-    pid=${left##*.incoming.}
+for left in "$cache_dir"/.incoming.* "$cache_dir"/.unpacked.*; do
+    pid=${left##*.}
     case $pid in '' | *[!0-9]*) continue ;; esac
     if ! kill -0 "$pid" 2>/dev/null; then rm -f "$left"; fi
 done
@@ -674,14 +676,27 @@ package=$cached
 
 watch_controller
 echo "swpush phase installing"
+# A compressed package is decompressed once, into a plain tar beside the
+# cache (not in /tmp, which may be RAM): the entry check's two listings and
+# the extraction then read that, instead of decompressing three times.
+# unpack TOOL...: decompresses $package with TOOL (stdin to stdout).
+unpack() {
+    unpacked=$cache_dir/.unpacked.$$
+    if ! "$@" <"$package" >"$unpacked" 2>"$work/unpack.err"; then
+        finish failed "cannot decompress the package: $(tail_of "$work/unpack.err")"
+    fi
+    package=$unpacked
+}
 tar_flags=
 case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
-    1f8b*) tar_flags=-z ;;
+    1f8b*)
+        # Without a gzip command (a minimal busybox), tar's own -z.
+        if command -v gzip >/dev/null 2>&1; then unpack gzip -dc; else tar_flags=-z; fi
+        ;;
     28b52ffd)
         command -v zstd >/dev/null 2>&1 ||
             finish failed "this host cannot read .tar.zst packages: install zstd or send .tar.gz"
-        zstd -dcq "$package" >"$work/package.tar" || finish failed "the zstd stream is corrupt"
-        package=$work/package.tar
+        unpack zstd -dcq
         ;;
 esac
 if ! why=$(check_entries tar "$package" "$tar_flags"); then
@@ -709,6 +724,10 @@ fi
 # (A step run without root owns the files anyway; then this changes nothing.)
 chown -hR 0:0 "$stage" 2>/dev/null || true
 chmod -R go-w "$stage"
+if [ -n "$unpacked" ]; then
+    rm -f "$unpacked"
+    unpacked=
+fi
 for hook in "$pre_install" "$post_install" "$pre_remove"; do
     if [ "$hook" != - ] && { [ ! -f "$stage/$hook" ] || [ -L "$stage/$hook" ]; }; then
         rm -rf "$stage"
