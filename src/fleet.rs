@@ -105,13 +105,16 @@ pub async fn run_all<J: Job>(
             .await
             {
                 Ok(outcome) => outcome,
-                Err(_) => JobOutcome::status(
-                    Status::Timeout,
-                    format!(
-                        "no completion line within {} s (--timeout)",
-                        timeout.as_secs()
-                    ),
-                ),
+                Err(_) => JobOutcome {
+                    bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
+                    ..JobOutcome::status(
+                        Status::Timeout,
+                        format!(
+                            "no completion line within {} s (--timeout)",
+                            timeout.as_secs()
+                        ),
+                    )
+                },
             };
             host_progress.done(outcome.status);
             report(&host, outcome, started.elapsed())

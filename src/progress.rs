@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -97,7 +97,10 @@ impl Progress {
     /// [`HostProgress::done`].
     pub fn host(&self, name: &str) -> HostProgress {
         let Some(shared) = &self.shared else {
-            return HostProgress { line: None };
+            return HostProgress {
+                line: None,
+                uploaded: AtomicU64::new(0),
+            };
         };
         let name = one_line(name);
         let len = name.chars().count();
@@ -118,6 +121,7 @@ impl Progress {
                 phase: Mutex::new(Phase::Connecting),
                 shared: Arc::clone(shared),
             }),
+            uploaded: AtomicU64::new(0),
         }
     }
 
@@ -138,6 +142,9 @@ impl Progress {
 /// cancelled by its timeout) removes the line and counts the host as not done.
 pub struct HostProgress {
     line: Option<Line>,
+    /// Package bytes sent to the host so far: the report's `bytes_sent`
+    /// also when the run ends in a timeout or a lost connection.
+    uploaded: AtomicU64,
 }
 
 struct Line {
@@ -166,6 +173,11 @@ impl HostProgress {
             line.bar
                 .set_message(format!("{phase} ({})", one_line(text)));
         }
+    }
+
+    /// The counter of package bytes sent to this host.
+    pub fn uploaded(&self) -> &AtomicU64 {
+        &self.uploaded
     }
 
     /// Remove the line and advance the overall bar.

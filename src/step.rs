@@ -4,6 +4,7 @@
 //! line. The step itself, and its line protocol, are documented in the
 //! header of `src/step/step.sh`; this side only follows it.
 
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use russh::keys::PrivateKey;
@@ -89,12 +90,16 @@ impl Job for StepRequest {
         host: &Host,
         progress: &HostProgress,
     ) -> JobOutcome {
-        match run_step(connection, host, self, progress).await {
-            Ok(outcome) => outcome,
+        let failed = match run_step(connection, host, self, progress).await {
+            Ok(outcome) => return outcome,
             Err(StepError::Ssh(error)) => {
                 JobOutcome::status(Status::Failed, format!("connection lost: {error}"))
             }
             Err(StepError::Protocol(message)) => JobOutcome::status(Status::Failed, message),
+        };
+        JobOutcome {
+            bytes_sent: progress.uploaded().load(Ordering::Relaxed),
+            ..failed
         }
     }
 }
@@ -208,7 +213,6 @@ pub async fn run_step(
     let stdin = process.stdin();
     let mut pending = Vec::new();
     let mut stderr = Vec::new();
-    let mut bytes_sent = 0u64;
     let mut attempts = 1u32;
     let mut exit = None;
     // One order and one upload per run: a client asking again is not a
@@ -277,7 +281,7 @@ pub async fn run_step(
                     progress.phase(Phase::Uploading);
                     // stdin stays open: the step's watchdog takes its end
                     // as "the controller is gone".
-                    let upload = stdin.send_file(&package.path, package.size);
+                    let upload = stdin.send_file(&package.path, package.size, progress.uploaded());
                     tokio::pin!(upload);
                     // The channel is watched while sending: russh waits for
                     // window space forever when the connection dies (or the
@@ -286,7 +290,7 @@ pub async fn run_step(
                     loop {
                         tokio::select! {
                             sent = &mut upload => {
-                                bytes_sent += sent?;
+                                sent?;
                                 break;
                             }
                             event = process.next_event() => match event {
@@ -298,7 +302,8 @@ pub async fn run_step(
                     }
                 }
                 ("done", rest) => {
-                    let mut outcome = parse_done(rest, bytes_sent)?;
+                    let mut outcome =
+                        parse_done(rest, progress.uploaded().load(Ordering::Relaxed))?;
                     outcome.attempts = attempts;
                     return Ok(outcome);
                 }

@@ -561,6 +561,11 @@ fn a_rerun_after_an_interrupted_run_uploads_nothing() {
     let (code, report) = run("install", "cache", &hanging, &["--timeout", "4"]);
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(outcome(&report, "cache").0, "timeout", "{report:#}");
+    assert_eq!(
+        host_entry(&report, "cache")["bytes_sent"],
+        size,
+        "a timeout still says what was sent"
+    );
     std::fs::remove_file(h.path("/run/swpush/hang")).unwrap();
     // The client undid the install when the controller left...
     let deadline = Instant::now() + Duration::from_secs(10);

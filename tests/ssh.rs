@@ -225,7 +225,9 @@ async fn a_file_streamed_to_stdin_comes_back_unchanged() {
         let path = path.clone();
         async move {
             stdin.send(b"").await?;
-            let sent = stdin.send_file(&path, SIZE as u64).await?;
+            let counted = std::sync::atomic::AtomicU64::new(0);
+            let sent = stdin.send_file(&path, SIZE as u64, &counted).await?;
+            assert_eq!(counted.into_inner(), sent, "every chunk counted");
             stdin.eof().await?;
             Ok::<u64, SshError>(sent)
         }
@@ -253,7 +255,7 @@ async fn send_file_refuses_a_file_shorter_than_announced() {
     let process = connection.exec("cat >/dev/null").await.expect("exec");
     let err = process
         .stdin()
-        .send_file(&path, 1000)
+        .send_file(&path, 1000, &Default::default())
         .await
         .expect_err("a short file must be an error");
     assert!(
@@ -755,7 +757,10 @@ async fn upload(host: Host, opts: ConnectOptions, path: PathBuf, size: u64) {
         .expect("exec");
     let stdin = process.stdin();
     let send = async {
-        stdin.send_file(&path, size).await.expect("send_file");
+        stdin
+            .send_file(&path, size, &Default::default())
+            .await
+            .expect("send_file");
         stdin.eof().await.expect("eof");
     };
     let (_, outcome) = tokio::join!(send, collect(&mut process));

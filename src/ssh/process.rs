@@ -182,9 +182,15 @@ impl Stdin {
     }
 
     /// Streams the first `len` bytes of the file at `path` in fixed-size
-    /// chunks; a file shorter than `len` is an error (it changed since its
-    /// size was taken). Returns the bytes sent.
-    pub async fn send_file(&self, path: &Path, len: u64) -> Result<u64, SshError> {
+    /// chunks, adding each to `sent` once it is written; a file shorter than
+    /// `len` is an error (it changed since its size was taken). Returns the
+    /// bytes sent.
+    pub async fn send_file(
+        &self,
+        path: &Path,
+        len: u64,
+        sent: &std::sync::atomic::AtomicU64,
+    ) -> Result<u64, SshError> {
         let local = |reason: String| SshError::LocalFile {
             target: self.shared.target.clone(),
             path: path.to_owned(),
@@ -207,6 +213,7 @@ impl Stdin {
                 }
             })?;
             self.send_owned(chunk).await?;
+            sent.fetch_add(size as u64, Ordering::Relaxed);
             remaining -= size as u64;
         }
         Ok(len)
