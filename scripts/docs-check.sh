@@ -236,6 +236,12 @@ as_cron() {
         >"$out/stdout" 2>"$out/stderr"
 }
 
+# run_cron COMMAND: as_cron, keeping its exit status in `status`.
+run_cron() {
+    status=0
+    as_cron "$1" || status=$?
+}
+
 expect() {
     local what=$1 want=$2 got=$3 summary=$4
     [ "$got" = "$want" ] || fail "$what: exit status $got, expected $want"
@@ -258,27 +264,18 @@ swpush keygen >/dev/null
 swpush enroll -q >/dev/null
 swpush pack "$repo/packages/hello" -o "$out/hello.tar.gz" >/dev/null
 
-set +e
-as_cron "$cron_command"
-status=$?
-set -e
+run_cron "$cron_command"
 expect "first run" 0 "$status" "3 hosts: 3 installed"
 [ "$(report_count installed)" = 3 ] || fail "first run: the report does not say installed 3 times"
 grep -q '"op": "upgrade"' "$out/upgrade.json" || fail "first run: the report is not an upgrade's"
 
-set +e
-as_cron "$cron_command"
-status=$?
-set -e
+run_cron "$cron_command"
 expect "second run" 0 "$status" "3 hosts: 3 unchanged"
 [ "$(report_count unchanged)" = 3 ] || fail "second run: the report does not say unchanged 3 times"
 
 # The service's ExecStart=, as systemd runs it: HOME set by User=, no agent.
 rm -f "$out/upgrade.json"
-set +e
-as_cron "$service_command"
-status=$?
-set -e
+run_cron "$service_command"
 expect "the service's ExecStart" 0 "$status" "3 hosts: 3 unchanged"
 [ "$(report_count unchanged)" = 3 ] || fail "ExecStart: the report does not say unchanged 3 times"
 
@@ -287,10 +284,7 @@ cp -r "$repo/packages/hello" "$out/broken"
 sed -i 's/^version: .*/version: 1.0.1/' "$out/broken/swpush.yaml"
 printf '#!/bin/sh\necho "this build is broken" >&2\nexit 1\n' >"$out/broken/bin/hello"
 swpush pack "$out/broken" -o "$out/hello.tar.gz" >/dev/null
-set +e
-as_cron "$cron_command"
-status=$?
-set -e
+run_cron "$cron_command"
 expect "a broken build" 2 "$status" "3 hosts: 3 failed"
 grep -qF "Not done — hello 1.0.1 on 3 of 3 hosts:" "$out/stdout" || fail "a broken build: no \"Not done\" block"
 [ "$(report_count failed)" = 3 ] || fail "a broken build: the report does not say failed 3 times"
@@ -307,10 +301,7 @@ until grep -qs "^pid $slow," "$HOME"/.local/state/swpush/locks/*.lock; do
     [ "$SECONDS" -lt "$deadline" ] || fail "the slow run did not take the controller lock"
     sleep 0.1
 done
-set +e
-as_cron "$cron_command"
-status=$?
-set -e
+run_cron "$cron_command"
 expect "a run while another holds the lock" 1 "$status" ""
 grep -q "another swpush run is working on" "$out/stderr" || fail "a run while another holds the lock: stderr does not say so"
 wait "$slow" || fail "the slow run failed: $(cat "$out/slow.out")"

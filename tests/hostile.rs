@@ -74,34 +74,6 @@ fn one_host_inventory(world: &World, name: &str, address: &str) -> PathBuf {
     world.inventory(name, &[(name, address.to_owned())], "")
 }
 
-/// Runs swpush and samples its peak resident memory (VmHWM) while it runs;
-/// returns the output, the peak in MiB and the time it took.
-fn measured(world: &World, args: &[&str]) -> (Output, u64, Duration) {
-    let start = Instant::now();
-    let mut child = swpush_command(&world.fleet, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run swpush");
-    let mut peak_kib = 0u64;
-    loop {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
-        if let Some(kib) = status.ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        }) {
-            peak_kib = peak_kib.max(kib);
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let output = child.wait_with_output().unwrap();
-    (output, peak_kib / 1024, start.elapsed())
-}
-
 fn listing(path: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(path)
         .map(|d| {

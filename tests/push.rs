@@ -8,9 +8,8 @@ mod support;
 #[path = "support/world.rs"]
 mod world;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -413,42 +412,16 @@ fn enroll_grants_the_right_once_and_then_install_works() {
     );
 }
 
-/// Drives the step by hand over `ssh`, as a controller would: answers the
-/// hello with `answer(challenge)`, sends the package when asked, and
-/// returns the completion line.
+/// Drives the step by hand over `ssh` ([`world::drive`]), sending the
+/// example package when asked; returns the completion line.
 fn drive(
     world: &World,
     host: &str,
     command: &str,
     answer: &mut dyn FnMut(&str) -> String,
 ) -> String {
-    let mut child = world
-        .fleet
-        .ssh_command(host, command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut done = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("swpush hello 1 ") {
-            let challenge = rest.split(' ').next().unwrap();
-            let _ = stdin.write_all(answer(challenge).as_bytes());
-        } else if line.starts_with("swpush need ") {
-            stdin
-                .write_all(&std::fs::read(&world.hello).unwrap())
-                .unwrap();
-        } else if let Some(rest) = line.strip_prefix("swpush done ") {
-            done = rest.to_owned();
-            break;
-        }
-    }
-    drop(stdin);
-    let _ = child.wait();
-    done
+    let package = bytes(std::fs::read(&world.hello).unwrap());
+    world::drive(world, host, command, answer, package).0
 }
 
 /// A signed order and its signature for `challenge`, framed for the step.

@@ -12,9 +12,9 @@ mod support;
 #[path = "support/world.rs"]
 mod world;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{ChildStdin, Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -252,57 +252,9 @@ fn a_distribution_key_others_can_read_is_refused_before_connecting() {
 
 // --- the step driven by hand -------------------------------------------------
 
-/// What is sent when the step asks for SIZE bytes, on a thread of its own;
-/// returns the step's stdin, to keep it open until the step is done (its
-/// end tells the step that the controller is gone), and how many bytes it
-/// wrote.
-type Sender = Box<dyn FnOnce(ChildStdin, u64) -> (Option<ChildStdin>, u64) + Send>;
-
-/// Sends `bytes`, whatever size was asked for.
-fn bytes(bytes: Vec<u8>) -> Sender {
-    Box::new(move |mut pipe, _| {
-        let _ = pipe.write_all(&bytes);
-        (Some(pipe), bytes.len() as u64)
-    })
-}
-
-/// Runs the step `command` on `host` over ssh as a controller would:
-/// answers the hello with `answer(challenge)`, and has `send` write to the
-/// step when it asks for the package. Returns the completion line (after
-/// `swpush done `) and, if the step asked, how many bytes were written.
+/// [`world::drive`] on this file's world.
 fn drive(host: &str, command: &str, answer: Answer, send: Sender) -> (String, Option<u64>) {
-    let mut child = world()
-        .fleet
-        .ssh_command(host, command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take();
-    let mut send = Some(send);
-    let mut sending = None;
-    let mut done = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let Ok(line) = line else { break };
-        if let Some(rest) = line.strip_prefix("swpush hello 1 ") {
-            let challenge = rest.split(' ').next().unwrap();
-            if let Some(pipe) = stdin.as_mut() {
-                let _ = pipe.write_all(answer(challenge).as_bytes());
-            }
-        } else if let Some(size) = line.strip_prefix("swpush need ") {
-            let size: u64 = size.parse().unwrap();
-            let (pipe, send) = (stdin.take().unwrap(), send.take().unwrap());
-            sending = Some(std::thread::spawn(move || send(pipe, size)));
-        } else if let Some(rest) = line.strip_prefix("swpush done ") {
-            done = rest.to_owned();
-            break;
-        }
-    }
-    let written = sending.map(|thread| thread.join().unwrap().1);
-    drop(stdin);
-    let _ = child.wait();
-    (done, written)
+    world::drive(world(), host, command, &mut |c| answer(c), send)
 }
 
 /// The step for hello on `host`, as the controller starts it for `op`.
@@ -522,27 +474,10 @@ fn the_client_reads_only_the_signed_size_of_an_endless_stream() {
 
 // --- a hostile client ---------------------------------------------------------
 
-/// Runs swpush and samples its peak resident memory (VmHWM) while it runs;
-/// returns the output and the peak in MiB.
+/// [`world::measured`] on this file's world, without the time.
 fn measured(args: &[&str]) -> (Output, u64) {
-    let mut child = swpush_command(&world().fleet, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run swpush");
-    let mut peak_kib = 0u64;
-    while child.try_wait().unwrap().is_none() {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
-        if let Some(kib) = status.ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        }) {
-            peak_kib = peak_kib.max(kib);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (child.wait_with_output().unwrap(), peak_kib / 1024)
+    let (output, peak_mib, _) = world::measured(world(), args);
+    (output, peak_mib)
 }
 
 /// A login whose shell is `script`: what the controller meets there is

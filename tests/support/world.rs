@@ -8,8 +8,10 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{ChildStdin, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -271,6 +273,93 @@ pub fn snapshot(world: &World, host: &str) -> Snapshot {
         out.extend(part.into_iter().map(|(k, v)| (format!("{inside}/{k}"), v)));
     }
     out
+}
+
+/// Runs swpush and samples its peak resident memory (VmHWM) while it runs;
+/// returns the output, the peak in MiB and the time it took.
+pub fn measured(world: &World, args: &[&str]) -> (Output, u64, Duration) {
+    let start = Instant::now();
+    let mut child = swpush_command(&world.fleet, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run swpush");
+    let mut peak_kib = 0u64;
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        if let Some(kib) = status.ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().unwrap();
+    (output, peak_kib / 1024, start.elapsed())
+}
+
+/// What is sent when the step asks for SIZE bytes, on a thread of its own;
+/// returns the step's stdin, to keep it open until the step is done (its
+/// end tells the step that the controller is gone), and how many bytes it
+/// wrote.
+pub type Sender = Box<dyn FnOnce(ChildStdin, u64) -> (Option<ChildStdin>, u64) + Send>;
+
+/// Sends `bytes`, whatever size was asked for.
+pub fn bytes(bytes: Vec<u8>) -> Sender {
+    Box::new(move |mut pipe, _| {
+        let _ = pipe.write_all(&bytes);
+        (Some(pipe), bytes.len() as u64)
+    })
+}
+
+/// Runs the step `command` on `host` over ssh as a controller would:
+/// answers the hello with `answer(challenge)`, and has `send` write to the
+/// step when it asks for the package. Returns the completion line (after
+/// `swpush done `) and, if the step asked, how many bytes were written.
+pub fn drive(
+    world: &World,
+    host: &str,
+    command: &str,
+    answer: &mut dyn FnMut(&str) -> String,
+    send: Sender,
+) -> (String, Option<u64>) {
+    let mut child = world
+        .fleet
+        .ssh_command(host, command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take();
+    let mut send = Some(send);
+    let mut sending = None;
+    let mut done = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        if let Some(rest) = line.strip_prefix("swpush hello 1 ") {
+            let challenge = rest.split(' ').next().unwrap();
+            if let Some(pipe) = stdin.as_mut() {
+                let _ = pipe.write_all(answer(challenge).as_bytes());
+            }
+        } else if let Some(size) = line.strip_prefix("swpush need ") {
+            let size: u64 = size.parse().unwrap();
+            let (pipe, send) = (stdin.take().unwrap(), send.take().unwrap());
+            sending = Some(std::thread::spawn(move || send(pipe, size)));
+        } else if let Some(rest) = line.strip_prefix("swpush done ") {
+            done = rest.to_owned();
+            break;
+        }
+    }
+    let written = sending.map(|thread| thread.join().unwrap().1);
+    drop(stdin);
+    let _ = child.wait();
+    (done, written)
 }
 
 /// A path in this repository.
