@@ -129,6 +129,11 @@ for ((i = 1; i <= count; i++)); do
     } >>"$script"
 done
 echo 'docs_check_block=' >>"$script"
+# The guide's shell, as that one script, passes shellcheck (it runs under
+# `set -e`, so a failing `cd` stops it: SC2164 does not apply). docs/*.md
+# is not shell: this is how its shell blocks are linted.
+shellcheck -s bash -e SC2164 "$script" ||
+    die "the shell blocks of $guide have shellcheck findings (above; lines of $script)"
 
 log=$work/guide.log
 set +e

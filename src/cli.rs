@@ -15,7 +15,7 @@ use crate::order::{Op, rfc3339};
 use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
 use crate::ssh::ConnectOptions;
-use crate::step::{StepRequest, Subject};
+use crate::step::{Policy, StepRequest, Subject};
 use crate::version::Version;
 use crate::{enroll, key, lock, package, status};
 
@@ -282,14 +282,6 @@ fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
     Ok(hosts.into_iter().cloned().collect())
 }
 
-/// What the signed order allows beyond the operation itself.
-#[derive(Debug, Default, Clone, Copy)]
-struct Policy {
-    force: bool,
-    allow_downgrade: bool,
-    install_missing: bool,
-}
-
 /// `install` and `upgrade`: push a package; each client decides under `policy`.
 fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Result<Outcome> {
     let hosts = selected_hosts(&fleet_args.hosts.select)?;
@@ -350,9 +342,7 @@ fn order_hosts(
     let job = StepRequest {
         op,
         subject,
-        force: policy.force,
-        allow_downgrade: policy.allow_downgrade,
-        install_missing: policy.install_missing,
+        policy,
         dry_run,
         key,
         busy_wait: fleet_args.busy.busy_wait,
@@ -360,7 +350,7 @@ fn order_hosts(
         timeout: std::time::Duration::from_secs(fleet_args.hosts.timeout),
     };
     let args = &fleet_args.hosts;
-    run_on_hosts(op.as_str(), Some(info), hosts, job, args, dry_run)
+    run_on_hosts(op, Some(info), hosts, job, args, dry_run)
 }
 
 /// A package name given on the command line, checked before connecting.
@@ -387,7 +377,7 @@ fn status(args: &StatusArgs) -> Result<Outcome> {
     let job = status::StatusQuery {
         name: args.name.clone(),
     };
-    run_on_hosts("status", info, hosts, job, &args.hosts, false)
+    run_on_hosts(Op::Status, info, hosts, job, &args.hosts, false)
 }
 
 fn enroll(args: &EnrollArgs) -> Result<Outcome> {
@@ -412,7 +402,14 @@ fn enroll(args: &EnrollArgs) -> Result<Outcome> {
             .map(|k| k.split(' ').take(2).collect::<Vec<_>>().join(" "))?,
         dry_run: args.change.dry_run,
     };
-    run_on_hosts("enroll", None, hosts, job, &args.hosts, args.change.dry_run)
+    run_on_hosts(
+        Op::Enroll,
+        None,
+        hosts,
+        job,
+        &args.hosts,
+        args.change.dry_run,
+    )
 }
 
 fn key_path(args: &ChangeArgs) -> Result<PathBuf> {
@@ -425,7 +422,7 @@ fn key_path(args: &ChangeArgs) -> Result<PathBuf> {
 /// Runs `job` on every host, prints and records the report, and tells
 /// `main` whether every host made it.
 fn run_on_hosts<J: Job>(
-    op: &str,
+    op: Op,
     package: Option<PackageInfo>,
     hosts: Vec<Host>,
     job: J,
@@ -434,7 +431,7 @@ fn run_on_hosts<J: Job>(
 ) -> Result<Outcome> {
     // Runs that change clients take the inventory's run lock; a status or
     // a dry run may watch one in flight.
-    let _lock = if dry_run || op == "status" {
+    let _lock = if dry_run || op == Op::Status {
         None
     } else {
         let state_home = crate::report::state_home()
@@ -486,7 +483,7 @@ fn run_on_hosts<J: Job>(
     ));
     progress.finish();
     let report = RunReport {
-        op: op.to_owned(),
+        op: op.as_str().to_owned(),
         package,
         started,
         finished: rfc3339(std::time::SystemTime::now()),
@@ -495,7 +492,7 @@ fn run_on_hosts<J: Job>(
     };
     let json = report.to_json();
     match args.format {
-        Format::Text if op == "status" => print!("{}", status::render_text(&report, args.quiet)),
+        Format::Text if op == Op::Status => print!("{}", status::render_text(&report, args.quiet)),
         Format::Text => print!("{}", report.render_text(args.quiet)),
         Format::Json => println!("{json}"),
     }
@@ -509,7 +506,7 @@ fn run_on_hosts<J: Job>(
         );
     }
     // The record is of what was done to the fleet; a status query did nothing.
-    if let Some(state_home) = crate::report::state_home().filter(|_| op != "status")
+    if let Some(state_home) = crate::report::state_home().filter(|_| op != Op::Status)
         && let Err(error) = crate::report::save_run_record(&report, &state_home)
     {
         eprintln!(
@@ -587,18 +584,5 @@ fn hosts_table(hosts: &[Host]) -> String {
                 ]
             }))
             .collect();
-    let widths: Vec<usize> = (0..4)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::report::columns(&rows, &[], "")
 }

@@ -353,26 +353,8 @@ impl RunReport {
                 ]
             })
             .collect();
-        let mut widths = [0; 6];
-        for row in std::iter::once(&header).chain(&rows) {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        for [host, status, version, secs, sent, message] in std::iter::once(&header).chain(&rows) {
-            let line = format!(
-                "{host:<w0$}  {status:<w1$}  {version:<w2$}  {secs:>w3$}  {sent:>w4$}  {message}",
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3],
-                w4 = widths[4],
-            );
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
+        let all: Vec<[String; 6]> = std::iter::once(header).chain(rows).collect();
+        columns(&all, &[3, 4], "")
     }
 
     /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
@@ -401,22 +383,50 @@ impl RunReport {
             not_done.len(),
             plural(self.hosts.len(), "host")
         );
-        let host_width = not_done.iter().map(|h| one_line(&h.host).chars().count());
-        let host_width = host_width.max().unwrap_or(0);
-        let status_width = not_done.iter().map(|h| h.status.to_string().len());
-        let status_width = status_width.max().unwrap_or(0);
-        for h in not_done {
-            let line = format!(
-                "  {:<host_width$}  {:<status_width$}  {}",
-                one_line(&h.host),
-                h.status,
-                one_line(&h.message)
-            );
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
+        let rows: Vec<[String; 3]> = not_done
+            .iter()
+            .map(|h| {
+                [
+                    one_line(&h.host).into_owned(),
+                    h.status.to_string(),
+                    one_line(&h.message).into_owned(),
+                ]
+            })
+            .collect();
+        out.push_str(&columns(&rows, &[], "  "));
         out
     }
+}
+
+/// Rows as lines of columns padded to their widest cell, two spaces apart,
+/// after `indent`; the columns numbered in `right` are aligned right. No
+/// line ends in spaces.
+pub(crate) fn columns<const N: usize>(
+    rows: &[[String; N]],
+    right: &[usize],
+    indent: &str,
+) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(column, (cell, width))| match right.contains(&column) {
+                true => format!("{cell:>width$}"),
+                false => format!("{cell:<width$}"),
+            })
+            .collect();
+        out.push_str(format!("{indent}{}", cells.join("  ")).trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 pub(crate) fn plural(n: usize, noun: &str) -> String {

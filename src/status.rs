@@ -7,7 +7,7 @@
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
 use crate::progress::{HostProgress, Phase};
-use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, one_line, plural};
+use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, columns, one_line, plural};
 use crate::ssh::Connection;
 use crate::step::{done_line, script_output, shell_command};
 
@@ -141,21 +141,8 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
     let mut out = String::new();
     if !quiet && !rows.is_empty() {
         let header = ["HOST", "PACKAGE", "CURRENT", "SINCE", "KEPT"].map(String::from);
-        let mut widths = [0; 5];
-        for row in std::iter::once(&header).chain(&rows) {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        for row in std::iter::once(&header).chain(&rows) {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
+        rows.insert(0, header);
+        out.push_str(&columns(&rows, &[], ""));
         out.push('\n');
     }
     let answered = report

@@ -53,13 +53,23 @@ impl Subject {
     }
 }
 
+/// What the signed order allows beyond the operation itself; the client
+/// enforces it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Policy {
+    /// Replace the same version (also with the same content).
+    pub force: bool,
+    /// `upgrade`: also go down where a newer version is current.
+    pub allow_downgrade: bool,
+    /// `upgrade`: also install where the package is absent.
+    pub install_missing: bool,
+}
+
 /// What one run of the step is asked to do; the same for every host.
 pub struct StepRequest {
     pub op: Op,
     pub subject: Subject,
-    pub force: bool,
-    pub allow_downgrade: bool,
-    pub install_missing: bool,
+    pub policy: Policy,
     pub dry_run: bool,
     pub key: PrivateKey,
     /// Command-line defaults for hosts whose inventory does not set them.
@@ -381,9 +391,9 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
         version,
         sha256,
         size,
-        allow_downgrade: request.allow_downgrade,
-        install_missing: request.install_missing,
-        force: request.force,
+        allow_downgrade: request.policy.allow_downgrade,
+        install_missing: request.policy.install_missing,
+        force: request.policy.force,
         dry_run: request.dry_run,
         host: host.name.clone(),
         challenge,

@@ -275,24 +275,11 @@ fn a_busy_host_is_retried_then_given_up_or_served_once_free() {
             let h = fleet.host("busyfile");
             std::fs::write(h.path("/run/swpush/busy"), "backup running\n").unwrap();
             let inv = inventory(world, "busyfile", &["busyfile"], "");
-            let (code, report) = install(
-                world,
-                &inv,
-                &world.hello,
-                &["--busy-wait", "1", "--busy-retries", "2"],
-            );
-            assert_eq!(code, 2, "{report:#}");
-            let entry = host_entry(&report, "busyfile");
-            assert_eq!(entry["status"], "busy", "{entry}");
-            assert_eq!(entry["attempts"], 3, "{entry}");
-            assert_eq!(entry["bytes_sent"], 0, "{entry}");
-            let message = entry["message"].as_str().unwrap();
+            let message = install_while_busy(world, &inv, "busyfile", "2", 3);
             assert!(
                 message.contains("/run/swpush/busy exists") && message.contains("2 retries"),
                 "{message}"
             );
-            assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
-            assert_settled(world, "busyfile", None);
             std::fs::remove_file(h.path("/run/swpush/busy")).unwrap();
             rerun(world, "busyfile", &world.hello, "installed");
         });
@@ -308,22 +295,10 @@ fn a_busy_host_is_retried_then_given_up_or_served_once_free() {
                 h.addr
             );
             let inv = inventory(world, "busycheck", &[], &extra);
-            let (code, report) = install(
-                world,
-                &inv,
-                &world.hello,
-                &["--busy-wait", "1", "--busy-retries", "5"],
-            );
-            assert_eq!(code, 2, "{report:#}");
-            let entry = host_entry(&report, "busycheck");
-            assert_eq!(entry["status"], "busy", "{entry}");
-            assert_eq!(entry["attempts"], 2, "the group's 1 retry: {entry}");
-            assert_eq!(entry["bytes_sent"], 0, "{entry}");
-            let message = entry["message"].as_str().unwrap();
+            // 2 checks: the group's 1 retry.
+            let message = install_while_busy(world, &inv, "busycheck", "5", 2);
             assert!(message.contains("busy_check says busy"), "{message}");
             std::fs::remove_file(h.path("/opt/busy-flag")).unwrap();
-            assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
-            assert_settled(world, "busycheck", None);
             let (code, report) = install(world, &inv, &world.hello, &[]);
             assert_eq!(code, 0, "{report:#}");
             assert_eq!(status_of(&report, "busycheck").0, "installed");
@@ -364,6 +339,25 @@ fn a_busy_host_is_retried_then_given_up_or_served_once_free() {
     });
 }
 
+/// Installs hello on the busy `host` alone with `--busy-wait 1
+/// --busy-retries RETRIES`; asserts it ended `busy` after `checks` checks
+/// with nothing sent, cached or changed, and returns the message.
+fn install_while_busy(world: &World, inv: &Path, host: &str, retries: &str, checks: u64) -> String {
+    let more = ["--busy-wait", "1", "--busy-retries", retries];
+    let (code, report) = install(world, inv, &world.hello, &more);
+    assert_eq!(code, 2, "{report:#}");
+    let entry = host_entry(&report, host);
+    assert_eq!(
+        (&entry["status"], &entry["attempts"], &entry["bytes_sent"]),
+        (&"busy".into(), &checks.into(), &0.into()),
+        "{entry}"
+    );
+    let h = world.fleet.host(host);
+    assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
+    assert_settled(world, host, None);
+    entry["message"].as_str().unwrap().to_owned()
+}
+
 // --- 2. the client lock ------------------------------------------------------
 
 #[test]
@@ -374,7 +368,7 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
     });
 
     // Two controllers at once (two inventories: one controller refuses to
-    // overlap itself, see tests/cli.rs): one installs, the other waits for
+    // overlap itself, see tests/lifecycle.rs): one installs, the other waits for
     // the client's lock and then finds the package current.
     let runs: Vec<_> = (0..2)
         .map(|n| {
@@ -834,10 +828,7 @@ fn a_step_killed_after_switching_is_undone_by_the_next_run() {
     assert_eq!(std::fs::read_to_string(&bin).unwrap(), original);
     let record = std::fs::read_to_string(h.path("/var/lib/swpush/packages/hello")).unwrap();
     assert!(record.contains(&sha256_of(&first)), "{record}");
-    assert_eq!(
-        fleet.ssh_ok("killpost", "/opt/swpush/hello/current/bin/hello"),
-        "hello from swpush example package 1.0.0\n"
-    );
+    assert_hello_runs(world, "killpost", "1.0.0");
 
     // On a fresh host `current` was switched but never recorded. A run that
     // then fails in pre_install must still leave the host as recorded:

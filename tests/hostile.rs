@@ -1296,10 +1296,7 @@ fn client_refusal_keeps_the_installed_release(host: &str, busybox: bool) {
             case.name
         );
     }
-    assert_eq!(
-        fleet.ssh_ok(host, "/opt/swpush/hello/current/bin/hello"),
-        "hello from swpush example package 1.0.0\n"
-    );
+    assert_hello_runs(world, host, "1.0.0");
 }
 
 #[test]

@@ -304,14 +304,7 @@ fn a_failing_post_install_leaves_the_previous_release_current() {
         message.contains("boom: port in use"),
         "hook output in the message: {message}"
     );
-    assert_eq!(
-        read_link(world, "hookfail", "/opt/swpush/hello/current"),
-        "releases/1.0.0"
-    );
-    assert_eq!(
-        fleet.ssh_ok("hookfail", "/opt/swpush/hello/current/bin/hello"),
-        "hello from swpush example package 1.0.0\n"
-    );
+    assert_hello_runs(world, "hookfail", "1.0.0");
     let releases: Vec<_> =
         std::fs::read_dir(fleet.host("hookfail").path("/opt/swpush/hello/releases"))
             .unwrap()
@@ -508,16 +501,7 @@ fn the_step_runs_under_busybox_ash_with_busybox_tools() {
             framed_order(world, "bb", challenge)
         });
         assert!(done.starts_with("installed - 1.0.0"), "{path}: {done}");
-        assert_eq!(
-            read_link(world, "bb", "/opt/swpush/hello/current"),
-            "releases/1.0.0"
-        );
-        assert_eq!(
-            world
-                .fleet
-                .ssh_ok("bb", "/opt/swpush/hello/current/bin/hello"),
-            "hello from swpush example package 1.0.0\n"
-        );
+        assert_hello_runs(world, "bb", "1.0.0");
         world.fleet.ssh_ok(
             "bb",
             "rm -rf /opt/swpush /var/lib/swpush/* /var/cache/swpush/*",
@@ -612,14 +596,7 @@ fn a_failing_pre_install_changes_nothing() {
             && message.contains("cannot stop the service"),
         "{message}"
     );
-    assert_eq!(
-        read_link(world, "prefail", "/opt/swpush/hello/current"),
-        "releases/1.0.0"
-    );
-    assert_eq!(
-        fleet.ssh_ok("prefail", "/opt/swpush/hello/current/bin/hello"),
-        "hello from swpush example package 1.0.0\n"
-    );
+    assert_hello_runs(world, "prefail", "1.0.0");
     let after =
         std::fs::read_to_string(fleet.host("prefail").path("/var/lib/swpush/packages/hello"))
             .unwrap();

@@ -464,12 +464,7 @@ fn the_client_reads_only_the_signed_size_of_an_endless_stream() {
         .host(host)
         .path(&format!("/var/cache/swpush/hello/{sha256}"));
     assert_eq!(std::fs::metadata(cached).unwrap().len(), size);
-    assert_eq!(
-        world
-            .fleet
-            .ssh_ok(host, "/opt/swpush/hello/current/bin/hello"),
-        "hello from swpush example package 1.0.0\n"
-    );
+    assert_hello_runs(world, host, "1.0.0");
 }
 
 // --- a hostile client ---------------------------------------------------------

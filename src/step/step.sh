@@ -173,12 +173,14 @@ read_state() {
     current_sha=-
     current_post_install=-
     current_pre_remove=-
+    current_replaced=
     if [ -f "$state_file" ]; then
         read_record "$state_file"
         current_version=${rec_version:--}
         current_sha=${rec_sha256:--}
         current_post_install=${rec_post_install:--}
         current_pre_remove=${rec_pre_remove:--}
+        current_replaced=${rec_replaced:-}
     fi
     previous=$current_version
     target=$current_version
@@ -374,11 +376,16 @@ decide_package() {
 # remove that did not finish): the first decision would judge that
 # half-done state, and an `unchanged` or `skipped` would end the run
 # before the repair.
-interrupted() {
+# Whether `current` points elsewhere than the state record says; sets
+# `link` to where it points (empty when there is no `current`).
+current_disagrees() {
     link=$(readlink "$pkgdir/current" 2>/dev/null || true)
     want=-
     [ "$current_version" = - ] || want=releases/$current_version
-    if [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }; then return 0; fi
+    [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }
+}
+interrupted() {
+    if current_disagrees; then return 0; fi
     for left in "$pkgdir"/releases/.*.old.* "$pkgdir"/releases/.*.new.*; do
         if [ -e "$left" ]; then return 0; fi
     done
@@ -468,17 +475,15 @@ forget_package() {
     rm -rf "$pkgdir" "$records" "$package_cache"
     rm -f "$history"
 }
+# The record as it is now, under the lock (another run may have committed
+# since the first look).
+read_state
 if [ -d "$pkgdir/releases" ]; then
     # A release put aside for a reinstall of its version goes back, unless
     # the state record says that reinstall was committed.
-    replaced=
-    if [ -f "$state_file" ]; then
-        read_record "$state_file"
-        replaced=${rec_replaced:-}
-    fi
     for left in "$pkgdir"/releases/.*.old.*; do
         [ -e "$left" ] || continue
-        if [ "${left##*/}" = "$replaced" ]; then
+        if [ "${left##*/}" = "$current_replaced" ]; then
             rm -rf "$left"
             continue
         fi
@@ -502,11 +507,7 @@ for left in "${TMPDIR:-/tmp}"/swpush.*.*; do
     case $pid in '' | *[!0-9]*) continue ;; esac
     if [ "$left" != "$work" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$left"; fi
 done
-read_state
-link=$(readlink "$pkgdir/current" 2>/dev/null || true)
-want=-
-[ "$current_version" = - ] || want=releases/$current_version
-if [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }; then
+if current_disagrees; then
     # A run was killed between switching and recording: undo its switch.
     # (A rollback's target is a kept release, with its record: it stays.)
     switch_to "$current_version"

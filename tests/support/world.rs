@@ -99,9 +99,7 @@ impl World {
         let request = swpush::step::StepRequest {
             op: swpush::order::Op::Install,
             subject: swpush::step::Subject::Package(swpush::package::read(&self.hello).unwrap()),
-            force: false,
-            allow_downgrade: false,
-            install_missing: false,
+            policy: Default::default(),
             dry_run: false,
             key: swpush::key::load(&self.key).unwrap(),
             busy_wait: 1,
@@ -399,6 +397,22 @@ pub fn read_link(world: &World, host: &str, inside: &str) -> String {
     std::fs::read_link(world.fleet.host(host).path(inside))
         .map(|p| p.display().to_string())
         .unwrap_or_default()
+}
+
+/// hello VERSION is current on `host` and runs there.
+pub fn assert_hello_runs(world: &World, host: &str, version: &str) {
+    assert_eq!(
+        read_link(world, host, "/opt/swpush/hello/current"),
+        format!("releases/{version}"),
+        "{host}"
+    );
+    assert_eq!(
+        world
+            .fleet
+            .ssh_ok(host, "/opt/swpush/hello/current/bin/hello"),
+        format!("hello from swpush example package {version}\n"),
+        "{host}"
+    );
 }
 
 /// The exit code and JSON report of a finished run.
