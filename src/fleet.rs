@@ -104,8 +104,11 @@ pub async fn run_all<J: Job>(
             )
             .await
             {
-                Ok(outcome) => outcome,
-                Err(_) => JobOutcome {
+                // A host that did not make it and ended only past the
+                // deadline (the controller was stalled, say, and then saw
+                // the step give up) is a timeout too.
+                Ok(outcome) if outcome.status.succeeded() || started.elapsed() < timeout => outcome,
+                _ => JobOutcome {
                     bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
                     ..JobOutcome::status(
                         Status::Timeout,

@@ -740,10 +740,18 @@ fn a_connection_gone_silent_mid_upload_does_not_hold_the_client() {
     }
     // Only the frozen controller's SSH session is left: the step, its
     // half-received package and its lock are gone.
-    let left: Vec<String> = processes_on(h)
-        .into_iter()
-        .filter(|p| !p.contains("sshd: "))
-        .collect();
+    // (The lock goes first in the step's cleanup: let the cleanup end.)
+    let steps_left = || -> Vec<String> {
+        processes_on(h)
+            .into_iter()
+            .filter(|p| !p.contains("sshd: "))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !steps_left().is_empty() && Instant::now() < deadline {
+        sleep(Duration::from_millis(50));
+    }
+    let left = steps_left();
     assert!(left.is_empty(), "{left:#?}");
     assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
     assert!(!h.path("/var/lib/swpush/packages/hello").exists());
