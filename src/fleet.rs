@@ -107,7 +107,9 @@ pub async fn run_all<J: Job>(
                 // A host that did not make it and ended only past the
                 // deadline (the controller was stalled, say, and then saw
                 // the step give up) is a timeout too.
-                Ok(outcome) if outcome.status.succeeded() || started.elapsed() < timeout => outcome,
+                Ok(outcome) if outcome.status.ok_for_exit() || started.elapsed() < timeout => {
+                    outcome
+                }
                 _ => JobOutcome {
                     bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
                     ..JobOutcome::status(
