@@ -49,23 +49,9 @@ umask 022
 LC_ALL=C
 export LC_ALL
 
-op=$1 name=$2 known_servers=$3 prefix=$4 state_dir=$5 cache_dir=$6
-keep_releases=$7 busy_wait=$8 busy_retries=$9
-shift 9
-busy_check=${1:-}
-deadline=${2:-}
-busy_file=/run/swpush/busy
+# --- functions: all defined before anything runs (the EXIT trap may need
+# any of them at any point) -------------------------------------------------
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.$$.XXXXXXXX")
-lock=
-# A package being received into the cache folder (so keeping it is a rename).
-incoming=
-# The package decompressed, beside the cache, while it is installed.
-unpacked=
-# What an interruption must undo: "" (nothing changed yet), staged (a
-# release dir was put in place), switched (`current` points at it too),
-# flipped (`current` points at another kept release: a rollback).
-undo=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     trap '' HUP INT TERM PIPE
@@ -79,38 +65,6 @@ cleanup() {
     rm -rf "$work" "$incoming" "$unpacked"
     if [ -n "$lock" ]; then rm -rf "$lock"; fi
 }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 141' PIPE
-trap 'exit 143' TERM
-# The controller's end of stdin, kept for the watchdog (an asynchronous
-# command would otherwise get /dev/null as its stdin).
-exec 3<&0
-# Past the deadline the whole process group is stopped: the step itself
-# (its EXIT trap undoes what it started) and whatever it waits on, such
-# as a `head` reading from a connection that went silent.
-case $deadline in
-    '' | *[!0-9]*) ;;
-    *)
-        step_pid=$$
-        (
-            trap - EXIT HUP INT TERM PIPE
-            # In steps, so that it ends with a step killed outright too.
-            waited=0
-            while [ "$waited" -lt "$deadline" ]; do
-                sleep 2
-                kill -0 "$step_pid" 2>/dev/null || exit 0
-                waited=$((waited + 2))
-            done
-            kill -TERM 0
-        ) </dev/null >/dev/null 2>&1 3<&- &
-        ;;
-esac
-
-# The version current before and after this run, for the completion line.
-previous=-
-target=-
 
 # done STATUS MESSAGE: prints the completion line and ends the step.
 finish() {
@@ -162,11 +116,6 @@ read_record() {
     done <"$1"
 }
 
-state_file=$state_dir/packages/$name
-records=$state_dir/releases/$name
-history=$state_dir/history/$name
-pkgdir=$prefix/$name
-package_cache=$cache_dir/$name
 # Reads what is installed: the state record is the commit point of every run.
 read_state() {
     current_version=-
@@ -185,6 +134,286 @@ read_state() {
     previous=$current_version
     target=$current_version
 }
+
+# Whether VERSION is a kept release here (its directory and its record).
+kept() {
+    [ -d "$pkgdir/releases/$1" ] && [ -f "$records/$1" ]
+}
+
+# The kept releases, oldest first, on one line.
+kept_list() {
+    list=
+    [ -f "$history" ] || return 0
+    while IFS= read -r v; do
+        if kept "$v"; then list="$list $v"; fi
+    done <"$history"
+    echo "${list# }"
+}
+
+# The kept release installed just before the current one (empty if none).
+before_current() {
+    before=
+    [ -f "$history" ] || return 0
+    while IFS= read -r v; do
+        [ "$v" != "$current_version" ] || break
+        if kept "$v"; then before=$v; fi
+    done <"$history"
+    echo "$before"
+}
+
+# Applies the policy the signed order carries to what is installed. Sets
+# `version` (the release that would be current after the run), `result`
+# (the status a successful run reports) and `plan` (what the run would do,
+# for a dry run); ends the step when there is nothing to do.
+decide() {
+    version=$asked
+    result=installed
+    done_message=
+    case $op in
+        install | upgrade) decide_package ;;
+        rollback)
+            [ "$current_version" != - ] || finish skipped "$name is not installed here"
+            if [ "$asked" = - ]; then
+                version=$(before_current)
+                [ -n "$version" ] ||
+                    finish skipped "nothing to roll back to: $name $current_version is the oldest release kept here"
+            elif [ "$asked" = "$current_version" ]; then
+                finish unchanged "$name $asked is already current"
+            elif ! kept "$asked"; then
+                finish skipped "$name $asked is not kept here (kept: $(kept_list))"
+            fi
+            result=rolled-back
+            plan="would roll back $current_version → $version"
+            ;;
+        remove)
+            [ "$current_version" != - ] || finish skipped "$name is not installed here"
+            version=-
+            result=removed
+            plan="would remove $name $current_version and its kept releases ($(kept_list))"
+            ;;
+        *) finish rejected "this step cannot do $op" ;;
+    esac
+}
+
+decide_package() {
+    plan="would install $version"
+    if [ "$current_version" = "$version" ]; then
+        # --force reinstalls, also the same content (it repairs a release
+        # damaged in place).
+        if [ "$force" != true ]; then
+            [ "$current_sha" != "$sha256" ] || finish unchanged "already current"
+            finish skipped "$name $version is installed with other content: bump the version (or --force)"
+        fi
+        plan="would reinstall $version (--force)"
+        done_message="reinstalled $version (--force)"
+        [ "$op" = install ] || result=upgraded
+        return 0
+    fi
+    case $op in
+        install)
+            if [ "$current_version" != - ]; then
+                finish skipped "$name $current_version is installed: use swpush upgrade"
+            fi
+            ;;
+        upgrade)
+            if [ "$current_version" = - ]; then
+                [ "$install_missing" = true ] ||
+                    finish skipped "$name is not installed here (--install-missing installs it)"
+            elif [ "$(version_cmp "$current_version" "$version")" = ">" ]; then
+                # Enforced here, whatever the controller decided.
+                [ "$allow_downgrade" = true ] ||
+                    finish skipped "$name $current_version is newer than $version (--allow-downgrade goes back)"
+                result=upgraded
+                plan="would downgrade $current_version → $version"
+            else
+                result=upgraded
+                plan="would upgrade $current_version → $version"
+            fi
+            ;;
+    esac
+}
+
+# Whether a killed run left a state the repair below must undo first (a
+# release put aside or staged, a `current` the record does not name, a
+# remove that did not finish): the first decision would judge that
+# half-done state, and an `unchanged` or `skipped` would end the run
+# before the repair.
+# Whether `current` points elsewhere than the state record says; sets
+# `link` to where it points (empty when there is no `current`).
+current_disagrees() {
+    link=$(readlink "$pkgdir/current" 2>/dev/null || true)
+    want=-
+    [ "$current_version" = - ] || want=releases/$current_version
+    [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }
+}
+
+interrupted() {
+    if current_disagrees; then return 0; fi
+    for left in "$pkgdir"/releases/.*.old.* "$pkgdir"/releases/.*.new.*; do
+        if [ -e "$left" ]; then return 0; fi
+    done
+    [ "$current_version" = - ] && [ -e "$history" ]
+}
+
+# Points `current` at releases/$1 (or removes it for `-`) in one rename.
+switch_to() {
+    if [ "$1" = - ]; then
+        rm -f "$pkgdir/current"
+    else
+        ln -s "releases/$1" "$pkgdir/.current.$$"
+        mv -T "$pkgdir/.current.$$" "$pkgdir/current"
+    fi
+}
+
+# Everything of NAME but its state record, which goes first (a remove's
+# commit point).
+forget_package() {
+    rm -rf "$pkgdir" "$records" "$package_cache"
+    rm -f "$history"
+}
+
+# Starts the watchdog: from here on stdin carries nothing more, so its end
+# means the controller is gone (timed out, interrupted, connection lost),
+# and the step stops and undoes what it started.
+watch_controller() {
+    step_pid=$$
+    (
+        trap - EXIT HUP INT TERM PIPE
+        cat <&3 >/dev/null 2>&1
+        kill -TERM "$step_pid" 2>/dev/null
+    ) </dev/null >/dev/null 2>&1 &
+}
+
+# run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
+# to $work/hook.out. In the background, so that a signal (the watchdog's)
+# interrupts the wait instead of waiting for the hook.
+run_hook() {
+    (
+        cd "$2"
+        SWPUSH_OP=$1 SWPUSH_PACKAGE=$name SWPUSH_VERSION=$3 \
+            SWPUSH_PREVIOUS_VERSION=$(if [ "$4" = - ]; then echo; else echo "$4"; fi) \
+            SWPUSH_RELEASE_DIR=$2
+        export SWPUSH_OP SWPUSH_PACKAGE SWPUSH_VERSION SWPUSH_PREVIOUS_VERSION SWPUSH_RELEASE_DIR
+        exec /bin/sh "$5" </dev/null >"$work/hook.out" 2>&1
+    ) &
+    wait "$!"
+}
+
+# After a failed post_install: the previous release's post_install, run as
+# a rollback, restores what pre_install stopped. Prints what went wrong.
+restore_previous() { # FAILED_VERSION
+    if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
+        ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$1" "$current_post_install"; then
+        echo " (its post_install failed too: $(tail_of "$work/hook.out"))"
+    fi
+}
+
+# Records VERSION as current: the state record (the commit point), the
+# release's record and the log.
+commit() { # RECORD_FILE
+    mkdir -p "$state_dir/packages" "$records"
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    {
+        cat "$1"
+        echo "previous $previous"
+        echo "since $now"
+        # The release this run put aside, deleted right after the commit.
+        if [ -n "${aside:-}" ] && [ -e "$aside" ]; then echo "replaced ${aside##*/}"; fi
+    } >"$state_dir/packages/.$name.$$"
+    mv "$state_dir/packages/.$name.$$" "$state_file"
+    undo=
+    if [ "$1" != "$records/$version" ]; then
+        cp "$1" "$records/.$version.$$"
+        mv "$records/.$version.$$" "$records/$version"
+    fi
+    echo "$now $op $name $previous $version $result" >>"$state_dir/log"
+}
+
+# Drops cached packages that no kept release came from.
+prune_cache() {
+    for cached_file in "$package_cache"/*; do
+        [ -f "$cached_file" ] || continue
+        if ! grep -qxF -- "sha256 ${cached_file##*/}" "$records"/* 2>/dev/null; then
+            rm -f "$cached_file"
+        fi
+    done
+}
+
+# A compressed package is decompressed once, into a plain tar beside the
+# cache (not in /tmp, which may be RAM): the entry check's two listings and
+# the extraction then read that, instead of decompressing three times.
+# unpack TOOL...: decompresses $package with TOOL (stdin to stdout).
+unpack() {
+    unpacked=$cache_dir/.unpacked.$$
+    if ! "$@" <"$package" >"$unpacked" 2>"$work/unpack.err"; then
+        finish failed "cannot decompress the package: $(tail_of "$work/unpack.err")"
+    fi
+    package=$unpacked
+}
+
+# Puts back what was there before this step touched the release directory.
+restore_release() {
+    rm -rf "$release"
+    if [ -e "$aside" ]; then mv "$aside" "$release"; fi
+}
+
+# --- the run -----------------------------------------------------------------
+
+op=$1 name=$2 known_servers=$3 prefix=$4 state_dir=$5 cache_dir=$6
+keep_releases=$7 busy_wait=$8 busy_retries=$9
+shift 9
+busy_check=${1:-}
+deadline=${2:-}
+busy_file=/run/swpush/busy
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.$$.XXXXXXXX")
+lock=
+# A package being received into the cache folder (so keeping it is a rename).
+incoming=
+# The package decompressed, beside the cache, while it is installed.
+unpacked=
+# What an interruption must undo: "" (nothing changed yet), staged (a
+# release dir was put in place), switched (`current` points at it too),
+# flipped (`current` points at another kept release: a rollback).
+undo=
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+# The controller's end of stdin, kept for the watchdog (an asynchronous
+# command would otherwise get /dev/null as its stdin).
+exec 3<&0
+# Past the deadline the whole process group is stopped: the step itself
+# (its EXIT trap undoes what it started) and whatever it waits on, such
+# as a `head` reading from a connection that went silent.
+case $deadline in
+    '' | *[!0-9]*) ;;
+    *)
+        step_pid=$$
+        (
+            trap - EXIT HUP INT TERM PIPE
+            # In steps, so that it ends with a step killed outright too.
+            waited=0
+            while [ "$waited" -lt "$deadline" ]; do
+                sleep 2
+                kill -0 "$step_pid" 2>/dev/null || exit 0
+                waited=$((waited + 2))
+            done
+            kill -TERM 0
+        ) </dev/null >/dev/null 2>&1 3<&- &
+        ;;
+esac
+
+# The version current before and after this run, for the completion line.
+previous=-
+target=-
+
+state_file=$state_dir/packages/$name
+records=$state_dir/releases/$name
+history=$state_dir/history/$name
+pkgdir=$prefix/$name
+package_cache=$cache_dir/$name
 read_state
 
 challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -277,121 +506,6 @@ case $op:$asked in
 esac
 
 # --- the decision ----------------------------------------------------------
-# Whether VERSION is a kept release here (its directory and its record).
-kept() {
-    [ -d "$pkgdir/releases/$1" ] && [ -f "$records/$1" ]
-}
-# The kept releases, oldest first, on one line.
-kept_list() {
-    list=
-    [ -f "$history" ] || return 0
-    while IFS= read -r v; do
-        if kept "$v"; then list="$list $v"; fi
-    done <"$history"
-    echo "${list# }"
-}
-# The kept release installed just before the current one (empty if none).
-before_current() {
-    before=
-    [ -f "$history" ] || return 0
-    while IFS= read -r v; do
-        [ "$v" != "$current_version" ] || break
-        if kept "$v"; then before=$v; fi
-    done <"$history"
-    echo "$before"
-}
-
-# Applies the policy the signed order carries to what is installed. Sets
-# `version` (the release that would be current after the run), `result`
-# (the status a successful run reports) and `plan` (what the run would do,
-# for a dry run); ends the step when there is nothing to do.
-decide() {
-    version=$asked
-    result=installed
-    done_message=
-    case $op in
-        install | upgrade) decide_package ;;
-        rollback)
-            [ "$current_version" != - ] || finish skipped "$name is not installed here"
-            if [ "$asked" = - ]; then
-                version=$(before_current)
-                [ -n "$version" ] ||
-                    finish skipped "nothing to roll back to: $name $current_version is the oldest release kept here"
-            elif [ "$asked" = "$current_version" ]; then
-                finish unchanged "$name $asked is already current"
-            elif ! kept "$asked"; then
-                finish skipped "$name $asked is not kept here (kept: $(kept_list))"
-            fi
-            result=rolled-back
-            plan="would roll back $current_version → $version"
-            ;;
-        remove)
-            [ "$current_version" != - ] || finish skipped "$name is not installed here"
-            version=-
-            result=removed
-            plan="would remove $name $current_version and its kept releases ($(kept_list))"
-            ;;
-        *) finish rejected "this step cannot do $op" ;;
-    esac
-}
-decide_package() {
-    plan="would install $version"
-    if [ "$current_version" = "$version" ]; then
-        # --force reinstalls, also the same content (it repairs a release
-        # damaged in place).
-        if [ "$force" != true ]; then
-            [ "$current_sha" != "$sha256" ] || finish unchanged "already current"
-            finish skipped "$name $version is installed with other content: bump the version (or --force)"
-        fi
-        plan="would reinstall $version (--force)"
-        done_message="reinstalled $version (--force)"
-        [ "$op" = install ] || result=upgraded
-        return 0
-    fi
-    case $op in
-        install)
-            if [ "$current_version" != - ]; then
-                finish skipped "$name $current_version is installed: use swpush upgrade"
-            fi
-            ;;
-        upgrade)
-            if [ "$current_version" = - ]; then
-                [ "$install_missing" = true ] ||
-                    finish skipped "$name is not installed here (--install-missing installs it)"
-            elif [ "$(version_cmp "$current_version" "$version")" = ">" ]; then
-                # Enforced here, whatever the controller decided.
-                [ "$allow_downgrade" = true ] ||
-                    finish skipped "$name $current_version is newer than $version (--allow-downgrade goes back)"
-                result=upgraded
-                plan="would downgrade $current_version → $version"
-            else
-                result=upgraded
-                plan="would upgrade $current_version → $version"
-            fi
-            ;;
-    esac
-}
-# Whether a killed run left a state the repair below must undo first (a
-# release put aside or staged, a `current` the record does not name, a
-# remove that did not finish): the first decision would judge that
-# half-done state, and an `unchanged` or `skipped` would end the run
-# before the repair.
-# Whether `current` points elsewhere than the state record says; sets
-# `link` to where it points (empty when there is no `current`).
-current_disagrees() {
-    link=$(readlink "$pkgdir/current" 2>/dev/null || true)
-    want=-
-    [ "$current_version" = - ] || want=releases/$current_version
-    [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }
-}
-interrupted() {
-    if current_disagrees; then return 0; fi
-    for left in "$pkgdir"/releases/.*.old.* "$pkgdir"/releases/.*.new.*; do
-        if [ -e "$left" ]; then return 0; fi
-    done
-    [ "$current_version" = - ] && [ -e "$history" ]
-}
-
 if [ "$dry_run" = true ]; then
     # The committed state is what a repair would go back to: judge that.
     decide
@@ -460,21 +574,6 @@ while :; do
 done
 
 # --- repair what an interrupted run left, then decide again ----------------
-# Points `current` at releases/$1 (or removes it for `-`) in one rename.
-switch_to() {
-    if [ "$1" = - ]; then
-        rm -f "$pkgdir/current"
-    else
-        ln -s "releases/$1" "$pkgdir/.current.$$"
-        mv -T "$pkgdir/.current.$$" "$pkgdir/current"
-    fi
-}
-# Everything of NAME but its state record, which goes first (a remove's
-# commit point).
-forget_package() {
-    rm -rf "$pkgdir" "$records" "$package_cache"
-    rm -f "$history"
-}
 # The record as it is now, under the lock (another run may have committed
 # since the first look).
 read_state
@@ -532,73 +631,6 @@ else
     fi
 fi
 decide
-
-# Starts the watchdog: from here on stdin carries nothing more, so its end
-# means the controller is gone (timed out, interrupted, connection lost),
-# and the step stops and undoes what it started.
-watch_controller() {
-    step_pid=$$
-    (
-        trap - EXIT HUP INT TERM PIPE
-        cat <&3 >/dev/null 2>&1
-        kill -TERM "$step_pid" 2>/dev/null
-    ) </dev/null >/dev/null 2>&1 &
-}
-
-# run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
-# to $work/hook.out. In the background, so that a signal (the watchdog's)
-# interrupts the wait instead of waiting for the hook.
-run_hook() {
-    (
-        cd "$2"
-        SWPUSH_OP=$1 SWPUSH_PACKAGE=$name SWPUSH_VERSION=$3 \
-            SWPUSH_PREVIOUS_VERSION=$(if [ "$4" = - ]; then echo; else echo "$4"; fi) \
-            SWPUSH_RELEASE_DIR=$2
-        export SWPUSH_OP SWPUSH_PACKAGE SWPUSH_VERSION SWPUSH_PREVIOUS_VERSION SWPUSH_RELEASE_DIR
-        exec /bin/sh "$5" </dev/null >"$work/hook.out" 2>&1
-    ) &
-    wait "$!"
-}
-
-# After a failed post_install: the previous release's post_install, run as
-# a rollback, restores what pre_install stopped. Prints what went wrong.
-restore_previous() { # FAILED_VERSION
-    if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
-        ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$1" "$current_post_install"; then
-        echo " (its post_install failed too: $(tail_of "$work/hook.out"))"
-    fi
-}
-
-# Records VERSION as current: the state record (the commit point), the
-# release's record and the log.
-commit() { # RECORD_FILE
-    mkdir -p "$state_dir/packages" "$records"
-    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    {
-        cat "$1"
-        echo "previous $previous"
-        echo "since $now"
-        # The release this run put aside, deleted right after the commit.
-        if [ -n "${aside:-}" ] && [ -e "$aside" ]; then echo "replaced ${aside##*/}"; fi
-    } >"$state_dir/packages/.$name.$$"
-    mv "$state_dir/packages/.$name.$$" "$state_file"
-    undo=
-    if [ "$1" != "$records/$version" ]; then
-        cp "$1" "$records/.$version.$$"
-        mv "$records/.$version.$$" "$records/$version"
-    fi
-    echo "$now $op $name $previous $version $result" >>"$state_dir/log"
-}
-
-# Drops cached packages that no kept release came from.
-prune_cache() {
-    for cached_file in "$package_cache"/*; do
-        [ -f "$cached_file" ] || continue
-        if ! grep -qxF -- "sha256 ${cached_file##*/}" "$records"/* 2>/dev/null; then
-            rm -f "$cached_file"
-        fi
-    done
-}
 
 # --- rollback --------------------------------------------------------------
 if [ "$op" = rollback ]; then
@@ -677,17 +709,6 @@ package=$cached
 
 watch_controller
 echo "swpush phase installing"
-# A compressed package is decompressed once, into a plain tar beside the
-# cache (not in /tmp, which may be RAM): the entry check's two listings and
-# the extraction then read that, instead of decompressing three times.
-# unpack TOOL...: decompresses $package with TOOL (stdin to stdout).
-unpack() {
-    unpacked=$cache_dir/.unpacked.$$
-    if ! "$@" <"$package" >"$unpacked" 2>"$work/unpack.err"; then
-        finish failed "cannot decompress the package: $(tail_of "$work/unpack.err")"
-    fi
-    package=$unpacked
-}
 tar_flags=
 case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
     1f8b*)
@@ -738,12 +759,6 @@ done
 undo=staged
 if [ -e "$release" ]; then mv "$release" "$aside"; fi
 mv "$stage" "$release"
-
-# Puts back what was there before this step touched the release directory.
-restore_release() {
-    rm -rf "$release"
-    if [ -e "$aside" ]; then mv "$aside" "$release"; fi
-}
 
 if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
     restore_release
