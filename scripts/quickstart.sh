@@ -25,7 +25,11 @@ die() {
     exit 1
 }
 
-cargo build --release --locked --quiet --bin swpush --example fleet
+# A first build compiles ~200 crates (minutes on 2 cores): say so, and let
+# cargo show its progress rather than staying silent.
+echo "== building swpush and the example fleet (cargo build --release; the first build takes a few minutes)"
+cargo build --release --locked --bin swpush --example fleet
+echo
 rm -rf "$work"
 mkdir -p "$work"
 

@@ -15,9 +15,10 @@
 //! `/etc/swpush`, `H/var-lib-swpush`, `H/var-cache-swpush`, `H/run-swpush`,
 //! `H/opt` on `/opt` and `H/tmp` on `/tmp`. Tests seed and inspect those from
 //! outside via [`TestHost::path`]. The fleet lives under `CARGO_TARGET_TMPDIR`
-//! (or `/var/tmp/swpush-test-fleets` when the checkout is under `/tmp`, and
-//! for `examples/fleet.rs`), never under `/tmp`, which is
-//! replaced inside hosts. `/root` is the
+//! (or `/var/tmp/swpush-test-fleets` when the checkout is under `/tmp`, or
+//! under a directory other users cannot traverse such as `/root`, since
+//! sshd reads `authorized_keys` as the user logging in; and for
+//! `examples/fleet.rs`), never under `/tmp`, which is replaced inside hosts. `/root` is the
 //! machine's, with its shell startup files hidden (see `host.sh` for why).
 //!
 //! Teardown does not rely on `Drop` alone (a fleet may sit in a `static`, or
@@ -40,7 +41,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, ChildStdin, Command, Output, Stdio};
@@ -475,21 +476,36 @@ fn fresh_dir(slot: u32) -> PathBuf {
         "/var/cache",
         "/var/log",
     ];
+    // sshd reads `authorized_keys` as the user logging in, so a non-root
+    // login needs every directory above the fleet to be traversable by
+    // others: a checkout under /root (0700) is not.
     let usable = |dir: &Path| {
-        !hidden.iter().any(|d| dir.starts_with(d)) && !dir.to_string_lossy().contains([',', ':'])
+        !hidden.iter().any(|d| dir.starts_with(d))
+            && !dir.to_string_lossy().contains([',', ':'])
+            && dir
+                .ancestors()
+                .all(|d| fs::metadata(d).map_or(true, |m| m.permissions().mode() & 0o001 != 0))
     };
     // The target dir when the hosts do not hide it (a checkout under /tmp
-    // would be), else /var/tmp, which no host replaces. Only integration
-    // tests get CARGO_TARGET_TMPDIR; examples/fleet.rs uses the fallback.
+    // would be) and anyone may traverse it, else /var/tmp, which no host
+    // replaces. Only integration tests get CARGO_TARGET_TMPDIR;
+    // examples/fleet.rs uses the fallback.
     let fallback = Path::new("/var/tmp/swpush-test-fleets");
     let base = match option_env!("CARGO_TARGET_TMPDIR").map(Path::new) {
         Some(target) if usable(target) => target,
-        _ => fallback,
+        _ => {
+            mkdirs(fallback);
+            fs::set_permissions(fallback, fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("cannot open up {}: {e}", fallback.display()));
+            fallback
+        }
     };
     mkdirs(base);
     for attempt in 0..100 {
         let dir = base.join(format!("fleet-{}-{slot}-{attempt}", process::id()));
         if fs::create_dir(&dir).is_ok() {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("cannot open up {}: {e}", dir.display()));
             return dir;
         }
     }
