@@ -16,6 +16,7 @@ use crate::package::Package;
 use crate::progress::{HostProgress, Phase};
 use crate::report::Status;
 use crate::ssh::{Connection, Event, SshError};
+use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound};
 
 /// The shell the step needs, in the order `sh -c` will define it.
 const SCRIPT: &str = concat!(
@@ -402,19 +403,27 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
     })
 }
 
-/// `STATUS PREVIOUS VERSION MESSAGE...` from the completion line.
+/// `STATUS PREVIOUS VERSION MESSAGE...` from the completion line. What the
+/// client says is kept [bounded](bound): a version to [`MAX_FIELD`], the
+/// message to [`MAX_MESSAGE`] bytes.
 fn parse_done(rest: &str, bytes_sent: u64) -> Result<JobOutcome, StepError> {
     let mut parts = rest.splitn(4, ' ');
     let status = parts.next().unwrap_or("");
     let status: Status = status.parse().map_err(|_| {
-        StepError::Protocol(format!("the client reported an unknown status `{status}`"))
+        StepError::Protocol(format!(
+            "the client reported an unknown status `{}`",
+            bound(status, MAX_FIELD)
+        ))
     })?;
-    let version = |v: Option<&str>| v.filter(|v| *v != "-" && !v.is_empty()).map(str::to_owned);
+    let version = |v: Option<&str>| {
+        v.filter(|v| *v != "-" && !v.is_empty())
+            .map(|v| bound(v, MAX_FIELD).into_owned())
+    };
     Ok(JobOutcome {
         status,
         previous_version: version(parts.next()),
         version: version(parts.next()),
-        message: parts.next().unwrap_or("").trim().to_owned(),
+        message: bound(parts.next().unwrap_or("").trim(), MAX_MESSAGE).into_owned(),
         bytes_sent,
         attempts: 1,
         packages: None,
@@ -454,5 +463,22 @@ mod tests {
             "post_install failed, 1.0 is current again: boom"
         );
         assert!(parse_done("exploded - -", 0).is_err());
+    }
+
+    #[test]
+    fn keeps_a_bounded_part_of_what_a_client_says() {
+        let huge = "x".repeat(70_000);
+        let done = parse_done(&format!("failed {huge} {huge} {huge}"), 0).unwrap();
+        let kept = [done.previous_version.unwrap(), done.version.unwrap()];
+        for version in kept {
+            assert_eq!(version.len(), MAX_FIELD);
+            assert!(version.ends_with('…'));
+        }
+        assert_eq!(done.message.len(), MAX_MESSAGE);
+        assert!(done.message.ends_with('…'));
+        let error = parse_done(&huge, 0).unwrap_err().to_string();
+        assert!(error.len() < 400, "{error}");
+        let outcome = done_line(&format!("swpush done installed - - {huge}\n"));
+        assert_eq!(outcome.message.len(), MAX_MESSAGE);
     }
 }
