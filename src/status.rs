@@ -176,6 +176,55 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever a client answers, each field kept is bounded.
+        #[test]
+        fn answers_are_kept_bounded(
+            lines in prop::collection::vec(
+                (
+                    prop::sample::select(vec!["swpush package", "swpush release", "swpush", "x"]),
+                    prop::collection::vec(
+                        prop_oneof![
+                            3 => "\\PC{0,8}",
+                            1 => "\\PC{1,4}".prop_map(|s| s.repeat(300)),
+                        ],
+                        0..6,
+                    ),
+                ),
+                0..40,
+            ),
+        ) {
+            let mut stdout = String::new();
+            let mut name = String::from("hello");
+            for (head, words) in &lines {
+                if head == &"swpush package" && !words.is_empty() {
+                    name = words[0].clone();
+                }
+                let words = if head == &"swpush release" && !words.is_empty() {
+                    std::iter::once(name.clone()).chain(words[1..].iter().cloned()).collect()
+                } else {
+                    words.clone()
+                };
+                stdout += &format!("{head} {}\n", words.join(" "));
+            }
+            let packages = parse(&stdout);
+            prop_assert!(packages.len() <= MAX_PACKAGES);
+            for p in &packages {
+                let fields = [&p.name, &p.version, &p.sha256].into_iter().chain(p.since.as_ref());
+                for field in fields {
+                    prop_assert!(field.len() <= MAX_FIELD);
+                }
+                prop_assert!(p.releases.len() <= MAX_RELEASES);
+                for r in &p.releases {
+                    prop_assert!(r.version.len() <= MAX_FIELD && r.sha256.len() <= MAX_FIELD);
+                }
+            }
+        }
+    }
 
     #[test]
     fn reads_packages_and_their_kept_releases() {
@@ -201,6 +250,25 @@ mod tests {
             (packages[1].since.as_ref(), packages[1].releases.len()),
             (None, 0),
             "a release line of another package is not this one's"
+        );
+    }
+
+    #[test]
+    fn a_huge_field_is_kept_cut() {
+        let huge = "x".repeat(70_000);
+        let stdout = format!(
+            "swpush package {huge} {huge} {huge} {huge}\nswpush release {huge} {huge} {huge} {huge}\n"
+        );
+        let packages = parse(&stdout);
+        let p = &packages[0];
+        for field in [&p.name, &p.version, &p.sha256, p.since.as_ref().unwrap()] {
+            assert_eq!(field.len(), MAX_FIELD);
+            assert!(field.ends_with('…'));
+        }
+        assert_eq!(
+            p.releases.len(),
+            1,
+            "the release of the cut name is still its own"
         );
     }
 }
