@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use world::*;
 
-const HOSTS: &[&str] = &["hostile"];
+const HOSTS: &[&str] = &["hostile", "honest"];
 
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
@@ -365,6 +365,54 @@ fn a_compromised_client_cannot_write_to_the_terminal() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_terminal_safe("enroll's report", &stdout);
     assert!(stdout.contains(r"key added t\u{1b}]0;pwned"), "{stdout}");
+}
+
+#[test]
+fn a_hook_printing_escapes_and_a_huge_line_is_shown_escaped() {
+    // Not a compromised client: the real step, whose post_install prints
+    // what many service scripts do (colours, a title), some bidi and
+    // zero-width text, and then a line far past the format width limit.
+    let world = world();
+    let package = world.variant("hello-noisy.tar.gz", |dir| {
+        append(
+            dir,
+            "hooks/post.sh",
+            &format!(
+                "printf '\\033[31mstarting\\033[0m {HOSTILE_PRINTF}\\n'\n{x}\necho\nexit 1\n",
+                x = xs(HUGE)
+            ),
+        )
+    });
+    let inventory = world.fleet_inventory("honest", &["honest"], "");
+    let report = report_file("honest");
+    let output = run(&[
+        "install",
+        "-i",
+        inventory.to_str().unwrap(),
+        "--key",
+        world.key.to_str().unwrap(),
+        "--connect-timeout",
+        "5",
+        "--report",
+        report.to_str().unwrap(),
+        package.to_str().unwrap(),
+    ]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert_terminal_safe("install's report", &stdout);
+    assert!(
+        stdout.contains(
+            r"post_install failed, removed again: \u{1b}[31mstarting\u{1b}[0m t\u{1b}]0;pwned"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r"v\u{202e}w\u{200b}x\u{2028}y"), "{stdout}");
+    assert_lines_bounded(&stdout, 2000);
+    let raw = std::fs::read_to_string(&report).unwrap();
+    assert_terminal_safe("the JSON report", &raw);
+    let (status, _, _, message) = outcome(&serde_json::from_str(&raw).unwrap(), "honest");
+    assert_eq!(status, "failed");
+    assert!(message.contains("\x1b[31mstarting"), "{message}");
 }
 
 /// `swpush hosts -i FILE` on an inventory of `yaml` (no fleet needed).
