@@ -28,6 +28,11 @@ const SCRIPT: &str = concat!(
 /// Lines from the step longer than this are noise, not protocol.
 const MAX_LINE: usize = 4096;
 
+/// Most stdout kept unread: while the package is sent, the step's lines
+/// wait to be read, and a step prints nothing then. A client that prints
+/// this much meanwhile is failed, not kept in memory.
+const MAX_UNREAD: usize = 1024 * 1024;
+
 /// Most output a script run by [`script_output`] may print: a client that
 /// floods is failed, not kept in memory (status of hundreds of packages is
 /// a few hundred KiB).
@@ -229,6 +234,8 @@ pub async fn run_step(
     // One order and one upload per run: a client asking again is not a
     // swpush step.
     let (mut ordered, mut uploaded) = (false, false);
+    // The rest of a line cut off for its length is noise too, not a line.
+    let mut rest_of_long_line = false;
     loop {
         let Some(event) = process.next_event().await else {
             break;
@@ -237,6 +244,9 @@ pub async fn run_step(
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            if std::mem::take(&mut rest_of_long_line) {
+                continue;
+            }
             let Some(words) = line.strip_prefix("swpush ") else {
                 continue;
             };
@@ -323,6 +333,7 @@ pub async fn run_step(
         }
         if pending.len() > MAX_LINE {
             pending.clear();
+            rest_of_long_line = true;
         }
     }
     let said = String::from_utf8_lossy(&stderr);
@@ -345,7 +356,15 @@ fn absorb(
     exit: &mut Option<String>,
 ) -> Result<(), StepError> {
     match event {
-        Event::Stdout(data) => pending.extend_from_slice(&data),
+        Event::Stdout(data) => {
+            if pending.len() + data.len() > MAX_UNREAD {
+                return Err(StepError::Protocol(format!(
+                    "the client printed more than {} MiB while the package was sent: not a swpush step",
+                    MAX_UNREAD >> 20
+                )));
+            }
+            pending.extend_from_slice(&data);
+        }
         Event::Stderr(data) => {
             if stderr.len() < 64 * 1024 {
                 stderr.extend_from_slice(&data);

@@ -415,6 +415,78 @@ fn a_hook_printing_escapes_and_a_huge_line_is_shown_escaped() {
     assert!(message.contains("\x1b[31mstarting"), "{message}");
 }
 
+#[test]
+fn a_client_flooding_while_the_package_is_sent_is_cut_off() {
+    // The client asks for the package, then never reads it and prints
+    // without end: the upload waits for window space while the output
+    // piles up, unless the controller bounds what it keeps unread.
+    let world = world();
+    let package = world.variant("hello-big.tar", |dir| {
+        let noise: Vec<u8> = (0..6u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(dir.join("bin/noise"), noise).unwrap();
+    });
+    let size = std::fs::metadata(&package).unwrap().len();
+    hostile_login(
+        "floodupload",
+        &answering(&format!("echo 'swpush need {size}'\nexec yes swpush-flood")),
+    );
+    let inventory = inventory_of("floodupload", &["floodupload"]);
+    let (output, peak_mib, _) = measured(
+        world,
+        &[
+            "install",
+            "-i",
+            inventory.to_str().unwrap(),
+            "--key",
+            world.key.to_str().unwrap(),
+            "--connect-timeout",
+            "5",
+            "--timeout",
+            "8",
+            "--format",
+            "json",
+            package.to_str().unwrap(),
+        ],
+    );
+    let (code, report) = parse_report(&output);
+    eprintln!("a client flooding during the upload: controller peak {peak_mib} MiB");
+    let (status, message) = status_of(&report, "floodupload");
+    assert_eq!((code, status.as_str()), (2, "failed"), "{message}");
+    assert!(message.contains("printed more than"), "{message}");
+    assert!(
+        peak_mib < 64,
+        "the controller kept the flood: {peak_mib} MiB"
+    );
+}
+
+#[test]
+fn the_end_of_an_overlong_line_is_not_read_as_a_line() {
+    // 5 000 bytes of noise, then, in a later packet, what would be a
+    // completion line if it started a line: it ends the noise instead.
+    hostile_login(
+        "longline",
+        &answering(&format!(
+            "{x}\nsleep 1\necho 'swpush done installed - 9.9 forged'\nexit 1",
+            x = xs(5000)
+        )),
+    );
+    let inventory = inventory_of("longline", &["longline"]);
+    let world = world();
+    let (code, report) = world.push("install", &inventory, &world.hello, &[]);
+    let (status, version) = (
+        host_entry(&report, "longline")["status"].clone(),
+        host_entry(&report, "longline")["version"].clone(),
+    );
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(
+        (status.as_str(), version.as_str()),
+        (Some("failed"), None),
+        "{report:#}"
+    );
+}
+
 /// `swpush hosts -i FILE` on an inventory of `yaml` (no fleet needed).
 fn hosts_of(tag: &str, yaml: &str) -> (Output, PathBuf) {
     let path = world().fleet.dir().join(format!("inventory-{tag}.yaml"));
