@@ -15,7 +15,11 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{MAX_COLUMN_WIDTH, Status};
-use crate::untrusted::terminal_safe;
+use crate::untrusted::{bound, terminal_safe};
+
+/// Most of a detail shown after a host's phase: the line is one row of
+/// the display, and the detail may come from the client.
+const MAX_DETAIL: usize = 80;
 
 /// What a host is doing right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,8 +177,10 @@ impl HostProgress {
     pub fn detail(&self, text: &str) {
         if let Some(line) = &self.line {
             let phase = *line.phase.lock().unwrap_or_else(PoisonError::into_inner);
-            line.bar
-                .set_message(format!("{phase} ({})", terminal_safe(text)));
+            line.bar.set_message(format!(
+                "{phase} ({})",
+                terminal_safe(&bound(text, MAX_DETAIL))
+            ));
         }
     }
 
@@ -266,6 +272,11 @@ mod tests {
         assert_eq!(line.bar.message(), "uploading");
         host.detail("a\nb\x1b[2J\u{202e}");
         assert_eq!(line.bar.message(), r"uploading (a b\u{1b}[2J\u{202e})");
+        host.detail(&"x".repeat(70_000));
+        assert_eq!(
+            line.bar.message(),
+            format!("uploading ({}…)", "x".repeat(MAX_DETAIL - 3))
+        );
         assert_eq!(line.bar.prefix(), "web1");
         let longer = progress.host("web10");
         assert_eq!(longer.line.as_ref().unwrap().bar.prefix(), "web10");
@@ -273,6 +284,13 @@ mod tests {
             progress.host("db1").line.as_ref().unwrap().bar.prefix(),
             "db1  "
         );
+        // A format width past 65 535 panics: names are padded by hand, to
+        // at most MAX_COLUMN_WIDTH.
+        let long = progress.host(&"h".repeat(70_000));
+        assert_eq!(long.line.as_ref().unwrap().bar.prefix(), "h".repeat(70_000));
+        let after = progress.host("web2");
+        let prefix = after.line.as_ref().unwrap().bar.prefix();
+        assert_eq!(prefix, format!("web2{}", " ".repeat(MAX_COLUMN_WIDTH - 4)));
     }
 
     #[test]
