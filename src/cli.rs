@@ -16,6 +16,7 @@ use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
 use crate::ssh::ConnectOptions;
 use crate::step::{Policy, StepRequest, Subject};
+use crate::untrusted::{json_safe, terminal_safe};
 use crate::version::Version;
 use crate::{enroll, key, lock, package, status};
 
@@ -490,35 +491,43 @@ fn run_on_hosts<J: Job>(
         dry_run,
         hosts: reports,
     };
+    // The JSON report and the run record are written before any text is
+    // rendered: the hosts have been acted on, and nothing that goes wrong
+    // in showing the result may lose the record of it.
     let json = report.to_json();
-    match args.format {
-        Format::Text if op == Op::Status => print!("{}", status::render_text(&report, args.quiet)),
-        Format::Text => print!("{}", report.render_text(args.quiet)),
-        Format::Json => println!("{json}"),
-    }
     if let Some(path) = &args.report
         && let Err(error) = std::fs::write(path, format!("{json}\n"))
     {
         // The hosts have been acted on: the exit status must still say how.
-        eprintln!(
-            "warning: cannot write the report to {}: {error}",
+        warn(&format!(
+            "cannot write the report to {}: {error}",
             path.display()
-        );
+        ));
     }
     // The record is of what was done to the fleet; a status query did nothing.
     if let Some(state_home) = crate::report::state_home().filter(|_| op != Op::Status)
         && let Err(error) = crate::report::save_run_record(&report, &state_home)
     {
-        eprintln!(
-            "warning: cannot keep the run record under {}: {error}",
+        warn(&format!(
+            "cannot keep the run record under {}: {error}",
             state_home.display()
-        );
+        ));
+    }
+    match args.format {
+        Format::Text if op == Op::Status => print!("{}", status::render_text(&report, args.quiet)),
+        Format::Text => print!("{}", report.render_text(args.quiet)),
+        Format::Json => println!("{json}"),
     }
     Ok(if report.all_ok() {
         Outcome::Success
     } else {
         Outcome::HostsFailed
     })
+}
+
+/// A warning on stderr, on one terminal-safe line.
+fn warn(text: &str) {
+    eprintln!("warning: {}", terminal_safe(text));
 }
 
 fn pack(args: &PackArgs) -> Result<Outcome> {
@@ -561,7 +570,7 @@ fn keygen(args: &KeygenArgs) -> Result<Outcome> {
 fn hosts(args: &HostsArgs) -> Result<Outcome> {
     let hosts = selected_hosts(&args.select)?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&hosts)?),
+        Format::Json => println!("{}", json_safe(serde_json::to_string_pretty(&hosts)?)),
         Format::Text => print!("{}", hosts_table(&hosts)),
     }
     Ok(Outcome::Success)

@@ -15,6 +15,7 @@ use crate::inventory::Host;
 use crate::progress::{HostProgress, Phase, Progress};
 use crate::report::{HostReport, InstalledPackage, Status};
 use crate::ssh::{ConnectOptions, Connection};
+use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound_owned};
 
 /// How a job ended on one host (before timing and addressing are added).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,17 +195,21 @@ async fn run_one<J: Job>(
     outcome
 }
 
+/// The report of one host. Versions and message may hold a client's words
+/// (its answers, its stderr, its SSH disconnect text): whatever path they
+/// came by, no more than a bounded part of them is kept.
 fn report(host: &Host, outcome: JobOutcome, elapsed: Duration) -> HostReport {
+    let field = |v: Option<String>| v.map(|v| bound_owned(v, MAX_FIELD));
     HostReport {
         host: host.name.clone(),
         address: host.address.clone(),
         status: outcome.status,
-        previous_version: outcome.previous_version,
-        version: outcome.version,
+        previous_version: field(outcome.previous_version),
+        version: field(outcome.version),
         seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
         attempts: outcome.attempts,
         bytes_sent: outcome.bytes_sent,
-        message: outcome.message,
+        message: bound_owned(outcome.message, MAX_MESSAGE),
         packages: outcome.packages,
     }
 }

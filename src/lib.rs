@@ -19,5 +19,6 @@ pub mod report;
 pub mod ssh;
 pub mod status;
 pub mod step;
+pub mod untrusted;
 pub mod version;
 pub mod yaml;

@@ -90,7 +90,7 @@ pub fn acquire(state_home: &Path, inventory: &Path, what: &str) -> Result<RunLoc
                 holder: if holder.is_empty() {
                     "it is just starting".to_owned()
                 } else {
-                    crate::report::one_line(holder).into_owned()
+                    crate::untrusted::terminal_safe(holder).into_owned()
                 },
                 lock: path.display().to_string(),
             });

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use swpush::cli;
+use swpush::untrusted::{MAX_ERROR_LINE, bound, terminal_safe};
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -28,7 +29,10 @@ fn main() -> ExitCode {
         Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
         Ok(cli::Outcome::HostsFailed) => ExitCode::from(2),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // An error may quote a file or a client (a host name, an entry
+            // name): one line, bounded, nothing a terminal acts on.
+            let line = format!("{error:#}");
+            eprintln!("error: {}", terminal_safe(&bound(&line, MAX_ERROR_LINE)));
             ExitCode::from(1)
         }
     }

@@ -14,7 +14,12 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{Status, one_line};
+use crate::report::{MAX_COLUMN_WIDTH, Status};
+use crate::untrusted::{bound, terminal_safe};
+
+/// Most of a detail shown after a host's phase: the line is one row of
+/// the display, and the detail may come from the client.
+const MAX_DETAIL: usize = 80;
 
 /// What a host is doing right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,16 +107,18 @@ impl Progress {
                 uploaded: AtomicU64::new(0),
             };
         };
-        let name = one_line(name);
-        let len = name.chars().count();
+        let name = terminal_safe(name);
+        let len = name.chars().count().min(MAX_COLUMN_WIDTH);
         let width = shared.name_width.fetch_max(len, Ordering::Relaxed).max(len);
+        // Padded by hand: a format width past 65 535 panics.
+        let pad = " ".repeat(width.saturating_sub(name.chars().count()));
         let bar = shared.multi.add(
             ProgressBar::new_spinner()
                 .with_style(
                     ProgressStyle::with_template("  {spinner} {prefix} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 )
-                .with_prefix(format!("{name:<width$}"))
+                .with_prefix(format!("{name}{pad}"))
                 .with_message(Phase::Connecting.to_string()),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
@@ -170,8 +177,10 @@ impl HostProgress {
     pub fn detail(&self, text: &str) {
         if let Some(line) = &self.line {
             let phase = *line.phase.lock().unwrap_or_else(PoisonError::into_inner);
-            line.bar
-                .set_message(format!("{phase} ({})", one_line(text)));
+            line.bar.set_message(format!(
+                "{phase} ({})",
+                terminal_safe(&bound(text, MAX_DETAIL))
+            ));
         }
     }
 
@@ -261,8 +270,13 @@ mod tests {
         assert_eq!(line.bar.message(), "waiting (busy, try 2/6)");
         host.phase(Phase::Uploading);
         assert_eq!(line.bar.message(), "uploading");
-        host.detail("a\nb\x1b[2J");
-        assert_eq!(line.bar.message(), "uploading (a b [2J)");
+        host.detail("a\nb\x1b[2J\u{202e}");
+        assert_eq!(line.bar.message(), r"uploading (a b\u{1b}[2J\u{202e})");
+        host.detail(&"x".repeat(70_000));
+        assert_eq!(
+            line.bar.message(),
+            format!("uploading ({}…)", "x".repeat(MAX_DETAIL - 3))
+        );
         assert_eq!(line.bar.prefix(), "web1");
         let longer = progress.host("web10");
         assert_eq!(longer.line.as_ref().unwrap().bar.prefix(), "web10");
@@ -270,6 +284,13 @@ mod tests {
             progress.host("db1").line.as_ref().unwrap().bar.prefix(),
             "db1  "
         );
+        // A format width past 65 535 panics: names are padded by hand, to
+        // at most MAX_COLUMN_WIDTH.
+        let long = progress.host(&"h".repeat(70_000));
+        assert_eq!(long.line.as_ref().unwrap().bar.prefix(), "h".repeat(70_000));
+        let after = progress.host("web2");
+        let prefix = after.line.as_ref().unwrap().bar.prefix();
+        assert_eq!(prefix, format!("web2{}", " ".repeat(MAX_COLUMN_WIDTH - 4)));
     }
 
     #[test]

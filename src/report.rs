@@ -17,6 +17,8 @@ use std::str::FromStr;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::untrusted::{json_safe, terminal_safe};
+
 /// How one host ended. Every host ends in exactly one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -292,9 +294,14 @@ impl RunReport {
     }
 
     /// The JSON report of SPEC §7, pretty-printed, without a final newline.
+    /// Client text is kept as the client sent it (bounded when it was
+    /// received), with what a terminal would act on written as JSON
+    /// escapes ([`json_safe`]).
     pub fn to_json(&self) -> String {
         // Only string-keyed maps and plain values: serializing cannot fail.
-        serde_json::to_string_pretty(self).expect("a RunReport always serializes to JSON")
+        json_safe(
+            serde_json::to_string_pretty(self).expect("a RunReport always serializes to JSON"),
+        )
     }
 
     /// The text report, ending in a newline: the table (unless `quiet`), the
@@ -344,12 +351,12 @@ impl RunReport {
             .iter()
             .map(|h| {
                 [
-                    one_line(&h.host).into_owned(),
+                    h.host.clone(),
                     h.shown_status(self.dry_run),
                     version_change(h),
                     seconds(h.seconds),
                     bytes(h.bytes_sent),
-                    one_line(&h.message).into_owned(),
+                    h.message.clone(),
                 ]
             })
             .collect();
@@ -370,9 +377,9 @@ impl RunReport {
         }
         let what = match &self.package {
             Some(p) => {
-                let name = one_line(&p.name);
+                let name = terminal_safe(&p.name);
                 match &p.version {
-                    Some(v) => format!(" — {name} {}", one_line(v)),
+                    Some(v) => format!(" — {name} {}", terminal_safe(v)),
                     None => format!(" — {name}"),
                 }
             }
@@ -385,45 +392,56 @@ impl RunReport {
         );
         let rows: Vec<[String; 3]> = not_done
             .iter()
-            .map(|h| {
-                [
-                    one_line(&h.host).into_owned(),
-                    h.status.to_string(),
-                    one_line(&h.message).into_owned(),
-                ]
-            })
+            .map(|h| [h.host.clone(), h.status.to_string(), h.message.clone()])
             .collect();
         out.push_str(&columns(&rows, &[], "  "));
         out
     }
 }
 
-/// Rows as lines of columns padded to their widest cell, two spaces apart,
-/// after `indent`; the columns numbered in `right` are aligned right. No
-/// line ends in spaces.
+/// Widest a column is padded to: a longer cell (a long host name, a
+/// client's message) is printed whole and only its own row is out of line.
+pub(crate) const MAX_COLUMN_WIDTH: usize = 48;
+
+/// Rows as lines of columns padded to their widest cell (at most
+/// [`MAX_COLUMN_WIDTH`]), two spaces apart, after `indent`; the columns
+/// numbered in `right` are aligned right. Every cell is made
+/// [terminal-safe](terminal_safe), so no cell can break its line or send
+/// the terminal a control sequence. No line ends in spaces.
 pub(crate) fn columns<const N: usize>(
     rows: &[[String; N]],
     right: &[usize],
     indent: &str,
 ) -> String {
+    let safe: Vec<[Cow<'_, str>; N]> = rows
+        .iter()
+        .map(|row| std::array::from_fn(|column| terminal_safe(&row[column])))
+        .collect();
     let mut widths = [0; N];
-    for row in rows {
+    for row in &safe {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.chars().count()).min(MAX_COLUMN_WIDTH);
         }
     }
     let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(column, (cell, width))| match right.contains(&column) {
-                true => format!("{cell:>width$}"),
-                false => format!("{cell:<width$}"),
-            })
-            .collect();
-        out.push_str(format!("{indent}{}", cells.join("  ")).trim_end());
+    for row in &safe {
+        let mut line = String::from(indent);
+        for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if column > 0 {
+                line.push_str("  ");
+            }
+            // Padding by hand, not with `{:<width$}`: format widths panic
+            // past 65 535.
+            let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
+            if right.contains(&column) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+        }
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out
@@ -439,12 +457,12 @@ pub(crate) fn plural(n: usize, noun: &str) -> String {
 
 /// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it did not change.
 fn version_change(h: &HostReport) -> String {
-    fn show(v: Option<&str>) -> Cow<'_, str> {
-        v.map_or(Cow::Borrowed("-"), one_line)
+    fn show(v: Option<&str>) -> &str {
+        v.unwrap_or("-")
     }
     let (before, after) = (h.previous_version.as_deref(), h.version.as_deref());
     if before == after {
-        show(after).into_owned()
+        show(after).to_owned()
     } else {
         format!("{} → {}", show(before), show(after))
     }
@@ -470,20 +488,6 @@ fn seconds(s: f64) -> String {
         format!("{s:.1}")
     } else {
         "-".to_owned()
-    }
-}
-
-/// Text from a client or an error on one line, with no terminal control
-/// sequences: control characters (newlines, escapes) become spaces.
-pub(crate) fn one_line(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        let clean: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        Cow::Owned(clean.trim().to_owned())
-    } else {
-        Cow::Borrowed(text)
     }
 }
 
@@ -819,12 +823,53 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut report = mixed();
         report.hosts[1].message = "line1\nline2\x1b[2J\r".to_owned();
         report.hosts[1].previous_version = Some("1.0\x1b]0;x\x07".to_owned());
+        report.hosts[3].message = "ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}".to_owned();
+        report.hosts[0].host = "web1\u{feff}".to_owned();
         let text = report.render_text(false);
-        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
-        assert!(text.contains("line1 line2 [2J\n"), "{text}");
+        let raw = [
+            '\x1b', '\r', '\x07', '\u{202e}', '\u{202c}', '\u{200b}', '\u{2028}',
+        ];
+        assert!(!text.contains(raw), "{text:?}");
+        assert!(!text.contains(['\u{2066}', '\u{feff}']), "{text:?}");
+        // Shown as escapes: the operator sees that something was sent.
+        assert!(text.contains(r"line1 line2\u{1b}[2J"), "{text}");
+        assert!(text.contains(r"1.0\u{1b}]0;x\u{7} → -"), "{text}");
+        assert!(
+            text.contains(r"ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}"),
+            "{text}"
+        );
+        assert!(text.contains(r"web1\u{feff}  installed"), "{text}");
         assert_eq!(text.lines().count(), 12, "{text}");
-        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        // The JSON keeps what the client said, escaped so that printing it
+        // sends the terminal nothing either.
+        let json_text = report.to_json();
+        assert!(!json_text.contains(raw), "{json_text}");
+        let json: serde_json::Value = serde_json::from_str(&json_text).unwrap();
         assert_eq!(json["hosts"][1]["message"], "line1\nline2\x1b[2J\r");
+        assert_eq!(json["hosts"][3]["message"], report.hosts[3].message);
+    }
+
+    #[test]
+    fn cells_of_any_length_render_without_panic() {
+        // Rust's format width panics from 65 536 on.
+        let huge = "x".repeat(70_000);
+        let mut report = mixed();
+        report.hosts[0].host = huge.clone();
+        report.hosts[1].message = huge.clone();
+        report.hosts[2].version = Some(huge.clone());
+        report.package.as_mut().unwrap().version = Some(huge.clone());
+        let text = report.render_text(false);
+        assert!(text.contains(&huge));
+        assert_eq!(text.lines().count(), 12, "{text:.300}");
+        // Short cells stay aligned, padded to at most MAX_COLUMN_WIDTH.
+        let app1 = text.lines().find(|l| l.starts_with("app1")).unwrap();
+        assert!(app1.starts_with(&format!(
+            "app1{}unchanged",
+            " ".repeat(MAX_COLUMN_WIDTH - 2)
+        )));
+        let rows = [[huge.clone(), "a".into()], ["b".into(), "c".into()]];
+        let shown = columns(&rows, &[0], "  ");
+        assert!(shown.ends_with(&format!("\n  {}b  c\n", " ".repeat(MAX_COLUMN_WIDTH - 1))));
     }
 
     #[test]

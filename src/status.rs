@@ -7,9 +7,10 @@
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
 use crate::progress::{HostProgress, Phase};
-use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, columns, one_line, plural};
+use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, columns, plural};
 use crate::ssh::Connection;
 use crate::step::{done_line, script_output, shell_command};
+use crate::untrusted::{MAX_FIELD, bound};
 
 /// Prints `swpush package NAME VERSION SHA256 SINCE` for each installed
 /// package (or only NAME), each followed by `swpush release NAME VERSION
@@ -62,27 +63,41 @@ impl Job for StatusQuery {
     }
 }
 
-/// The packages the script's lines describe.
+/// Most packages kept of one host's answer, and most kept releases of one
+/// package: far more than a real host has; a client claiming more is not
+/// kept in the report whole.
+const MAX_PACKAGES: usize = 10_000;
+const MAX_RELEASES: usize = 1_000;
+
+/// The packages the script's lines describe. Every field is the client's
+/// word, so each is [bounded](bound) as it is kept.
 fn parse(stdout: &str) -> Vec<InstalledPackage> {
-    let known = |v: &str| (v != "-").then(|| v.to_owned());
+    let field = |v: &str| bound(v, MAX_FIELD).into_owned();
+    let known = |v: &str| (v != "-").then(|| field(v));
     let mut packages: Vec<InstalledPackage> = Vec::new();
     for line in stdout.lines() {
         let words: Vec<&str> = line.split(' ').collect();
         match words.as_slice() {
             ["swpush", "package", name, version, sha256, since] => {
+                if packages.len() >= MAX_PACKAGES {
+                    continue;
+                }
                 packages.push(InstalledPackage {
-                    name: (*name).to_owned(),
-                    version: (*version).to_owned(),
-                    sha256: (*sha256).to_owned(),
+                    name: field(name),
+                    version: field(version),
+                    sha256: field(sha256),
                     since: known(since),
                     releases: Vec::new(),
                 });
             }
             ["swpush", "release", name, version, sha256, installed] => {
-                if let Some(package) = packages.last_mut().filter(|p| p.name == *name) {
+                if let Some(package) = packages
+                    .last_mut()
+                    .filter(|p| p.name == field(name) && p.releases.len() < MAX_RELEASES)
+                {
                     package.releases.push(KeptRelease {
-                        version: (*version).to_owned(),
-                        sha256: (*sha256).to_owned(),
+                        version: field(version),
+                        sha256: field(sha256),
                         installed: known(installed),
                     });
                 }
@@ -99,7 +114,7 @@ fn parse(stdout: &str) -> Vec<InstalledPackage> {
 pub fn render_text(report: &RunReport, quiet: bool) -> String {
     let mut rows: Vec<[String; 5]> = Vec::new();
     for h in &report.hosts {
-        let host = one_line(&h.host).into_owned();
+        let host = h.host.clone();
         match &h.packages {
             Some(packages) if !packages.is_empty() => {
                 for p in packages {
@@ -116,7 +131,7 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
             Some(_) => rows.push(match &report.package {
                 Some(only) => [
                     host,
-                    one_line(&only.name).into_owned(),
+                    only.name.clone(),
                     "(not installed)".into(),
                     String::new(),
                     String::new(),
@@ -161,6 +176,55 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever a client answers, each field kept is bounded.
+        #[test]
+        fn answers_are_kept_bounded(
+            lines in prop::collection::vec(
+                (
+                    prop::sample::select(vec!["swpush package", "swpush release", "swpush", "x"]),
+                    prop::collection::vec(
+                        prop_oneof![
+                            3 => "\\PC{0,8}",
+                            1 => "\\PC{1,4}".prop_map(|s| s.repeat(300)),
+                        ],
+                        0..6,
+                    ),
+                ),
+                0..40,
+            ),
+        ) {
+            let mut stdout = String::new();
+            let mut name = String::from("hello");
+            for (head, words) in &lines {
+                if head == &"swpush package" && !words.is_empty() {
+                    name = words[0].clone();
+                }
+                let words = if head == &"swpush release" && !words.is_empty() {
+                    std::iter::once(name.clone()).chain(words[1..].iter().cloned()).collect()
+                } else {
+                    words.clone()
+                };
+                stdout += &format!("{head} {}\n", words.join(" "));
+            }
+            let packages = parse(&stdout);
+            prop_assert!(packages.len() <= MAX_PACKAGES);
+            for p in &packages {
+                let fields = [&p.name, &p.version, &p.sha256].into_iter().chain(p.since.as_ref());
+                for field in fields {
+                    prop_assert!(field.len() <= MAX_FIELD);
+                }
+                prop_assert!(p.releases.len() <= MAX_RELEASES);
+                for r in &p.releases {
+                    prop_assert!(r.version.len() <= MAX_FIELD && r.sha256.len() <= MAX_FIELD);
+                }
+            }
+        }
+    }
 
     #[test]
     fn reads_packages_and_their_kept_releases() {
@@ -186,6 +250,25 @@ mod tests {
             (packages[1].since.as_ref(), packages[1].releases.len()),
             (None, 0),
             "a release line of another package is not this one's"
+        );
+    }
+
+    #[test]
+    fn a_huge_field_is_kept_cut() {
+        let huge = "x".repeat(70_000);
+        let stdout = format!(
+            "swpush package {huge} {huge} {huge} {huge}\nswpush release {huge} {huge} {huge} {huge}\n"
+        );
+        let packages = parse(&stdout);
+        let p = &packages[0];
+        for field in [&p.name, &p.version, &p.sha256, p.since.as_ref().unwrap()] {
+            assert_eq!(field.len(), MAX_FIELD);
+            assert!(field.ends_with('…'));
+        }
+        assert_eq!(
+            p.releases.len(),
+            1,
+            "the release of the cut name is still its own"
         );
     }
 }

@@ -16,6 +16,7 @@ use crate::package::Package;
 use crate::progress::{HostProgress, Phase};
 use crate::report::Status;
 use crate::ssh::{Connection, Event, SshError};
+use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound};
 
 /// The shell the step needs, in the order `sh -c` will define it.
 const SCRIPT: &str = concat!(
@@ -26,6 +27,11 @@ const SCRIPT: &str = concat!(
 
 /// Lines from the step longer than this are noise, not protocol.
 const MAX_LINE: usize = 4096;
+
+/// Most stdout kept unread: while the package is sent, the step's lines
+/// wait to be read, and a step prints nothing then. A client that prints
+/// this much meanwhile is failed, not kept in memory.
+const MAX_UNREAD: usize = 1024 * 1024;
 
 /// Most output a script run by [`script_output`] may print: a client that
 /// floods is failed, not kept in memory (status of hundreds of packages is
@@ -228,6 +234,8 @@ pub async fn run_step(
     // One order and one upload per run: a client asking again is not a
     // swpush step.
     let (mut ordered, mut uploaded) = (false, false);
+    // The rest of a line cut off for its length is noise too, not a line.
+    let mut rest_of_long_line = false;
     loop {
         let Some(event) = process.next_event().await else {
             break;
@@ -236,6 +244,9 @@ pub async fn run_step(
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            if std::mem::take(&mut rest_of_long_line) {
+                continue;
+            }
             let Some(words) = line.strip_prefix("swpush ") else {
                 continue;
             };
@@ -322,6 +333,7 @@ pub async fn run_step(
         }
         if pending.len() > MAX_LINE {
             pending.clear();
+            rest_of_long_line = true;
         }
     }
     let said = String::from_utf8_lossy(&stderr);
@@ -344,7 +356,15 @@ fn absorb(
     exit: &mut Option<String>,
 ) -> Result<(), StepError> {
     match event {
-        Event::Stdout(data) => pending.extend_from_slice(&data),
+        Event::Stdout(data) => {
+            if pending.len() + data.len() > MAX_UNREAD {
+                return Err(StepError::Protocol(format!(
+                    "the client printed more than {} MiB while the package was sent: not a swpush step",
+                    MAX_UNREAD >> 20
+                )));
+            }
+            pending.extend_from_slice(&data);
+        }
         Event::Stderr(data) => {
             if stderr.len() < 64 * 1024 {
                 stderr.extend_from_slice(&data);
@@ -402,19 +422,27 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
     })
 }
 
-/// `STATUS PREVIOUS VERSION MESSAGE...` from the completion line.
+/// `STATUS PREVIOUS VERSION MESSAGE...` from the completion line. What the
+/// client says is kept [bounded](bound): a version to [`MAX_FIELD`], the
+/// message to [`MAX_MESSAGE`] bytes.
 fn parse_done(rest: &str, bytes_sent: u64) -> Result<JobOutcome, StepError> {
     let mut parts = rest.splitn(4, ' ');
     let status = parts.next().unwrap_or("");
     let status: Status = status.parse().map_err(|_| {
-        StepError::Protocol(format!("the client reported an unknown status `{status}`"))
+        StepError::Protocol(format!(
+            "the client reported an unknown status `{}`",
+            bound(status, MAX_FIELD)
+        ))
     })?;
-    let version = |v: Option<&str>| v.filter(|v| *v != "-" && !v.is_empty()).map(str::to_owned);
+    let version = |v: Option<&str>| {
+        v.filter(|v| *v != "-" && !v.is_empty())
+            .map(|v| bound(v, MAX_FIELD).into_owned())
+    };
     Ok(JobOutcome {
         status,
         previous_version: version(parts.next()),
         version: version(parts.next()),
-        message: parts.next().unwrap_or("").trim().to_owned(),
+        message: bound(parts.next().unwrap_or("").trim(), MAX_MESSAGE).into_owned(),
         bytes_sent,
         attempts: 1,
         packages: None,
@@ -454,5 +482,22 @@ mod tests {
             "post_install failed, 1.0 is current again: boom"
         );
         assert!(parse_done("exploded - -", 0).is_err());
+    }
+
+    #[test]
+    fn keeps_a_bounded_part_of_what_a_client_says() {
+        let huge = "x".repeat(70_000);
+        let done = parse_done(&format!("failed {huge} {huge} {huge}"), 0).unwrap();
+        let kept = [done.previous_version.unwrap(), done.version.unwrap()];
+        for version in kept {
+            assert_eq!(version.len(), MAX_FIELD);
+            assert!(version.ends_with('…'));
+        }
+        assert_eq!(done.message.len(), MAX_MESSAGE);
+        assert!(done.message.ends_with('…'));
+        let error = parse_done(&huge, 0).unwrap_err().to_string();
+        assert!(error.len() < 400, "{error}");
+        let outcome = done_line(&format!("swpush done installed - - {huge}\n"));
+        assert_eq!(outcome.message.len(), MAX_MESSAGE);
     }
 }

@@ -16,7 +16,7 @@ use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
 use super::native::check_name;
-use super::vars::{Source, Vars, check_endpoint, check_values};
+use super::vars::{MAX_VALUE_BYTES, Source, Vars, check_endpoint, check_length, check_values};
 use super::{InventoryError, RawHost, RawInventory};
 
 #[derive(Deserialize, Default)]
@@ -228,7 +228,12 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
         let at = |expected: &str| {
             source.error_at(&value.referenced, &format!("`{key}`: expected {expected}"))
         };
-        let text = || text_of(&value.value).ok_or_else(|| at("text"));
+        let text = || {
+            let text = text_of(&value.value).ok_or_else(|| at("text"))?;
+            let spanned = Spanned::new(text, value.referenced, value.defined);
+            check_length(source, &format!("`{key}`"), &spanned, MAX_VALUE_BYTES)?;
+            Ok::<_, InventoryError>(spanned.value)
+        };
         let number = || int_of(&value.value).ok_or_else(|| at("a whole number"));
         match key.as_str() {
             "ansible_host" | "ansible_ssh_host" => {

@@ -8,8 +8,12 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
-use super::vars::{Source, Vars, check_endpoint, check_values};
+use super::vars::{
+    MAX_NAME_BYTES, MAX_VALUE_BYTES, Source, Vars, check_endpoint, check_length, check_values,
+    quoted,
+};
 use super::{InventoryError, RawHost, RawInventory};
+use crate::untrusted::is_unsafe;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,11 +34,11 @@ struct VarsYaml {
     address: Option<Spanned<String>>,
     port: Option<Spanned<u16>>,
     user: Option<Spanned<String>>,
-    identity_file: Option<String>,
+    identity_file: Option<Spanned<String>>,
     #[serde(rename = "become")]
     become_root: Option<bool>,
-    proxy_jump: Option<String>,
-    busy_check: Option<String>,
+    proxy_jump: Option<Spanned<String>>,
+    busy_check: Option<Spanned<String>>,
     busy_wait: Option<u64>,
     busy_retries: Option<u32>,
     keep_releases: Option<Spanned<u32>>,
@@ -73,6 +77,15 @@ impl VarsYaml {
             self.user.as_ref(),
             self.port.as_ref(),
         )?;
+        for (key, value) in [
+            ("`identity_file`", &self.identity_file),
+            ("`proxy_jump`", &self.proxy_jump),
+            ("`busy_check`", &self.busy_check),
+        ] {
+            if let Some(value) = value {
+                check_length(source, key, value, MAX_VALUE_BYTES)?;
+            }
+        }
         check_values(
             source,
             self.keep_releases.as_ref(),
@@ -87,10 +100,10 @@ impl VarsYaml {
             address: self.address.map(|s| s.value),
             port: self.port.map(|s| s.value),
             user: self.user.map(|s| s.value),
-            identity_file: self.identity_file,
+            identity_file: self.identity_file.map(|s| s.value),
             become_root: self.become_root,
-            proxy_jump: self.proxy_jump,
-            busy_check: self.busy_check,
+            proxy_jump: self.proxy_jump.map(|s| s.value),
+            busy_check: self.busy_check.map(|s| s.value),
             busy_wait: self.busy_wait,
             busy_retries: self.busy_retries,
             keep_releases: self.keep_releases.map(|s| s.value),
@@ -224,17 +237,19 @@ pub(super) fn check_name(
     name: &Spanned<String>,
     what: &str,
 ) -> Result<(), InventoryError> {
+    check_length(source, &format!("{what} name"), name, MAX_NAME_BYTES)?;
     let text = &name.value;
     let bad = text.is_empty()
         || text.starts_with(['!', '&', '~', '@'])
         || text.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, ',' | '*' | '?' | '[' | ']' | '/')
+            c.is_whitespace() || is_unsafe(c) || matches!(c, ',' | '*' | '?' | '[' | ']' | '/')
         });
     if bad {
         return Err(source.error_at(
             &name.referenced,
             &format!(
-                "{what} name `{text}` may not be empty, start with `!&~@`, or contain spaces or `,*?[]/`"
+                "{what} name `{}` may not be empty, start with `!&~@`, or contain spaces, control or invisible characters or `,*?[]/`",
+                quoted(text)
             ),
         ));
     }

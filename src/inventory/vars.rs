@@ -7,6 +7,40 @@ use std::path::Path;
 use serde_saphyr::{Location, Spanned};
 
 use super::InventoryError;
+use crate::untrusted::{bound, is_unsafe, terminal_safe};
+
+/// Longest host or group name, address or user: a DNS name has at most
+/// 253 characters, a login name far fewer.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Longest other text value (a path, a command, a jump host): PATH_MAX.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// How an error line quotes a value from the file: the start of it, with
+/// nothing a terminal acts on.
+pub fn quoted(text: &str) -> String {
+    terminal_safe(&bound(text, 64)).into_owned()
+}
+
+/// Refuses a text value longer than `max` bytes, at its location.
+pub fn check_length(
+    source: &Source,
+    key: &str,
+    value: &Spanned<String>,
+    max: usize,
+) -> Result<(), InventoryError> {
+    let length = value.value.len();
+    if length > max {
+        return Err(source.error_at(
+            &value.referenced,
+            &format!(
+                "{key} `{}` is longer than {max} bytes ({length})",
+                quoted(&value.value)
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Settings an inventory may give a host, each unset until some layer sets it.
 /// Layers apply in order with [`Vars::overlay`]; the last one to set a field wins.
@@ -69,15 +103,17 @@ pub fn check_endpoint(
 ) -> Result<(), InventoryError> {
     for (key, value) in [("address", address), ("user", user)] {
         if let Some(value) = value {
+            check_length(source, &format!("`{key}`"), value, MAX_NAME_BYTES)?;
             let text = &value.value;
             let bad = text.is_empty()
                 || text.starts_with('-')
-                || text.chars().any(|c| c.is_whitespace() || c.is_control());
+                || text.chars().any(|c| c.is_whitespace() || is_unsafe(c));
             if bad {
                 return Err(source.error_at(
                     &value.referenced,
                     &format!(
-                        "`{key}` must be non-empty, without spaces or control characters, and not start with `-`, got {text:?}"
+                        "`{key}` must be non-empty, without spaces, control or invisible characters, and not start with `-`, got `{}`",
+                        quoted(text)
                     ),
                 ));
             }
@@ -107,6 +143,7 @@ pub fn check_values(
     }
     for (key, value) in client_paths {
         if let Some(value) = value {
+            check_length(source, &format!("`{key}`"), value, MAX_VALUE_BYTES)?;
             let path = &value.value;
             let clean = path.starts_with('/')
                 && !path.chars().any(|c| c.is_control())
@@ -114,7 +151,10 @@ pub fn check_values(
             if !clean {
                 return Err(source.error_at(
                     &value.referenced,
-                    &format!("`{key}` must be an absolute path without `..`, got `{path}`"),
+                    &format!(
+                        "`{key}` must be an absolute path without `..`, got `{}`",
+                        quoted(path)
+                    ),
                 ));
             }
         }
