@@ -426,6 +426,7 @@ fn framed_order(world: &World, host: &str, challenge: &str) -> String {
         version: "1.0.0".into(),
         sha256: package.sha256.clone(),
         size: package.size,
+        unpacked_size: package.unpacked_size,
         allow_downgrade: false,
         install_missing: false,
         force: false,
