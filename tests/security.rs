@@ -1114,5 +1114,30 @@ fn a_package_that_unpacks_to_more_than_its_signed_size_is_refused() {
         };
         assert_same(&without(snapshot(world, host)), &without(before));
     }
+    // Without df the free space cannot be checked: refused before a
+    // package byte is asked for.
+    let no_df = "readlink chown cp find tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir \
+                 cat date wc tail grep dirname sleep chmod gzip";
+    let command = step_command(host, "upgrade", "hello").replacen(
+        "/bin/sh -c ",
+        &format!(
+            "mkdir -p /var/lib/nodf && for t in {no_df}; do ln -sf /bin/busybox /var/lib/nodf/$t; done; \
+             ln -sf \"$(command -v ssh-keygen)\" /var/lib/nodf/ssh-keygen; PATH=/var/lib/nodf /bin/busybox sh -c "
+        ),
+        1,
+    );
+    let before = snapshot(world, host);
+    let (done, asked) = drive(
+        host,
+        &command,
+        &|c| framed(signed_order(Op::Upgrade, &fat, c)),
+        bytes(std::fs::read(&fat).unwrap()),
+    );
+    assert!(
+        done.starts_with("failed 1.0.0 1.0.0 df is missing on this host"),
+        "{done}"
+    );
+    assert_eq!(asked, None);
+    assert_same(&snapshot(world, host), &before);
     assert_hello_runs(world, host, "1.0.0");
 }

@@ -7,8 +7,9 @@
 #
 # Arguments: OP NAME KNOWN_SERVERS PREFIX STATE_DIR CACHE_DIR KEEP_RELEASES
 #            BUSY_WAIT BUSY_RETRIES BUSY_CHECK DEADLINE
-#   NAME is the package the controller means; it is checked against the
-#   signed order, never trusted alone. BUSY_CHECK may be empty. DEADLINE
+#   NAME is the package the controller means; it is checked as a package
+#   name before any path is made of it, then against the signed order,
+#   never trusted alone. BUSY_CHECK may be empty. DEADLINE
 #   (seconds, may be empty) is when the controller will have given up:
 #   the step then stops and undoes its work even if it never hears that
 #   the controller left (a connection cut silently, mid-upload).
@@ -36,8 +37,14 @@
 # The order is verified with `ssh-keygen -Y verify -f KNOWN_SERVERS -I NAME
 # -n swpush` (plus `-r revoked_servers` beside it when that file exists),
 # and must carry the challenge sent above: no captured order can be
-# replayed, and no clock is trusted. Nothing changes on this host before
-# that check passes, and no package byte is asked for before the decision.
+# replayed, and no clock is trusted. Every field is then checked against
+# the controller's rules before it is used (check_order; docs/push.md), and
+# an order signed for another host than the one `swpush enroll` recorded in
+# host_name beside KNOWN_SERVERS is refused. Nothing changes on this host
+# before those checks pass, and no package byte is asked for before the
+# decision. Before decompressing or extracting, the signed unpacked_size
+# must fit the free space (check_room) and cover the archive's own listing
+# (check_unpacked_size).
 #
 # Files (docs/push.md): $STATE_DIR/packages/NAME, the current release's
 # record and the commit point of every run; $STATE_DIR/releases/NAME/VERSION,
@@ -675,6 +682,9 @@ interrupted || decide
 case $op in
     install | upgrade)
         command -v tar >/dev/null 2>&1 || finish failed "tar is missing on this host"
+        # Before any byte is asked for: check_room needs it.
+        command -v df >/dev/null 2>&1 ||
+            finish failed "df is missing on this host: cannot check the free space for $name $version"
         ;;
 esac
 
