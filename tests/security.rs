@@ -1061,6 +1061,16 @@ fn a_package_that_would_not_fit_is_refused_before_it_is_extracted() {
         in_host(host, &["readlink", "/opt/swpush/hello/current"]).trim(),
         "releases/1.0.0"
     );
+    // A dry run says so too.
+    let (code, report) = push("upgrade", host, &fat, &["--dry-run"]);
+    let (status, message) = status_of(&report, host);
+    assert_eq!((code, status.as_str()), (2, "failed"), "{message}");
+    assert!(
+        message.contains("would upgrade 1.0.0 → 1.1.0")
+            && message.contains("would fail: no space left on /opt")
+            && message.contains(want),
+        "{message}"
+    );
     // busybox's df and tools, the step driven by hand.
     let (done, _) = drive(
         host,
