@@ -9,9 +9,13 @@
 //! one `key value` per line, keys in a fixed order, so the client can read
 //! it with `sed`. Besides SPEC §6's fields it carries the manifest's hook
 //! paths (`-` for none; the client then never parses YAML), the upgrade
-//! policy's `install_missing` and `dry_run`. Orders that name no package
-//! file (`rollback`, `remove`) carry sha256 `-` and size 0; `version` is
-//! then the release `rollback --to` asks for, or `-`.
+//! policy's `install_missing` and `dry_run`, and the package's unpacked
+//! size (what its release takes on disk, which the client checks against
+//! its free space and its own listing). Orders that name no package file
+//! (`rollback`, `remove`) carry sha256 `-` and sizes 0; `version` is then
+//! the release `rollback --to` asks for, or `-`. The client checks every
+//! field against the same rules as the controller before it uses any, and
+//! refuses an order that lacks one or has one it does not know.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -20,8 +24,9 @@ use russh::keys::{HashAlg, PrivateKey, ssh_key::LineEnding};
 
 use crate::key::NAMESPACE;
 
-/// Version of the order's text form; the client refuses others.
-pub const FORMAT: u32 = 1;
+/// Version of the order's text form; the client refuses others. 2 added
+/// `unpacked_size`.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -56,6 +61,9 @@ pub struct Order {
     pub version: String,
     pub sha256: String,
     pub size: u64,
+    /// What the package's release takes once extracted
+    /// ([`crate::package::Package::unpacked_size`]); 0 without a package.
+    pub unpacked_size: u64,
     pub allow_downgrade: bool,
     /// `upgrade --install-missing`: install where the package is absent.
     pub install_missing: bool,
@@ -98,13 +106,14 @@ impl Order {
     pub fn to_text(&self) -> String {
         let mut text = String::new();
         let hook = |path: &Option<String>| path.clone().unwrap_or_else(|| "-".into());
-        let fields: [(&str, String); 16] = [
+        let fields: [(&str, String); 17] = [
             ("format", FORMAT.to_string()),
             ("op", self.op.as_str().to_owned()),
             ("package", self.package.clone()),
             ("version", self.version.clone()),
             ("sha256", self.sha256.clone()),
             ("size", self.size.to_string()),
+            ("unpacked_size", self.unpacked_size.to_string()),
             ("allow_downgrade", self.allow_downgrade.to_string()),
             ("install_missing", self.install_missing.to_string()),
             ("force", self.force.to_string()),
@@ -171,6 +180,7 @@ mod tests {
             version: "1.2.0".into(),
             sha256: "ab".repeat(32),
             size: 10_485_760,
+            unpacked_size: 31_457_280,
             allow_downgrade: false,
             install_missing: false,
             force: false,
@@ -189,8 +199,8 @@ mod tests {
     fn text_form_is_fixed() {
         assert_eq!(
             order().to_text(),
-            "format 1\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
-             size 10485760\nallow_downgrade false\ninstall_missing false\nforce false\ndry_run false\nhost web1\n\
+            "format 2\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
+             size 10485760\nunpacked_size 31457280\nallow_downgrade false\ninstall_missing false\nforce false\ndry_run false\nhost web1\n\
              challenge 0123456789abcdef0123456789abcdef\npre_install -\npost_install hooks/post.sh\n\
              pre_remove -\nissued 2026-11-24T10:00:00Z\n"
         );

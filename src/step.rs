@@ -282,6 +282,19 @@ pub async fn run_step(
                     _ => progress.phase(Phase::Installing),
                 },
                 ("need", size) => {
+                    // Package bytes only ever answer a verified order's
+                    // decision: a client asking before it had its order,
+                    // or in a dry run, is not a swpush step, and gets none.
+                    if !ordered {
+                        return Err(StepError::Protocol(
+                            "the client asked for the package before it was sent its order".into(),
+                        ));
+                    }
+                    if request.dry_run {
+                        return Err(StepError::Protocol(
+                            "the client asked for the package in a dry run".into(),
+                        ));
+                    }
                     let Subject::Package(package) = &request.subject else {
                         return Err(StepError::Protocol(format!(
                             "the client asked for {size} bytes of a package, but {} sends none",
@@ -391,16 +404,18 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
         .next()
         .and_then(Challenge::parse)
         .ok_or_else(|| StepError::Protocol("the client sent no usable challenge".into()))?;
-    let (version, sha256, size, hooks) = match &request.subject {
+    let (version, sha256, size, unpacked_size, hooks) = match &request.subject {
         Subject::Package(package) => (
             package.manifest.version.to_string(),
             package.sha256.clone(),
             package.size,
+            package.unpacked_size,
             package.manifest.hooks.clone(),
         ),
         Subject::Installed { version, .. } => (
             version.clone().unwrap_or_else(|| "-".into()),
             "-".into(),
+            0,
             0,
             Default::default(),
         ),
@@ -411,6 +426,7 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
         version,
         sha256,
         size,
+        unpacked_size,
         allow_downgrade: request.policy.allow_downgrade,
         install_missing: request.policy.install_missing,
         force: request.policy.force,

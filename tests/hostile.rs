@@ -1021,6 +1021,7 @@ fn framed_order(
         version: version.into(),
         sha256: hex::encode(sha2::Sha256::digest(archive)),
         size: archive.len() as u64,
+        unpacked_size: unpacked_bound(archive),
         allow_downgrade: false,
         install_missing: false,
         force,
@@ -1032,6 +1033,21 @@ fn framed_order(
     };
     let (text, signature) = order.sign(&swpush::key::load(&world.key).unwrap()).unwrap();
     format!("swpush order {}\n{text}{signature}", text.lines().count())
+}
+
+/// At least the unpacked size the controller would sign for `archive` (these
+/// archives never pass its reader): every entry takes at least one 512-byte
+/// block of the (decompressed) tar stream.
+fn unpacked_bound(archive: &[u8]) -> u64 {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    if archive.starts_with(&[0x1f, 0x8b]) {
+        let _ = flate2::read::MultiGzDecoder::new(archive).read_to_end(&mut plain);
+    } else {
+        plain = archive.to_vec();
+    }
+    let len = plain.len() as u64;
+    len + swpush::package::ENTRY_ALLOWANCE * (len / 512 + 1)
 }
 
 /// One SSH connection to a fleet host shared by many runs of the step

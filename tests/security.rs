@@ -4,7 +4,11 @@
 //! install, revocation and key rotation, that an order cannot serve another
 //! package, operation or payload, and that neither side can be flooded:
 //! the client reads only the signed size, the controller bounds what a
-//! hostile client sends.
+//! hostile client sends. A client trusts only what it checked: every field
+//! of the order and its own arguments, the host name enroll recorded, and
+//! the signed unpacked size against its free space and its own listing; a
+//! client that asks for the package before its order or in a dry run gets
+//! nothing.
 //!
 //! One fleet serves every test in this file; each test owns its hosts.
 
@@ -23,7 +27,8 @@ use swpush::order::{Challenge, Op, Order};
 use world::*;
 
 const HOSTS: &[&str] = &[
-    "narrow", "expiry", "guarded", "rotated", "mix", "endless", "hostile",
+    "narrow", "expiry", "guarded", "rotated", "mix", "endless", "hostile", "pathname", "fields",
+    "relay", "eager", "small", "liar",
 ];
 
 fn world() -> &'static World {
@@ -285,6 +290,7 @@ fn signed_order_with(
         version: package.manifest.version.to_string(),
         sha256: package.sha256.clone(),
         size: package.size,
+        unpacked_size: package.unpacked_size,
         allow_downgrade: false,
         install_missing: false,
         force: false,
@@ -577,4 +583,571 @@ fn a_hostile_client_cannot_flood_the_controller_or_make_it_send_more() {
         peak_mib < 48,
         "the controller kept the flood: {peak_mib} MiB"
     );
+}
+
+// --- the client trusts only what it checked -----------------------------------
+
+/// `command` as it is, or under busybox ash with busybox's tools first on
+/// PATH (as tests/hostile.rs runs it), `df` included.
+fn under(busybox: bool, command: String) -> String {
+    if !busybox {
+        return command;
+    }
+    // In the host's private /var/lib, outside every path a snapshot reads.
+    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep \
+                 dirname sleep chmod chown readlink find rmdir df gzip cp";
+    command.replacen(
+        "/bin/sh -c ",
+        &format!(
+            "mkdir -p /var/lib/bbtools && for t in {tools}; do ln -sf /bin/busybox /var/lib/bbtools/$t; done; \
+             PATH=/var/lib/bbtools:$PATH busybox sh -c "
+        ),
+        1,
+    )
+}
+
+/// Signs `text` as the controller signs an order, whatever it says.
+fn sign_text(text: &str) -> String {
+    use russh::keys::{HashAlg, ssh_key::LineEnding};
+    swpush::key::load(&world().key)
+        .unwrap()
+        .sign("swpush", HashAlg::Sha512, text.as_bytes())
+        .unwrap()
+        .to_pem(LineEnding::LF)
+        .unwrap()
+}
+
+/// The order for `package` as `op` and `challenge`, its text changed by
+/// `edit` and then signed: a validly signed order saying anything.
+fn signed_text(op: Op, package: &Path, challenge: &str, edit: &dyn Fn(String) -> String) -> String {
+    let (text, _) = signed_order(op, package, challenge);
+    let text = edit(text);
+    framed((text.clone(), sign_text(&text)))
+}
+
+/// A change to an order's text, made before it is signed.
+type Edit = Box<dyn Fn(String) -> String>;
+
+/// `KEY VALUE` set to `value` in an order's text (the line must be there).
+fn set(key: &'static str, value: &'static str) -> Edit {
+    Box::new(move |text: String| {
+        let mut found = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| match line.split_once(' ') {
+                Some((k, _)) if k == key => {
+                    found = true;
+                    format!("{key} {value}")
+                }
+                _ => line.to_owned(),
+            })
+            .collect();
+        assert!(found, "no {key} in {text}");
+        lines.join("\n") + "\n"
+    })
+}
+
+#[test]
+fn a_name_that_is_no_package_name_is_refused_before_any_path_is_made_of_it() {
+    let world = world();
+    let host = "pathname";
+    let (code, report) = push("install", host, &world.hello, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    // A key trusted for web-* only: `-I web-/../hello` matches its pattern.
+    trust(host, &[&line_for("web-*", "")]);
+    let newer = world.hello_at("1.1.0");
+    let evil = "web-/../hello";
+    for busybox in [false, true] {
+        for op in [Op::Install, Op::Remove] {
+            let case = format!("{} {evil} (busybox {busybox})", op.as_str());
+            let before = snapshot(world, host);
+            let command = under(busybox, step_command(host, op.as_str(), evil));
+            let (done, asked) = drive(
+                host,
+                &command,
+                &|c| {
+                    framed(signed_order_with(op, &newer, c, |order| {
+                        order.package = evil.into();
+                        if op == Op::Remove {
+                            order.version = "-".into();
+                            order.sha256 = "-".into();
+                            order.size = 0;
+                            order.hooks = Default::default();
+                        }
+                    }))
+                },
+                bytes(std::fs::read(&newer).unwrap()),
+            );
+            let want =
+                format!("rejected - - the step's package name `{evil}` is not a package name");
+            assert!(
+                done.starts_with(&want),
+                "{case}:\n got: {done}\nwant: {want}"
+            );
+            assert_eq!(asked, None, "{case}");
+            assert_same(&snapshot(world, host), &before);
+        }
+    }
+    assert_hello_runs(world, host, "1.0.0");
+}
+
+#[test]
+fn every_field_of_the_order_is_checked_before_it_is_used() {
+    let world = world();
+    let host = "fields";
+    let (code, report) = push("install", host, &world.hello, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let newer = world.hello_at("1.1.0");
+    let add = |line: &'static str| -> Edit { Box::new(move |text: String| text + line + "\n") };
+    let drop = |key: &'static str| -> Edit {
+        Box::new(move |text: String| {
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| l.split(' ').next() != Some(key))
+                .collect();
+            assert_ne!(kept.len(), text.lines().count(), "no {key}");
+            kept.join("\n") + "\n"
+        })
+    };
+    let long_version: &'static str = "1".repeat(65).leak();
+    // Each an otherwise good, signed upgrade of hello 1.0.0 to 1.1.0.
+    let cases: Vec<(Edit, String)> = vec![
+        (
+            set("format", "1"),
+            "unknown order format 1 (this client reads format 2)".into(),
+        ),
+        (
+            set("version", "../1.1.0"),
+            "the order's version `../1.1.0` is not a version".into(),
+        ),
+        (
+            set("version", ".1"),
+            "the order's version `.1` is not a version".into(),
+        ),
+        (
+            set("version", "1.1/0"),
+            "the order's version `1.1/0` is not a version".into(),
+        ),
+        (
+            set("version", "-"),
+            "the order's version `-` is not a version".into(),
+        ),
+        (
+            set("version", long_version),
+            format!("the order's version `{long_version}` is not a version"),
+        ),
+        (
+            set("sha256", &*"AB".repeat(32).leak()),
+            "the order's sha256 is not 64 lowercase hex digits".into(),
+        ),
+        (
+            set("sha256", &*"ab".repeat(31).leak()),
+            "the order's sha256 is not 64 lowercase hex digits".into(),
+        ),
+        (
+            set("sha256", "-"),
+            "the order's sha256 is not 64 lowercase hex digits".into(),
+        ),
+        (
+            set("size", "12k"),
+            "the order's size `12k` is not a number".into(),
+        ),
+        (
+            set("size", "-1"),
+            "the order's size `-1` is not a number".into(),
+        ),
+        (
+            set("size", "0"),
+            "the order's size `0` is not a package size".into(),
+        ),
+        (
+            set("size", "0100"),
+            "the order's size `0100` is not a number".into(),
+        ),
+        (
+            set("size", "99999999999999999999"),
+            "the order's size `99999999999999999999` is not a number".into(),
+        ),
+        (
+            set("unpacked_size", "many"),
+            "the order's unpacked_size `many` is not a number".into(),
+        ),
+        (
+            set("force", "yes"),
+            "the order's force `yes` is not true or false".into(),
+        ),
+        (
+            set("dry_run", "1"),
+            "the order's dry_run `1` is not true or false".into(),
+        ),
+        (
+            set("allow_downgrade", "TRUE"),
+            "the order's allow_downgrade `TRUE` is not true or false".into(),
+        ),
+        (
+            set("install_missing", ""),
+            "the order's install_missing `` is not true or false".into(),
+        ),
+        (set("host", ""), "the order names no host".into()),
+        (
+            set("issued", "yesterday"),
+            "the order's issued time `yesterday` is malformed".into(),
+        ),
+        (
+            drop("unpacked_size"),
+            "the order has no unpacked_size".into(),
+        ),
+        (drop("host"), "the order has no host".into()),
+        (drop("dry_run"), "the order has no dry_run".into()),
+        (
+            add("colour blue"),
+            "the order has an unknown field colour".into(),
+        ),
+    ];
+    let never = || -> Sender { Box::new(|_, size| panic!("the step asked for {size} bytes")) };
+    for busybox in [false, true] {
+        let before = snapshot(world, host);
+        let command = under(busybox, step_command(host, "upgrade", "hello"));
+        for (edit, want) in &cases {
+            let (done, asked) = drive(
+                host,
+                &command,
+                &|c| signed_text(Op::Upgrade, &newer, c, edit),
+                never(),
+            );
+            let want = format!("rejected 1.0.0 1.0.0 {want}");
+            assert!(
+                done.starts_with(&want),
+                "busybox {busybox}:\n got: {done}\nwant: {want}"
+            );
+            assert_eq!(asked, None, "{want}");
+        }
+        // The step's own arguments, before it reads anything.
+        let bad_names: [&str; 6] = ["Hello", ".hello", "a/b", "-x", "", &"a".repeat(65)];
+        for name in bad_names {
+            let command = under(busybox, step_command(host, "upgrade", name));
+            let (done, asked) = drive(host, &command, &|_| unreachable!(), never());
+            let want =
+                format!("rejected - - the step's package name `{name}` is not a package name");
+            assert!(done.starts_with(&want), "got: {done}\nwant: {want}");
+            assert_eq!(asked, None);
+        }
+        let command = under(busybox, step_command(host, "frobnicate", "hello"));
+        let (done, _) = drive(host, &command, &|_| unreachable!(), never());
+        assert!(
+            done.starts_with("rejected - - this step cannot do frobnicate"),
+            "{done}"
+        );
+        assert_same(&snapshot(world, host), &before);
+    }
+    // The driver is sound: the same order unaltered upgrades.
+    let (done, _) = drive(
+        host,
+        &step_command(host, "upgrade", "hello"),
+        &|c| signed_text(Op::Upgrade, &newer, c, &|t| t),
+        bytes(std::fs::read(&newer).unwrap()),
+    );
+    assert!(done.starts_with("upgraded 1.0.0 1.1.0"), "{done}");
+}
+
+#[test]
+fn enroll_binds_a_client_to_its_name_and_an_order_for_another_host_is_refused() {
+    let world = world();
+    let fleet = &world.fleet;
+    let host = "relay";
+    let address = fleet.host(host).addr.to_string();
+    let known = fleet.host(host).path("/etc/swpush/known_servers");
+    let recorded = fleet.host(host).path("/etc/swpush/host_name");
+    std::fs::remove_file(&known).unwrap();
+    let enroll = |name: &str| {
+        let inventory = world.inventory(&format!("enroll-{name}"), &[(name, address.clone())], "");
+        let output = swpush(
+            fleet,
+            &[
+                "enroll",
+                "-i",
+                inventory.to_str().unwrap(),
+                "--key",
+                world.key.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        );
+        let (code, report) = parse_report(&output);
+        assert_eq!(code, 0, "{report:#}");
+        status_of(&report, name)
+    };
+    let (status, message) = enroll(host);
+    assert_eq!(status, "installed", "{message}");
+    assert!(
+        message.contains("recorded host name relay in /etc/swpush/host_name"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&recorded).unwrap(), "relay\n");
+    // Enrolled again under another name: said, not overwritten.
+    let (status, message) = enroll("impostor");
+    assert_eq!(status, "unchanged", "{message}");
+    assert!(
+        message.contains("/etc/swpush/host_name names this host relay, not impostor"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&recorded).unwrap(), "relay\n");
+
+    // A relay: the controller believes it talks to `impostor` and signs
+    // for it; the session lands on relay.
+    let before = snapshot(world, host);
+    let relayed = world.inventory("relayed", &[("impostor", address.clone())], "");
+    let (code, report) = world.push("install", &relayed, &world.hello, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    assert_rejected(
+        &report,
+        "impostor",
+        "the order is for host impostor, but this host is relay (/etc/swpush/host_name)",
+        "relayed",
+    );
+    assert_same(&snapshot(world, host), &before);
+    // The same under busybox, the step driven by hand.
+    let (done, asked) = drive(
+        host,
+        &under(true, step_command(host, "install", "hello")),
+        &|c| {
+            framed(signed_order_with(Op::Install, &world.hello, c, |order| {
+                order.host = "impostor".into();
+            }))
+        },
+        bytes(std::fs::read(&world.hello).unwrap()),
+    );
+    assert!(
+        done.starts_with("rejected - - the order is for host impostor, but this host is relay"),
+        "{done}"
+    );
+    assert_eq!(asked, None);
+    assert_same(&snapshot(world, host), &before);
+
+    // Under its own name it installs.
+    let own = world.inventory("own", &[(host, address)], "");
+    let (code, report) = world.push("install", &own, &world.hello, &[]);
+    assert_eq!(
+        (code, status_of(&report, host).0.as_str()),
+        (0, "installed"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_client_gets_no_package_byte_before_its_order_or_in_a_dry_run() {
+    let world = world();
+    let size = std::fs::metadata(&world.hello).unwrap().len();
+    let login = |user: &str, script: &str| {
+        let fleet = &world.fleet;
+        let path = fleet.host("eager").path(&format!("/opt/hostile/{user}.sh"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        fleet.ssh_ok(
+            "eager",
+            &format!("id {user} >/dev/null 2>&1 || useradd -M -d /opt/hostile -s /opt/hostile/{user}.sh -p '*' {user}"),
+        );
+    };
+    let hello = "echo 'swpush hello 1 0123456789abcdef0123456789abcdef - -'";
+    // Asks for the package first, then for its order.
+    login(
+        "early",
+        &format!(
+            "#!/bin/sh\necho 'swpush need {size}'\n{hello}\nhead -c {size} >/dev/null\nsleep 2\n"
+        ),
+    );
+    // Reads its order, then asks for the package: right in a real run,
+    // never in a dry run.
+    login(
+        "dryneed",
+        &format!(
+            "#!/bin/sh\n{hello}\nsed -n '/END SSH SIGNATURE/q'\necho 'swpush need {size}'\nhead -c {size} >/dev/null\nsleep 2\n"
+        ),
+    );
+    let address = world.fleet.host("eager").addr;
+    let inventory = world.inventory(
+        "eager",
+        &[],
+        &format!(
+            "  early: {{address: {address}, user: early}}\n  dryneed: {{address: {address}, user: dryneed}}\n"
+        ),
+    );
+    for (user, more, says) in [
+        (
+            "early",
+            &[][..],
+            "the client asked for the package before it was sent its order",
+        ),
+        (
+            "dryneed",
+            &["--dry-run"][..],
+            "the client asked for the package in a dry run",
+        ),
+    ] {
+        let mut args = vec!["--limit", user, "--timeout", "20"];
+        args.extend_from_slice(more);
+        let (code, report) = world.push("install", &inventory, &world.hello, &args);
+        assert_eq!(code, 2, "{report:#}");
+        let (status, message) = status_of(&report, user);
+        assert_eq!(
+            (status.as_str(), message.as_str()),
+            ("failed", says),
+            "{report:#}"
+        );
+        assert_eq!(host_entry(&report, user)["bytes_sent"], 0, "{user}");
+    }
+}
+
+/// Runs `ARGS...` inside `host`'s mount namespace; its stdout.
+fn in_host(host: &str, args: &[&str]) -> String {
+    let pid = world().fleet.host(host).sshd_pid().to_string();
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pid, "-m", "--"])
+        .args(args)
+        .output()
+        .expect("run nsenter");
+    assert!(
+        out.status.success(),
+        "{host}: {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// hello 1.1.0 with 16 MiB of zeros: a package of a few dozen KiB.
+fn fat_package() -> std::path::PathBuf {
+    world().variant("fat-1.1.0.tar.gz", |dir| {
+        set_version(dir, "1.1.0");
+        std::fs::write(dir.join("zeros"), vec![0u8; 16 << 20]).unwrap();
+    })
+}
+
+#[test]
+fn a_package_that_would_not_fit_is_refused_before_it_is_extracted() {
+    let world = world();
+    let host = "small";
+    let fat = fat_package();
+    assert!(std::fs::metadata(&fat).unwrap().len() < 1 << 20);
+    in_host(
+        host,
+        &["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", "/opt"],
+    );
+    struct Unmount;
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let pid = crate::world().fleet.host("small").sshd_pid().to_string();
+            let _ = std::process::Command::new("nsenter")
+                .args(["-t", &pid, "-m", "--", "umount", "-l", "/opt"])
+                .status();
+        }
+    }
+    let _unmount = Unmount;
+    let (code, report) = push("install", host, &world.hello, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let releases = || in_host(host, &["ls", "-A", "/opt/swpush/hello/releases"]);
+    let want = "the package unpacks to 16";
+    let (code, report) = push("upgrade", host, &fat, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    let (status, message) = status_of(&report, host);
+    assert_eq!(status, "failed", "{message}");
+    assert!(
+        message.contains("no space left on /opt") && message.contains(want),
+        "{message}"
+    );
+    assert_eq!(releases().trim(), "1.0.0");
+    assert_eq!(
+        in_host(host, &["readlink", "/opt/swpush/hello/current"]).trim(),
+        "releases/1.0.0"
+    );
+    // A dry run says so too.
+    let (code, report) = push("upgrade", host, &fat, &["--dry-run"]);
+    let (status, message) = status_of(&report, host);
+    assert_eq!((code, status.as_str()), (2, "failed"), "{message}");
+    assert!(
+        message.contains("would upgrade 1.0.0 → 1.1.0")
+            && message.contains("would fail: no space left on /opt")
+            && message.contains(want),
+        "{message}"
+    );
+    // busybox's df and tools, the step driven by hand.
+    let (done, _) = drive(
+        host,
+        &under(true, step_command(host, "upgrade", "hello")),
+        &|c| framed(signed_order(Op::Upgrade, &fat, c)),
+        bytes(std::fs::read(&fat).unwrap()),
+    );
+    assert!(
+        done.starts_with("failed 1.0.0 1.0.0 no space left on /opt"),
+        "{done}"
+    );
+    assert!(done.contains(want), "{done}");
+    assert_eq!(releases().trim(), "1.0.0");
+    assert_eq!(
+        in_host(host, &["readlink", "/opt/swpush/hello/current"]).trim(),
+        "releases/1.0.0"
+    );
+}
+
+#[test]
+fn a_package_that_unpacks_to_more_than_its_signed_size_is_refused() {
+    let world = world();
+    let host = "liar";
+    let (code, report) = push("install", host, &world.hello, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let fat = fat_package();
+    for busybox in [false, true] {
+        let before = snapshot(world, host);
+        let (done, asked) = drive(
+            host,
+            &under(busybox, step_command(host, "upgrade", "hello")),
+            &|c| signed_text(Op::Upgrade, &fat, c, &set("unpacked_size", "1048576")),
+            bytes(std::fs::read(&fat).unwrap()),
+        );
+        assert!(
+            done.starts_with("rejected 1.0.0 1.0.0 package refused: it unpacks to more than the signed unpacked_size 1048576"),
+            "busybox {busybox}: {done}"
+        );
+        assert!(asked.is_some());
+        // Nothing kept of it: only the lock and the incoming file came
+        // and went, which touched their folders' times.
+        let without = |mut files: Snapshot| {
+            for time in [
+                "/var/lib/swpush/",
+                "/var/cache/swpush/",
+                "/var/cache/swpush/hello",
+            ] {
+                files.remove(time);
+            }
+            files
+        };
+        assert_same(&without(snapshot(world, host)), &without(before));
+    }
+    // Without df the free space cannot be checked: refused before a
+    // package byte is asked for.
+    let no_df = "readlink chown cp find tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir \
+                 cat date wc tail grep dirname sleep chmod gzip";
+    let command = step_command(host, "upgrade", "hello").replacen(
+        "/bin/sh -c ",
+        &format!(
+            "mkdir -p /var/lib/nodf && for t in {no_df}; do ln -sf /bin/busybox /var/lib/nodf/$t; done; \
+             ln -sf \"$(command -v ssh-keygen)\" /var/lib/nodf/ssh-keygen; PATH=/var/lib/nodf /bin/busybox sh -c "
+        ),
+        1,
+    );
+    let before = snapshot(world, host);
+    let (done, asked) = drive(
+        host,
+        &command,
+        &|c| framed(signed_order(Op::Upgrade, &fat, c)),
+        bytes(std::fs::read(&fat).unwrap()),
+    );
+    assert!(
+        done.starts_with("failed 1.0.0 1.0.0 df is missing on this host"),
+        "{done}"
+    );
+    assert_eq!(asked, None);
+    assert_same(&snapshot(world, host), &before);
+    assert_hello_runs(world, host, "1.0.0");
 }

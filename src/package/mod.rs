@@ -28,7 +28,16 @@ pub struct Package {
     /// Lowercase hex sha256 of the file as stored (compressed bytes).
     pub sha256: String,
     pub size: u64,
+    /// What the release takes once extracted: the regular files' bytes plus
+    /// [`ENTRY_ALLOWANCE`] per entry. Signed in the order; the client checks
+    /// its free space and its own listing against it.
+    pub unpacked_size: u64,
 }
+
+/// Bytes counted per entry on top of file contents in
+/// [`Package::unpacked_size`]: a directory's block, an inode, a symlink. The
+/// client's listing counts its entries the same way.
+pub const ENTRY_ALLOWANCE: u64 = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -83,7 +92,7 @@ pub fn read(path: &Path) -> Result<Package, PackageError> {
     }
     let mut raw = BufReader::new(Hashing::new(file));
     let compression = sniff(&mut raw).map_err(fail)?;
-    let manifest = match compression {
+    let (manifest, unpacked_size) = match compression {
         Compression::None => check_archive(&mut raw),
         Compression::Gzip => check_archive(flate2::bufread::MultiGzDecoder::new(&mut raw)),
         Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(&mut raw) {
@@ -100,6 +109,7 @@ pub fn read(path: &Path) -> Result<Package, PackageError> {
         manifest,
         sha256: hex::encode(hashing.hasher.finalize()),
         size: hashing.count,
+        unpacked_size,
     })
 }
 
@@ -119,8 +129,9 @@ fn sniff(reader: &mut impl BufRead) -> Result<Compression, String> {
     })
 }
 
-/// Walks every entry of a tar stream, checking it and reading the manifest.
-fn check_archive(mut reader: impl Read) -> Result<Manifest, String> {
+/// Walks every entry of a tar stream, checking it and reading the manifest;
+/// also returns the unpacked size ([`Package::unpacked_size`]).
+fn check_archive(mut reader: impl Read) -> Result<(Manifest, u64), String> {
     let mut first = [0u8; 512];
     reader.read_exact(&mut first).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => "is too short to be a tar archive".to_owned(),
@@ -144,8 +155,12 @@ fn check_archive(mut reader: impl Read) -> Result<Manifest, String> {
     let mut set = EntrySet::default();
     let mut manifest_text = None;
     let mut end_of_last_entry = 0u64;
+    let mut unpacked = 0u64;
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
+        // Every entry counts, also those skipped below: the client's listing
+        // shows them too, and counting more only leaves it more room.
+        unpacked = unpacked.saturating_add(ENTRY_ALLOWANCE);
         let raw_name = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_name)
             .escape_debug()
@@ -174,6 +189,9 @@ fn check_archive(mut reader: impl Read) -> Result<Manifest, String> {
                 "has a setuid or setgid bit; set such modes in a post_install hook if they are really needed"
                     .into(),
             ));
+        }
+        if kind == Kind::File {
+            unpacked = unpacked.saturating_add(entry.header().size().map_err(corrupt)?);
         }
         let name = match normalize_name(&raw_name).map_err(refuse)? {
             Some(name) => name,
@@ -223,7 +241,7 @@ fn check_archive(mut reader: impl Read) -> Result<Manifest, String> {
             ));
         }
     }
-    Ok(manifest)
+    Ok((manifest, unpacked))
 }
 
 fn corrupt(error: std::io::Error) -> String {

@@ -114,6 +114,37 @@ fn reads_good_packages_in_every_format() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn counts_the_unpacked_size_the_order_signs() {
+    let dir = scratch("unpacked");
+    let plain = tar_bytes(&good_entries());
+    let files: u64 = good_entries()
+        .iter()
+        .filter(|Raw(_, kind, _, _)| *kind == FILE)
+        .map(|Raw(_, _, _, data)| data.len() as u64)
+        .sum();
+    let want = files + 4 * ENTRY_ALLOWANCE;
+    // The same whatever the compression: it is the release's size.
+    for (name, bytes) in [("u.tar", plain.clone()), ("u.tar.gz", gzip(&plain))] {
+        assert_eq!(
+            read_bytes(&dir, name, &bytes).unwrap().unpacked_size,
+            want,
+            "{name}"
+        );
+    }
+    // A root entry and symlinks count their allowance, not their target.
+    let dotted = tar_bytes(&[
+        Raw(b"./", DIR, b"", b""),
+        Raw(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
+        Raw(b"./up", LINK, b"swpush.yaml", b""),
+    ]);
+    assert_eq!(
+        read_bytes(&dir, "d.tar", &dotted).unwrap().unpacked_size,
+        23 + 3 * ENTRY_ALLOWANCE
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Hostile and broken archives: (name, bytes, what the refusal must say).
 /// An empty expectation accepts any refusal (compression-level corruption).
 fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {

@@ -7,8 +7,9 @@
 #
 # Arguments: OP NAME KNOWN_SERVERS PREFIX STATE_DIR CACHE_DIR KEEP_RELEASES
 #            BUSY_WAIT BUSY_RETRIES BUSY_CHECK DEADLINE
-#   NAME is the package the controller means; it is checked against the
-#   signed order, never trusted alone. BUSY_CHECK may be empty. DEADLINE
+#   NAME is the package the controller means; it is checked as a package
+#   name before any path is made of it, then against the signed order,
+#   never trusted alone. BUSY_CHECK may be empty. DEADLINE
 #   (seconds, may be empty) is when the controller will have given up:
 #   the step then stops and undoes its work even if it never hears that
 #   the controller left (a connection cut silently, mid-upload).
@@ -36,8 +37,14 @@
 # The order is verified with `ssh-keygen -Y verify -f KNOWN_SERVERS -I NAME
 # -n swpush` (plus `-r revoked_servers` beside it when that file exists),
 # and must carry the challenge sent above: no captured order can be
-# replayed, and no clock is trusted. Nothing changes on this host before
-# that check passes, and no package byte is asked for before the decision.
+# replayed, and no clock is trusted. Every field is then checked against
+# the controller's rules before it is used (check_order; docs/push.md), and
+# an order signed for another host than the one `swpush enroll` recorded in
+# host_name beside KNOWN_SERVERS is refused. Nothing changes on this host
+# before those checks pass, and no package byte is asked for before the
+# decision. Before decompressing or extracting, the signed unpacked_size
+# must fit the free space (check_room) and cover the archive's own listing
+# (check_unpacked_size).
 #
 # Files (docs/push.md): $STATE_DIR/packages/NAME, the current release's
 # record and the commit point of every run; $STATE_DIR/releases/NAME/VERSION,
@@ -351,6 +358,182 @@ unpack() {
     package=$unpacked
 }
 
+# The rules the controller applies, so that nothing here relies on it
+# having applied them: a package name is [a-z0-9][a-z0-9._+-]{0,63}
+# (src/package/manifest.rs), a version [A-Za-z0-9][A-Za-z0-9._+-]{0,63}
+# (src/version.rs), a count decimal digits without a leading zero and at
+# most 15 of them (shell arithmetic is 64-bit; 10^15 bytes is a petabyte).
+# Each is checked before it is used in a path, a test or arithmetic.
+is_package_name() {
+    case $1 in '' | [!a-z0-9]* | *[!a-z0-9._+-]*) return 1 ;; esac
+    [ "${#1}" -le 64 ]
+}
+
+is_version() {
+    case $1 in '' | [!A-Za-z0-9]* | *[!A-Za-z0-9._+-]*) return 1 ;; esac
+    [ "${#1}" -le 64 ]
+}
+
+is_count() {
+    case $1 in 0) return 0 ;; '' | 0* | *[!0-9]*) return 1 ;; esac
+    [ "${#1}" -le 15 ]
+}
+
+# The fields of an order (src/order.rs, format 2); any other is refused.
+order_fields="format op package version sha256 size unpacked_size allow_downgrade install_missing force dry_run host challenge pre_install post_install pre_remove issued"
+
+# Checks every field of the verified order against the controller's rules
+# before any is used, and sets the run's settings from them; ends the step
+# (rejected) at the first that is missing, unknown or malformed.
+# shellcheck disable=SC2154 # order_KEY and flag are set through eval
+check_order() {
+    [ "${order_format:-}" = 2 ] ||
+        finish rejected "unknown order format ${order_format:-} (this client reads format 2)"
+    # shellcheck disable=SC2086 # keys are [a-z0-9_] only (key_value)
+    for key in $seen; do
+        case " $order_fields " in *" $key "*) ;; *) finish rejected "the order has an unknown field $key" ;; esac
+    done
+    for key in $order_fields; do
+        case $seen in *" $key "*) ;; *) finish rejected "the order has no $key" ;; esac
+    done
+    [ "$order_challenge" = "$challenge" ] ||
+        finish rejected "the order carries another challenge: a replayed or misdirected order"
+    [ "$order_package" = "$name" ] || finish rejected "the order is for another package"
+    [ "$order_op" = "$op" ] || finish rejected "the order is for another operation"
+    [ -n "$order_host" ] || finish rejected "the order names no host"
+    check_host_name
+    # The version the order names: the package's, or the release
+    # `rollback --to` asks for (`-`: the previous one); remove names none.
+    asked=$order_version
+    case $op:$asked in
+        rollback:- | remove:-) ;;
+        remove:*) finish rejected "the order's version \`$asked\` is not \`-\` (remove names no version)" ;;
+        *) is_version "$asked" || finish rejected "the order's version \`$asked\` is not a version" ;;
+    esac
+    sha256=$order_sha256
+    size=$order_size
+    unpacked_size=$order_unpacked_size
+    is_count "$size" || finish rejected "the order's size \`$size\` is not a number"
+    is_count "$unpacked_size" || finish rejected "the order's unpacked_size \`$unpacked_size\` is not a number"
+    case $op in
+        install | upgrade)
+            case $sha256 in
+                *[!0-9a-f]*) finish rejected "the order's sha256 is not 64 lowercase hex digits" ;;
+            esac
+            [ "${#sha256}" -eq 64 ] || finish rejected "the order's sha256 is not 64 lowercase hex digits"
+            [ "$size" != 0 ] || finish rejected "the order's size \`0\` is not a package size"
+            ;;
+        *)
+            [ "$sha256" = - ] || finish rejected "the order's sha256 is not \`-\` ($op sends no package)"
+            ;;
+    esac
+    for key in force allow_downgrade install_missing dry_run; do
+        eval "flag=\$order_$key"
+        case $flag in
+            true | false) ;;
+            *) finish rejected "the order's $key \`$flag\` is not true or false" ;;
+        esac
+    done
+    force=$order_force
+    allow_downgrade=$order_allow_downgrade
+    install_missing=$order_install_missing
+    dry_run=$order_dry_run
+    case $order_issued in
+        [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z) ;;
+        *) finish rejected "the order's issued time \`$order_issued\` is malformed" ;;
+    esac
+    pre_install=$order_pre_install
+    post_install=$order_post_install
+    pre_remove=$order_pre_remove
+    # Hooks are paths inside the release, as the controller checked; a
+    # signed order is not trusted to say otherwise.
+    for hook in "$pre_install" "$post_install" "$pre_remove"; do
+        case /$hook/ in
+            //) finish rejected "the order names an empty hook path" ;;
+            /-/) ;;
+            //* | */../* | */./*) finish rejected "the order's hook path $hook is not inside the package" ;;
+        esac
+    done
+}
+
+# The host name `swpush enroll` recorded beside known_servers: an order
+# signed for another host (a session relayed here by a host the
+# controller meant) is refused. Without the file any name is accepted.
+check_host_name() {
+    host_name_file=$(dirname "$known_servers")/host_name
+    [ -e "$host_name_file" ] || return 0
+    bound=
+    IFS= read -r bound <"$host_name_file" || [ -n "$bound" ] ||
+        finish rejected "$host_name_file is empty or unreadable: it should hold this host's inventory name"
+    [ "$order_host" = "$bound" ] ||
+        finish rejected "the order is for host $order_host, but this host is $bound ($host_name_file)"
+}
+
+# Free KiB and mount point (`KIB MOUNT`) of the filesystem that holds $1,
+# or its nearest existing parent. `df -P` is POSIX, busybox has it.
+free_space() {
+    fs_dir=$1
+    while [ ! -d "$fs_dir" ]; do fs_dir=$(dirname "$fs_dir"); done
+    df -Pk "$fs_dir" 2>/dev/null | awk 'NR == 2 { print $(NF - 2), $NF }'
+}
+
+# Whether the release fits: the signed unpacked size on the prefix's
+# filesystem and, with COMPRESSED `yes`, as much again beside the cache for
+# the package's plain copy (twice when both are one filesystem). Prints why
+# not and returns 1 when it does not fit, or when df cannot tell.
+room_shortage() { # COMPRESSED
+    need_k=$(((unpacked_size + 1023) / 1024))
+    room=$(free_space "$pkgdir" || true)
+    room_k=${room%% *} room_at=${room#* }
+    case $room_k in
+        '' | *[!0-9]*) echo "cannot tell the free space for $pkgdir (df -Pk)" && return 1 ;;
+    esac
+    prefix_need_k=$need_k
+    if [ "$1" = yes ]; then
+        cache_room=$(free_space "$cache_dir" || true)
+        cache_k=${cache_room%% *} cache_at=${cache_room#* }
+        case $cache_k in
+            '' | *[!0-9]*) echo "cannot tell the free space in $cache_dir (df -Pk)" && return 1 ;;
+        esac
+        if [ "$cache_at" = "$room_at" ]; then
+            prefix_need_k=$((need_k * 2))
+        elif [ "$cache_k" -lt "$need_k" ]; then
+            echo "no space left on $cache_at to decompress $name $version: it unpacks to $unpacked_size bytes ($need_k KiB), $cache_at has $cache_k KiB free"
+            return 1
+        fi
+    fi
+    if [ "$room_k" -lt "$prefix_need_k" ]; then
+        echo "no space left on $room_at for $name $version: the package unpacks to $unpacked_size bytes (needs $prefix_need_k KiB), $room_at has $room_k KiB free"
+        return 1
+    fi
+}
+
+# Before anything is decompressed or extracted: ends the step (failed,
+# nothing installed) when the release would not fit (room_shortage).
+check_room() {
+    command -v df >/dev/null 2>&1 || finish failed "df is missing on this host: cannot check the free space for $name $version"
+    compressed=no
+    case $(od -An -N2 -tx1 "$package" | tr -d ' \n') in 1f8b | 28b5) compressed=yes ;; esac
+    if ! why=$(room_shortage "$compressed"); then finish failed "$why: nothing installed"; fi
+}
+
+# Refuses (rejected) an archive whose own listing adds up to more than the
+# signed unpacked size, counted as the controller counts it (regular files'
+# bytes plus 4096 per entry, src/package/mod.rs): tar writes what it lists,
+# so nothing past the size that check_room found room for is extracted.
+# check_unpacked_size TAR_FLAGS
+check_unpacked_size() {
+    # shellcheck disable=SC2086 # one flag or none
+    listed=$(tar $1 -tvf "$package" 2>/dev/null |
+        awk '{ n += 4096; if (substr($0, 1, 1) == "-") n += $3 } END { printf "%.0f\n", n }')
+    case $listed in '' | *[!0-9]*) listed=$((unpacked_size + 1)) ;; esac
+    if [ "$listed" -gt "$unpacked_size" ]; then
+        rm -f "$cached"
+        rmdir "$package_cache" 2>/dev/null || true
+        finish rejected "package refused: it unpacks to more than the signed unpacked_size $unpacked_size ($listed by its own listing)"
+    fi
+}
+
 # Puts back what was there before this step touched the release directory.
 restore_release() {
     rm -rf "$release"
@@ -408,6 +591,14 @@ esac
 # The version current before and after this run, for the completion line.
 previous=-
 target=-
+
+# Before any path is made of them: the arguments are the controller's, but
+# the name is also checked against the order only later.
+case $op in
+    install | upgrade | rollback | remove) ;;
+    *) finish rejected "this step cannot do $op" ;;
+esac
+is_package_name "$name" || finish rejected "the step's package name \`$name\` is not a package name"
 
 state_file=$state_dir/packages/$name
 records=$state_dir/releases/$name
@@ -472,38 +663,7 @@ if ! ssh-keygen "$@" <"$work/order" >"$work/verify.out" 2>&1; then
     fi
     finish rejected "the order is not signed by a key $known_servers trusts for package $name"
 fi
-[ "${order_format:-}" = 1 ] || finish rejected "unknown order format"
-[ "${order_challenge:-}" = "$challenge" ] ||
-    finish rejected "the order carries another challenge: a replayed or misdirected order"
-[ "${order_package:-}" = "$name" ] || finish rejected "the order is for another package"
-[ "${order_op:-}" = "$op" ] || finish rejected "the order is for another operation"
-
-# The version the order names: the package's, or the release `rollback
-# --to` asks for (`-`: the previous one).
-asked=${order_version:-}
-sha256=${order_sha256:-}
-size=${order_size:-}
-force=${order_force:-}
-allow_downgrade=${order_allow_downgrade:-}
-install_missing=${order_install_missing:-}
-dry_run=${order_dry_run:-}
-pre_install=${order_pre_install:--}
-post_install=${order_post_install:--}
-pre_remove=${order_pre_remove:--}
-case $asked in '' | .* | */* | *..*) finish rejected "the order's version is malformed" ;; esac
-case $size in '' | *[!0-9]*) finish rejected "the order's size is malformed" ;; esac
-# Hooks are paths inside the release, as the controller checked; a signed
-# order is not trusted to say otherwise.
-for hook in "$pre_install" "$post_install" "$pre_remove"; do
-    case /$hook/ in
-        //) ;;
-        //* | */../* | */./*) finish rejected "the order's hook path $hook is not inside the package" ;;
-    esac
-done
-case $op:$asked in
-    install:- | upgrade:- | remove:?*) [ "$op:$asked" = remove:- ] ||
-        finish rejected "the order's version is malformed" ;;
-esac
+check_order
 
 # --- the decision ----------------------------------------------------------
 if [ "$dry_run" = true ]; then
@@ -516,6 +676,15 @@ if [ "$dry_run" = true ]; then
                 plan="$plan (the package is cached here)"
             else
                 plan="$plan (would receive $size bytes)"
+            fi
+            # The prefix only: whether the package is compressed is not
+            # known before it is here.
+            if ! command -v df >/dev/null 2>&1; then
+                plan="$plan; would fail: df is missing on this host"
+                result=failed
+            elif ! why=$(room_shortage no); then
+                plan="$plan; would fail: $why"
+                result=failed
             fi
             ;;
     esac
@@ -531,6 +700,9 @@ interrupted || decide
 case $op in
     install | upgrade)
         command -v tar >/dev/null 2>&1 || finish failed "tar is missing on this host"
+        # Before any byte is asked for: check_room needs it.
+        command -v df >/dev/null 2>&1 ||
+            finish failed "df is missing on this host: cannot check the free space for $name $version"
         ;;
 esac
 
@@ -709,6 +881,7 @@ package=$cached
 
 watch_controller
 echo "swpush phase installing"
+check_room
 tar_flags=
 case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
     1f8b*)
@@ -727,6 +900,7 @@ if ! why=$(check_entries tar "$package" "$tar_flags"); then
     rmdir "$package_cache" 2>/dev/null || true
     finish rejected "package refused: $why"
 fi
+check_unpacked_size "$tar_flags"
 
 release=$pkgdir/releases/$version
 stage=$pkgdir/releases/.$version.new.$$
