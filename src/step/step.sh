@@ -351,6 +351,31 @@ unpack() {
     package=$unpacked
 }
 
+# normalise_tree DIR: makes everything below DIR root's (when the step
+# runs as root), without group or other write and without setuid/setgid
+# bits, then checks that this holds for every entry; prints what does not
+# and returns 1 otherwise. Symlinks are neither followed nor changed.
+normalise_tree() {
+    nt_root=
+    if [ "$(id -u)" = 0 ]; then nt_root=1; fi
+    if [ -n "$nt_root" ] && ! nt_out=$(chown -hR 0:0 "$1" 2>&1); then
+        printf '%s\n' "$nt_out" | head -n 1
+        return 1
+    fi
+    if ! nt_out=$(chmod -R go-w,ug-s "$1" 2>&1); then
+        printf '%s\n' "$nt_out" | head -n 1
+        return 1
+    fi
+    nt_bad=$(find "$1" ! -type l \( -perm -0020 -o -perm -0002 -o -perm -4000 -o -perm -2000 \) -print 2>&1 | head -n 1)
+    if [ -z "$nt_bad" ] && [ -n "$nt_root" ]; then
+        nt_bad=$(find "$1" \( ! -user 0 -o ! -group 0 \) -print 2>&1 | head -n 1)
+    fi
+    if [ -n "$nt_bad" ]; then
+        printf '%s\n' "${nt_bad#"$1"/} is still writable by others or not root's"
+        return 1
+    fi
+}
+
 # Puts back what was there before this step touched the release directory.
 restore_release() {
     rm -rf "$release"
@@ -729,36 +754,48 @@ if ! why=$(check_entries tar "$package" "$tar_flags"); then
 fi
 
 release=$pkgdir/releases/$version
-stage=$pkgdir/releases/.$version.new.$$
+# The release is built in a pen that only root can enter, made 0700 by the
+# mkdir itself: tar writes the archive's owners and modes as it goes (a
+# CI user's uid, 0666), and a local user who opened a file in that window
+# would keep a descriptor through any later chown or chmod. Nothing in
+# the pen can be opened by anyone else, so nothing is until it is
+# root's and unwritable to others; then one rename (same file system)
+# puts it in place. The stage is a folder inside the pen, not the pen
+# itself: an archive's `./` entry sets the mode of the folder it is
+# extracted into.
+pen=$pkgdir/releases/.$version.new.$$
+stage=$pen/tree
 # Named after this run's challenge too: the state record names it once
 # the run is committed, and no other run can have the same name.
 aside=$pkgdir/releases/.$version.old.$$.$challenge
 mkdir -p "$pkgdir/releases"
-rm -rf "$stage"
+rm -rf "$pen"
+mkdir -m 700 "$pen"
 mkdir "$stage"
+# -o: the archive's owners are not restored (GNU: --no-same-owner).
 # shellcheck disable=SC2086 # one flag or none
-if ! tar $tar_flags -xf "$package" -C "$stage" >"$work/tar.out" 2>&1; then
-    rm -rf "$stage"
+if ! tar $tar_flags -xof "$package" -C "$stage" >"$work/tar.out" 2>&1; then
+    rm -rf "$pen"
     finish failed "extraction failed: $(tail_of "$work/tar.out")"
 fi
-# Whatever owners and modes a foreign archive carried, nobody but root may
-# change what root will run: owned by root, not writable by group or others.
-# (A step run without root owns the files anyway; then this changes nothing.)
-chown -hR 0:0 "$stage" 2>/dev/null || true
-chmod -R go-w "$stage"
+if ! why=$(normalise_tree "$stage"); then
+    rm -rf "$pen"
+    finish failed "cannot make the release root's: $why"
+fi
 if [ -n "$unpacked" ]; then
     rm -f "$unpacked"
     unpacked=
 fi
 for hook in "$pre_install" "$post_install" "$pre_remove"; do
     if [ "$hook" != - ] && { [ ! -f "$stage/$hook" ] || [ -L "$stage/$hook" ]; }; then
-        rm -rf "$stage"
+        rm -rf "$pen"
         finish rejected "hook $hook is not a regular file in the package"
     fi
 done
 undo=staged
 if [ -e "$release" ]; then mv "$release" "$aside"; fi
 mv "$stage" "$release"
+rmdir "$pen"
 
 if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
     restore_release
