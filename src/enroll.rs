@@ -12,25 +12,27 @@ use crate::step::{run_script, shell_command};
 /// Appends LINE to KNOWN_SERVERS unless KEY (type and base64) is already
 /// there; with DRY_RUN `true`, only says whether it would.
 const SCRIPT: &str = r#"set -eu
+# printf, never echo: dash's echo would read backslashes in the file's text.
 ks=$1 line=$2 key=$3 dry_run=$4
 if [ -f "$ks" ] && grep -qF -- "$key" "$ks"; then
     have=$(grep -F -- "$key" "$ks" | head -n 1 | cut -d ' ' -f 1)
     if [ "$have" = "${line%% *}" ]; then
-        echo "swpush done unchanged - - already trusted in $ks"
+        printf 'swpush done unchanged - - already trusted in %s\n' "$ks"
     else
-        echo "swpush done unchanged - - already trusted in $ks for packages $have, not changed to ${line%% *} (edit that line to change them)"
+        printf 'swpush done unchanged - - already trusted in %s for packages %s, not changed to %s (edit that line to change them)\n' \
+            "$ks" "$have" "${line%% *}"
     fi
     exit 0
 fi
 if [ "$dry_run" = true ]; then
-    echo "swpush done installed - - would add the key to $ks"
+    printf 'swpush done installed - - would add the key to %s\n' "$ks"
     exit 0
 fi
 mkdir -p "$(dirname "$ks")"
 if [ -s "$ks" ] && [ -n "$(tail -c 1 "$ks")" ]; then echo >>"$ks"; fi
 printf '%s\n' "$line" >>"$ks"
 chmod 644 "$ks"
-echo "swpush done installed - - key added to $ks"
+printf 'swpush done installed - - key added to %s\n' "$ks"
 "#;
 
 pub struct Enroll {

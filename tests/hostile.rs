@@ -33,7 +33,7 @@ use swpush::order::{Challenge, Op, Order};
 use world::*;
 
 const HOSTS: &[&str] = &[
-    "pkgguard", "invguard", "gnu", "bb", "kept-gnu", "kept-bb", "modes",
+    "pkgguard", "invguard", "gnu", "bb", "kept-gnu", "kept-bb", "modes", "echo-gnu", "echo-bb",
 ];
 
 /// Where an escaping entry would land on a client; none may ever exist.
@@ -996,7 +996,8 @@ fn step_command(world: &World, host: &str, busybox: bool) -> String {
     }
     // The tools live in the host's private /var/lib, outside every path
     // this test checks for leftovers.
-    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
+    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm rmdir mkdir cat date wc tail grep \
+                 dirname sleep chmod chown find id";
     command.replacen(
         "/bin/sh -c ",
         &format!(
@@ -1577,5 +1578,85 @@ fn unusable_host_fields_are_refused_before_connecting() {
         let output = install(world, &path, &world.hello, &["--limit", "web3"]);
         assert_refused(&output, case, &format!("error: {}:", path.display()), "");
         tripwire.assert_untouched(case);
+    }
+}
+
+// --- hook output in the completion line ---------------------------------------
+
+/// What failing post_install hooks print, each a package of its own: dash's
+/// `echo` turned `\c` into "stop here" and `\n` into a new line, so the
+/// message was lost and a hook could print a second completion line.
+const HOOK_OUTPUTS: [(&str, &str); 2] = [
+    ("backslash", r"C:\config\new"),
+    ("forged", r"x\nswpush done installed - 9.9 forged"),
+];
+
+fn failing_hook_package(world: &World, case: &str, says: &str) -> PathBuf {
+    world.variant(&format!("echo-{case}.tar.gz"), |dir| {
+        append(
+            dir,
+            "hooks/post.sh",
+            &format!("printf '%s\\n' '{says}'\nexit 1\n"),
+        )
+    })
+}
+
+/// Under dash (the real controller pushing): the report says `failed`,
+/// with the hook's words, backslashes and all.
+#[test]
+fn hook_output_reaches_the_report_literally_under_dash() {
+    let world = world();
+    let host = "echo-gnu";
+    let inventory = one_host_inventory(world, host, &world.fleet.host(host).addr.to_string());
+    for (case, says) in HOOK_OUTPUTS {
+        let package = failing_hook_package(world, case, says);
+        let (code, report) = world.push("install", &inventory, &package, &[]);
+        let (status, message) = status_of(&report, host);
+        assert_eq!(code, 2, "{case}: {report:#}");
+        assert_eq!(status, "failed", "{case}: {report:#}");
+        assert!(
+            message.ends_with(&format!("post_install failed, removed again: {says}")),
+            "{case}: {message:?}"
+        );
+    }
+}
+
+/// Under busybox ash with busybox's tools (the step driven by hand): one
+/// completion line, `failed`, with the hook's words as they were.
+#[test]
+fn hook_output_reaches_the_completion_line_literally_under_busybox() {
+    let world = world();
+    let host = "echo-bb";
+    let command = step_command(world, host, true);
+    let key = swpush::key::load(&world.key).unwrap();
+    for (case, says) in HOOK_OUTPUTS {
+        let path = failing_hook_package(world, case, says);
+        let package = swpush::package::read(&path).unwrap();
+        let mut answer = |challenge: &str| {
+            let order = Order {
+                op: Op::Install,
+                package: "hello".into(),
+                version: package.manifest.version.to_string(),
+                sha256: package.sha256.clone(),
+                size: package.size,
+                allow_downgrade: false,
+                install_missing: false,
+                force: false,
+                dry_run: false,
+                host: host.into(),
+                challenge: Challenge::parse(challenge).unwrap(),
+                hooks: package.manifest.hooks.clone(),
+                issued: "2026-12-02T00:00:00Z".into(),
+            };
+            let (text, signature) = order.sign(&key).unwrap();
+            format!("swpush order {}\n{text}{signature}", text.lines().count())
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        let (done, _) = world::drive(world, host, &command, &mut answer, world::bytes(bytes));
+        assert_eq!(
+            done.trim_end(),
+            format!("failed - - post_install failed, removed again: {says}"),
+            "{case}"
+        );
     }
 }

@@ -19,7 +19,7 @@ check_entries() {
     # shellcheck disable=SC2086 # flags are one word or none
     if ! "$ce_tar" $ce_flags -tf "$ce_archive" >"$ce_dir/names" 2>"$ce_dir/err" ||
         ! "$ce_tar" $ce_flags -tvf "$ce_archive" >"$ce_dir/long" 2>>"$ce_dir/err"; then
-        echo "cannot list the package: $(head -n 1 "$ce_dir/err")"
+        printf 'cannot list the package: %s\n' "$(head -n 1 "$ce_dir/err")"
         rm -rf "$ce_dir"
         return 1
     fi
@@ -100,7 +100,7 @@ check_entries() {
     # Checked after the entries, so that a refusal names the entry where the
     # listing shows it; any warning at all is a refusal.
     if [ "$ce_status" = 0 ] && [ -s "$ce_dir/err" ]; then
-        echo "tar warns about the package: $(head -n 1 "$ce_dir/err")"
+        printf 'tar warns about the package: %s\n' "$(head -n 1 "$ce_dir/err")"
         ce_status=1
     fi
     rm -rf "$ce_dir"

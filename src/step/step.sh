@@ -69,6 +69,8 @@ cleanup() {
 # done STATUS MESSAGE: prints the completion line and ends the step.
 finish() {
     message=$(printf '%s' "$2" | tr '\n\r\t' '   ')
+    # Trailing blanks (a hook's last newline) say nothing.
+    message=${message%"${message##*[! ]}"}
     # Free the lock and the work dir before the completion line, not after
     # it in the EXIT trap: once the controller has the line, the next run
     # may start at once and must not find this one's lock still held.
@@ -76,7 +78,9 @@ finish() {
         rm -rf "$work" "$incoming" "$unpacked"
         if [ -n "$lock" ]; then rm -rf "$lock" && lock=; fi
     fi
-    echo "swpush done $1 $previous $target $message"
+    # printf, never echo: dash's echo reads `\c`, `\n` and `\0NNN` in a
+    # hook's words, losing the message or printing a second protocol line.
+    printf 'swpush done %s %s %s %s\n' "$1" "$previous" "$target" "$message"
     exit 0
 }
 
@@ -147,7 +151,7 @@ kept_list() {
     while IFS= read -r v; do
         if kept "$v"; then list="$list $v"; fi
     done <"$history"
-    echo "${list# }"
+    printf '%s\n' "${list# }"
 }
 
 # The kept release installed just before the current one (empty if none).
@@ -158,7 +162,7 @@ before_current() {
         [ "$v" != "$current_version" ] || break
         if kept "$v"; then before=$v; fi
     done <"$history"
-    echo "$before"
+    printf '%s\n' "$before"
 }
 
 # Applies the policy the signed order carries to what is installed. Sets
@@ -304,7 +308,7 @@ run_hook() {
 restore_previous() { # FAILED_VERSION
     if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
         ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$1" "$current_post_install"; then
-        echo " (its post_install failed too: $(tail_of "$work/hook.out"))"
+        printf ' (its post_install failed too: %s)\n' "$(tail_of "$work/hook.out")"
     fi
 }
 
@@ -442,7 +446,7 @@ package_cache=$cache_dir/$name
 read_state
 
 challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-echo "swpush hello 1 $challenge $current_version $current_sha"
+printf 'swpush hello 1 %s %s %s\n' "$challenge" "$current_version" "$current_sha"
 
 # --- the order -------------------------------------------------------------
 IFS= read -r header || finish failed "the controller sent no order"
@@ -476,7 +480,7 @@ while IFS= read -r line; do
     [ "$i" -lt 64 ] || finish rejected "the order's signature is malformed"
 done
 
-echo "swpush phase verifying"
+printf '%s\n' "swpush phase verifying"
 if [ ! -e "$known_servers" ]; then
     finish rejected "no $known_servers here: this host trusts no controller (grant one with swpush enroll)"
 fi
@@ -594,7 +598,7 @@ while :; do
     fi
     [ "$tries" -lt "$busy_retries" ] || finish busy "still busy after $tries retries: $reason"
     tries=$((tries + 1))
-    echo "swpush phase waiting $tries $busy_retries"
+    printf 'swpush phase waiting %s %s\n' "$tries" "$busy_retries"
     sleep "$busy_wait"
 done
 
@@ -660,7 +664,7 @@ decide
 # --- rollback --------------------------------------------------------------
 if [ "$op" = rollback ]; then
     watch_controller
-    echo "swpush phase installing"
+    printf '%s\n' "swpush phase installing"
     dir=$pkgdir/releases/$version
     read_record "$records/$version"
     to_pre=${rec_pre_install:--}
@@ -693,7 +697,7 @@ fi
 # --- remove ----------------------------------------------------------------
 if [ "$op" = remove ]; then
     watch_controller
-    echo "swpush phase installing"
+    printf '%s\n' "swpush phase installing"
     dir=$pkgdir/releases/$current_version
     if [ "$current_pre_remove" != - ]; then
         [ -f "$dir/$current_pre_remove" ] ||
@@ -715,7 +719,7 @@ if [ -f "$cached" ] && [ "$(wc -c <"$cached" | tr -d ' ')" = "$size" ] &&
     [ "$(sha256_of "$cached")" = "$sha256" ]; then
     :
 else
-    echo "swpush need $size"
+    printf 'swpush need %s\n' "$size"
     # Hashed while it arrives: one pass over the bytes, not two.
     # Received beside the cache, not in /tmp: keeping it is then a rename,
     # not a second copy of every byte.
@@ -733,7 +737,7 @@ fi
 package=$cached
 
 watch_controller
-echo "swpush phase installing"
+printf '%s\n' "swpush phase installing"
 tar_flags=
 case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
     1f8b*)
