@@ -34,6 +34,7 @@ use world::*;
 
 const HOSTS: &[&str] = &[
     "pkgguard", "invguard", "gnu", "bb", "kept-gnu", "kept-bb", "modes", "echo-gnu", "echo-bb",
+    "utf8-gnu", "utf8-bb",
 ];
 
 /// Where an escaping entry would land on a client; none may ever exist.
@@ -976,6 +977,30 @@ fn client_cases() -> Vec<ClientCase> {
             "entry `bin/su` has a setuid or setgid bit",
         ),
         case(
+            "not-utf8",
+            package_with(vec![entry(b"lat\xe9", FILE, b"", b"x")]),
+            "entry `lat\\351` is not UTF-8",
+            "entry `lat\\351` is not UTF-8",
+        ),
+        case(
+            "c1-control",
+            package_with(vec![entry(b"c1\xc2\x85x", FILE, b"", b"x")]),
+            "entry `c1\\302\\205x` contains a control character",
+            "entry `c1\\302\\205x` contains a control character",
+        ),
+        case(
+            "gnu-sparse",
+            with_sparse_member(gnu_sparse_member()),
+            "entry `bin/sparse` is a sparse file",
+            "the package has a sparse file (GNU format)",
+        ),
+        case(
+            "pax-sparse",
+            with_sparse_member(pax_sparse_member()),
+            "the package has a sparse file (pax format)",
+            "the package has a sparse file (pax format)",
+        ),
+        case(
             "hidden-after-a-lone-zero-block",
             hidden_after_lone_zero_block(&[
                 symlink("lnk", "/etc/swpush"),
@@ -985,6 +1010,69 @@ fn client_cases() -> Vec<ClientCase> {
             "entry `lnk` is a symlink to an absolute path",
         ),
     ]
+}
+
+/// A plausible package with `member` (whole header and data blocks) after it.
+fn with_sparse_member(member: Vec<u8>) -> Vec<u8> {
+    let mut out = tar_body(&[
+        file("swpush.yaml", MANIFEST),
+        dir("bin/"),
+        file("bin/hello", b"#!/bin/sh\necho hello\n").mode(0o755),
+    ]);
+    out.extend(member);
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
+/// A GNU sparse member `bin/sparse` (type `S`): 6 bytes, then a 4 KiB hole.
+fn gnu_sparse_member() -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path("bin/sparse").unwrap();
+    header.set_entry_type(tar::EntryType::GNUSparse);
+    header.set_size(6);
+    header.set_mode(0o644);
+    let gnu = header.as_gnu_mut().unwrap();
+    gnu.set_real_size(6 + 4096);
+    gnu.sparse[0].set_offset(0);
+    gnu.sparse[0].set_length(6);
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(b"pwned\n");
+    out.resize(1024, 0);
+    out
+}
+
+/// A pax 1.0 sparse member without holes, in ustar headers (GNU tar reads
+/// pax headers only in that format): GNU tar extracts `bin/sparse`,
+/// busybox `GNUSparseFile.0/sparse`, its map and data as one file.
+fn pax_sparse_member() -> Vec<u8> {
+    let content = b"pwned\n";
+    let records = [
+        pax_record("GNU.sparse.major", "1"),
+        pax_record("GNU.sparse.minor", "0"),
+        pax_record("GNU.sparse.name", "bin/sparse"),
+        pax_record("GNU.sparse.realsize", &content.len().to_string()),
+    ]
+    .concat();
+    let mut map = format!("1\n0\n{}\n", content.len()).into_bytes();
+    map.resize(512, 0);
+    let data = [&map[..], content].concat();
+    let mut out = Vec::new();
+    for (name, kind, data) in [
+        ("PaxHeaders/sparse", tar::EntryType::XHeader, &records[..]),
+        ("GNUSparseFile.0/sparse", tar::EntryType::Regular, &data[..]),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).unwrap();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out
 }
 
 /// The step for `host`, as the controller would start it; under busybox
@@ -1621,42 +1709,102 @@ fn hook_output_reaches_the_report_literally_under_dash() {
     }
 }
 
+/// Installs the package at `path` (its manifest's hooks signed in the
+/// order) on `host` under busybox ash with busybox's tools, driving the
+/// step by hand; returns the completion line (after `swpush done `).
+fn install_under_busybox(world: &World, host: &str, path: &Path) -> String {
+    let command = step_command(world, host, true);
+    let key = swpush::key::load(&world.key).unwrap();
+    let package = swpush::package::read(path).unwrap();
+    let mut answer = |challenge: &str| {
+        let order = Order {
+            op: Op::Install,
+            package: package.manifest.name.clone(),
+            version: package.manifest.version.to_string(),
+            sha256: package.sha256.clone(),
+            size: package.size,
+            allow_downgrade: false,
+            install_missing: false,
+            force: false,
+            dry_run: false,
+            host: host.into(),
+            challenge: Challenge::parse(challenge).unwrap(),
+            hooks: package.manifest.hooks.clone(),
+            issued: "2026-12-02T00:00:00Z".into(),
+        };
+        let (text, signature) = order.sign(&key).unwrap();
+        format!("swpush order {}\n{text}{signature}", text.lines().count())
+    };
+    let bytes = std::fs::read(path).unwrap();
+    let (done, _) = world::drive(world, host, &command, &mut answer, world::bytes(bytes));
+    done
+}
+
 /// Under busybox ash with busybox's tools (the step driven by hand): one
 /// completion line, `failed`, with the hook's words as they were.
 #[test]
 fn hook_output_reaches_the_completion_line_literally_under_busybox() {
     let world = world();
-    let host = "echo-bb";
-    let command = step_command(world, host, true);
-    let key = swpush::key::load(&world.key).unwrap();
     for (case, says) in HOOK_OUTPUTS {
         let path = failing_hook_package(world, case, says);
-        let package = swpush::package::read(&path).unwrap();
-        let mut answer = |challenge: &str| {
-            let order = Order {
-                op: Op::Install,
-                package: "hello".into(),
-                version: package.manifest.version.to_string(),
-                sha256: package.sha256.clone(),
-                size: package.size,
-                allow_downgrade: false,
-                install_missing: false,
-                force: false,
-                dry_run: false,
-                host: host.into(),
-                challenge: Challenge::parse(challenge).unwrap(),
-                hooks: package.manifest.hooks.clone(),
-                issued: "2026-12-02T00:00:00Z".into(),
-            };
-            let (text, signature) = order.sign(&key).unwrap();
-            format!("swpush order {}\n{text}{signature}", text.lines().count())
-        };
-        let bytes = std::fs::read(&path).unwrap();
-        let (done, _) = world::drive(world, host, &command, &mut answer, world::bytes(bytes));
+        let done = install_under_busybox(world, "echo-bb", &path);
         assert_eq!(
             done.trim_end(),
             format!("failed - - post_install failed, removed again: {says}"),
             "{case}"
         );
     }
+}
+
+// --- names beyond ASCII --------------------------------------------------------
+
+/// hello with UTF-8 names: a folder, a file in it and a symlink to it.
+fn utf8_package(world: &World) -> PathBuf {
+    world.variant("hello-utf8.tar.gz", |dir| {
+        std::fs::create_dir(dir.join("données")).unwrap();
+        std::fs::write(dir.join("données/café.txt"), "crème\n").unwrap();
+        std::os::unix::fs::symlink("données/café.txt", dir.join("lien→café")).unwrap();
+    })
+}
+
+fn assert_utf8_release(world: &World, host: &str) {
+    let release = world
+        .fleet
+        .host(host)
+        .path("/opt/swpush/hello/releases/1.0.0");
+    assert_eq!(
+        std::fs::read_to_string(release.join("données/café.txt")).unwrap(),
+        "crème\n",
+        "{host}"
+    );
+    assert_eq!(
+        std::fs::read_link(release.join("lien→café")).unwrap(),
+        Path::new("données/café.txt"),
+        "{host}"
+    );
+    assert_hello_runs(world, host, "1.0.0");
+}
+
+/// GNU tar lists UTF-8 names with octal escapes under LC_ALL=C, which the
+/// client's check used to refuse as backslashes: `pack` and the controller
+/// accepted a package every GNU-tar client then refused.
+#[test]
+fn utf8_names_install_with_gnu_tar() {
+    let world = world();
+    let host = "utf8-gnu";
+    let package = utf8_package(world);
+    let inventory = one_host_inventory(world, host, &world.fleet.host(host).addr.to_string());
+    let (code, report) = world.push("install", &inventory, &package, &[]);
+    assert_eq!(status_of(&report, host).0, "installed", "{report:#}");
+    assert_eq!(code, 0);
+    assert_utf8_release(world, host);
+}
+
+#[test]
+fn utf8_names_install_with_busybox() {
+    let world = world();
+    let host = "utf8-bb";
+    let done = install_under_busybox(world, host, &utf8_package(world));
+    assert!(done.starts_with("installed - 1.0.0"), "{done}");
+    assert_utf8_release(world, host);
 }
