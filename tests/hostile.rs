@@ -1808,3 +1808,81 @@ fn utf8_names_install_with_busybox() {
     assert!(done.starts_with("installed - 1.0.0"), "{done}");
     assert_utf8_release(world, host);
 }
+
+// --- pack never leaves a broken package at OUT ---------------------------------
+
+/// `swpush pack SRC -o OUT` in a mount namespace of its own, after the
+/// shell `setup` ran there; returns pack's exit code and stderr, then what
+/// OUT's folder holds (`ls -A`) and OUT's content, as seen from inside.
+fn pack_in_namespace(setup: &str, src: &Path, out: &Path) -> (i32, String, String, String) {
+    let script = format!(
+        "{setup}\n\"$1\" pack \"$2\" -o \"$3\" 2>\"$3.err\"; rc=$?\n\
+         printf 'rc %s\\n' \"$rc\"; printf 'err %s\\n' \"$(cat \"$3.err\")\"; rm -f \"$3.err\"\n\
+         printf 'ls %s\\n' \"$(ls -A \"$(dirname \"$3\")\" | tr '\\n' ' ')\"\n\
+         printf 'out %s\\n' \"$(cat \"$3\" 2>/dev/null | head -c 100)\""
+    );
+    let output = std::process::Command::new("unshare")
+        .args(["-m", "--propagation=private", "sh", "-c", &script, "sh"])
+        .arg(env!("CARGO_BIN_EXE_swpush"))
+        .arg(src)
+        .arg(out)
+        .env("HOME", world().fleet.home())
+        .output()
+        .unwrap();
+    let said = text(&output.stdout);
+    let field = |key: &str| {
+        said.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let code = field("rc").parse().unwrap_or(-1);
+    (code, field("err"), field("ls"), field("out"))
+}
+
+/// `pack` writes beside OUT and renames only after reading the result
+/// back: a package whose check fails (here a source file that lies about
+/// its size, as /proc files do, so the archive is misframed) or whose
+/// write is cut short (a full disk) never replaces OUT, and no temporary
+/// file is left.
+#[test]
+fn pack_never_leaves_a_broken_package_at_out() {
+    let world = world();
+    let root = world.fleet.dir().join("pack-out");
+    let src = root.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("swpush.yaml"), "name: packed\nversion: 1.0.0\n").unwrap();
+
+    // Read-back failure: OUT holds an earlier package, which must stay.
+    std::fs::write(src.join("version"), "").unwrap();
+    let out_dir = root.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join("packed.tar");
+    std::fs::write(&out, "the earlier package").unwrap();
+    let setup = format!(
+        "mount --bind /proc/version '{}'",
+        src.join("version").display()
+    );
+    let (code, err, ls, content) = pack_in_namespace(&setup, &src, &out);
+    assert_eq!(code, 1, "refused: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(content, "the earlier package", "OUT unchanged");
+    assert_eq!(ls, "packed.tar", "no temporary file left");
+    std::fs::remove_file(src.join("version")).unwrap();
+
+    // A full disk: a 64 KiB tmpfs for a package of 1 MiB of noise.
+    std::fs::write(src.join("noise"), noise(1 << 20)).unwrap();
+    let small = root.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let out = small.join("packed.tar");
+    let setup = format!(
+        "mount -t tmpfs -o size=64k tmpfs '{0}' && printf 'the earlier package' >'{0}/packed.tar'",
+        small.display()
+    );
+    let (code, err, ls, content) = pack_in_namespace(&setup, &src, &out);
+    assert_eq!(code, 1, "refused: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(content, "the earlier package", "OUT unchanged");
+    assert_eq!(ls, "packed.tar", "no temporary file left");
+}
