@@ -1084,8 +1084,8 @@ fn step_command(world: &World, host: &str, busybox: bool) -> String {
     }
     // The tools live in the host's private /var/lib, outside every path
     // this test checks for leftovers.
-    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm rmdir mkdir cat date wc tail grep \
-                 dirname sleep chmod chown find id";
+    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep \
+                 dirname sleep chmod chown find";
     command.replacen(
         "/bin/sh -c ",
         &format!(

@@ -348,8 +348,8 @@ fn step_command(world: &World, host: &str, op: Op, busybox: bool) -> String {
     if !busybox {
         return command;
     }
-    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm rmdir mkdir cat date wc tail \
-                 grep dirname sleep chmod chown find id";
+    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail \
+                 grep dirname sleep chmod chown find";
     command.replacen(
         "/bin/sh -c ",
         &format!(

@@ -251,7 +251,7 @@ ce_sparse_header() {
         case $cs_type in
             53) return 0 ;;
             78 | 67)
-                if dd if="$1" bs=512 skip="$((cs_block + 1))" count="$cs_data" 2>/dev/null |
+                if tail -c "+$(((cs_block + 1) * 512 + 1))" "$1" | head -c "$((cs_data * 512))" |
                     tr -cs 'A-Za-z0-9._' '\n' | grep -q '^GNU\.sparse\.'; then
                     return 0
                 fi

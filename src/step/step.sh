@@ -359,9 +359,11 @@ unpack() {
 # runs as root), without group or other write and without setuid/setgid
 # bits, then checks that this holds for every entry; prints what does not
 # and returns 1 otherwise. Symlinks are neither followed nor changed.
+# Whether the step runs as root is read off DIR's parent, which this run
+# made (`id` is not among the tools a minimal client has).
 normalise_tree() {
     nt_root=
-    if [ "$(id -u)" = 0 ]; then nt_root=1; fi
+    if [ -n "$(find "${1%/*}" -prune -user 0 2>/dev/null)" ]; then nt_root=1; fi
     if [ -n "$nt_root" ] && ! nt_out=$(chown -hR 0:0 "$1" 2>&1); then
         printf '%s\n' "$nt_out" | head -n 1
         return 1
@@ -799,7 +801,7 @@ done
 undo=staged
 if [ -e "$release" ]; then mv "$release" "$aside"; fi
 mv "$stage" "$release"
-rmdir "$pen"
+rm -rf "$pen"
 
 if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
     restore_release
