@@ -33,8 +33,18 @@ use swpush::order::{Challenge, Op, Order};
 use world::*;
 
 const HOSTS: &[&str] = &[
-    "pkgguard", "invguard", "gnu", "bb", "kept-gnu", "kept-bb", "modes", "echo-gnu", "echo-bb",
-    "utf8-gnu", "utf8-bb",
+    "pkgguard",
+    "invguard",
+    "gnu",
+    "bb",
+    "kept-gnu",
+    "kept-bb",
+    "modes",
+    "echo-gnu",
+    "echo-bb",
+    "utf8-gnu",
+    "utf8-bb",
+    "echo-status",
 ];
 
 /// Where an escaping entry would land on a client; none may ever exist.
@@ -1885,4 +1895,27 @@ fn pack_never_leaves_a_broken_package_at_out() {
     assert!(err.contains("No space left on device"), "{err}");
     assert_eq!(content, "the earlier package", "OUT unchanged");
     assert_eq!(ls, "packed.tar", "no temporary file left");
+}
+
+/// `swpush status` reads the client's records with a small script of its
+/// own: a record with backslashes in it (a hostile or damaged client) comes
+/// back as written, not cut short by dash's `echo` at its `\c`.
+#[test]
+fn status_reads_records_with_backslashes_literally() {
+    let world = world();
+    let host = "echo-status";
+    let h = world.fleet.host(host);
+    let since = r"2026-12-02\cT00:00:00Z\n";
+    std::fs::create_dir_all(h.path("/var/lib/swpush/packages")).unwrap();
+    std::fs::write(
+        h.path("/var/lib/swpush/packages/hello"),
+        format!("version 1.0.0\nsha256 {}\nsince {since}\n", "a".repeat(64)),
+    )
+    .unwrap();
+    let inventory = one_host_inventory(world, host, &h.addr.to_string());
+    let (code, report) = world.push("status", &inventory, Path::new("hello"), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let packages = &host_entry(&report, host)["packages"];
+    assert_eq!(packages[0]["version"], "1.0.0", "{report:#}");
+    assert_eq!(packages[0]["since"], since, "{report:#}");
 }
