@@ -12,6 +12,11 @@
 //! hidden after a lone zero block, a pax sparse file, unusable host fields,
 //! and foreign owners and modes; each now has its test here.
 //!
+//! Also here: what the client must take literally (a hook's or a record's
+//! backslashes in the completion line and in `status`), names beyond ASCII
+//! on GNU and busybox clients, and `pack` never leaving a broken package
+//! at OUT.
+//!
 //! One fleet serves every test in this file; each test owns its hosts.
 
 mod support;
