@@ -1010,6 +1010,12 @@ fn client_cases() -> Vec<ClientCase> {
             "the package has a sparse file (GNU format)",
         ),
         case(
+            "gnu-sparse-without-holes",
+            package_with(vec![entry(b"bin/dense", GNU_SPARSE, b"", b"pwned\n")]),
+            "the package has a sparse file (GNU format)",
+            "the package has a sparse file (GNU format)",
+        ),
+        case(
             "pax-sparse",
             with_sparse_member(pax_sparse_member()),
             "the package has a sparse file (pax format)",

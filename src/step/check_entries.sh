@@ -11,8 +11,8 @@
 #   name is absolute, has `..`, is not UTF-8, has a control character
 #   (C0, DEL or C1), a backslash or ` -> `, appears twice or lies below a
 #   symlink or file, has a setuid or setgid bit, is a sparse file (GNU or
-#   pax), or when tar says anything at all on stderr (busybox strips a
-#   leading `/` with only a warning).
+#   pax, with or without holes), or when tar says anything at all on
+#   stderr (busybox strips a leading `/` with only a warning).
 #   GNU tar lists names escaped (`donn\303\251es`, `\\`, `\n`): its
 #   listing is asked for in that style explicitly and decoded exactly, so
 #   that the rules apply to the bytes tar will write, as busybox lists them.
@@ -212,6 +212,17 @@ check_entries() {
         tr -cs 'A-Za-z0-9._' '\n' <"$ce_archive" | grep -q '^GNU\.sparse\.' &&
         ce_sparse_header "$ce_archive"; then
         printf '%s\n' "the package has a sparse file (pax format); packages hold plain files"
+        ce_status=1
+    fi
+    # A GNU sparse member without holes looks like a plain file in GNU
+    # tar's listing, block numbers and all. Its header is a block with the
+    # type `S` at byte 156 and `ustar` at 257: one pass over the archive in
+    # blocks finds every candidate, and only then are the headers walked.
+    # (busybox tar cannot list such a member: refused above.)
+    if [ "$ce_status" = 0 ] && [ -z "$ce_flags" ] && [ "$ce_gnu" = 1 ] &&
+        tr '\n\000' '..' <"$ce_archive" | fold -b -w 512 | grep -q '^.\{156\}S.\{100\}ustar' &&
+        ce_sparse_header "$ce_archive"; then
+        printf '%s\n' "the package has a sparse file (GNU format); packages hold plain files"
         ce_status=1
     fi
     # Checked after the entries, so that a refusal names the entry where the
