@@ -50,6 +50,7 @@ const HOSTS: &[&str] = &[
     "utf8-gnu",
     "utf8-bb",
     "echo-status",
+    "taropts",
 ];
 
 /// Where an escaping entry would land on a client; none may ever exist.
@@ -1734,7 +1735,12 @@ fn hook_output_reaches_the_report_literally_under_dash() {
 /// order) on `host` under busybox ash with busybox's tools, driving the
 /// step by hand; returns the completion line (after `swpush done `).
 fn install_under_busybox(world: &World, host: &str, path: &Path) -> String {
-    let command = step_command(world, host, true);
+    install_by_hand(world, host, path, &step_command(world, host, true))
+}
+
+/// Installs the package at `path` on `host` with the step `command`,
+/// driving it by hand; returns the completion line.
+fn install_by_hand(world: &World, host: &str, path: &Path, command: &str) -> String {
     let key = swpush::key::load(&world.key).unwrap();
     let package = swpush::package::read(path).unwrap();
     let mut answer = |challenge: &str| {
@@ -1757,7 +1763,7 @@ fn install_under_busybox(world: &World, host: &str, path: &Path) -> String {
         format!("swpush order {}\n{text}{signature}", text.lines().count())
     };
     let bytes = std::fs::read(path).unwrap();
-    let (done, _) = world::drive(world, host, &command, &mut answer, world::bytes(bytes));
+    let (done, _) = world::drive(world, host, command, &mut answer, world::bytes(bytes));
     done
 }
 
@@ -1929,4 +1935,25 @@ fn status_reads_records_with_backslashes_literally() {
     let packages = &host_entry(&report, host)["packages"];
     assert_eq!(packages[0]["version"], "1.0.0", "{report:#}");
     assert_eq!(packages[0]["since"], since, "{report:#}");
+}
+
+/// GNU tar reads options from TAR_OPTIONS: a login environment with, say,
+/// a `--transform` would make it write other names than it listed for the
+/// check. The step clears it.
+#[test]
+fn tar_options_in_the_login_environment_change_nothing() {
+    let world = world();
+    let host = "taropts";
+    let command = format!(
+        "TAR_OPTIONS=--transform=s,bin/hello,bin/renamed, {}",
+        world.step_command(host)
+    );
+    let done = install_by_hand(world, host, &world.hello, &command);
+    assert!(done.starts_with("installed - 1.0.0"), "{done}");
+    let release = world
+        .fleet
+        .host(host)
+        .path("/opt/swpush/hello/releases/1.0.0");
+    assert!(!release.join("bin/renamed").exists());
+    assert_hello_runs(world, host, "1.0.0");
 }

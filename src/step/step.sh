@@ -752,6 +752,9 @@ case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
         unpack zstd -dcq
         ;;
 esac
+# GNU tar as it comes: TAR_OPTIONS from the login's environment could make
+# it list one thing and write another (--transform, --same-owner).
+unset TAR_OPTIONS
 if ! why=$(check_entries tar "$package" "$tar_flags"); then
     # Signed, but not something this client installs: not worth keeping.
     rm -f "$cached"
