@@ -764,14 +764,13 @@ fi
 
 release=$pkgdir/releases/$version
 # The release is built in a pen that only root can enter, made 0700 by the
-# mkdir itself: tar writes the archive's owners and modes as it goes (a
-# CI user's uid, 0666), and a local user who opened a file in that window
-# would keep a descriptor through any later chown or chmod. Nothing in
-# the pen can be opened by anyone else, so nothing is until it is
-# root's and unwritable to others; then one rename (same file system)
-# puts it in place. The stage is a folder inside the pen, not the pen
-# itself: an archive's `./` entry sets the mode of the folder it is
-# extracted into.
+# mkdir itself: tar writes the archive's modes as it goes (0666, 0777),
+# and a local user who opened a file in that window would keep the
+# descriptor through any later chmod. No other user can open anything in
+# the pen, at any moment; the tree leaves it, in one rename on the same
+# file system, only once it is root's and unwritable to others. The stage
+# is a folder inside the pen, not the pen itself: an archive's `./` entry
+# sets the mode of the folder it is extracted into.
 pen=$pkgdir/releases/.$version.new.$$
 stage=$pen/tree
 # Named after this run's challenge too: the state record names it once
