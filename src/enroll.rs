@@ -17,6 +17,7 @@ use crate::step::{run_script, shell_command};
 /// reported, never overwritten. With DRY_RUN `true`, only says what it
 /// would do. A key already trusted leaves both files as they are.
 const SCRIPT: &str = r#"set -eu
+# printf, never echo: dash's echo would read backslashes in the file's text.
 ks=$1 line=$2 key=$3 dry_run=$4 host=$5
 hn=$(dirname "$ks")/host_name
 recorded=

@@ -18,21 +18,22 @@ use crate::untrusted::{MAX_FIELD, bound};
 /// step's (src/step/step.sh); `-` stands for a missing value.
 const SCRIPT: &str = r#"set -eu
 only=$1 prefix=$2 state_dir=$3
-field() { v=$(sed -n "s/^$1 //p" "$2" 2>/dev/null | head -n 1); echo "${v:--}"; }
+# printf, never echo: dash's echo would read backslashes in a record.
+field() { v=$(sed -n "s/^$1 //p" "$2" 2>/dev/null | head -n 1); printf '%s\n' "${v:--}"; }
 for record in "$state_dir"/packages/*; do
     [ -f "$record" ] || continue
     name=${record##*/}
     if [ -n "$only" ] && [ "$name" != "$only" ]; then continue; fi
-    echo "swpush package $name $(field version "$record") $(field sha256 "$record") $(field since "$record")"
+    printf 'swpush package %s %s %s %s\n' "$name" "$(field version "$record")" "$(field sha256 "$record")" "$(field since "$record")"
     [ -f "$state_dir/history/$name" ] || continue
     while IFS= read -r v; do
         release=$state_dir/releases/$name/$v
         if [ -n "$v" ] && [ -f "$release" ] && [ -d "$prefix/$name/releases/$v" ]; then
-            echo "swpush release $name $v $(field sha256 "$release") $(field installed "$release")"
+            printf 'swpush release %s %s %s %s\n' "$name" "$v" "$(field sha256 "$release")" "$(field installed "$release")"
         fi
     done <"$state_dir/history/$name"
 done
-echo "swpush done unchanged - - "
+printf '%s\n' "swpush done unchanged - - "
 "#;
 
 /// Asks each host what it has installed (of `name` only, if given).

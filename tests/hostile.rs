@@ -12,6 +12,11 @@
 //! hidden after a lone zero block, a pax sparse file, unusable host fields,
 //! and foreign owners and modes; each now has its test here.
 //!
+//! Also here: what the client must take literally (a hook's or a record's
+//! backslashes in the completion line and in `status`), names beyond ASCII
+//! on GNU and busybox clients, and `pack` never leaving a broken package
+//! at OUT.
+//!
 //! One fleet serves every test in this file; each test owns its hosts.
 
 mod support;
@@ -33,7 +38,19 @@ use swpush::order::{Challenge, Op, Order};
 use world::*;
 
 const HOSTS: &[&str] = &[
-    "pkgguard", "invguard", "gnu", "bb", "kept-gnu", "kept-bb", "modes",
+    "pkgguard",
+    "invguard",
+    "gnu",
+    "bb",
+    "kept-gnu",
+    "kept-bb",
+    "modes",
+    "echo-gnu",
+    "echo-bb",
+    "utf8-gnu",
+    "utf8-bb",
+    "echo-status",
+    "taropts",
 ];
 
 /// Where an escaping entry would land on a client; none may ever exist.
@@ -976,6 +993,36 @@ fn client_cases() -> Vec<ClientCase> {
             "entry `bin/su` has a setuid or setgid bit",
         ),
         case(
+            "not-utf8",
+            package_with(vec![entry(b"lat\xe9", FILE, b"", b"x")]),
+            "entry `lat\\351` is not UTF-8",
+            "entry `lat\\351` is not UTF-8",
+        ),
+        case(
+            "c1-control",
+            package_with(vec![entry(b"c1\xc2\x85x", FILE, b"", b"x")]),
+            "entry `c1\\302\\205x` contains a control character",
+            "entry `c1\\302\\205x` contains a control character",
+        ),
+        case(
+            "gnu-sparse",
+            with_sparse_member(gnu_sparse_member()),
+            "entry `bin/sparse` is a sparse file",
+            "the package has a sparse file (GNU format)",
+        ),
+        case(
+            "gnu-sparse-without-holes",
+            package_with(vec![entry(b"bin/dense", GNU_SPARSE, b"", b"pwned\n")]),
+            "the package has a sparse file (GNU format)",
+            "the package has a sparse file (GNU format)",
+        ),
+        case(
+            "pax-sparse",
+            with_sparse_member(pax_sparse_member()),
+            "the package has a sparse file (pax format)",
+            "the package has a sparse file (pax format)",
+        ),
+        case(
             "hidden-after-a-lone-zero-block",
             hidden_after_lone_zero_block(&[
                 symlink("lnk", "/etc/swpush"),
@@ -987,6 +1034,69 @@ fn client_cases() -> Vec<ClientCase> {
     ]
 }
 
+/// A plausible package with `member` (whole header and data blocks) after it.
+fn with_sparse_member(member: Vec<u8>) -> Vec<u8> {
+    let mut out = tar_body(&[
+        file("swpush.yaml", MANIFEST),
+        dir("bin/"),
+        file("bin/hello", b"#!/bin/sh\necho hello\n").mode(0o755),
+    ]);
+    out.extend(member);
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
+/// A GNU sparse member `bin/sparse` (type `S`): 6 bytes, then a 4 KiB hole.
+fn gnu_sparse_member() -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path("bin/sparse").unwrap();
+    header.set_entry_type(tar::EntryType::GNUSparse);
+    header.set_size(6);
+    header.set_mode(0o644);
+    let gnu = header.as_gnu_mut().unwrap();
+    gnu.set_real_size(6 + 4096);
+    gnu.sparse[0].set_offset(0);
+    gnu.sparse[0].set_length(6);
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(b"pwned\n");
+    out.resize(1024, 0);
+    out
+}
+
+/// A pax 1.0 sparse member without holes, in ustar headers (GNU tar reads
+/// pax headers only in that format): GNU tar extracts `bin/sparse`,
+/// busybox `GNUSparseFile.0/sparse`, its map and data as one file.
+fn pax_sparse_member() -> Vec<u8> {
+    let content = b"pwned\n";
+    let records = [
+        pax_record("GNU.sparse.major", "1"),
+        pax_record("GNU.sparse.minor", "0"),
+        pax_record("GNU.sparse.name", "bin/sparse"),
+        pax_record("GNU.sparse.realsize", &content.len().to_string()),
+    ]
+    .concat();
+    let mut map = format!("1\n0\n{}\n", content.len()).into_bytes();
+    map.resize(512, 0);
+    let data = [&map[..], content].concat();
+    let mut out = Vec::new();
+    for (name, kind, data) in [
+        ("PaxHeaders/sparse", tar::EntryType::XHeader, &records[..]),
+        ("GNUSparseFile.0/sparse", tar::EntryType::Regular, &data[..]),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).unwrap();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out
+}
+
 /// The step for `host`, as the controller would start it; under busybox
 /// ash with busybox's tools first on PATH when `busybox`.
 fn step_command(world: &World, host: &str, busybox: bool) -> String {
@@ -996,7 +1106,8 @@ fn step_command(world: &World, host: &str, busybox: bool) -> String {
     }
     // The tools live in the host's private /var/lib, outside every path
     // this test checks for leftovers.
-    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
+    let tools = "tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep \
+                 dirname sleep chmod chown find";
     command.replacen(
         "/bin/sh -c ",
         &format!(
@@ -1033,21 +1144,6 @@ fn framed_order(
     };
     let (text, signature) = order.sign(&swpush::key::load(&world.key).unwrap()).unwrap();
     format!("swpush order {}\n{text}{signature}", text.lines().count())
-}
-
-/// At least the unpacked size the controller would sign for `archive` (these
-/// archives never pass its reader): every entry takes at least one 512-byte
-/// block of the (decompressed) tar stream.
-fn unpacked_bound(archive: &[u8]) -> u64 {
-    use std::io::Read;
-    let mut plain = Vec::new();
-    if archive.starts_with(&[0x1f, 0x8b]) {
-        let _ = flate2::read::MultiGzDecoder::new(archive).read_to_end(&mut plain);
-    } else {
-        plain = archive.to_vec();
-    }
-    let len = plain.len() as u64;
-    len + swpush::package::ENTRY_ALLOWANCE * (len / 512 + 1)
 }
 
 /// One SSH connection to a fleet host shared by many runs of the step
@@ -1594,4 +1690,272 @@ fn unusable_host_fields_are_refused_before_connecting() {
         assert_refused(&output, case, &format!("error: {}:", path.display()), "");
         tripwire.assert_untouched(case);
     }
+}
+
+// --- hook output in the completion line ---------------------------------------
+
+/// What failing post_install hooks print, each a package of its own: dash's
+/// `echo` turned `\c` into "stop here" and `\n` into a new line, so the
+/// message was lost and a hook could print a second completion line.
+const HOOK_OUTPUTS: [(&str, &str); 2] = [
+    ("backslash", r"C:\config\new"),
+    ("forged", r"x\nswpush done installed - 9.9 forged"),
+];
+
+fn failing_hook_package(world: &World, case: &str, says: &str) -> PathBuf {
+    world.variant(&format!("echo-{case}.tar.gz"), |dir| {
+        append(
+            dir,
+            "hooks/post.sh",
+            &format!("printf '%s\\n' '{says}'\nexit 1\n"),
+        )
+    })
+}
+
+/// Under dash (the real controller pushing): the report says `failed`,
+/// with the hook's words, backslashes and all.
+#[test]
+fn hook_output_reaches_the_report_literally_under_dash() {
+    let world = world();
+    let host = "echo-gnu";
+    let inventory = one_host_inventory(world, host, &world.fleet.host(host).addr.to_string());
+    for (case, says) in HOOK_OUTPUTS {
+        let package = failing_hook_package(world, case, says);
+        let (code, report) = world.push("install", &inventory, &package, &[]);
+        let (status, message) = status_of(&report, host);
+        assert_eq!(code, 2, "{case}: {report:#}");
+        assert_eq!(status, "failed", "{case}: {report:#}");
+        assert!(
+            message.ends_with(&format!("post_install failed, removed again: {says}")),
+            "{case}: {message:?}"
+        );
+    }
+}
+
+/// Installs the package at `path` (its manifest's hooks signed in the
+/// order) on `host` under busybox ash with busybox's tools, driving the
+/// step by hand; returns the completion line (after `swpush done `).
+fn install_under_busybox(world: &World, host: &str, path: &Path) -> String {
+    install_by_hand(world, host, path, &step_command(world, host, true))
+}
+
+/// Installs the package at `path` on `host` with the step `command`,
+/// driving it by hand; returns the completion line.
+fn install_by_hand(world: &World, host: &str, path: &Path, command: &str) -> String {
+    let key = swpush::key::load(&world.key).unwrap();
+    let package = swpush::package::read(path).unwrap();
+    let mut answer = |challenge: &str| {
+        let order = Order {
+            op: Op::Install,
+            package: package.manifest.name.clone(),
+            version: package.manifest.version.to_string(),
+            sha256: package.sha256.clone(),
+            size: package.size,
+            unpacked_size: package.unpacked_size,
+            allow_downgrade: false,
+            install_missing: false,
+            force: false,
+            dry_run: false,
+            host: host.into(),
+            challenge: Challenge::parse(challenge).unwrap(),
+            hooks: package.manifest.hooks.clone(),
+            issued: "2026-12-02T00:00:00Z".into(),
+        };
+        let (text, signature) = order.sign(&key).unwrap();
+        format!("swpush order {}\n{text}{signature}", text.lines().count())
+    };
+    let bytes = std::fs::read(path).unwrap();
+    let (done, _) = world::drive(world, host, command, &mut answer, world::bytes(bytes));
+    done
+}
+
+/// Under busybox ash with busybox's tools (the step driven by hand): one
+/// completion line, `failed`, with the hook's words as they were.
+#[test]
+fn hook_output_reaches_the_completion_line_literally_under_busybox() {
+    let world = world();
+    for (case, says) in HOOK_OUTPUTS {
+        let path = failing_hook_package(world, case, says);
+        let done = install_under_busybox(world, "echo-bb", &path);
+        assert_eq!(
+            done.trim_end(),
+            format!("failed - - post_install failed, removed again: {says}"),
+            "{case}"
+        );
+    }
+}
+
+// --- names beyond ASCII --------------------------------------------------------
+
+/// hello with UTF-8 names: a folder, a file in it and a symlink to it.
+fn utf8_package(world: &World) -> PathBuf {
+    world.variant("hello-utf8.tar.gz", |dir| {
+        std::fs::create_dir(dir.join("données")).unwrap();
+        std::fs::write(dir.join("données/café.txt"), "crème\n").unwrap();
+        std::os::unix::fs::symlink("données/café.txt", dir.join("lien→café")).unwrap();
+    })
+}
+
+fn assert_utf8_release(world: &World, host: &str) {
+    let release = world
+        .fleet
+        .host(host)
+        .path("/opt/swpush/hello/releases/1.0.0");
+    assert_eq!(
+        std::fs::read_to_string(release.join("données/café.txt")).unwrap(),
+        "crème\n",
+        "{host}"
+    );
+    assert_eq!(
+        std::fs::read_link(release.join("lien→café")).unwrap(),
+        Path::new("données/café.txt"),
+        "{host}"
+    );
+    assert_hello_runs(world, host, "1.0.0");
+}
+
+/// GNU tar lists UTF-8 names with octal escapes under LC_ALL=C, which the
+/// client's check used to refuse as backslashes: `pack` and the controller
+/// accepted a package every GNU-tar client then refused.
+#[test]
+fn utf8_names_install_with_gnu_tar() {
+    let world = world();
+    let host = "utf8-gnu";
+    let package = utf8_package(world);
+    let inventory = one_host_inventory(world, host, &world.fleet.host(host).addr.to_string());
+    let (code, report) = world.push("install", &inventory, &package, &[]);
+    assert_eq!(status_of(&report, host).0, "installed", "{report:#}");
+    assert_eq!(code, 0);
+    assert_utf8_release(world, host);
+}
+
+#[test]
+fn utf8_names_install_with_busybox() {
+    let world = world();
+    let host = "utf8-bb";
+    let done = install_under_busybox(world, host, &utf8_package(world));
+    assert!(done.starts_with("installed - 1.0.0"), "{done}");
+    assert_utf8_release(world, host);
+}
+
+// --- pack never leaves a broken package at OUT ---------------------------------
+
+/// `swpush pack SRC -o OUT` in a mount namespace of its own, after the
+/// shell `setup` ran there; returns pack's exit code and stderr, then what
+/// OUT's folder holds (`ls -A`) and OUT's content, as seen from inside.
+fn pack_in_namespace(setup: &str, src: &Path, out: &Path) -> (i32, String, String, String) {
+    let script = format!(
+        "{setup}\n\"$1\" pack \"$2\" -o \"$3\" 2>\"$3.err\"; rc=$?\n\
+         printf 'rc %s\\n' \"$rc\"; printf 'err %s\\n' \"$(cat \"$3.err\")\"; rm -f \"$3.err\"\n\
+         printf 'ls %s\\n' \"$(ls -A \"$(dirname \"$3\")\" | tr '\\n' ' ')\"\n\
+         printf 'out %s\\n' \"$(cat \"$3\" 2>/dev/null | head -c 100)\""
+    );
+    let output = std::process::Command::new("unshare")
+        .args(["-m", "--propagation=private", "sh", "-c", &script, "sh"])
+        .arg(env!("CARGO_BIN_EXE_swpush"))
+        .arg(src)
+        .arg(out)
+        .env("HOME", world().fleet.home())
+        .output()
+        .unwrap();
+    let said = text(&output.stdout);
+    let field = |key: &str| {
+        said.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let code = field("rc").parse().unwrap_or(-1);
+    (code, field("err"), field("ls"), field("out"))
+}
+
+/// `pack` writes beside OUT and renames only after reading the result
+/// back: a package whose check fails (here a source file that lies about
+/// its size, as /proc files do, so the archive is misframed) or whose
+/// write is cut short (a full disk) never replaces OUT, and no temporary
+/// file is left.
+#[test]
+fn pack_never_leaves_a_broken_package_at_out() {
+    let world = world();
+    let root = world.fleet.dir().join("pack-out");
+    let src = root.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("swpush.yaml"), "name: packed\nversion: 1.0.0\n").unwrap();
+
+    // Read-back failure: OUT holds an earlier package, which must stay.
+    std::fs::write(src.join("version"), "").unwrap();
+    let out_dir = root.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join("packed.tar");
+    std::fs::write(&out, "the earlier package").unwrap();
+    let setup = format!(
+        "mount --bind /proc/version '{}'",
+        src.join("version").display()
+    );
+    let (code, err, ls, content) = pack_in_namespace(&setup, &src, &out);
+    assert_eq!(code, 1, "refused: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(content, "the earlier package", "OUT unchanged");
+    assert_eq!(ls, "packed.tar", "no temporary file left");
+    std::fs::remove_file(src.join("version")).unwrap();
+
+    // A full disk: a 64 KiB tmpfs for a package of 1 MiB of noise.
+    std::fs::write(src.join("noise"), noise(1 << 20)).unwrap();
+    let small = root.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let out = small.join("packed.tar");
+    let setup = format!(
+        "mount -t tmpfs -o size=64k tmpfs '{0}' && printf 'the earlier package' >'{0}/packed.tar'",
+        small.display()
+    );
+    let (code, err, ls, content) = pack_in_namespace(&setup, &src, &out);
+    assert_eq!(code, 1, "refused: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(content, "the earlier package", "OUT unchanged");
+    assert_eq!(ls, "packed.tar", "no temporary file left");
+}
+
+/// `swpush status` reads the client's records with a small script of its
+/// own: a record with backslashes in it (a hostile or damaged client) comes
+/// back as written, not cut short by dash's `echo` at its `\c`.
+#[test]
+fn status_reads_records_with_backslashes_literally() {
+    let world = world();
+    let host = "echo-status";
+    let h = world.fleet.host(host);
+    let since = r"2026-12-02\cT00:00:00Z\n";
+    std::fs::create_dir_all(h.path("/var/lib/swpush/packages")).unwrap();
+    std::fs::write(
+        h.path("/var/lib/swpush/packages/hello"),
+        format!("version 1.0.0\nsha256 {}\nsince {since}\n", "a".repeat(64)),
+    )
+    .unwrap();
+    let inventory = one_host_inventory(world, host, &h.addr.to_string());
+    let (code, report) = world.push("status", &inventory, Path::new("hello"), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let packages = &host_entry(&report, host)["packages"];
+    assert_eq!(packages[0]["version"], "1.0.0", "{report:#}");
+    assert_eq!(packages[0]["since"], since, "{report:#}");
+}
+
+/// GNU tar reads options from TAR_OPTIONS: a login environment with, say,
+/// a `--transform` would make it write other names than it listed for the
+/// check. The step clears it.
+#[test]
+fn tar_options_in_the_login_environment_change_nothing() {
+    let world = world();
+    let host = "taropts";
+    let command = format!(
+        "TAR_OPTIONS=--transform=s,bin/hello,bin/renamed, {}",
+        world.step_command(host)
+    );
+    let done = install_by_hand(world, host, &world.hello, &command);
+    assert!(done.starts_with("installed - 1.0.0"), "{done}");
+    let release = world
+        .fleet
+        .host(host)
+        .path("/opt/swpush/hello/releases/1.0.0");
+    assert!(!release.join("bin/renamed").exists());
+    assert_hello_runs(world, host, "1.0.0");
 }

@@ -8,7 +8,11 @@
 //! and not above the package root; no entry may sit below a symlink or a
 //! file. Hard links, devices, fifos and sockets are refused. With these
 //! rules a lexical check is exact: nothing extracted can land outside the
-//! release directory, whatever links the archive holds. See docs/package.md.
+//! release directory, whatever links the archive holds. The client step
+//! (`src/step/check_entries.sh`) applies the same name rules to the bytes
+//! its own tar lists, GNU tar's octal escapes decoded, so a name is
+//! accepted or refused alike by `pack`, the controller and every client.
+//! See docs/package.md.
 
 use std::collections::HashMap;
 

@@ -67,20 +67,37 @@ pub fn pack(dir: &Path, out: Option<&Path>) -> Result<Package, PackageError> {
         .and_then(|n| n.to_str())
         .ok_or_else(|| out_fail("is not a file name".into()))?;
     let compression = Compression::from_file_name(file_name);
+    // Written beside OUT, checked there, and only then renamed over it: a
+    // full disk, a cut write or a package that fails its own check never
+    // replaces (or creates) OUT, and a reader never sees half a package.
     let temp = out.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = write_archive(&items, &temp, compression)
-        .and_then(|()| fs::rename(&temp, &out))
-        .map_err(|e| {
-            out_fail(format!(
-                "cannot write: {}",
-                crate::inventory::io_message(&e)
-            ))
+    let cannot_write = |e: std::io::Error| {
+        out_fail(format!(
+            "cannot write: {}",
+            crate::inventory::io_message(&e)
+        ))
+    };
+    let checked = write_archive(&items, &temp, compression)
+        .map_err(cannot_write)
+        .and_then(|()| {
+            super::read(&temp).map_err(|e| {
+                out_fail(format!(
+                    "the package written does not pass its own check, so it was not kept: {}",
+                    e.message
+                ))
+            })
+        })
+        .and_then(|package| {
+            fs::rename(&temp, &out).map_err(cannot_write)?;
+            Ok(Package {
+                path: out.clone(),
+                ..package
+            })
         });
-    if written.is_err() {
+    if checked.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    written?;
-    super::read(&out)
+    checked
 }
 
 /// Every entry below `dir`, sorted by name, checked against the entry policy.
@@ -151,23 +168,26 @@ fn collect(dir: &Path, out: &Path) -> Result<Vec<Item>, String> {
     Ok(items)
 }
 
+/// Writes the package to `temp` and syncs it to disk, so that the rename
+/// over OUT never publishes bytes a crash could still lose.
 fn write_archive(items: &[Item], temp: &Path, compression: Compression) -> std::io::Result<()> {
     let file = BufWriter::new(fs::File::create(temp)?);
-    match compression {
-        Compression::None => finish_tar(items, file)?.flush(),
+    let file = match compression {
+        Compression::None => finish_tar(items, file)?,
         Compression::Gzip => {
             let encoder = flate2::GzBuilder::new()
                 .mtime(0)
                 .operating_system(255)
                 .write(file, flate2::Compression::default());
-            finish_tar(items, encoder)?.finish()?.flush()
+            finish_tar(items, encoder)?.finish()?
         }
         Compression::Zstd => {
             let mut encoder = zstd::stream::write::Encoder::new(file, ZSTD_LEVEL)?;
             encoder.include_checksum(true)?;
-            finish_tar(items, encoder)?.finish()?.flush()
+            finish_tar(items, encoder)?.finish()?
         }
-    }
+    };
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 /// Writes the tar stream into `sink` and hands `sink` back for finishing.

@@ -66,6 +66,87 @@ fn good_entries() -> Vec<Raw<'static>> {
     ]
 }
 
+/// A good package plus a GNU sparse member `bin/sparse` (type `S`) whose
+/// 6 bytes of data are followed by a 4 KiB hole.
+fn with_gnu_sparse() -> Vec<u8> {
+    let mut archive = tar_bytes(&good_entries());
+    archive.truncate(archive.len() - 1024);
+    let mut header = tar::Header::new_gnu();
+    header.set_path("bin/sparse").unwrap();
+    header.set_entry_type(tar::EntryType::GNUSparse);
+    header.set_size(6);
+    header.set_mode(0o644);
+    let gnu = header.as_gnu_mut().unwrap();
+    gnu.set_real_size(6 + 4096);
+    gnu.sparse[0].set_offset(0);
+    gnu.sparse[0].set_length(6);
+    header.set_cksum();
+    archive.extend_from_slice(header.as_bytes());
+    archive.extend_from_slice(b"pwned\n");
+    archive.resize(archive.len().div_ceil(512) * 512 + 1024, 0);
+    archive
+}
+
+/// One pax record, `LEN key=value\n`, where LEN counts itself.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while format!("{len}{body}").len() != len {
+        len += 1;
+    }
+    format!("{len}{body}").into_bytes()
+}
+
+/// A good package plus a pax 1.0 sparse member: GNU tar extracts it as
+/// `bin/sparse`, busybox and the tar crate see `GNUSparseFile.0/sparse`.
+fn with_pax_sparse() -> Vec<u8> {
+    let content = b"pwned\n";
+    let records = [
+        pax_record("GNU.sparse.major", "1"),
+        pax_record("GNU.sparse.minor", "0"),
+        pax_record("GNU.sparse.name", "bin/sparse"),
+        pax_record("GNU.sparse.realsize", &content.len().to_string()),
+    ]
+    .concat();
+    let mut map = format!("1\n0\n{}\n", content.len()).into_bytes();
+    map.resize(512, 0);
+    let data = [&map[..], content].concat();
+    let mut archive = tar_bytes(&good_entries());
+    archive.truncate(archive.len() - 1024);
+    // ustar headers: GNU tar reads pax headers only in that format.
+    for (name, kind, data) in [
+        ("PaxHeaders/sparse", tar::EntryType::XHeader, &records[..]),
+        ("GNUSparseFile.0/sparse", tar::EntryType::Regular, &data[..]),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).unwrap();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive.extend_from_slice(header.as_bytes());
+        archive.extend_from_slice(data);
+        archive.resize(archive.len().div_ceil(512) * 512, 0);
+    }
+    archive.extend_from_slice(&[0; 1024]);
+    archive
+}
+
+/// A good package whose names and link target are UTF-8 beyond ASCII.
+fn with_utf8_names() -> Vec<u8> {
+    let mut entries = good_entries();
+    entries.push(Raw("données/".as_bytes(), DIR, b"", b""));
+    entries.push(Raw("données/café.txt".as_bytes(), FILE, b"", b"x"));
+    entries.push(Raw(
+        "lien".as_bytes(),
+        LINK,
+        "données/café.txt".as_bytes(),
+        b"",
+    ));
+    entries.push(Raw("日本/".as_bytes(), DIR, b"", b""));
+    tar_bytes(&entries)
+}
+
 fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("swpush-pkg-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -111,6 +192,8 @@ fn reads_good_packages_in_every_format() {
         Raw(b"./lib/up", LINK, b"../swpush.yaml", b""),
     ]);
     assert!(read_bytes(&dir, "dotted.tar", &dotted).is_ok());
+    let utf8 = read_bytes(&dir, "utf8.tar", &with_utf8_names());
+    assert!(utf8.is_ok(), "{utf8:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -244,6 +327,22 @@ fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             with(Raw(b"bin/hello/x", FILE, b"", b"x")),
             "entry `bin/hello/x` lies below the file `bin/hello`",
         ),
+        (
+            "not-utf8",
+            with(Raw(b"lat\xe9", FILE, b"", b"x")),
+            "is not UTF-8",
+        ),
+        (
+            "c1-control",
+            with(Raw(b"c1\xc2\x85x", FILE, b"", b"x")),
+            "contains a control character",
+        ),
+        (
+            "gnu-sparse",
+            with_gnu_sparse(),
+            "is not a valid tar archive",
+        ),
+        ("pax-sparse", with_pax_sparse(), "has a pax sparse file"),
         (
             "no-manifest",
             tar_bytes(&[Raw(b"bin/hello", FILE, b"", b"x")]),
@@ -551,6 +650,10 @@ fn client_check_agrees_with_the_controller() {
         "under-file",
         "setuid",
         "setgid",
+        "not-utf8",
+        "c1-control",
+        "gnu-sparse",
+        "pax-sparse",
     ];
     let mut archives: Vec<(String, Vec<u8>, bool)> = hostile_archives()
         .into_iter()
@@ -570,6 +673,7 @@ fn client_check_agrees_with_the_controller() {
         ]),
         true,
     ));
+    archives.push(("good-utf8".into(), with_utf8_names(), true));
     for (name, bytes, good) in &archives {
         let path = dir.join(format!("{name}.tar"));
         std::fs::write(&path, bytes).unwrap();
@@ -607,6 +711,17 @@ fn client_check_agrees_with_the_controller() {
                         "{name} under {shell:?} with {tar}: one line, got {said:?}"
                     );
                 }
+                // Where the rule is the controller's, so is the reason.
+                let reason = match name.as_str() {
+                    "not-utf8" => "is not UTF-8",
+                    "c1-control" => "contains a control character",
+                    "gnu-sparse" | "pax-sparse" => "sparse file",
+                    _ => "",
+                };
+                assert!(
+                    said.contains(reason),
+                    "{name} under {shell:?} with {tar}: {said:?} does not say {reason:?}"
+                );
             }
         }
     }

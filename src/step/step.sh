@@ -76,6 +76,8 @@ cleanup() {
 # done STATUS MESSAGE: prints the completion line and ends the step.
 finish() {
     message=$(printf '%s' "$2" | tr '\n\r\t' '   ')
+    # Trailing blanks (a hook's last newline) say nothing.
+    message=${message%"${message##*[! ]}"}
     # Free the lock and the work dir before the completion line, not after
     # it in the EXIT trap: once the controller has the line, the next run
     # may start at once and must not find this one's lock still held.
@@ -83,7 +85,9 @@ finish() {
         rm -rf "$work" "$incoming" "$unpacked"
         if [ -n "$lock" ]; then rm -rf "$lock" && lock=; fi
     fi
-    echo "swpush done $1 $previous $target $message"
+    # printf, never echo: dash's echo reads `\c`, `\n` and `\0NNN` in a
+    # hook's words, losing the message or printing a second protocol line.
+    printf 'swpush done %s %s %s %s\n' "$1" "$previous" "$target" "$message"
     exit 0
 }
 
@@ -154,7 +158,7 @@ kept_list() {
     while IFS= read -r v; do
         if kept "$v"; then list="$list $v"; fi
     done <"$history"
-    echo "${list# }"
+    printf '%s\n' "${list# }"
 }
 
 # The kept release installed just before the current one (empty if none).
@@ -165,7 +169,7 @@ before_current() {
         [ "$v" != "$current_version" ] || break
         if kept "$v"; then before=$v; fi
     done <"$history"
-    echo "$before"
+    printf '%s\n' "$before"
 }
 
 # Applies the policy the signed order carries to what is installed. Sets
@@ -311,7 +315,7 @@ run_hook() {
 restore_previous() { # FAILED_VERSION
     if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
         ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$1" "$current_post_install"; then
-        echo " (its post_install failed too: $(tail_of "$work/hook.out"))"
+        printf ' (its post_install failed too: %s)\n' "$(tail_of "$work/hook.out")"
     fi
 }
 
@@ -508,6 +512,33 @@ room_shortage() { # COMPRESSED
     fi
 }
 
+# normalise_tree DIR: makes everything below DIR root's (when the step
+# runs as root), without group or other write and without setuid/setgid
+# bits, then checks that this holds for every entry; prints what does not
+# and returns 1 otherwise. Symlinks are neither followed nor changed.
+# Whether the step runs as root is read off DIR's parent, which this run
+# made (`id` is not among the tools a minimal client has).
+normalise_tree() {
+    nt_root=
+    if [ -n "$(find "${1%/*}" -prune -user 0 2>/dev/null)" ]; then nt_root=1; fi
+    if [ -n "$nt_root" ] && ! nt_out=$(chown -hR 0:0 "$1" 2>&1); then
+        printf '%s\n' "$nt_out" | head -n 1
+        return 1
+    fi
+    if ! nt_out=$(chmod -R go-w,ug-s "$1" 2>&1); then
+        printf '%s\n' "$nt_out" | head -n 1
+        return 1
+    fi
+    nt_bad=$(find "$1" ! -type l \( -perm -0020 -o -perm -0002 -o -perm -4000 -o -perm -2000 \) -print 2>&1 | head -n 1)
+    if [ -z "$nt_bad" ] && [ -n "$nt_root" ]; then
+        nt_bad=$(find "$1" \( ! -user 0 -o ! -group 0 \) -print 2>&1 | head -n 1)
+    fi
+    if [ -n "$nt_bad" ]; then
+        printf '%s\n' "${nt_bad#"$1"/} is still writable by others or not root's"
+        return 1
+    fi
+}
+
 # Before anything is decompressed or extracted: ends the step (failed,
 # nothing installed) when the release would not fit (room_shortage).
 check_room() {
@@ -608,7 +639,7 @@ package_cache=$cache_dir/$name
 read_state
 
 challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-echo "swpush hello 1 $challenge $current_version $current_sha"
+printf 'swpush hello 1 %s %s %s\n' "$challenge" "$current_version" "$current_sha"
 
 # --- the order -------------------------------------------------------------
 IFS= read -r header || finish failed "the controller sent no order"
@@ -642,7 +673,7 @@ while IFS= read -r line; do
     [ "$i" -lt 64 ] || finish rejected "the order's signature is malformed"
 done
 
-echo "swpush phase verifying"
+printf '%s\n' "swpush phase verifying"
 if [ ! -e "$known_servers" ]; then
     finish rejected "no $known_servers here: this host trusts no controller (grant one with swpush enroll)"
 fi
@@ -741,7 +772,7 @@ while :; do
     fi
     [ "$tries" -lt "$busy_retries" ] || finish busy "still busy after $tries retries: $reason"
     tries=$((tries + 1))
-    echo "swpush phase waiting $tries $busy_retries"
+    printf 'swpush phase waiting %s %s\n' "$tries" "$busy_retries"
     sleep "$busy_wait"
 done
 
@@ -807,7 +838,7 @@ decide
 # --- rollback --------------------------------------------------------------
 if [ "$op" = rollback ]; then
     watch_controller
-    echo "swpush phase installing"
+    printf '%s\n' "swpush phase installing"
     dir=$pkgdir/releases/$version
     read_record "$records/$version"
     to_pre=${rec_pre_install:--}
@@ -840,7 +871,7 @@ fi
 # --- remove ----------------------------------------------------------------
 if [ "$op" = remove ]; then
     watch_controller
-    echo "swpush phase installing"
+    printf '%s\n' "swpush phase installing"
     dir=$pkgdir/releases/$current_version
     if [ "$current_pre_remove" != - ]; then
         [ -f "$dir/$current_pre_remove" ] ||
@@ -862,7 +893,7 @@ if [ -f "$cached" ] && [ "$(wc -c <"$cached" | tr -d ' ')" = "$size" ] &&
     [ "$(sha256_of "$cached")" = "$sha256" ]; then
     :
 else
-    echo "swpush need $size"
+    printf 'swpush need %s\n' "$size"
     # Hashed while it arrives: one pass over the bytes, not two.
     # Received beside the cache, not in /tmp: keeping it is then a rename,
     # not a second copy of every byte.
@@ -880,7 +911,7 @@ fi
 package=$cached
 
 watch_controller
-echo "swpush phase installing"
+printf '%s\n' "swpush phase installing"
 check_room
 tar_flags=
 case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
@@ -894,6 +925,9 @@ case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
         unpack zstd -dcq
         ;;
 esac
+# GNU tar as it comes: TAR_OPTIONS from the login's environment could make
+# it list one thing and write another (--transform, --same-owner).
+unset TAR_OPTIONS
 if ! why=$(check_entries tar "$package" "$tar_flags"); then
     # Signed, but not something this client installs: not worth keeping.
     rm -f "$cached"
@@ -903,36 +937,47 @@ fi
 check_unpacked_size "$tar_flags"
 
 release=$pkgdir/releases/$version
-stage=$pkgdir/releases/.$version.new.$$
+# The release is built in a pen that only root can enter, made 0700 by the
+# mkdir itself: tar writes the archive's modes as it goes (0666, 0777),
+# and a local user who opened a file in that window would keep the
+# descriptor through any later chmod. No other user can open anything in
+# the pen, at any moment; the tree leaves it, in one rename on the same
+# file system, only once it is root's and unwritable to others. The stage
+# is a folder inside the pen, not the pen itself: an archive's `./` entry
+# sets the mode of the folder it is extracted into.
+pen=$pkgdir/releases/.$version.new.$$
+stage=$pen/tree
 # Named after this run's challenge too: the state record names it once
 # the run is committed, and no other run can have the same name.
 aside=$pkgdir/releases/.$version.old.$$.$challenge
 mkdir -p "$pkgdir/releases"
-rm -rf "$stage"
+rm -rf "$pen"
+mkdir -m 700 "$pen"
 mkdir "$stage"
+# -o: the archive's owners are not restored (GNU: --no-same-owner).
 # shellcheck disable=SC2086 # one flag or none
-if ! tar $tar_flags -xf "$package" -C "$stage" >"$work/tar.out" 2>&1; then
-    rm -rf "$stage"
+if ! tar $tar_flags -xof "$package" -C "$stage" >"$work/tar.out" 2>&1; then
+    rm -rf "$pen"
     finish failed "extraction failed: $(tail_of "$work/tar.out")"
 fi
-# Whatever owners and modes a foreign archive carried, nobody but root may
-# change what root will run: owned by root, not writable by group or others.
-# (A step run without root owns the files anyway; then this changes nothing.)
-chown -hR 0:0 "$stage" 2>/dev/null || true
-chmod -R go-w "$stage"
+if ! why=$(normalise_tree "$stage"); then
+    rm -rf "$pen"
+    finish failed "cannot make the release root's: $why"
+fi
 if [ -n "$unpacked" ]; then
     rm -f "$unpacked"
     unpacked=
 fi
 for hook in "$pre_install" "$post_install" "$pre_remove"; do
     if [ "$hook" != - ] && { [ ! -f "$stage/$hook" ] || [ -L "$stage/$hook" ]; }; then
-        rm -rf "$stage"
+        rm -rf "$pen"
         finish rejected "hook $hook is not a regular file in the package"
     fi
 done
 undo=staged
 if [ -e "$release" ]; then mv "$release" "$aside"; fi
 mv "$stage" "$release"
+rm -rf "$pen"
 
 if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
     restore_release

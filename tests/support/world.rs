@@ -456,3 +456,18 @@ pub fn status_of(report: &Value, host: &str) -> (String, String) {
         entry["message"].as_str().unwrap().to_owned(),
     )
 }
+
+/// At least the unpacked size the controller would sign for `archive`, for
+/// tests that sign orders for archives that never pass its reader: every
+/// entry takes at least one 512-byte block of the (decompressed) tar stream.
+pub fn unpacked_bound(archive: &[u8]) -> u64 {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    if archive.starts_with(&[0x1f, 0x8b]) {
+        let _ = flate2::read::MultiGzDecoder::new(archive).read_to_end(&mut plain);
+    } else {
+        plain = archive.to_vec();
+    }
+    let len = plain.len() as u64;
+    len + swpush::package::ENTRY_ALLOWANCE * (len / 512 + 1)
+}
