@@ -12,10 +12,11 @@ use crate::ssh::Connection;
 use crate::step::{run_script, shell_command};
 
 /// Appends LINE to KNOWN_SERVERS unless KEY (type and base64) is already
-/// there, and with it records HOST (the inventory name) in `host_name`
-/// beside it, unless a name is recorded already: one that differs is
-/// reported, never overwritten. With DRY_RUN `true`, only says what it
-/// would do. A key already trusted leaves both files as they are.
+/// there, and records HOST (the inventory name) in `host_name` beside it
+/// unless a name is recorded already (also beside a key trusted before
+/// enroll recorded names: enrolling again binds such a host). A recorded
+/// name that differs is reported, never overwritten. With DRY_RUN `true`,
+/// only says what it would do.
 const SCRIPT: &str = r#"set -eu
 # printf, never echo: dash's echo would read backslashes in the file's text.
 ks=$1 line=$2 key=$3 dry_run=$4 host=$5
@@ -24,43 +25,50 @@ recorded=
 if [ -f "$hn" ]; then
     IFS= read -r recorded <"$hn" || true
 fi
-name_note=
-if [ -f "$hn" ] && [ "$recorded" != "$host" ]; then
+record=""
+name_note=""
+if [ ! -f "$hn" ]; then
+    record=$host
+elif [ "$recorded" != "$host" ]; then
     name_note="; $hn names this host $recorded, not $host (not changed: edit that file if the host was renamed)"
-elif [ ! -f "$hn" ]; then
-    name_note="; no host name is recorded in $hn, so orders for any host name are accepted (write $host there to bind it)"
 fi
+trusted=
 if [ -f "$ks" ] && grep -qF -- "$key" "$ks"; then
-    have=$(grep -F -- "$key" "$ks" | head -n 1 | cut -d ' ' -f 1)
-    if [ "$have" = "${line%% *}" ]; then
-        printf 'swpush done unchanged - - already trusted in %s%s\n' "$ks" "$name_note"
+    trusted=$(grep -F -- "$key" "$ks" | head -n 1 | cut -d ' ' -f 1)
+    if [ "$trusted" = "${line%% *}" ]; then
+        trusted_note="already trusted in $ks"
     else
-        printf 'swpush done unchanged - - already trusted in %s for packages %s, not changed to %s (edit that line to change them)%s\n' \
-            "$ks" "$have" "${line%% *}" "$name_note"
+        trusted_note="already trusted in $ks for packages $trusted, not changed to ${line%% *} (edit that line to change them)"
+    fi
+    if [ -z "$record" ]; then
+        printf 'swpush done unchanged - - %s%s\n' "$trusted_note" "$name_note"
+        exit 0
+    fi
+fi
+if [ "$dry_run" = true ]; then
+    if [ -n "$trusted" ]; then
+        printf 'swpush done installed - - would record host name %s in %s; the key is %s\n' "$host" "$hn" "$trusted_note"
+    else
+        printf 'swpush done installed - - would add the key to %s%s%s\n' "$ks" "${record:+ and record host name $host in $hn}" "$name_note"
     fi
     exit 0
 fi
-if [ -f "$hn" ]; then
-    [ "$recorded" = "$host" ] && name_note=
-    record=
-else
-    record="; recorded host name $host in $hn"
-    name_note=
-fi
-if [ "$dry_run" = true ]; then
-    printf 'swpush done installed - - would add the key to %s%s%s\n' "$ks" "${record:+ and record host name $host in $hn}" "$name_note"
-    exit 0
-fi
 mkdir -p "$(dirname "$ks")"
-if [ -s "$ks" ] && [ -n "$(tail -c 1 "$ks")" ]; then echo >>"$ks"; fi
-printf '%s\n' "$line" >>"$ks"
-chmod 644 "$ks"
+if [ -z "$trusted" ]; then
+    if [ -s "$ks" ] && [ -n "$(tail -c 1 "$ks")" ]; then echo >>"$ks"; fi
+    printf '%s\n' "$line" >>"$ks"
+    chmod 644 "$ks"
+fi
 if [ -n "$record" ]; then
     printf '%s\n' "$host" >"$hn.$$"
     chmod 644 "$hn.$$"
     mv "$hn.$$" "$hn"
 fi
-printf 'swpush done installed - - key added to %s%s%s\n' "$ks" "$record" "$name_note"
+if [ -n "$trusted" ]; then
+    printf 'swpush done installed - - recorded host name %s in %s; the key was %s\n' "$host" "$hn" "$trusted_note"
+else
+    printf 'swpush done installed - - key added to %s%s%s\n' "$ks" "${record:+; recorded host name $host in $hn}" "$name_note"
+fi
 "#;
 
 pub struct Enroll {

@@ -443,6 +443,12 @@ fn status_shows_current_and_kept_releases_and_changes_nothing() {
 fn a_dry_run_verifies_and_decides_but_changes_nothing() {
     let world = world();
     install_then_upgrade("dry", &["1.1.0"]);
+    // Enrolled as `swpush enroll` does it: the key and the host's name.
+    std::fs::write(
+        world.fleet.host("dry").path("/etc/swpush/host_name"),
+        "dry\n",
+    )
+    .unwrap();
     let v2 = world.hello_at("1.2.0");
     let before = snapshot(world, "dry");
 

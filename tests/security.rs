@@ -858,7 +858,6 @@ fn enroll_binds_a_client_to_its_name_and_an_order_for_another_host_is_refused() 
     let address = fleet.host(host).addr.to_string();
     let known = fleet.host(host).path("/etc/swpush/known_servers");
     let recorded = fleet.host(host).path("/etc/swpush/host_name");
-    std::fs::remove_file(&known).unwrap();
     let enroll = |name: &str| {
         let inventory = world.inventory(&format!("enroll-{name}"), &[(name, address.clone())], "");
         let output = swpush(
@@ -877,6 +876,24 @@ fn enroll_binds_a_client_to_its_name_and_an_order_for_another_host_is_refused() 
         assert_eq!(code, 0, "{report:#}");
         status_of(&report, name)
     };
+    // A host whose key was trusted before enroll recorded names (as this
+    // fleet's are) is bound by enrolling again, its key left as it is.
+    let trusted = std::fs::read_to_string(&known).unwrap();
+    assert!(!recorded.exists());
+    let (status, message) = enroll(host);
+    assert_eq!(status, "installed", "{message}");
+    assert!(
+        message.contains(
+            "recorded host name relay in /etc/swpush/host_name; the key was already trusted"
+        ),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&recorded).unwrap(), "relay\n");
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), trusted);
+    assert_eq!(enroll(host).0, "unchanged");
+
+    std::fs::remove_file(&known).unwrap();
+    std::fs::remove_file(&recorded).unwrap();
     let (status, message) = enroll(host);
     assert_eq!(status, "installed", "{message}");
     assert!(
