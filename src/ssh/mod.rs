@@ -17,6 +17,7 @@
 //! identities, and `process.rs` streams a running command's input and output.
 
 mod host_key;
+mod known_hosts;
 mod login;
 mod process;
 
@@ -85,6 +86,34 @@ pub enum SshError {
         .known_hosts.display()
     )]
     HostKeyChanged {
+        target: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+    /// A `@revoked` line matching the host lists the key it offered.
+    #[error(
+        "host key of {target} IS REVOKED: {key_type} {fingerprint} is marked @revoked at {}:{line}; \
+         not connecting (OpenSSH refuses it too)",
+        .known_hosts.display()
+    )]
+    HostKeyRevoked {
+        target: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+    /// Only a `@cert-authority` line vouches for the host, and swpush
+    /// cannot verify host certificates.
+    #[error(
+        "host key of {target} is vouched for only by the @cert-authority line {}:{line}, and swpush \
+         cannot verify host certificates; not trusting (nor recording) its plain key {key_type} \
+         {fingerprint}: add that key as a plain line after checking it",
+        .known_hosts.display()
+    )]
+    HostKeyCertAuthority {
         target: String,
         key_type: String,
         fingerprint: String,
