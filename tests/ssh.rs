@@ -652,6 +652,7 @@ async fn child_connects_with_environment_identities() {
         identity_file: None,
         become_root: false,
         proxy_jump: None,
+        refused: None,
         busy_check: None,
         busy_wait: None,
         busy_retries: None,

@@ -3,7 +3,10 @@
 //!
 //! Ansible's own connection variables (`ansible_host`, `ansible_port`,
 //! `ansible_user`, `ansible_ssh_private_key_file`, `ansible_become` and the
-//! older `ansible_ssh_*` spellings) and swpush's native host keys are read;
+//! older `ansible_ssh_*` spellings; `ansible_ssh_common_args`,
+//! `ansible_ssh_extra_args`, `ansible_ssh_args` and `ansible_connection`,
+//! so that a host Ansible reaches another way is refused, not reached
+//! directly) and swpush's native host keys are read;
 //! every other variable belongs to playbooks and is ignored. Group variables
 //! apply by depth, as in Ansible: `all` first, then deeper groups (ties by
 //! name, then `ansible_group_priority`), then the host's own.
@@ -400,6 +403,10 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
                 out.become_root = Some(bool_of(&value.value).ok_or_else(|| at("true or false"))?)
             }
             "proxy_jump" => out.proxy_jump = Some(text()?),
+            "ansible_ssh_args" => out.ssh_args = Some(text()?),
+            "ansible_ssh_common_args" => out.ssh_common_args = Some(text()?),
+            "ansible_ssh_extra_args" => out.ssh_extra_args = Some(text()?),
+            "ansible_connection" => out.connection = Some(text()?),
             "busy_check" => out.busy_check = Some(text()?),
             "busy_wait" => {
                 out.busy_wait = Some(u64::try_from(number()?).map_err(|_| at("a whole number"))?)

@@ -38,6 +38,9 @@ use login::Login;
 
 pub use process::{Event, RemoteProcess, Stdin};
 
+/// OpenSSH's `*`/`?` pattern match, shared with `~/.ssh/config` reading.
+pub(crate) use known_hosts::wildcard_match;
+
 /// How [`Connection::connect`] checks hosts and logs in.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -151,9 +154,15 @@ pub enum SshError {
     },
     /// The host names a jump host; connecting directly instead is not an option.
     #[error(
-        "{target} is reached through proxy_jump {jump}, which swpush does not support yet; not connecting directly"
+        "{target} is reached through jump host {jump} (proxy_jump, ProxyJump or ssh -J), which swpush does not support yet; not connecting directly"
     )]
     ProxyJumpUnsupported { target: String, jump: String },
+    /// A setting would make OpenSSH connect another way (ProxyCommand,
+    /// ControlPath, ...) and swpush does not implement it.
+    #[error(
+        "{target}: {setting} changes how OpenSSH would connect, and swpush does not implement it; not connecting another way than ssh would"
+    )]
+    Unsupported { target: String, setting: String },
     /// The SSH handshake failed (no common algorithm, bad signature, ...).
     #[error("SSH handshake with {target} failed: {reason}")]
     Protocol { target: String, reason: String },
@@ -337,6 +346,12 @@ impl Connection {
             return Err(SshError::ProxyJumpUnsupported {
                 target,
                 jump: jump.clone(),
+            });
+        }
+        if let Some(setting) = &host.refused {
+            return Err(SshError::Unsupported {
+                target,
+                setting: setting.clone(),
             });
         }
         let attempt = connect_and_login(host, options, &target);
