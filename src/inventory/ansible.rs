@@ -196,6 +196,12 @@ impl Walk {
                 ),
             ));
         }
+        if nesting > 0 && name.value == "all" {
+            return Err(source.error_at(
+                &name.referenced,
+                "`all` holds every group; it cannot be the child of another",
+            ));
+        }
         let index = self.mention(name);
         let priority = group_priority(source, group.vars.as_ref())?;
         let vars = convert_vars(source, group.vars)?;
@@ -317,7 +323,6 @@ impl Walk {
             }
         }
         if placed == count {
-            debug_assert_eq!(depth[all], 0);
             return Ok(depth);
         }
         // Every group left has a parent left: walk up parents until one

@@ -502,8 +502,13 @@ impl Reader<'_> {
                 "Include `{pattern}`: only `*` and `?` globs are supported"
             ));
         }
-        let mut found = vec![PathBuf::from("/")];
-        for part in path.components().skip(1) {
+        let (root, skip) = if path.is_absolute() {
+            (PathBuf::from("/"), 1)
+        } else {
+            (PathBuf::new(), 0)
+        };
+        let mut found = vec![root];
+        for part in path.components().skip(skip) {
             let part = part.as_os_str().to_string_lossy();
             if !part.contains(['*', '?']) {
                 found.iter_mut().for_each(|p| p.push(&*part));
@@ -511,7 +516,12 @@ impl Reader<'_> {
             }
             let mut next = Vec::new();
             for dir in &found {
-                let Ok(entries) = std::fs::read_dir(dir) else {
+                let listed = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                let Ok(entries) = std::fs::read_dir(listed) else {
                     continue;
                 };
                 let mut names: Vec<String> = entries
@@ -1089,6 +1099,54 @@ mod tests {
         assert!(
             refused.contains("ControlPath") && refused.contains("config:5"),
             "{refused}"
+        );
+    }
+
+    #[test]
+    fn relative_includes_are_read_from_dot_ssh_and_only_where_their_block_applies() {
+        let home = std::env::temp_dir().join(format!("swpush-sshcfg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(home.join(".ssh/config.d")).expect("mkdir");
+        std::fs::write(
+            home.join(".ssh/config.d/a.conf"),
+            "Host web*\n  Port 2201\n",
+        )
+        .expect("a");
+        std::fs::write(
+            home.join(".ssh/config.d/b.conf"),
+            "Host web1\n  Port 2299\n  User b\n",
+        )
+        .expect("b");
+        std::fs::write(home.join(".ssh/inner.conf"), "ProxyCommand nc %h %p\n").expect("inner");
+        std::fs::write(
+            home.join(".ssh/config"),
+            "Include config.d/*.conf missing.conf\nHost db1\n  Include inner.conf\nHost *\n  User outer\n",
+        )
+        .expect("config");
+        let c = SshConfig::load(Some(&home), "op").expect("load");
+        let web1 = c.lookup("web1", None, &[]);
+        assert_eq!((web1.port, web1.user.as_deref()), (Some(2201), Some("b")));
+        assert_eq!(web1.refused, None, "inner.conf applies only to db1");
+        let db1 = c.lookup("db1", None, &[]).refused.unwrap_or_default();
+        assert!(
+            db1.contains("ProxyCommand") && db1.contains("inner.conf:1"),
+            "{db1}"
+        );
+        let _ = std::fs::remove_dir_all(&home);
+    }
+
+    #[test]
+    fn an_unevaluable_match_refuses_only_what_it_could_change() {
+        let c = config(
+            "Match exec \"test -e /x\"\n  ServerAliveInterval 5\n  LogLevel ERROR\nMatch host web* exec true\n  User other\nHost *\n  IdentitiesOnly yes\n",
+        );
+        let db1 = c.lookup("db1", None, &[]);
+        assert_eq!(db1.refused, None);
+        assert!(db1.identities_only);
+        let web1 = c.lookup("web1", None, &[]).refused.unwrap_or_default();
+        assert!(
+            web1.contains("`Match exec` at config:4") && web1.contains("User"),
+            "{web1}"
         );
     }
 }

@@ -304,6 +304,10 @@ fn ansible_mistakes_are_located() {
             "inv.yml:3:5: group `a` contains itself (through its children)",
         ),
         (
+            "all:\n  children:\n    a:\n      hosts: {x: }\n      children: {all: }\n",
+            "inv.yml:5:18: `all` holds every group",
+        ),
+        (
             "all:\n  children:\n    a:\n      hosts: {x: }\n      children: {a: }\n",
             "inv.yml:3:5: group `a` contains itself",
         ),
