@@ -13,7 +13,8 @@
 //! `user` and `localuser` are evaluated, while a `Match` with `exec`,
 //! `canonical`, `final`, `localnetwork` or `tagged` cannot be: a block that
 //! swpush cannot evaluate and that sets anything but a harmless keyword
-//! refuses the host. `Include` reads files (globs, relative to `~/.ssh`),
+//! refuses the host. `/etc/ssh/ssh_config` is read after the user's file,
+//! as ssh reads it. `Include` reads files (globs, relative to `~/.ssh`),
 //! inside a block only when the block applies. An unknown keyword is an
 //! error for the whole file, as for `ssh`, unless `IgnoreUnknown` lists it.
 //!
@@ -39,6 +40,9 @@ pub const MAX_TOTAL_BYTES: usize = 1024 * 1024;
 
 /// Include nesting OpenSSH allows (`READCONF_MAX_DEPTH`).
 pub const MAX_DEPTH: usize = 16;
+
+/// The machine's file, read after the user's, as ssh does without `-F`.
+const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
 
 /// Files one Include glob may bring in.
 const MAX_GLOB_FILES: usize = 256;
@@ -262,14 +266,20 @@ fn class_of(keyword: &str) -> Class {
 
 /// The parsed `~/.ssh/config` with its Includes, and what resolving needs.
 pub struct SshConfig {
-    items: Vec<Item>,
+    /// One list per top-level file; each starts outside any block.
+    files: Vec<Vec<Item>>,
     home: Option<PathBuf>,
     local_user: String,
 }
 
 /// Reading state shared by a file and its Includes.
 struct Reader<'a> {
-    home: &'a Path,
+    home: Option<&'a Path>,
+    /// Where a relative Include points: `~/.ssh`, or `/etc/ssh` for the
+    /// machine's file.
+    relative_to: PathBuf,
+    /// Owner and permission checks, as ssh makes them on the user's files.
+    check_perms: bool,
     budget: usize,
     /// `IgnoreUnknown` patterns seen so far, in reading order.
     ignore_unknown: Vec<String>,
@@ -287,28 +297,48 @@ impl SshConfig {
     /// Reads `HOME/.ssh/config` and its Includes; a missing file is an
     /// empty config.
     pub fn load(home: Option<&Path>, local_user: &str) -> Result<SshConfig, InventoryError> {
+        Self::load_files(home, local_user, Path::new(SYSTEM_CONFIG))
+    }
+
+    /// `HOME/.ssh/config`, then `system` (OpenSSH's order: the first value
+    /// wins, so the user's file overrides the machine's).
+    fn load_files(
+        home: Option<&Path>,
+        local_user: &str,
+        system: &Path,
+    ) -> Result<SshConfig, InventoryError> {
         let mut config = SshConfig {
-            items: Vec::new(),
+            files: Vec::new(),
             home: home.map(Path::to_owned),
             local_user: local_user.to_owned(),
         };
-        let Some(home) = home else {
-            return Ok(config);
-        };
-        let path = home.join(".ssh/config");
-        // As for ssh, no file (or a dangling link) is no configuration.
-        if std::fs::metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-            return Ok(config);
-        }
         // SAFETY: getuid has no preconditions and cannot fail.
         let uid = unsafe { libc::getuid() };
         let mut reader = Reader {
             home,
+            relative_to: PathBuf::new(),
+            check_perms: true,
             budget: MAX_TOTAL_BYTES,
             ignore_unknown: Vec::new(),
             uid,
         };
-        config.items = reader.file(&path, 0)?;
+        // As for ssh, no file (or a dangling link) is no configuration.
+        let exists = |path: &Path| {
+            !std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        };
+        if let Some(home) = home {
+            let path = home.join(".ssh/config");
+            if exists(&path) {
+                reader.relative_to = home.join(".ssh");
+                config.files.push(reader.file(&path, 0)?);
+            }
+        }
+        if exists(system) {
+            // ssh checks the permissions of the user's files only.
+            reader.check_perms = false;
+            reader.relative_to = system.parent().unwrap_or(Path::new("/")).to_owned();
+            config.files.push(reader.file(system, 0)?);
+        }
         Ok(config)
     }
 
@@ -317,14 +347,16 @@ impl SshConfig {
     #[cfg(test)]
     pub fn parse(text: &str, home: &Path) -> Result<SshConfig, InventoryError> {
         let mut reader = Reader {
-            home,
+            home: Some(home),
+            relative_to: home.join(".ssh"),
+            check_perms: true,
             budget: MAX_TOTAL_BYTES,
             ignore_unknown: Vec::new(),
             // SAFETY: getuid has no preconditions and cannot fail.
             uid: unsafe { libc::getuid() },
         };
         Ok(SshConfig {
-            items: reader.text(text, "config".into(), 0)?,
+            files: vec![reader.text(text, "config".into(), 0)?],
             home: Some(home.to_owned()),
             local_user: "op".into(),
         })
@@ -364,7 +396,9 @@ impl SshConfig {
         for option in options {
             resolve.apply(option, &State::Yes);
         }
-        resolve.items(&self.items, &State::Yes);
+        for items in &self.files {
+            resolve.items(items, &State::Yes);
+        }
         resolve.finish()
     }
 }
@@ -385,7 +419,9 @@ impl Reader<'_> {
                 "is not a regular file; ssh config files and their Includes must be".into(),
             ));
         }
-        if (meta.uid() != self.uid && meta.uid() != 0) || meta.mode() & 0o022 != 0 {
+        if self.check_perms
+            && ((meta.uid() != self.uid && meta.uid() != 0) || meta.mode() & 0o022 != 0)
+        {
             return Err(fail(
                 "has bad owner or permissions (others can write it); ssh refuses it too".into(),
             ));
@@ -486,16 +522,20 @@ impl Reader<'_> {
     }
 
     /// The files an Include names: `~/` is the home, a relative path is
-    /// relative to `~/.ssh`, `*` and `?` glob within one directory level each.
+    /// relative to `~/.ssh` (`/etc/ssh` in the machine's file), `*` and `?`
+    /// glob within one directory level each.
     fn expand_include(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
         let path = if let Some(rest) = pattern.strip_prefix("~/") {
-            self.home.join(rest)
+            match self.home {
+                Some(home) => home.join(rest),
+                None => return Err(format!("Include `{pattern}`: HOME is not set")),
+            }
         } else if pattern.starts_with('~') {
             return Err(format!("Include `{pattern}`: only `~/` is supported"));
         } else if pattern.starts_with('/') {
             PathBuf::from(pattern)
         } else {
-            self.home.join(".ssh").join(pattern)
+            self.relative_to.join(pattern)
         };
         if pattern.contains(['[', ']', '{', '}']) {
             return Err(format!(
@@ -1148,5 +1188,37 @@ mod tests {
             web1.contains("`Match exec` at config:4") && web1.contains("User"),
             "{web1}"
         );
+    }
+
+    #[test]
+    fn the_machine_config_comes_after_the_users() {
+        let dir = std::env::temp_dir().join(format!("swpush-sshsys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home/.ssh")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("etc/ssh_config.d")).expect("mkdir");
+        std::fs::write(dir.join("home/.ssh/config"), "Host web1\n  User mine\n").expect("user");
+        std::fs::write(
+            dir.join("etc/ssh_config"),
+            "Include ssh_config.d/*.conf\nHost *\n  User machine\n  Port 2022\n",
+        )
+        .expect("system");
+        std::fs::write(
+            dir.join("etc/ssh_config.d/bastion.conf"),
+            "Host db*\n  ProxyCommand ssh -W %h:%p bastion\n",
+        )
+        .expect("d");
+        let c = SshConfig::load_files(Some(&dir.join("home")), "op", &dir.join("etc/ssh_config"))
+            .expect("load");
+        let web1 = c.lookup("web1", None, &[]);
+        assert_eq!(
+            (web1.user.as_deref(), web1.port),
+            (Some("mine"), Some(2022))
+        );
+        let db1 = c.lookup("db1", None, &[]).refused.unwrap_or_default();
+        assert!(
+            db1.contains("ProxyCommand") && db1.contains("bastion.conf:2"),
+            "{db1}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
