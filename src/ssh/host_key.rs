@@ -141,38 +141,49 @@ impl HostKeyCheck {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let path = &self.known_hosts;
-        let known = known_hosts::read(path)
+        let mut known = known_hosts::read(path)
             .map_err(|e| self.file_error(format!("cannot read it: {}", one_line(e))))?;
+        // OpenSSH also reads the machine's files: their @revoked lines and
+        // keys count as much as the user's.
+        for global in known_hosts::GLOBAL_FILES {
+            let global = Path::new(global);
+            let more = known_hosts::read(global).map_err(|e| SshError::KnownHosts {
+                target: self.target.clone(),
+                path: global.to_owned(),
+                reason: format!("cannot read it: {}", one_line(e)),
+            })?;
+            known.extend(more);
+        }
         let key_type = key.algorithm().to_string();
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         match known.check(&self.address, self.port, key) {
             Verdict::Known => Ok(false),
-            Verdict::Revoked { line } => Err(SshError::HostKeyRevoked {
+            Verdict::Revoked(at) => Err(SshError::HostKeyRevoked {
                 target: self.target.clone(),
                 key_type,
                 fingerprint,
-                known_hosts: path.clone(),
-                line,
+                known_hosts: at.file,
+                line: at.line,
             }),
             // Other key types recorded count as changed too: we prefer
             // those in the handshake, so a host that no longer offers them
             // has changed its keys. Refuse rather than learn.
-            Verdict::Changed { line } => Err(SshError::HostKeyChanged {
+            Verdict::Changed(at) => Err(SshError::HostKeyChanged {
                 target: self.target.clone(),
                 key_type,
                 fingerprint,
-                known_hosts: path.clone(),
-                line,
+                known_hosts: at.file,
+                line: at.line,
             }),
             // OpenSSH would ask the host for a certificate signed by that
             // authority; swpush cannot verify one, and learning the plain
             // key would bypass the authority the operator set up.
-            Verdict::CertAuthorityOnly { line } => Err(SshError::HostKeyCertAuthority {
+            Verdict::CertAuthorityOnly(at) => Err(SshError::HostKeyCertAuthority {
                 target: self.target.clone(),
                 key_type,
                 fingerprint,
-                known_hosts: path.clone(),
-                line,
+                known_hosts: at.file,
+                line: at.line,
             }),
             Verdict::Unknown if !self.accept_new => Err(SshError::HostKeyUnknown {
                 target: self.target.clone(),
@@ -237,9 +248,11 @@ pub(super) async fn recorded_key_types(host: &Host, known_hosts: &Path) -> Vec<A
     let (address, port, path) = (host.address.clone(), host.port, known_hosts.to_owned());
     // Errors here resurface, with their context, in the host-key check.
     tokio::task::spawn_blocking(move || {
-        known_hosts::read(&path)
-            .map(|known| known.key_types(&address, port))
-            .unwrap_or_default()
+        let mut known = known_hosts::read(&path).unwrap_or_default();
+        for global in known_hosts::GLOBAL_FILES {
+            known.extend(known_hosts::read(Path::new(global)).unwrap_or_default());
+        }
+        known.key_types(&address, port)
     })
     .await
     .unwrap_or_default()

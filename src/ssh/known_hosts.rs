@@ -18,7 +18,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64ct::{Base64, Encoding};
 use hmac::{KeyInit, Mac};
@@ -46,6 +47,7 @@ enum Hosts {
 
 #[derive(Debug)]
 struct Entry {
+    file: Arc<Path>,
     /// 1-based, as an editor shows it.
     line: usize,
     marker: Marker,
@@ -59,17 +61,28 @@ pub(super) struct KnownHosts {
     entries: Vec<Entry>,
 }
 
+/// The machine-wide files OpenSSH also reads (`GlobalKnownHostsFile`).
+pub(super) const GLOBAL_FILES: [&str; 2] =
+    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+
+/// A line of a `known_hosts` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LineRef {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
 /// What `known_hosts` says about the key a host offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Verdict {
     /// A plain line for this host holds this key.
     Known,
     /// A `@revoked` line matching this host holds this key.
-    Revoked { line: usize },
+    Revoked(LineRef),
     /// Plain lines list this host, none with this key (first such line).
-    Changed { line: usize },
+    Changed(LineRef),
     /// No plain line lists the host, but a `@cert-authority` line matches it.
-    CertAuthorityOnly { line: usize },
+    CertAuthorityOnly(LineRef),
     /// Nothing lists this host.
     Unknown,
 }
@@ -98,20 +111,22 @@ pub(super) fn read(path: &Path) -> io::Result<KnownHosts> {
             MAX_BYTES >> 20
         )));
     }
-    Ok(parse(&String::from_utf8_lossy(&bytes)))
+    Ok(parse(&String::from_utf8_lossy(&bytes), path))
 }
 
-/// Parses `known_hosts` text; lines OpenSSH would skip are skipped.
-pub(super) fn parse(text: &str) -> KnownHosts {
+/// Parses `known_hosts` text read from `file`; lines OpenSSH would skip
+/// are skipped.
+pub(super) fn parse(text: &str, file: &Path) -> KnownHosts {
+    let file: Arc<Path> = Arc::from(file);
     let entries = text
         .split('\n')
         .enumerate()
-        .filter_map(|(index, line)| parse_line(index + 1, line))
+        .filter_map(|(index, line)| parse_line(&file, index + 1, line))
         .collect();
     KnownHosts { entries }
 }
 
-fn parse_line(line: usize, text: &str) -> Option<Entry> {
+fn parse_line(file: &Arc<Path>, line: usize, text: &str) -> Option<Entry> {
     let mut fields = text
         .split([' ', '\t', '\r'])
         .filter(|field| !field.is_empty());
@@ -133,6 +148,7 @@ fn parse_line(line: usize, text: &str) -> Option<Entry> {
     let (key_type, base64) = (fields.next()?, fields.next()?);
     let key = PublicKey::from_openssh(&format!("{key_type} {base64}")).ok()?;
     Some(Entry {
+        file: file.clone(),
         line,
         marker,
         hosts,
@@ -218,7 +234,21 @@ pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+impl Entry {
+    fn at(&self) -> LineRef {
+        LineRef {
+            file: self.file.to_path_buf(),
+            line: self.line,
+        }
+    }
+}
+
 impl KnownHosts {
+    /// Adds the lines of another file (the machine-wide ones), read after.
+    pub(super) fn extend(&mut self, other: KnownHosts) {
+        self.entries.extend(other.entries);
+    }
+
     fn lines_for<'a>(
         &'a self,
         name: &'a str,
@@ -236,21 +266,21 @@ impl KnownHosts {
         // A key revoked under either name OpenSSH looks up is never trusted.
         for lookup in [name.as_str(), address] {
             if let Some(entry) = self.lines_for(lookup, Marker::Revoked).find(same) {
-                return Verdict::Revoked { line: entry.line };
+                return Verdict::Revoked(entry.at());
             }
         }
         let mut plain = self.lines_for(&name, Marker::Plain).peekable();
-        if let Some(first) = plain.peek().map(|e| e.line) {
+        if let Some(first) = plain.peek().map(|e| e.at()) {
             return match plain.find(same) {
                 Some(_) => Verdict::Known,
-                None => Verdict::Changed { line: first },
+                None => Verdict::Changed(first),
             };
         }
         if port != 22 && self.lines_for(address, Marker::Plain).any(|e| same(&e)) {
             return Verdict::Known;
         }
         if let Some(entry) = self.lines_for(&name, Marker::CertAuthority).next() {
-            return Verdict::CertAuthorityOnly { line: entry.line };
+            return Verdict::CertAuthorityOnly(entry.at());
         }
         Verdict::Unknown
     }
@@ -299,75 +329,85 @@ mod tests {
         }
     }
 
+    enum Want {
+        Known,
+        Unknown,
+        Revoked(usize),
+        Changed(usize),
+        Ca(usize),
+    }
+
     #[test]
     fn lines_are_read_with_markers_patterns_and_any_whitespace() {
         let key = PublicKey::from_openssh(KEY).expect("key");
         let table = [
-            (format!("web1 {KEY}"), "web1", 22, Verdict::Known),
+            (format!("web1 {KEY}"), "web1", 22, Want::Known),
             (
                 format!(" \tWEB1\t\t{KEY}  comment"),
                 "web1",
                 22,
-                Verdict::Known,
+                Want::Known,
             ),
-            (format!("web* {KEY}"), "web1", 22, Verdict::Known),
-            (format!("web*,!web1 {KEY}"), "web1", 22, Verdict::Unknown),
-            (format!("!web1,* {KEY}"), "web1", 22, Verdict::Unknown),
-            (
-                format!("web1 {OTHER}"),
-                "web1",
-                22,
-                Verdict::Changed { line: 1 },
-            ),
+            (format!("web* {KEY}"), "web1", 22, Want::Known),
+            (format!("web*,!web1 {KEY}"), "web1", 22, Want::Unknown),
+            (format!("!web1,* {KEY}"), "web1", 22, Want::Unknown),
+            (format!("web1 {OTHER}"), "web1", 22, Want::Changed(1)),
             (
                 format!("web1 {KEY}\n@revoked * {KEY}"),
                 "web1",
                 22,
-                Verdict::Revoked { line: 2 },
+                Want::Revoked(2),
             ),
             (
                 format!("@revoked db1 {KEY}\nweb1 {KEY}"),
                 "web1",
                 22,
-                Verdict::Known,
+                Want::Known,
             ),
-            (
-                format!("@cert-authority * {KEY}"),
-                "web1",
-                22,
-                Verdict::CertAuthorityOnly { line: 1 },
-            ),
+            (format!("@cert-authority * {KEY}"), "web1", 22, Want::Ca(1)),
             (
                 format!("@cert-authority * {OTHER}\nweb1 {KEY}"),
                 "web1",
                 22,
-                Verdict::Known,
+                Want::Known,
             ),
-            (format!("@trusted web1 {KEY}"), "web1", 22, Verdict::Unknown),
-            (format!("web1 {KEY}"), "web1", 2222, Verdict::Known),
-            (format!("web1 {OTHER}"), "web1", 2222, Verdict::Unknown),
+            (format!("@trusted web1 {KEY}"), "web1", 22, Want::Unknown),
+            (format!("web1 {KEY}"), "web1", 2222, Want::Known),
+            (format!("web1 {OTHER}"), "web1", 2222, Want::Unknown),
             (
                 format!("[web1]:2222 {OTHER}\nweb1 {KEY}"),
                 "web1",
                 2222,
-                Verdict::Changed { line: 1 },
+                Want::Changed(1),
             ),
             (
                 format!("# web1 {KEY}\n\n[web1]:2222 {KEY}"),
                 "web1",
                 2222,
-                Verdict::Known,
+                Want::Known,
             ),
             (
                 format!("web1 ssh-ed25519 AAAAnotakey\nweb1 {KEY}"),
                 "web1",
                 22,
-                Verdict::Known,
+                Want::Known,
             ),
         ];
+        let file = Path::new("kh");
+        let at = |line| LineRef {
+            file: file.to_owned(),
+            line,
+        };
         for (text, host, port, expected) in table {
+            let expected = match expected {
+                Want::Known => Verdict::Known,
+                Want::Unknown => Verdict::Unknown,
+                Want::Revoked(l) => Verdict::Revoked(at(l)),
+                Want::Changed(l) => Verdict::Changed(at(l)),
+                Want::Ca(l) => Verdict::CertAuthorityOnly(at(l)),
+            };
             assert_eq!(
-                parse(&text).check(host, port, &key),
+                parse(&text, file).check(host, port, &key),
                 expected,
                 "{text:?} {host}:{port}"
             );
@@ -387,7 +427,7 @@ mod tests {
             Base64::encode_string(&hash)
         );
         let key = PublicKey::from_openssh(KEY).expect("key");
-        let known = parse(&line);
+        let known = parse(&line, Path::new("kh"));
         assert_eq!(known.check("127.0.0.1", 2222, &key), Verdict::Known);
         assert_eq!(known.check("127.0.0.2", 2222, &key), Verdict::Unknown);
         assert_eq!(known.key_types("127.0.0.1", 2222), [Algorithm::Ed25519]);
@@ -413,5 +453,20 @@ mod tests {
                 .is_empty()
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_machine_wide_file_can_revoke_or_contradict_a_users_key() {
+        let key = PublicKey::from_openssh(KEY).expect("key");
+        let mut known = parse(&format!("web1 {KEY}\n"), Path::new("user"));
+        known.extend(parse(&format!("@revoked * {KEY}\n"), Path::new("global")));
+        let revoked = LineRef {
+            file: "global".into(),
+            line: 1,
+        };
+        assert_eq!(known.check("web1", 22, &key), Verdict::Revoked(revoked));
+        let mut known = parse("", Path::new("user"));
+        known.extend(parse(&format!("web1 {OTHER}\n"), Path::new("global")));
+        assert!(matches!(known.check("web1", 22, &key), Verdict::Changed(_)));
     }
 }
