@@ -1,0 +1,156 @@
+//! Every ssh_config(5) keyword and what swpush does with it: implemented,
+//! harmless (does not change where or how swpush connects, nor whom it
+//! trusts), or refused (the host is not connected to). docs/inventory.md
+//! explains the choices.
+
+/// What swpush does with a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Class {
+    /// Read and used (Host, Match, Include, HostName, User, Port, ...).
+    Implemented,
+    /// Does not change where or how swpush connects, nor whom it trusts.
+    Harmless,
+    /// Changes how OpenSSH connects: the host is refused unless the value
+    /// is one of these (lower-case) no-op values.
+    Refused(&'static [&'static str]),
+    /// An algorithm list: refused unless it only adds (`+`) or reorders (`^`).
+    Algorithms,
+}
+
+/// Every keyword of ssh_config(5) (OpenSSH 9.x, plus Debian's GSSAPI ones
+/// and the deprecated ones ssh still accepts), and what swpush does with it.
+const KEYWORDS: &[(&str, Class)] = &[
+    ("Host", Class::Implemented),
+    ("Match", Class::Implemented),
+    ("Include", Class::Implemented),
+    ("HostName", Class::Implemented),
+    ("User", Class::Implemented),
+    ("Port", Class::Implemented),
+    ("IdentityFile", Class::Implemented),
+    ("ProxyJump", Class::Implemented),
+    ("ProxyCommand", Class::Refused(&["none"])),
+    ("IdentitiesOnly", Class::Implemented),
+    ("IgnoreUnknown", Class::Implemented),
+    ("AddressFamily", Class::Refused(&["any"])),
+    ("BindAddress", Class::Refused(&[])),
+    ("BindInterface", Class::Refused(&[])),
+    ("CanonicalizeHostname", Class::Refused(&["no", "false"])),
+    ("CheckHostIP", Class::Refused(&["no", "false"])),
+    ("ControlPath", Class::Refused(&["none"])),
+    ("HostKeyAlias", Class::Refused(&[])),
+    ("IdentityAgent", Class::Refused(&["ssh_auth_sock"])),
+    ("KnownHostsCommand", Class::Refused(&["none"])),
+    ("PermitLocalCommand", Class::Refused(&["no", "false"])),
+    ("RemoteCommand", Class::Refused(&["none"])),
+    ("RequiredRSASize", Class::Refused(&[])),
+    ("RevokedHostKeys", Class::Refused(&["none"])),
+    ("Tunnel", Class::Refused(&["no", "false"])),
+    ("UserKnownHostsFile", Class::Implemented),
+    ("Ciphers", Class::Algorithms),
+    ("HostKeyAlgorithms", Class::Algorithms),
+    ("KexAlgorithms", Class::Algorithms),
+    ("MACs", Class::Algorithms),
+    ("AddKeysToAgent", Class::Harmless),
+    ("BatchMode", Class::Harmless),
+    ("CanonicalDomains", Class::Harmless),
+    ("CanonicalizeFallbackLocal", Class::Harmless),
+    ("CanonicalizeMaxDots", Class::Harmless),
+    ("CanonicalizePermittedCNAMEs", Class::Harmless),
+    ("CASignatureAlgorithms", Class::Harmless),
+    ("CertificateFile", Class::Harmless),
+    ("ChallengeResponseAuthentication", Class::Harmless),
+    ("ChannelTimeout", Class::Harmless),
+    ("ClearAllForwardings", Class::Harmless),
+    ("Compression", Class::Harmless),
+    ("ConnectionAttempts", Class::Harmless),
+    ("ConnectTimeout", Class::Harmless),
+    ("ControlMaster", Class::Harmless),
+    ("ControlPersist", Class::Harmless),
+    ("DynamicForward", Class::Harmless),
+    ("EnableEscapeCommandline", Class::Harmless),
+    ("EnableSSHKeysign", Class::Harmless),
+    ("EscapeChar", Class::Harmless),
+    ("ExitOnForwardFailure", Class::Harmless),
+    ("FingerprintHash", Class::Harmless),
+    ("ForkAfterAuthentication", Class::Harmless),
+    ("ForwardAgent", Class::Harmless),
+    ("ForwardX11", Class::Harmless),
+    ("ForwardX11Timeout", Class::Harmless),
+    ("ForwardX11Trusted", Class::Harmless),
+    ("GatewayPorts", Class::Harmless),
+    ("GlobalKnownHostsFile", Class::Harmless),
+    ("GSSAPIAuthentication", Class::Harmless),
+    ("GSSAPIClientIdentity", Class::Harmless),
+    ("GSSAPIDelegateCredentials", Class::Harmless),
+    ("GSSAPIKexAlgorithms", Class::Harmless),
+    ("GSSAPIKeyExchange", Class::Harmless),
+    ("GSSAPIRenewalForcesRekey", Class::Harmless),
+    ("GSSAPIServerIdentity", Class::Harmless),
+    ("GSSAPITrustDns", Class::Harmless),
+    ("HashKnownHosts", Class::Harmless),
+    ("HostbasedAcceptedAlgorithms", Class::Harmless),
+    ("HostbasedAuthentication", Class::Harmless),
+    ("HostbasedKeyTypes", Class::Harmless),
+    ("IPQoS", Class::Harmless),
+    ("KbdInteractiveAuthentication", Class::Harmless),
+    ("KbdInteractiveDevices", Class::Harmless),
+    ("KeepAlive", Class::Harmless),
+    ("LocalCommand", Class::Harmless),
+    ("LocalForward", Class::Harmless),
+    ("LogLevel", Class::Harmless),
+    ("LogVerbose", Class::Harmless),
+    ("NoHostAuthenticationForLocalhost", Class::Harmless),
+    ("NumberOfPasswordPrompts", Class::Harmless),
+    ("ObscureKeystrokeTiming", Class::Harmless),
+    ("PasswordAuthentication", Class::Harmless),
+    ("PermitRemoteOpen", Class::Harmless),
+    ("PKCS11Provider", Class::Harmless),
+    ("PreferredAuthentications", Class::Harmless),
+    ("ProxyUseFdpass", Class::Harmless),
+    ("PubkeyAcceptedAlgorithms", Class::Harmless),
+    ("PubkeyAcceptedKeyTypes", Class::Harmless),
+    ("PubkeyAuthentication", Class::Harmless),
+    ("RekeyLimit", Class::Harmless),
+    ("RemoteForward", Class::Harmless),
+    ("RequestTTY", Class::Harmless),
+    ("SecurityKeyProvider", Class::Harmless),
+    ("SendEnv", Class::Harmless),
+    ("ServerAliveCountMax", Class::Harmless),
+    ("ServerAliveInterval", Class::Harmless),
+    ("SessionType", Class::Harmless),
+    ("SetEnv", Class::Harmless),
+    ("SmartcardDevice", Class::Harmless),
+    ("StdinNull", Class::Harmless),
+    ("StreamLocalBindMask", Class::Harmless),
+    ("StreamLocalBindUnlink", Class::Harmless),
+    ("StrictHostKeyChecking", Class::Harmless),
+    ("SyslogFacility", Class::Harmless),
+    ("Tag", Class::Harmless),
+    ("TCPKeepAlive", Class::Harmless),
+    ("TunnelDevice", Class::Harmless),
+    ("UpdateHostKeys", Class::Harmless),
+    ("VerifyHostKeyDNS", Class::Harmless),
+    ("VisualHostKey", Class::Harmless),
+    ("XAuthLocation", Class::Harmless),
+    // Deprecated or removed; ssh accepts them and ignores them.
+    ("Cipher", Class::Harmless),
+    ("CompressionLevel", Class::Harmless),
+    ("FallBackToRsh", Class::Harmless),
+    ("Protocol", Class::Harmless),
+    ("RhostsRSAAuthentication", Class::Harmless),
+    ("RSAAuthentication", Class::Harmless),
+    ("UsePrivilegedPort", Class::Harmless),
+    ("UseRoaming", Class::Harmless),
+    ("UseRsh", Class::Harmless),
+];
+
+pub(super) fn keyword(word: &str) -> Option<(&'static str, Class)> {
+    KEYWORDS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(word))
+        .copied()
+}
+
+pub(super) fn class_of(keyword: &str) -> Class {
+    self::keyword(keyword).map_or(Class::Harmless, |(_, class)| class)
+}
