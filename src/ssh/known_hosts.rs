@@ -209,18 +209,19 @@ impl Hosts {
     }
 }
 
-/// `*` (any run, also empty) and `?` (one character), as OpenSSH's
-/// `match_pattern`; everything else is literal.
+/// `*` (any run, also empty) and `?` (one byte), as OpenSSH's
+/// `match_pattern`, which works on bytes; everything else is literal.
+/// Allocation-free: it runs for every pattern of every line, per host.
 pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     // Where the last `*` was, and the text position it currently covers to.
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((star_p, star_t)) = star {
@@ -231,7 +232,7 @@ pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 impl Entry {

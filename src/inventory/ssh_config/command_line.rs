@@ -67,7 +67,7 @@ pub fn command_line_settings(var: &str, text: &str) -> Result<Vec<Setting>, Stri
                 ));
             }
         };
-        let Some((keyword, _)) = keyword(&word) else {
+        let Some((keyword, class)) = keyword(&word) else {
             return Err(format!("`{var}`: unknown ssh option `{word}`"));
         };
         if matches!(keyword, "Host" | "Match" | "Include") {
@@ -81,6 +81,7 @@ pub fn command_line_settings(var: &str, text: &str) -> Result<Vec<Setting>, Stri
         }
         settings.push(Setting {
             keyword,
+            class,
             args,
             at: at.clone(),
         });

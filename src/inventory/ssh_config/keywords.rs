@@ -150,7 +150,3 @@ pub(super) fn keyword(word: &str) -> Option<(&'static str, Class)> {
         .find(|(name, _)| name.eq_ignore_ascii_case(word))
         .copied()
 }
-
-pub(super) fn class_of(keyword: &str) -> Class {
-    self::keyword(keyword).map_or(Class::Harmless, |(_, class)| class)
-}

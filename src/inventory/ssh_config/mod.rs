@@ -99,6 +99,8 @@ enum Item {
 pub struct Setting {
     /// The keyword as ssh_config(5) spells it.
     keyword: &'static str,
+    /// What swpush does with it, looked up once when the line is read.
+    class: keywords::Class,
     args: Vec<String>,
     at: At,
 }
@@ -300,7 +302,7 @@ impl Reader<'_> {
             let Some((word, args)) = split_line(line).map_err(|e| located(&at, e))? else {
                 continue;
             };
-            let Some((keyword, _)) = keyword(&word) else {
+            let Some((keyword, class)) = keyword(&word) else {
                 if self
                     .ignore_unknown
                     .iter()
@@ -358,7 +360,12 @@ impl Reader<'_> {
                     if keyword == "IgnoreUnknown" {
                         self.ignore_unknown.push(args[0].to_ascii_lowercase());
                     }
-                    items.push(Item::Set(Setting { keyword, args, at }));
+                    items.push(Item::Set(Setting {
+                        keyword,
+                        class,
+                        args,
+                        at,
+                    }));
                 }
             }
         }

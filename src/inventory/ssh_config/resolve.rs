@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::keywords::{Class, class_of};
+use super::keywords::Class;
 use super::{
     At, Criterion, CriterionKind, Item, Setting, SshSettings, parse_port, pattern_list_matches,
 };
@@ -140,7 +140,7 @@ impl<'a> Resolve<'a> {
 
     pub(super) fn apply(&mut self, setting: &Setting, state: &State) {
         let keyword = setting.keyword;
-        let class = class_of(keyword);
+        let class = setting.class;
         match state {
             State::No => return,
             State::Maybe(why) => {
