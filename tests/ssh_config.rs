@@ -225,6 +225,29 @@ Host *
         ],
     },
     Case {
+        name: "match-user-and-case",
+        config: "Host upper
+  HostName MixedCase.Example
+Host u1
+  User alice
+Match user alice
+  Port 2501
+Match localuser root
+  IdentityFile ~/.ssh/id_local
+Host WEB9
+  Port 2999
+Host *
+  HostName %h.lan
+",
+        files: &[],
+        hosts: &[
+            ("upper", None),
+            ("u1", None),
+            ("web9", None),
+            ("plain", None),
+        ],
+    },
+    Case {
         name: "refused-keywords",
         config: "Host b1
   BindAddress 127.0.0.1

@@ -239,7 +239,10 @@ fn record_host_key(path: &Path, address: &str, port: u16, key: &PublicKey) -> io
             line.push('\n');
         }
     }
-    line += &format!("{} {key}\n", known_hosts::host_port(address, port));
+    line += &format!(
+        "{} {key}\n",
+        known_hosts::host_port(&address.to_ascii_lowercase(), port)
+    );
     file.write_all(line.as_bytes())
 }
 

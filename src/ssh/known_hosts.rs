@@ -190,7 +190,8 @@ impl Hosts {
                 let Ok(mut mac) = hmac::Hmac::<sha1::Sha1>::new_from_slice(salt) else {
                     return false;
                 };
-                mac.update(name.as_bytes());
+                // ssh hashes the lower-cased name.
+                mac.update(name.to_ascii_lowercase().as_bytes());
                 mac.verify_slice(hash).is_ok()
             }
             Hosts::Patterns(patterns) => {

@@ -198,13 +198,16 @@ impl<'a> Resolve<'a> {
     }
 
     pub(super) fn finish(mut self) -> SshSettings {
+        // ssh lower-cases the name it connects to (and looks up in known_hosts).
         let host_name = self.host_name.take().map(|name| {
-            expand_host_name(&name, &self.original).unwrap_or_else(|| {
-                self.refuse(format!(
-                    "`HostName {name}` uses a %-token swpush does not expand"
-                ));
-                name
-            })
+            expand_host_name(&name, &self.original)
+                .unwrap_or_else(|| {
+                    self.refuse(format!(
+                        "`HostName {name}` uses a %-token swpush does not expand"
+                    ));
+                    name
+                })
+                .to_ascii_lowercase()
         });
         let mut proxy_jump = None;
         match self.proxy.take() {
