@@ -513,13 +513,16 @@ fn includes_that_are_not_small_regular_files_are_refused_quickly() {
 /// On the real fleet: hosts with ProxyCommand (in ~/.ssh/config, or in
 /// ansible_ssh_common_args) or `-J` / `-oProxyJump` (ansible_ssh_extra_args)
 /// end `unreachable` naming the setting; the ProxyCommand never runs and
-/// nothing connects to their address, while the same host without them
-/// installs.
+/// nothing connects to their address (a live sshd, and a bare listener),
+/// while a host without them installs.
 #[test]
 fn a_proxy_setting_is_refused_before_any_connection() {
-    let world = World::start_trusted(&["target"]);
+    let world = World::start_trusted(&["target", "guarded"]);
     let fleet = &world.fleet;
-    let addr = fleet.host("target").addr;
+    // `direct` logs in to target; every refused host points at guarded,
+    // a live sshd that must see no connection at all.
+    let target = fleet.host("target").addr;
+    let addr = fleet.host("guarded").addr;
     let watch = TcpListener::bind("127.0.0.1:0").expect("listener");
     watch.set_nonblocking(true).expect("nonblocking");
     let watched = watch.local_addr().expect("addr");
@@ -542,7 +545,7 @@ fn a_proxy_setting_is_refused_before_any_connection() {
             "all:
   vars: {{ansible_user: root, ansible_port: {SSH_PORT}, ansible_ssh_private_key_file: \"{key}\"}}
   hosts:
-    direct: {{ansible_host: {addr}}}
+    direct: {{ansible_host: {target}}}
     viaconfig:
     watchedconfig:
     viaargs:
@@ -579,6 +582,26 @@ fn a_proxy_setting_is_refused_before_any_connection() {
         assert!(message.contains("not connecting"), "{host}: {message}");
     }
     assert!(!mark.exists(), "a ProxyCommand ran");
+    // Every TCP connection to a fleet host leaves a socket (TIME_WAIT at
+    // least) on this machine for a minute: target's shows the check can see
+    // a connection, guarded's must have none.
+    let sockets = |host: std::net::Ipv4Addr| -> Vec<String> {
+        let listing = Command::new("ss").arg("-Htan").output().expect("ss");
+        String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("LISTEN") && l.contains(&format!("{host}:{SSH_PORT} ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(
+        !sockets(target).is_empty(),
+        "no trace of direct's connection"
+    );
+    assert_eq!(
+        sockets(addr),
+        Vec::<String>::new(),
+        "something connected to guarded"
+    );
     match watch.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         Ok((mut stream, from)) => {
