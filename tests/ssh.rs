@@ -652,6 +652,7 @@ async fn child_connects_with_environment_identities() {
         identity_file: None,
         become_root: false,
         proxy_jump: None,
+        refused: None,
         busy_check: None,
         busy_wait: None,
         busy_retries: None,
@@ -780,4 +781,203 @@ fn cpu_ticks() -> u64 {
         .take(2)
         .map(|t| t.parse::<u64>().expect("stat number"))
         .sum()
+}
+
+/// The real OpenSSH client's verdict on `known_hosts` for host2: does
+/// `ssh -o StrictHostKeyChecking=MODE` log in?
+fn openssh_accepts(known_hosts: &Path, mode: &str) -> bool {
+    let h = fleet().host("host2");
+    let status = Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .arg("-o")
+        .arg(format!("StrictHostKeyChecking={mode}"))
+        .args(["-o", "ConnectTimeout=10", "-i"])
+        .arg(fleet().login_key())
+        .args([
+            "-p",
+            &h.port.to_string(),
+            &format!("root@{}", h.addr),
+            "true",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ssh");
+    status.status.success()
+}
+
+/// known_hosts read as OpenSSH reads it (issue 9 item 6): markers,
+/// patterns with `*`/`?`/`!`, `[host]:port`, hashed names, any run of
+/// spaces or tabs. For each file, swpush connects exactly when the real
+/// `ssh -o StrictHostKeyChecking=yes` does, and a refusal that comes from a
+/// marker names the file and line. `ssh-keygen -F` is checked to find the
+/// host in the files that list it by pattern.
+#[tokio::test]
+async fn known_hosts_is_read_as_openssh_reads_it() {
+    let dir = scratch("openssh-known-hosts");
+    let addr = fleet().host("host2").addr.to_string();
+    let ours = host_public_key("host2");
+    let other = host_public_key("host1");
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ca", "-f"])
+        .arg(dir.join("ca")));
+    let ca = fs::read_to_string(dir.join("ca.pub")).expect("ca.pub");
+    let ca = ca.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let port = SSH_PORT;
+    let (prefix, _) = addr.rsplit_once('.').expect("dotted address");
+    // (case, known_hosts text, the marker a refusal must name)
+    let table: Vec<(&str, String, Option<&str>)> = vec![
+        ("plain", format!("[{addr}]:{port} {ours}\n"), None),
+        (
+            "revoked-beside-plain",
+            format!("[{addr}]:{port} {ours}\n@revoked * {ours}\n"),
+            Some("@revoked"),
+        ),
+        (
+            "revoked-for-this-host",
+            format!("@revoked [{addr}]:{port} {ours}\n[{addr}]:{port} {ours}\n"),
+            Some("@revoked"),
+        ),
+        (
+            "revoked-other-host-only",
+            format!("@revoked 192.0.2.1 {ours}\n[{addr}]:{port} {ours}\n"),
+            None,
+        ),
+        (
+            "its-own-key-as-a-ca",
+            format!("@cert-authority [{addr}]:{port} {ours}\n"),
+            Some("@cert-authority"),
+        ),
+        (
+            "ca-and-plain",
+            format!("@cert-authority * {ca}\n[{addr}]:{port} {ours}\n"),
+            None,
+        ),
+        ("star", format!("* {ours}\n"), None),
+        ("wildcards", format!("[{prefix}.*]:{port} {ours}\n"), None),
+        (
+            "question-marks",
+            format!("[{}?]:{port} {ours}\n", &addr[..addr.len() - 1]),
+            None,
+        ),
+        (
+            "negated",
+            format!("[127.*]:{port},![{addr}]:{port} {ours}\n"),
+            None,
+        ),
+        (
+            "negated-first",
+            format!("![{addr}]:{port},* {ours}\n"),
+            None,
+        ),
+        (
+            "tabs-and-spaces",
+            format!(
+                "  \t[{addr}]:{port}\t\t{}   \n",
+                ours.replacen(' ', " \t  ", 1)
+            ),
+            None,
+        ),
+        (
+            "list",
+            format!("web1,[{addr}]:{port},192.0.2.9 {ours}\n"),
+            None,
+        ),
+        (
+            "wildcard-other-key",
+            format!("[{prefix}.*]:{port} {other}\n"),
+            None,
+        ),
+        ("port-22-form", format!("{addr} {ours}\n"), None),
+        (
+            "unknown-marker",
+            format!("@trusted [{addr}]:{port} {ours}\n"),
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, text, marker) in &table {
+        let known_hosts = dir.join(format!("{case}.known_hosts"));
+        fs::write(&known_hosts, text).expect("write known_hosts");
+        let openssh = openssh_accepts(&known_hosts, "yes");
+        let swpush = Connection::connect(&host("host2"), &options(&known_hosts)).await;
+        let verdict = match &swpush {
+            Ok(_) => "connects".to_owned(),
+            Err(e) => format!("refuses: {e}"),
+        };
+        if let Ok(connection) = swpush {
+            connection.close().await;
+        }
+        if openssh != verdict.starts_with("connects") {
+            failures.push(format!("{case}: ssh connects: {openssh}, swpush {verdict}"));
+            continue;
+        }
+        if let Some(marker) = marker {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(marker))
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            let at = format!("{}:{line}", known_hosts.display());
+            if !verdict.contains(marker) || !verdict.contains(&at) {
+                failures.push(format!(
+                    "{case}: refusal should name {marker} at {at}: {verdict}"
+                ));
+            }
+        }
+        // With trust on first use, a revoked or CA-only host is still refused
+        // and nothing is recorded.
+        if marker.is_some() {
+            let mut accept = options(&known_hosts);
+            accept.accept_new_host_keys = true;
+            if let Ok(connection) = Connection::connect(&host("host2"), &accept).await {
+                connection.close().await;
+                failures.push(format!("{case}: --accept-new-host-keys connected"));
+            }
+            if fs::read_to_string(&known_hosts).expect("read") != *text {
+                failures.push(format!(
+                    "{case}: --accept-new-host-keys changed known_hosts"
+                ));
+            }
+        }
+    }
+    // ssh-keygen -F finds the host in the files that list it by pattern or
+    // hashed name: the same lines swpush reads.
+    for case in ["star", "wildcards", "list", "tabs-and-spaces"] {
+        let found = Command::new("ssh-keygen")
+            .arg("-F")
+            .arg(format!("[{addr}]:{port}"))
+            .arg("-f")
+            .arg(dir.join(format!("{case}.known_hosts")))
+            .output()
+            .expect("ssh-keygen -F");
+        if !found.status.success() {
+            failures.push(format!("{case}: ssh-keygen -F does not find the host"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A revoked key is never recorded by `--accept-new-host-keys`, even when
+/// no plain line lists the host, and OpenSSH's own accept-new refuses too.
+#[tokio::test]
+async fn a_revoked_key_is_never_learned() {
+    let known_hosts = scratch("revoked-learn").join("known_hosts");
+    let text = format!(
+        "# revoked after the leak\n@revoked * {}\n",
+        host_public_key("host2")
+    );
+    fs::write(&known_hosts, &text).expect("write");
+    assert!(!openssh_accepts(&known_hosts, "accept-new"));
+    let mut opts = options(&known_hosts);
+    opts.accept_new_host_keys = true;
+    let err = connect_err(&host("host2"), &opts).await;
+    let message = err.to_string();
+    assert!(
+        message.contains("revoked") && message.contains(&format!("{}:2", known_hosts.display())),
+        "{message}"
+    );
+    assert_eq!(fs::read_to_string(&known_hosts).expect("read"), text);
 }

@@ -3,17 +3,26 @@
 //!
 //! Ansible's own connection variables (`ansible_host`, `ansible_port`,
 //! `ansible_user`, `ansible_ssh_private_key_file`, `ansible_become` and the
-//! older `ansible_ssh_*` spellings) and swpush's native host keys are read;
+//! older `ansible_ssh_*` spellings; `ansible_ssh_common_args`,
+//! `ansible_ssh_extra_args`, `ansible_ssh_args` and `ansible_connection`,
+//! so that a host Ansible reaches another way is refused, not reached
+//! directly) and swpush's native host keys are read;
 //! every other variable belongs to playbooks and is ignored. Group variables
 //! apply by depth, as in Ansible: `all` first, then deeper groups (ties by
-//! name), then the host's own.
+//! name, then `ansible_group_priority`), then the host's own.
+//!
+//! A group is one group wherever it is mentioned, as Ansible builds it:
+//! `prod: {children: {web: }}` names the same `web` that another part of
+//! the file fills with hosts, before or after. The file is first merged into
+//! one graph of groups; membership and depths are computed on the whole
+//! graph afterwards, never at the place a group happens to be mentioned.
 
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use super::native::check_name;
 use super::vars::{MAX_VALUE_BYTES, Source, Vars, check_endpoint, check_length, check_values};
@@ -99,121 +108,273 @@ pub(super) fn looks_like_ansible(source: &Source) -> Result<bool, InventoryError
     Ok(top.contains_key("all"))
 }
 
-/// Groups deeper than this are surely a cycle written with anchors.
+/// YAML nested deeper than this is surely a cycle written with anchors.
 const MAX_DEPTH: usize = 32;
+
+/// Ansible's priority of a group that sets no `ansible_group_priority`.
+const DEFAULT_PRIORITY: i128 = 1;
+
+/// One group, merged over every place the file mentions it: Ansible keeps
+/// one group per name, so hosts, vars and children add up across mentions.
+struct GroupEntry {
+    /// Where the group is first mentioned, for errors.
+    at: Location,
+    vars: Vars,
+    /// `ansible_group_priority`: among groups of the same depth, a higher
+    /// priority applies later and so wins.
+    priority: i128,
+    /// Hosts listed directly under the group, in file order.
+    hosts: Vec<usize>,
+    /// Child groups, in file order.
+    children: Vec<usize>,
+}
 
 #[derive(Default)]
 struct Walk {
-    /// Group name → (deepest depth seen, merged vars).
-    groups: IndexMap<String, (usize, Vars)>,
-    /// Host name → (its own vars, the groups it is in directly or through children).
-    hosts: IndexMap<String, (Vars, Vec<String>)>,
+    groups: IndexMap<String, GroupEntry>,
+    /// Host name → its own vars, merged over its mentions (later wins).
+    hosts: IndexMap<String, Vars>,
 }
 
 pub(super) fn parse(source: &Source) -> Result<RawInventory, InventoryError> {
     let top: IndexMap<Spanned<String>, Option<AnsibleGroup>> = source.parse()?;
     let mut walk = Walk::default();
+    let all = walk.mention(&Spanned::new(
+        "all".to_owned(),
+        Location::UNKNOWN,
+        Location::UNKNOWN,
+    ));
     for (name, group) in top {
+        let index = walk.group(source, &name, group.unwrap_or_default(), 0)?;
         // Top-level groups other than `all` are its children, as in Ansible.
-        let depth = usize::from(name.value != "all");
-        walk.group(source, &name, group.unwrap_or_default(), depth, &[])?;
+        if index != all {
+            walk.add_child(all, index);
+        }
     }
-
-    let raw_hosts = walk
-        .hosts
-        .iter()
-        .map(|(name, (own, groups))| {
-            let mut ordered: Vec<(usize, &str, &Vars)> = groups
-                .iter()
-                .filter_map(|g| walk.groups.get(g).map(|(d, v)| (*d, g.as_str(), v)))
-                .collect();
-            ordered.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            let mut merged = Vars::default();
-            for (_, _, vars) in ordered {
-                merged.overlay(vars);
-            }
-            merged.overlay(own);
-            RawHost {
-                name: name.clone(),
-                vars: merged,
-                groups: groups
-                    .iter()
-                    .filter(|g| !matches!(g.as_str(), "all" | "ungrouped"))
-                    .cloned()
-                    .collect(),
-            }
-        })
-        .collect();
-    Ok(RawInventory {
-        hosts: raw_hosts,
-        groups: walk
-            .groups
-            .keys()
-            .filter(|g| !matches!(g.as_str(), "all" | "ungrouped"))
-            .cloned()
-            .collect(),
-    })
+    walk.finish(source, all)
 }
 
 impl Walk {
+    /// The group called `name`, created at its first mention.
+    fn mention(&mut self, name: &Spanned<String>) -> usize {
+        let entry = self.groups.entry(name.value.clone());
+        let index = entry.index();
+        entry.or_insert_with(|| GroupEntry {
+            at: name.referenced,
+            vars: Vars::default(),
+            priority: DEFAULT_PRIORITY,
+            hosts: Vec::new(),
+            children: Vec::new(),
+        });
+        index
+    }
+
+    fn add_child(&mut self, parent: usize, child: usize) {
+        let children = &mut self.groups[parent].children;
+        if !children.contains(&child) {
+            children.push(child);
+        }
+    }
+
+    /// Merges one mention of a group, and the groups nested in it.
     fn group(
         &mut self,
         source: &Source,
         name: &Spanned<String>,
         group: AnsibleGroup,
-        depth: usize,
-        ancestors: &[String],
-    ) -> Result<(), InventoryError> {
+        nesting: usize,
+    ) -> Result<usize, InventoryError> {
         if !matches!(name.value.as_str(), "all" | "ungrouped") {
             check_name(source, name, "group")?;
         }
-        if ancestors.contains(&name.value) || depth > MAX_DEPTH {
-            return Err(source.error_at(
-                &name.referenced,
-                &format!("group `{}` contains itself", name.value),
-            ));
-        }
-        let vars = convert_vars(source, group.vars)?;
-        let entry = self
-            .groups
-            .entry(name.value.clone())
-            .or_insert_with(|| (depth, Vars::default()));
-        entry.0 = entry.0.max(depth);
-        entry.1.overlay(&vars);
-
-        let mut lineage = ancestors.to_vec();
-        lineage.push(name.value.clone());
-        for (host, vars) in group.hosts.unwrap_or_default() {
-            check_name(source, &host, "host")?;
-            let vars = convert_vars(source, vars)?;
-            let (own, groups) = self.hosts.entry(host.value.clone()).or_default();
-            own.overlay(&vars);
-            for group in &lineage {
-                if !groups.contains(group) {
-                    groups.push(group.clone());
-                }
-            }
-        }
-        for (child, group) in group.children.unwrap_or_default() {
-            self.group(
-                source,
-                &child,
-                group.unwrap_or_default(),
-                depth + 1,
-                &lineage,
-            )?;
-        }
-        if self.hosts.contains_key(&name.value) {
+        if nesting > MAX_DEPTH {
             return Err(source.error_at(
                 &name.referenced,
                 &format!(
-                    "group `{}` has the name of a host; give it another name",
+                    "group `{}` is nested more than {MAX_DEPTH} deep",
                     name.value
                 ),
             ));
         }
-        Ok(())
+        if nesting > 0 && name.value == "all" {
+            return Err(source.error_at(
+                &name.referenced,
+                "`all` holds every group; it cannot be the child of another",
+            ));
+        }
+        let index = self.mention(name);
+        let priority = group_priority(source, group.vars.as_ref())?;
+        let vars = convert_vars(source, group.vars)?;
+        let entry = &mut self.groups[index];
+        entry.vars.overlay(&vars);
+        if let Some(priority) = priority {
+            entry.priority = priority;
+        }
+        for (host, vars) in group.hosts.unwrap_or_default() {
+            check_name(source, &host, "host")?;
+            let vars = convert_vars(source, vars)?;
+            let host_entry = self.hosts.entry(host.value.clone());
+            let host_index = host_entry.index();
+            host_entry.or_default().overlay(&vars);
+            let hosts = &mut self.groups[index].hosts;
+            if !hosts.contains(&host_index) {
+                hosts.push(host_index);
+            }
+        }
+        for (child, body) in group.children.unwrap_or_default() {
+            let child_index = self.group(source, &child, body.unwrap_or_default(), nesting + 1)?;
+            self.add_child(index, child_index);
+        }
+        Ok(index)
     }
+
+    /// Checks the whole graph of groups, then gives each host the groups it
+    /// is in (directly or through children) and its vars after Ansible's
+    /// precedence: groups by depth, then priority, then name; the host last.
+    fn finish(self, source: &Source, all: usize) -> Result<RawInventory, InventoryError> {
+        for (name, group) in &self.groups {
+            if self.hosts.contains_key(name) {
+                return Err(source.error_at(
+                    &group.at,
+                    &format!("group `{name}` has the name of a host; give it another name"),
+                ));
+            }
+        }
+        let depths = self.depths(source, all)?;
+        let mut parents_of_group = vec![Vec::new(); self.groups.len()];
+        let mut groups_of_host = vec![Vec::new(); self.hosts.len()];
+        for (index, group) in self.groups.values().enumerate() {
+            for &child in &group.children {
+                parents_of_group[child].push(index);
+            }
+            for &host in &group.hosts {
+                groups_of_host[host].push(index);
+            }
+        }
+
+        let mut raw_hosts = Vec::with_capacity(self.hosts.len());
+        for ((name, own), direct) in self.hosts.iter().zip(groups_of_host) {
+            let mut member = vec![false; self.groups.len()];
+            member[all] = true;
+            let mut todo = direct;
+            while let Some(group) = todo.pop() {
+                if !std::mem::replace(&mut member[group], true) {
+                    todo.extend(&parents_of_group[group]);
+                }
+            }
+            let mut ordered: Vec<(usize, i128, &str, &Vars)> = self
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| member[*index])
+                .map(|(index, (name, g))| (depths[index], g.priority, name.as_str(), &g.vars))
+                .collect();
+            ordered.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+            let mut merged = Vars::default();
+            for (_, _, _, vars) in ordered {
+                merged.overlay(vars);
+            }
+            merged.overlay(own);
+            raw_hosts.push(RawHost {
+                name: name.clone(),
+                vars: merged,
+                groups: self
+                    .groups
+                    .keys()
+                    .enumerate()
+                    .filter(|(index, g)| member[*index] && !is_implicit(g))
+                    .map(|(_, g)| g.clone())
+                    .collect(),
+            });
+        }
+        Ok(RawInventory {
+            hosts: raw_hosts,
+            groups: self
+                .groups
+                .keys()
+                .filter(|g| !is_implicit(g))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    /// Each group's depth as Ansible computes it: the longest chain of
+    /// children from `all`, whatever order the file mentions them in.
+    /// A cycle is an error naming a group on it.
+    fn depths(&self, source: &Source, all: usize) -> Result<Vec<usize>, InventoryError> {
+        let count = self.groups.len();
+        let mut pending_parents = vec![0usize; count];
+        for group in self.groups.values() {
+            for &child in &group.children {
+                pending_parents[child] += 1;
+            }
+        }
+        let mut depth = vec![0usize; count];
+        let mut ready: Vec<usize> = (0..count).filter(|g| pending_parents[*g] == 0).collect();
+        let mut placed = 0;
+        while let Some(group) = ready.pop() {
+            placed += 1;
+            for &child in &self.groups[group].children {
+                depth[child] = depth[child].max(depth[group] + 1);
+                pending_parents[child] -= 1;
+                if pending_parents[child] == 0 {
+                    ready.push(child);
+                }
+            }
+        }
+        if placed == count {
+            return Ok(depth);
+        }
+        // Every group left has a parent left: walk up parents until one
+        // repeats, which is on the cycle.
+        let mut parent_left = vec![None; count];
+        for (index, group) in self.groups.values().enumerate() {
+            for &child in &group.children {
+                if pending_parents[child] > 0 && pending_parents[index] > 0 {
+                    parent_left[child] = Some(index);
+                }
+            }
+        }
+        let mut seen = vec![false; count];
+        let mut at = (0..count).find(|g| pending_parents[*g] > 0).unwrap_or(all);
+        while !std::mem::replace(&mut seen[at], true) {
+            match parent_left[at] {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        let (name, group) = self
+            .groups
+            .get_index(at)
+            .map(|(n, g)| (n.as_str(), &g.at))
+            .unwrap_or(("all", &Location::UNKNOWN));
+        Err(source.error_at(
+            group,
+            &format!("group `{name}` contains itself (through its children)"),
+        ))
+    }
+}
+
+/// `all` and `ungrouped` exist in every inventory; they are not shown as
+/// a host's groups.
+fn is_implicit(group: &str) -> bool {
+    matches!(group, "all" | "ungrouped")
+}
+
+/// A group's `ansible_group_priority`, if it sets one.
+fn group_priority(
+    source: &Source,
+    vars: Option<&AnsibleVars>,
+) -> Result<Option<i128>, InventoryError> {
+    let Some(value) = vars.and_then(|v| v.get("ansible_group_priority")) else {
+        return Ok(None);
+    };
+    int_of(&value.value).map(Some).ok_or_else(|| {
+        source.error_at(
+            &value.referenced,
+            "`ansible_group_priority`: expected a whole number",
+        )
+    })
 }
 
 /// Reads the variables swpush understands; the rest are ignored.
@@ -252,6 +413,10 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
                 out.become_root = Some(bool_of(&value.value).ok_or_else(|| at("true or false"))?)
             }
             "proxy_jump" => out.proxy_jump = Some(text()?),
+            "ansible_ssh_args" => out.ssh_args = Some(text()?),
+            "ansible_ssh_common_args" => out.ssh_common_args = Some(text()?),
+            "ansible_ssh_extra_args" => out.ssh_extra_args = Some(text()?),
+            "ansible_connection" => out.connection = Some(text()?),
             "busy_check" => out.busy_check = Some(text()?),
             "busy_wait" => {
                 out.busy_wait = Some(u64::try_from(number()?).map_err(|_| at("a whole number"))?)

@@ -2,7 +2,8 @@
 //!
 //! Two YAML dialects are read (the native one and Ansible's YAML inventory,
 //! told apart by a top-level `all:`), then `~/.ssh/config` fills what the
-//! inventory leaves unset, then built-in defaults. The result is a list of
+//! inventory leaves unset (and refuses hosts that OpenSSH would reach
+//! another way, see [`ssh_config`]), then built-in defaults. The result is a list of
 //! [`Host`]s that are complete and checked: every later step can use them
 //! without asking again. Choosing hosts with `--limit` lives in [`select`].
 //! This module never connects anywhere.
@@ -55,6 +56,11 @@ pub struct Host {
     #[serde(rename = "become")]
     pub become_root: bool,
     pub proxy_jump: Option<String>,
+    /// A setting that would make OpenSSH connect another way than swpush
+    /// does (`ProxyCommand`, `ControlPath`, ...), with where it comes from:
+    /// such a host is `unreachable`, never connected to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     /// Shell command run on the client; exit 0 means busy.
     pub busy_check: Option<String>,
     /// Seconds between busy checks; `None` takes the command line's value.
@@ -154,7 +160,7 @@ pub fn parse(
     if raw.hosts.is_empty() {
         return Err(source.error_at_file("the inventory lists no hosts"));
     }
-    let ssh_config = ssh_config::SshConfig::load(context.home.as_deref())?;
+    let ssh_config = ssh_config::SshConfig::load(context.home.as_deref(), &context.local_user)?;
     let hosts = raw
         .hosts
         .into_iter()
@@ -186,9 +192,48 @@ fn resolve_host(
     context: &LoadContext,
 ) -> Host {
     let vars = raw.vars;
-    let from_ssh = ssh_config.lookup(&raw.name, vars.address.as_deref());
+    let mut refused = None;
+    let mut options = Vec::new();
+    for (var, text) in [
+        ("ansible_ssh_args", &vars.ssh_args),
+        ("ansible_ssh_common_args", &vars.ssh_common_args),
+        ("ansible_ssh_extra_args", &vars.ssh_extra_args),
+    ] {
+        if let Some(text) = text {
+            match ssh_config::command_line_settings(var, text) {
+                Ok(more) => options.extend(more),
+                Err(why) => {
+                    refused.get_or_insert(why);
+                }
+            }
+        }
+    }
+    if let Some(connection) = &vars.connection
+        && !matches!(
+            connection.as_str(),
+            "ssh" | "smart" | "paramiko" | "paramiko_ssh"
+        )
+    {
+        refused.get_or_insert(format!(
+            "`ansible_connection: {connection}` (Ansible would not use ssh for it)"
+        ));
+    }
+    let from_ssh = ssh_config.lookup(&raw.name, vars.address.as_deref(), &options);
     let defaults = ClientPaths::default();
     let expand = |p: &str| expand_path(p, base_dir, context.home.as_deref());
+    let identity_file = vars
+        .identity_file
+        .as_deref()
+        .map(expand)
+        .or(from_ssh.identity_file);
+    // With `IdentitiesOnly yes` ssh offers no agent key; swpush would.
+    if from_ssh.identities_only && identity_file.is_none() {
+        refused.get_or_insert(
+            "`IdentitiesOnly yes` without an IdentityFile (swpush would offer the agent's keys)"
+                .to_owned(),
+        );
+    }
+    let refused = refused.or(from_ssh.refused);
     Host {
         address: vars
             .address
@@ -199,12 +244,10 @@ fn resolve_host(
             .user
             .or(from_ssh.user)
             .unwrap_or_else(|| context.local_user.clone()),
-        identity_file: vars
-            .identity_file
-            .map(|p| expand(&p))
-            .or(from_ssh.identity_file),
+        identity_file,
         become_root: vars.become_root.unwrap_or(false),
         proxy_jump: vars.proxy_jump.or(from_ssh.proxy_jump),
+        refused,
         busy_check: vars.busy_check,
         busy_wait: vars.busy_wait,
         busy_retries: vars.busy_retries,

@@ -111,6 +111,7 @@ impl VarsYaml {
             prefix: self.prefix.map(|s| s.value),
             state_dir: self.state_dir.map(|s| s.value),
             cache_dir: self.cache_dir.map(|s| s.value),
+            ..Vars::default()
         })
     }
 }

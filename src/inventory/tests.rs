@@ -299,6 +299,22 @@ fn ansible_mistakes_are_located() {
             "all:\n  hosts: {}\n",
             "inv.yml: the inventory lists no hosts",
         ),
+        (
+            "all:\n  children:\n    a:\n      children: {b: }\n    b:\n      hosts: {x: }\n      children: {a: }\n",
+            "inv.yml:3:5: group `a` contains itself (through its children)",
+        ),
+        (
+            "all:\n  children:\n    a:\n      hosts: {x: }\n      children: {all: }\n",
+            "inv.yml:5:18: `all` holds every group",
+        ),
+        (
+            "all:\n  children:\n    a:\n      hosts: {x: }\n      children: {a: }\n",
+            "inv.yml:3:5: group `a` contains itself",
+        ),
+        (
+            "all:\n  children:\n    a:\n      hosts: {x: }\n      vars: {ansible_group_priority: high}\n",
+            "inv.yml:5:38: `ansible_group_priority`: expected a whole number",
+        ),
     ];
     for (text, expected) in table {
         let error = parse(text, Path::new("inv.yml"), Path::new("/"), &context(None))

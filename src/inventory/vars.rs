@@ -60,6 +60,13 @@ pub struct Vars {
     pub prefix: Option<String>,
     pub state_dir: Option<String>,
     pub cache_dir: Option<String>,
+    /// `ansible_ssh_args`, `ansible_ssh_common_args`, `ansible_ssh_extra_args`:
+    /// ssh command-line options, read by `ssh_config::command_line_settings`.
+    pub ssh_args: Option<String>,
+    pub ssh_common_args: Option<String>,
+    pub ssh_extra_args: Option<String>,
+    /// `ansible_connection`: how Ansible would reach the host.
+    pub connection: Option<String>,
 }
 
 macro_rules! overlay_fields {
@@ -87,7 +94,11 @@ impl Vars {
             known_servers,
             prefix,
             state_dir,
-            cache_dir
+            cache_dir,
+            ssh_args,
+            ssh_common_args,
+            ssh_extra_args,
+            connection
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Host keys: the check of the key a host offers against `known_hosts`, as
-//! OpenSSH's `StrictHostKeyChecking=yes` (or `accept-new`) does it, the
+//! OpenSSH's `StrictHostKeyChecking=yes` (or `accept-new`) does it (the
+//! file itself is read by `known_hosts.rs`, as OpenSSH reads it), the
 //! recording of a new key, and the key types to ask for in the handshake.
 //! russh's connection callbacks live here because checking the key is
 //! their main job; why a connection ended is worded in the parent module.
@@ -10,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use russh::client::{self, DisconnectReason};
-use russh::keys::known_hosts::known_host_keys_path;
 use russh::keys::{Algorithm, HashAlg, PublicKey, PublicKeyOrCertificate};
 
+use super::known_hosts::{self, Verdict};
 use super::{ConnectOptions, Shared, SshError, one_line};
 use crate::inventory::Host;
 
@@ -140,40 +141,57 @@ impl HostKeyCheck {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let path = &self.known_hosts;
-        // russh treats an unreadable file as empty; only a missing one is.
-        if let Err(e) = std::fs::File::open(path)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            return Err(self.file_error(format!("cannot read it: {e}")));
+        let mut known = known_hosts::read(path)
+            .map_err(|e| self.file_error(format!("cannot read it: {}", one_line(e))))?;
+        // OpenSSH also reads the machine's files: their @revoked lines and
+        // keys count as much as the user's.
+        for global in known_hosts::GLOBAL_FILES {
+            let global = Path::new(global);
+            let more = known_hosts::read(global).map_err(|e| SshError::KnownHosts {
+                target: self.target.clone(),
+                path: global.to_owned(),
+                reason: format!("cannot read it: {}", one_line(e)),
+            })?;
+            known.extend(more);
         }
-        let changed = |line: usize| SshError::HostKeyChanged {
-            target: self.target.clone(),
-            key_type: key.algorithm().to_string(),
-            fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
-            known_hosts: path.clone(),
-            line: real_line_number(path, line),
-        };
-        match russh::keys::check_known_hosts_path(&self.address, self.port, key, path) {
-            Ok(true) => Ok(false),
-            Err(russh::keys::Error::KeyChanged { line }) => Err(changed(line)),
-            Err(e) => Err(self.file_error(one_line(e))),
-            Ok(false) => {
-                // Only keys of other types are recorded. We prefer those in
-                // the handshake, so a host that no longer offers them has
-                // changed its keys: refuse rather than learn.
-                let recorded = known_host_keys_path(&self.address, self.port, path)
-                    .map_err(|e| self.file_error(one_line(e)))?;
-                if let Some((line, _)) = recorded.first() {
-                    return Err(changed(*line));
-                }
-                if !self.accept_new {
-                    return Err(SshError::HostKeyUnknown {
-                        target: self.target.clone(),
-                        key_type: key.algorithm().to_string(),
-                        fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
-                        known_hosts: path.clone(),
-                    });
-                }
+        let key_type = key.algorithm().to_string();
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        match known.check(&self.address, self.port, key) {
+            Verdict::Known => Ok(false),
+            Verdict::Revoked(at) => Err(SshError::HostKeyRevoked {
+                target: self.target.clone(),
+                key_type,
+                fingerprint,
+                known_hosts: at.file,
+                line: at.line,
+            }),
+            // Other key types recorded count as changed too: we prefer
+            // those in the handshake, so a host that no longer offers them
+            // has changed its keys. Refuse rather than learn.
+            Verdict::Changed(at) => Err(SshError::HostKeyChanged {
+                target: self.target.clone(),
+                key_type,
+                fingerprint,
+                known_hosts: at.file,
+                line: at.line,
+            }),
+            // OpenSSH would ask the host for a certificate signed by that
+            // authority; swpush cannot verify one, and learning the plain
+            // key would bypass the authority the operator set up.
+            Verdict::CertAuthorityOnly(at) => Err(SshError::HostKeyCertAuthority {
+                target: self.target.clone(),
+                key_type,
+                fingerprint,
+                known_hosts: at.file,
+                line: at.line,
+            }),
+            Verdict::Unknown if !self.accept_new => Err(SshError::HostKeyUnknown {
+                target: self.target.clone(),
+                key_type,
+                fingerprint,
+                known_hosts: path.clone(),
+            }),
+            Verdict::Unknown => {
                 record_host_key(path, &self.address, self.port, key)
                     .map_err(|e| self.file_error(format!("cannot record the key: {e}")))?;
                 Ok(true)
@@ -188,24 +206,6 @@ impl HostKeyCheck {
             reason,
         }
     }
-}
-
-/// russh numbers `known_hosts` lines skipping comment lines; an operator
-/// needs the line an editor shows.
-fn real_line_number(path: &Path, russh_line: usize) -> usize {
-    let Ok(text) = std::fs::read(path) else {
-        return russh_line;
-    };
-    let mut counted = 0;
-    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
-        if line.first() != Some(&b'#') {
-            counted += 1;
-            if counted == russh_line {
-                return index + 1;
-            }
-        }
-    }
-    russh_line
 }
 
 /// Appends `host`'s key to `known_hosts` in OpenSSH's form, creating the
@@ -239,11 +239,10 @@ fn record_host_key(path: &Path, address: &str, port: u16, key: &PublicKey) -> io
             line.push('\n');
         }
     }
-    if port == 22 {
-        line += &format!("{address} {key}\n");
-    } else {
-        line += &format!("[{address}]:{port} {key}\n");
-    }
+    line += &format!(
+        "{} {key}\n",
+        known_hosts::host_port(&address.to_ascii_lowercase(), port)
+    );
     file.write_all(line.as_bytes())
 }
 
@@ -251,12 +250,15 @@ fn record_host_key(path: &Path, address: &str, port: u16, key: &PublicKey) -> io
 pub(super) async fn recorded_key_types(host: &Host, known_hosts: &Path) -> Vec<Algorithm> {
     let (address, port, path) = (host.address.clone(), host.port, known_hosts.to_owned());
     // Errors here resurface, with their context, in the host-key check.
-    let recorded = tokio::task::spawn_blocking(move || known_host_keys_path(&address, port, &path))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    recorded.iter().map(|(_, k)| k.algorithm()).collect()
+    tokio::task::spawn_blocking(move || {
+        let mut known = known_hosts::read(&path).unwrap_or_default();
+        for global in known_hosts::GLOBAL_FILES {
+            known.extend(known_hosts::read(Path::new(global)).unwrap_or_default());
+        }
+        known.key_types(&address, port)
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// The host-key algorithms to ask for: those `known_hosts` already records
@@ -301,31 +303,18 @@ mod tests {
         record_host_key(&path, "192.0.2.7", 2222, &key).expect("record port 2222");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text, format!("web1 {KEY}\n[192.0.2.7]:2222 {KEY}\n"));
+        let known = known_hosts::read(&path).expect("read back");
         for (host, port) in [("web1", 22), ("192.0.2.7", 2222)] {
             assert_eq!(
-                russh::keys::check_known_hosts_path(host, port, &key, &path).ok(),
-                Some(true),
+                known.check(host, port, &key),
+                Verdict::Known,
                 "{host}:{port}"
             );
         }
-        let unknown = russh::keys::check_known_hosts_path("web1", 2222, &key, &path);
-        assert_eq!(unknown.ok(), Some(false));
+        assert_eq!(known.check("192.0.2.7", 22, &key), Verdict::Unknown);
         if let Some(dir) = path.parent().and_then(Path::parent) {
             let _ = std::fs::remove_dir_all(dir);
         }
-    }
-
-    #[test]
-    fn line_numbers_count_comment_lines() {
-        let path = scratch_file("lines");
-        let parent = path.parent().expect("parent");
-        std::fs::create_dir_all(parent).expect("mkdir");
-        std::fs::write(&path, "# one\na x y\n# three\n\nb x y\n").expect("write");
-        // russh's numbering skips comments: its 1st line is a, its 3rd is b.
-        assert_eq!(real_line_number(&path, 1), 2);
-        assert_eq!(real_line_number(&path, 3), 5);
-        assert_eq!(real_line_number(&path, 9), 9);
-        let _ = std::fs::remove_dir_all(parent.parent().expect("dir"));
     }
 
     #[test]

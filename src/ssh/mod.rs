@@ -17,6 +17,7 @@
 //! identities, and `process.rs` streams a running command's input and output.
 
 mod host_key;
+mod known_hosts;
 mod login;
 mod process;
 
@@ -36,6 +37,9 @@ use host_key::{ClientHandler, host_key_preference, recorded_key_types};
 use login::Login;
 
 pub use process::{Event, RemoteProcess, Stdin};
+
+/// OpenSSH's `*`/`?` pattern match, shared with `~/.ssh/config` reading.
+pub(crate) use known_hosts::wildcard_match;
 
 /// How [`Connection::connect`] checks hosts and logs in.
 #[derive(Debug, Clone)]
@@ -91,6 +95,34 @@ pub enum SshError {
         known_hosts: PathBuf,
         line: usize,
     },
+    /// A `@revoked` line matching the host lists the key it offered.
+    #[error(
+        "host key of {target} IS REVOKED: {key_type} {fingerprint} is marked @revoked at {}:{line}; \
+         not connecting (OpenSSH refuses it too)",
+        .known_hosts.display()
+    )]
+    HostKeyRevoked {
+        target: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+    /// Only a `@cert-authority` line vouches for the host, and swpush
+    /// cannot verify host certificates.
+    #[error(
+        "host key of {target} is vouched for only by the @cert-authority line {}:{line}, and swpush \
+         cannot verify host certificates; not trusting (nor recording) its plain key {key_type} \
+         {fingerprint}: add that key as a plain line after checking it",
+        .known_hosts.display()
+    )]
+    HostKeyCertAuthority {
+        target: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
     /// `known_hosts` could not be read, parsed or written.
     #[error("cannot use {} for {target}: {reason}", .path.display())]
     KnownHosts {
@@ -122,9 +154,15 @@ pub enum SshError {
     },
     /// The host names a jump host; connecting directly instead is not an option.
     #[error(
-        "{target} is reached through proxy_jump {jump}, which swpush does not support yet; not connecting directly"
+        "{target} is reached through jump host {jump} (proxy_jump, ProxyJump or ssh -J), which swpush does not support yet; not connecting directly"
     )]
     ProxyJumpUnsupported { target: String, jump: String },
+    /// A setting would make OpenSSH connect another way (ProxyCommand,
+    /// ControlPath, ...) and swpush does not implement it.
+    #[error(
+        "{target}: {setting} changes how OpenSSH would connect, and swpush does not implement it; not connecting another way than ssh would"
+    )]
+    Unsupported { target: String, setting: String },
     /// The SSH handshake failed (no common algorithm, bad signature, ...).
     #[error("SSH handshake with {target} failed: {reason}")]
     Protocol { target: String, reason: String },
@@ -308,6 +346,12 @@ impl Connection {
             return Err(SshError::ProxyJumpUnsupported {
                 target,
                 jump: jump.clone(),
+            });
+        }
+        if let Some(setting) = &host.refused {
+            return Err(SshError::Unsupported {
+                target,
+                setting: setting.clone(),
             });
         }
         let attempt = connect_and_login(host, options, &target);

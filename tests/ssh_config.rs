@@ -1,0 +1,617 @@
+//! `~/.ssh/config` read as OpenSSH reads it, and never a way to connect
+//! other than OpenSSH's (issue 9 items 5 and 11).
+//!
+//! The oracle is the real `ssh -G -F FILE HOST`: for a table of config
+//! files, what `swpush hosts` resolves for each host (HostName, User, Port,
+//! IdentityFile, ProxyJump) equals what OpenSSH resolves, or swpush refuses
+//! the host naming the setting that OpenSSH applies and swpush does not
+//! implement. Reading is bounded: an Include of a device, a fifo, a
+//! directory or a huge file is one error line within a second. On the real
+//! fleet, a host with ProxyCommand (in ~/.ssh/config, or `-o ProxyCommand`
+//! / `-J` in ansible_ssh_common_args/extra_args) ends `unreachable` naming
+//! it, and nothing connects to its address.
+
+mod support;
+#[path = "support/world.rs"]
+mod world;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::SSH_PORT;
+use world::*;
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ssh-config-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join(".ssh")).expect("scratch dir");
+    dir
+}
+
+fn write_private(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Runs `command`, killing it after `limit`: a hang is a failure, not a wait.
+fn run_within(mut command: Command, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    (output, started.elapsed())
+}
+
+/// `swpush hosts --format json` with `home` as HOME, for a native
+/// inventory listing `hosts` with no settings.
+fn swpush_hosts(home: &Path, hosts: &[&str]) -> Output {
+    let mut yaml = String::from("hosts:\n");
+    for host in hosts {
+        yaml += &format!("  {host}: {{}}\n");
+    }
+    let inventory = home.join("inventory.yaml");
+    std::fs::write(&inventory, yaml).expect("inventory");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_swpush"));
+    command
+        .args(["hosts", "--format", "json", "-i"])
+        .arg(&inventory)
+        .env("HOME", home)
+        .env("USER", "root")
+        .env_remove("SWPUSH_INVENTORY");
+    run_within(command, Duration::from_secs(20)).0
+}
+
+/// `ssh -G -F config host`, as `key → values` (lower-case keys).
+fn ssh_g(config: &Path, host: &str) -> Option<BTreeMap<String, Vec<String>>> {
+    let output = Command::new("ssh")
+        .arg("-G")
+        .arg("-F")
+        .arg(config)
+        .arg(host)
+        .output()
+        .expect("ssh -G");
+    if !output.status.success() {
+        return None;
+    }
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if let Some((key, value)) = line.split_once(' ') {
+            map.entry(key.to_owned())
+                .or_default()
+                .push(value.to_owned());
+        }
+    }
+    Some(map)
+}
+
+struct Case {
+    name: &'static str,
+    /// `ABS` is replaced by the case's directory.
+    config: &'static str,
+    /// Other files, relative to the case's directory.
+    files: &'static [(&'static str, &'static str)],
+    /// Host, and the setting swpush must refuse it for (None: resolves).
+    hosts: &'static [(&'static str, Option<&'static str>)],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "first-value-wins",
+        config: "Host web1
+  HostName 127.0.0.1
+  Port 2201
+Host web1 web2
+  Port 2299
+  User deploy
+Host *
+  User fallback
+  IdentityFile ~/.ssh/id_fleet
+  IdentityFile ~/.ssh/id_second
+",
+        files: &[],
+        hosts: &[("web1", None), ("web2", None), ("db1", None)],
+    },
+    Case {
+        name: "negation-and-tokens",
+        config: "Host *.prod !bastion.prod
+  ProxyCommand ssh -W %h:%p bastion.prod
+Host *
+  HostName %h.example.test
+  User ops
+",
+        files: &[],
+        hosts: &[
+            ("app.prod", Some("ProxyCommand")),
+            ("bastion.prod", None),
+            ("other", None),
+        ],
+    },
+    Case {
+        name: "proxy-jump-and-none",
+        config: "Host direct
+  ProxyJump none
+Host =equals
+  ProxyJump=jump.example
+Host *
+  ProxyJump jump.example,second.example
+",
+        files: &[],
+        hosts: &[("direct", None), ("jumped", None), ("equals", None)],
+    },
+    Case {
+        name: "match-blocks",
+        config: "Match originalhost m1
+  User muser
+Host m2
+  HostName 127.0.0.5
+Match host 127.0.0.5
+  Port 2205
+Host m3
+  HostName 127.0.0.6
+Match host 127.0.0.6 user root
+  Port 2206
+Match !host m4
+  IdentityFile ~/.ssh/not_m4
+Match all
+  Port 2200
+",
+        files: &[],
+        hosts: &[("m1", None), ("m2", None), ("m3", None), ("m4", None)],
+    },
+    Case {
+        name: "match-exec",
+        config: "Match exec \"true\" host x1
+  ProxyCommand nc %h %p
+Match exec \"true\" host x2
+  ServerAliveInterval 5
+Match host x3 exec \"true\"
+  Port 2303
+",
+        files: &[],
+        hosts: &[
+            ("x1", Some("Match exec")),
+            ("x2", None),
+            ("x3", Some("Match exec")),
+            ("x4", None),
+        ],
+    },
+    Case {
+        name: "includes",
+        config: "Include ABS/d/*.conf
+Host inc1
+  Include ABS/extra.conf
+  Include ABS/d/*.conf
+Host *
+  User outer
+",
+        files: &[
+            ("extra.conf", "Port 2301\nHost other\n  User never\n"),
+            ("d/a.conf", "Host g1\n  Port 2401\n"),
+            (
+                "d/b.conf",
+                "Host g1\n  Port 2402\n  User g1user\nHost bad1\n  ProxyCommand nc %h %p\n",
+            ),
+            ("d/skip.txt", "Host g1\n  Port 2499\n"),
+        ],
+        hosts: &[
+            ("inc1", None),
+            ("other", None),
+            ("g1", None),
+            ("bad1", Some("ProxyCommand")),
+        ],
+    },
+    Case {
+        name: "match-user-and-case",
+        config: "Host upper
+  HostName MixedCase.Example
+Host u1
+  User alice
+Match user alice
+  Port 2501
+Match localuser root
+  IdentityFile ~/.ssh/id_local
+Host WEB9
+  Port 2999
+Host *
+  HostName %h.lan
+",
+        files: &[],
+        hosts: &[
+            ("upper", None),
+            ("u1", None),
+            ("web9", None),
+            ("plain", None),
+        ],
+    },
+    Case {
+        name: "refused-keywords",
+        config: "Host b1
+  BindAddress 127.0.0.1
+Host c1
+  ControlMaster auto
+  ControlPath ~/.ssh/cm-%r@%h:%p
+Host k1
+  HostKeyAlias other
+Host u1
+  UserKnownHostsFile /dev/null
+Host r1
+  RemoteCommand uptime
+Host a1
+  Ciphers aes128-ctr
+Host a2
+  Ciphers +aes128-cbc
+Host l1
+  PermitLocalCommand yes
+  LocalCommand true
+Host f1
+  AddressFamily inet6
+Host kc1
+  KnownHostsCommand /bin/true
+Host t1
+  Tunnel yes
+Host s1
+  ServerAliveInterval 5
+  ForwardAgent yes
+  StrictHostKeyChecking accept-new
+  SendEnv LANG
+",
+        files: &[],
+        hosts: &[
+            ("b1", Some("BindAddress")),
+            ("c1", Some("ControlPath")),
+            ("k1", Some("HostKeyAlias")),
+            ("u1", Some("UserKnownHostsFile")),
+            ("r1", Some("RemoteCommand")),
+            ("a1", Some("Ciphers")),
+            ("a2", None),
+            ("l1", Some("PermitLocalCommand")),
+            ("f1", Some("AddressFamily")),
+            ("kc1", Some("KnownHostsCommand")),
+            ("t1", Some("Tunnel")),
+            ("s1", None),
+        ],
+    },
+];
+
+/// The part of a path after the home directory, `~/` or `/root/`, so
+/// swpush's `$HOME` and OpenSSH's passwd home compare equal.
+fn after_home(path: &str, home: &Path) -> String {
+    let home = format!("{}/", home.display());
+    for prefix in [home.as_str(), "~/", "/root/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return rest.to_owned();
+        }
+    }
+    path.to_owned()
+}
+
+#[test]
+fn ssh_config_is_resolved_as_ssh_g_resolves_it() {
+    let reference = ssh_g(Path::new("/dev/null"), "unconfigured").expect("ssh -G");
+    let mut failures = Vec::new();
+    for case in CASES {
+        let home = scratch(case.name);
+        let config = home.join(".ssh/config");
+        write_private(
+            &config,
+            &case.config.replace("ABS", &home.display().to_string()),
+        );
+        for (file, text) in case.files {
+            write_private(&home.join(file), text);
+        }
+        let names: Vec<&str> = case.hosts.iter().map(|(h, _)| *h).collect();
+        let output = swpush_hosts(&home, &names);
+        if !output.status.success() {
+            failures.push(format!(
+                "{}: swpush hosts failed: {}",
+                case.name,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+            continue;
+        }
+        let hosts: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        for (name, refused) in case.hosts {
+            let Some(openssh) = ssh_g(&config, name) else {
+                failures.push(format!("{}: ssh -G {name} failed", case.name));
+                continue;
+            };
+            let first = |key: &str| openssh.get(key).and_then(|v| v.first()).cloned();
+            let Some(ours) = hosts
+                .as_array()
+                .and_then(|a| a.iter().find(|h| h["host"] == *name))
+            else {
+                failures.push(format!("{}: swpush lists no {name}", case.name));
+                continue;
+            };
+            let ours_refused = ours["refused"].as_str();
+            match refused {
+                Some(setting) => {
+                    // OpenSSH applies the setting to this host ...
+                    let key = setting.to_ascii_lowercase();
+                    let applied = match setting.split_once(' ') {
+                        Some(_) => {
+                            first("proxycommand").is_some()
+                                || first("port").as_deref() == Some("2303")
+                        }
+                        None => openssh.get(&key) != reference.get(&key),
+                    };
+                    if !applied {
+                        failures.push(format!(
+                            "{}: {name}: ssh -G does not apply {setting}",
+                            case.name
+                        ));
+                    }
+                    // ... and swpush refuses the host, naming it.
+                    if !ours_refused.is_some_and(|r| r.contains(setting)) {
+                        failures.push(format!(
+                            "{}: {name}: swpush should refuse naming {setting}, got {ours_refused:?}",
+                            case.name
+                        ));
+                    }
+                    continue;
+                }
+                None if ours_refused.is_some() => {
+                    failures.push(format!(
+                        "{}: {name}: swpush refuses ({ours_refused:?}) what ssh does",
+                        case.name
+                    ));
+                    continue;
+                }
+                None => {}
+            }
+            let expected = (
+                first("hostname"),
+                first("user"),
+                first("port"),
+                first("identityfile").map(|p| after_home(&p, Path::new("/root"))),
+                first("proxyjump").filter(|j| j != "none"),
+            );
+            let got = (
+                ours["address"].as_str().map(str::to_owned),
+                ours["user"].as_str().map(str::to_owned),
+                ours["port"].as_u64().map(|p| p.to_string()),
+                Some(
+                    ours["identity_file"]
+                        .as_str()
+                        .map(|p| after_home(p, &home))
+                        .unwrap_or_else(|| ".ssh/id_rsa".to_owned()),
+                ),
+                ours["proxy_jump"].as_str().map(str::to_owned),
+            );
+            if got != expected {
+                failures.push(format!(
+                    "{}: {name}: swpush (hostname, user, port, identityfile, proxyjump) {got:?}, ssh -G {expected:?}",
+                    case.name
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A keyword OpenSSH does not know makes `ssh` refuse the whole file; so
+/// does swpush, naming it, unless `IgnoreUnknown` lists it as for OpenSSH.
+#[test]
+fn an_unknown_keyword_is_an_error_unless_ignored() {
+    let home = scratch("unknown-keyword");
+    let config = home.join(".ssh/config");
+    write_private(&config, "Host *\n  User ops\n  Frobnicate yes\n");
+    assert!(ssh_g(&config, "web1").is_none(), "ssh -G accepts it");
+    let output = swpush_hosts(&home, &["web1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:3", config.display())) && stderr.contains("Frobnicate"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    write_private(
+        &config,
+        "IgnoreUnknown Frob*\nHost *\n  User ops\n  Frobnicate yes\n",
+    );
+    assert!(ssh_g(&config, "web1").is_some());
+    let output = swpush_hosts(&home, &["web1"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `~/.ssh/config` and its Includes are read as regular files only, within
+/// one total size bound, without blocking: each bad Include is one error
+/// line naming the file, well within a second's work.
+#[test]
+fn includes_that_are_not_small_regular_files_are_refused_quickly() {
+    let home = scratch("bounded");
+    let fifo = home.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let huge = home.join("huge.conf");
+    {
+        let line = "# padding padding padding padding padding padding padding padding\n";
+        write_private(&huge, &line.repeat((2 << 20) / line.len()));
+    }
+    std::fs::create_dir_all(home.join("adir")).expect("mkdir");
+    let writable = home.join("writable.conf");
+    write_private(&writable, "User ops\n");
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let table: [(&Path, &str); 5] = [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (&fifo, "not a regular file"),
+        (&huge, "MiB"),
+        (&home.join("adir"), "not a regular file"),
+        (&writable, "permissions"),
+    ];
+    for (target, expected) in table {
+        let config = home.join(".ssh/config");
+        write_private(
+            &config,
+            &format!("Host *\n  User ops\nInclude {}\n", target.display()),
+        );
+        let started = Instant::now();
+        let output = swpush_hosts(&home, &["web1"]);
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{}: {stderr}",
+            target.display()
+        );
+        assert!(
+            stderr.contains(&target.display().to_string()) && stderr.contains(expected),
+            "{}: {stderr}",
+            target.display()
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{}: took {took:?}",
+            target.display()
+        );
+    }
+    // The config file itself as a fifo: refused, not waited on.
+    let config = home.join(".ssh/config");
+    std::fs::remove_file(&config).expect("rm");
+    let made = Command::new("mkfifo")
+        .arg(&config)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let output = swpush_hosts(&home, &["web1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
+/// On the real fleet: hosts with ProxyCommand (in ~/.ssh/config, or in
+/// ansible_ssh_common_args) or `-J` / `-oProxyJump` (ansible_ssh_extra_args)
+/// end `unreachable` naming the setting; the ProxyCommand never runs and
+/// nothing connects to their address (a live sshd, and a bare listener),
+/// while a host without them installs.
+#[test]
+fn a_proxy_setting_is_refused_before_any_connection() {
+    let world = World::start_trusted(&["target", "guarded"]);
+    let fleet = &world.fleet;
+    // `direct` logs in to target; every refused host points at guarded,
+    // a live sshd that must see no connection at all.
+    let target = fleet.host("target").addr;
+    let addr = fleet.host("guarded").addr;
+    let watch = TcpListener::bind("127.0.0.1:0").expect("listener");
+    watch.set_nonblocking(true).expect("nonblocking");
+    let watched = watch.local_addr().expect("addr");
+    let mark = fleet.dir().join("proxy-command-ran");
+    let proxy = format!("sh -c 'touch {}; exec nc %h %p'", mark.display());
+    write_private(
+        &fleet.home().join(".ssh/config"),
+        &format!(
+            "Host viaconfig\n  HostName {addr}\n  ProxyCommand {proxy}\n\
+             Host watchedconfig\n  HostName {}\n  Port {}\n  ProxyCommand {proxy}\n",
+            watched.ip(),
+            watched.port()
+        ),
+    );
+    let key = fleet.login_key().display().to_string();
+    let inventory = fleet.dir().join("proxies.yml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "all:
+  vars: {{ansible_user: root, ansible_port: {SSH_PORT}, ansible_ssh_private_key_file: \"{key}\"}}
+  hosts:
+    direct: {{ansible_host: {target}}}
+    viaconfig:
+    watchedconfig:
+    viaargs:
+      ansible_host: {addr}
+      ansible_ssh_common_args: \"-o ProxyCommand='{}'\"
+    viajump: {{ansible_host: {addr}, ansible_ssh_extra_args: \"-J bastion.example\"}}
+    viaoption: {{ansible_host: {addr}, ansible_ssh_common_args: \"-oProxyJump=bastion.example\"}}
+    watchedargs:
+      ansible_host: {}
+      ansible_port: {}
+      ansible_ssh_common_args: \"-o ProxyCommand='{}'\"
+",
+            proxy.replace('\'', "\\\""),
+            watched.ip(),
+            watched.port(),
+            proxy.replace('\'', "\\\"")
+        ),
+    )
+    .expect("inventory");
+    let (code, report) = world.push("install", &inventory, &world.hello, &[]);
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(status_of(&report, "direct").0, "installed", "{report}");
+    for (host, setting) in [
+        ("viaconfig", "ProxyCommand"),
+        ("watchedconfig", "ProxyCommand"),
+        ("viaargs", "ProxyCommand"),
+        ("viajump", "ProxyJump"),
+        ("viaoption", "ProxyJump"),
+        ("watchedargs", "ProxyCommand"),
+    ] {
+        let (status, message) = status_of(&report, host);
+        assert_eq!(status, "unreachable", "{host}: {message}");
+        assert!(message.contains(setting), "{host}: {message}");
+        assert!(message.contains("not connecting"), "{host}: {message}");
+    }
+    assert!(!mark.exists(), "a ProxyCommand ran");
+    // Every TCP connection to a fleet host leaves a socket (TIME_WAIT at
+    // least) on this machine for a minute: target's shows the check can see
+    // a connection, guarded's must have none.
+    let sockets = |host: std::net::Ipv4Addr| -> Vec<String> {
+        let listing = Command::new("ss").arg("-Htan").output().expect("ss");
+        String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("LISTEN") && l.contains(&format!("{host}:{SSH_PORT} ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(
+        !sockets(target).is_empty(),
+        "no trace of direct's connection"
+    );
+    assert_eq!(
+        sockets(addr),
+        Vec::<String>::new(),
+        "something connected to guarded"
+    );
+    match watch.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((mut stream, from)) => {
+            let mut first = [0u8; 64];
+            let n = stream.read(&mut first).unwrap_or(0);
+            panic!(
+                "something connected to a refused host's address from {from}: {:?}",
+                String::from_utf8_lossy(&first[..n])
+            );
+        }
+        Err(e) => panic!("accept: {e}"),
+    }
+}
