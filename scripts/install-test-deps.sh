@@ -3,15 +3,17 @@
 # sshd (the tests start real sshd hosts), the shells and tar flavours the
 # client step must run under (dash, busybox), zstd, shellcheck, sudo (for
 # `become: true` hosts), ansible-core (the oracle tests/ansible.rs compares
-# Ansible inventories with). Idempotent and quiet when everything is already there. Needs root (the test fleet
-# does too: it uses mount namespaces).
+# Ansible inventories with), iproute2 (`ss`: a test checks that a refused
+# host saw no connection). Idempotent and quiet when everything is already
+# there. Needs root (the test fleet does too: it uses mount namespaces).
 set -eu
 
 missing=""
 for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
     /usr/bin/ssh-keygen:openssh-client /bin/dash:dash /bin/busybox:busybox \
     /usr/bin/zstd:zstd /usr/bin/shellcheck:shellcheck /usr/bin/unshare:util-linux \
-    /usr/bin/tar:tar /usr/bin/sudo:sudo /usr/bin/ansible-inventory:ansible-core; do
+    /usr/bin/tar:tar /usr/bin/sudo:sudo /usr/bin/ansible-inventory:ansible-core \
+    /bin/ss:iproute2; do
     [ -x "${pair%%:*}" ] || missing="$missing ${pair#*:}"
 done
 

@@ -589,7 +589,10 @@ fn a_proxy_setting_is_refused_before_any_connection() {
         let listing = Command::new("ss").arg("-Htan").output().expect("ss");
         String::from_utf8_lossy(&listing.stdout)
             .lines()
-            .filter(|l| !l.starts_with("LISTEN") && l.contains(&format!("{host}:{SSH_PORT} ")))
+            .filter(|l| {
+                let mut fields = l.split_whitespace();
+                fields.next() != Some("LISTEN") && fields.any(|f| f == format!("{host}:{SSH_PORT}"))
+            })
             .map(str::to_owned)
             .collect()
     };
