@@ -349,9 +349,6 @@ take_over_lock() { # HOLDER_BOOT
 # (the host's message starts with it). The run's journal, when it left
 # one, says what it was doing; without one, what is left says it.
 repair() {
-    # The record as it is now, under the lock (another run may have
-    # committed since the first look).
-    read_state
     fixed=
     j_op='' j_previous='' j_version='' j_run=''
     if [ -f "$journal_file" ]; then
@@ -360,12 +357,15 @@ repair() {
         j_run=${rec_run:-}
         fixed=1
     fi
+    # The record as it is now, under the lock (another run may have
+    # committed since the first look).
     read_state
     if [ -d "$pkgdir/releases" ]; then
         # A release put aside for a reinstall of its version goes back, unless
         # the state record says that reinstall was committed.
         for left in "$pkgdir"/releases/.*.old.*; do
             [ -e "$left" ] || continue
+            fixed=1
             if [ "${left##*/}" = "$current_replaced" ]; then
                 rm -rf "$left"
                 continue
@@ -374,6 +374,9 @@ repair() {
             kept=${kept%.old.*}
             rm -rf "${pkgdir:?}/releases/$kept"
             mv "$left" "$pkgdir/releases/$kept"
+        done
+        for left in "$pkgdir"/releases/.*.new.*; do
+            if [ -e "$left" ]; then fixed=1; fi
         done
         rm -rf "$pkgdir"/releases/.*.new.* "$pkgdir"/.current.*
     fi
