@@ -44,6 +44,10 @@ const DASH_HOSTS: &[&str] = &[
     "rm-pre",
     "rm-commit",
     "term-post",
+    "term-pre",
+    "term-rb",
+    "term-rm",
+    "dry-after-kill",
     "pid-reused",
 ];
 const BUSYBOX_HOSTS: &[&str] = &["bb-up-post", "bb-up-commit", "bb-pid-reused"];
@@ -567,6 +571,88 @@ fn upgrade_terminated_in_post_install_cleans_up_itself() {
         history: "1.0.0\n1.1.0\n",
         program: "1.1.0",
     });
+}
+
+#[test]
+fn install_terminated_in_pre_install_cleans_up_itself() {
+    row(Row {
+        host: "term-pre",
+        setup: &[],
+        op: ("install", "v:1.0.0", &[]),
+        at: At::Hook("pre_install:install"),
+        how: How::Term,
+        next: ("install", "v:1.0.0"),
+        status: "installed",
+        message: "",
+        current: Some("1.0.0"),
+        history: "1.0.0\n",
+        program: "1.0.0",
+    });
+}
+
+#[test]
+fn rollback_terminated_in_post_install_cleans_up_itself() {
+    row(Row {
+        host: "term-rb",
+        setup: &[("install", "v:1.0.0", &[]), ("upgrade", "v:1.1.0", &[])],
+        op: ("rollback", "hello", &[]),
+        at: At::Hook("post_install:rollback"),
+        how: How::Term,
+        next: ("upgrade", "v:1.1.0"),
+        status: "unchanged",
+        message: "already current",
+        current: Some("1.1.0"),
+        history: "1.0.0\n1.1.0\n",
+        program: "1.1.0",
+    });
+}
+
+#[test]
+fn remove_terminated_in_pre_remove_cleans_up_itself() {
+    row(Row {
+        host: "term-rm",
+        setup: &[("install", "v:1.0.0", &[])],
+        op: ("remove", "hello", &[]),
+        at: At::Hook("pre_remove:remove"),
+        how: How::Term,
+        next: ("install", "v:1.0.0"),
+        status: "unchanged",
+        message: "already current",
+        current: Some("1.0.0"),
+        history: "1.0.0\n",
+        program: "1.0.0",
+    });
+}
+
+/// A dry run after a kill says that the real run would repair first, and
+/// changes nothing: the real run then repairs as usual.
+#[test]
+fn a_dry_run_after_a_kill_says_a_repair_is_due() {
+    let world = world();
+    let host = "dry-after-kill";
+    let h = world.fleet.host(host);
+    let (code, report) = run(host, "install", "v:1.0.0", &[]);
+    assert_eq!(code, 0, "{report:#}");
+    std::fs::write(h.path("/opt/kill"), "post_install:upgrade group\n").unwrap();
+    let (_, report) = run(host, "upgrade", "v:1.1.0", &[]);
+    assert_eq!(status_of(&report, host).0, "failed", "{report:#}");
+    let before = snapshot(world, host);
+    let (code, report) = run(host, "upgrade", "v:1.1.0", &["--dry-run"]);
+    let (status, message) = status_of(&report, host);
+    assert_eq!((code, status.as_str()), (0, "upgraded"), "{report:#}");
+    assert!(
+        message.starts_with("would first repair what an interrupted run left; would upgrade"),
+        "{message}"
+    );
+    assert!(!message.contains("busy"), "the lock is stale: {message}");
+    assert_same(&snapshot(world, host), &before);
+    let (code, report) = run(host, "upgrade", "v:1.1.0", &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        status_of(&report, host).1,
+        "repaired an interrupted upgrade: 1.0.0 is current again"
+    );
+    assert_repaired(world, host, Some("1.1.0"), "1.0.0\n1.1.0\n");
 }
 
 // --- reinstall (--force, same version) ----------------------------------------

@@ -332,6 +332,20 @@ stop_group() {
     kill -KILL "-$1" 2>/dev/null || true
 }
 
+# Whether the lock is held by a live run (not one that died: that lock is
+# taken over). A lock without a pid yet counts as held.
+lock_held() {
+    holder_pid='' holder_boot='' holder_start=''
+    if [ -f "$state_dir/lock/pid" ]; then
+        read -r holder_pid holder_boot holder_start <"$state_dir/lock/pid" || true
+    fi
+    if [ -n "$holder_pid" ]; then
+        holder_alive "$holder_pid" "$holder_boot" "$holder_start"
+    else
+        [ -z "$(find "$state_dir/lock" -maxdepth 0 -mmin +1 2>/dev/null)" ]
+    fi
+}
+
 # take_over_lock: frees the lock of a run that died, stopping the hooks
 # it recorded there first (when they are of this boot: after a reboot
 # their ids mean nothing).
@@ -760,6 +774,7 @@ esac
 # --- the decision ----------------------------------------------------------
 if [ "$dry_run" = true ]; then
     # The committed state is what a repair would go back to: judge that.
+    if interrupted; then repaired="would first repair what an interrupted run left"; fi
     decide
     case $op in
         install | upgrade)
@@ -773,7 +788,7 @@ if [ "$dry_run" = true ]; then
     esac
     if [ -e "$busy_file" ]; then
         plan="$plan; busy now: $busy_file exists"
-    elif [ -d "$state_dir/lock" ]; then
+    elif [ -d "$state_dir/lock" ] && lock_held; then
         plan="$plan; busy now: another swpush run holds $state_dir/lock"
     fi
     target=$version
@@ -803,17 +818,7 @@ while :; do
         # The holder's pid, boot and start time: a lock from before a
         # reboot, from a dead run, from a run whose pid another process has
         # now, or without a pid a minute after it was made, is stale.
-        holder_pid='' holder_boot='' holder_start=''
-        if [ -f "$state_dir/lock/pid" ]; then
-            read -r holder_pid holder_boot holder_start <"$state_dir/lock/pid" || true
-        fi
-        stale=
-        if [ -n "$holder_pid" ]; then
-            holder_alive "$holder_pid" "$holder_boot" "$holder_start" || stale=1
-        elif [ -n "$(find "$state_dir/lock" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
-            stale=1
-        fi
-        if [ -n "$stale" ]; then
+        if ! lock_held; then
             take_over_lock "$holder_boot" # its run died
             continue
         fi
