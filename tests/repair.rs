@@ -33,6 +33,9 @@ const DASH_HOSTS: &[&str] = &[
     "inst-pre",
     "inst-post",
     "inst-commit",
+    "inst-tar",
+    "up-recv",
+    "rm-del",
     "up-pre",
     "up-post",
     "up-commit",
@@ -125,12 +128,43 @@ fi
     )
 }
 
+/// hello VERSION with `files` more files of one byte each, or a blob of
+/// `blob` random MiB (uncompressed): a package that takes a while to
+/// extract or to delete, or to receive.
+fn heavy(version: &str, files: usize, blob: u64) -> PathBuf {
+    let world = world();
+    let file = format!("heavy-{version}-{files}-{blob}.tar");
+    let out = world.fleet.dir().join(&file);
+    if out.exists() {
+        return out;
+    }
+    world.variant(&file, |dir| {
+        set_version(dir, version);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for n in 0..files {
+            std::fs::write(data.join(format!("f{n:05}")), "x").unwrap();
+        }
+        if blob > 0 {
+            let made = Command::new("head")
+                .args(["-c", &(blob << 20).to_string(), "/dev/urandom"])
+                .stdout(std::fs::File::create(data.join("blob")).unwrap())
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+    })
+}
+
 /// What a run acts on: a deadly package (`v:VERSION`, or `x:VERSION` with
-/// other content) or an installed package by name (`hello`).
+/// other content), a heavy one (`m:VERSION`, many files; `b:VERSION`, a
+/// big blob) or an installed package by name (`hello`).
 fn subject(spec: &str) -> PathBuf {
     match spec.split_once(':') {
         Some(("v", version)) => deadly(version, false),
         Some(("x", version)) => deadly(version, true),
+        Some(("m", version)) => heavy(version, 20_000, 0),
+        Some(("b", version)) => heavy(version, 0, 40),
         _ => PathBuf::from(spec),
     }
 }
@@ -153,6 +187,13 @@ enum At {
     /// Right after the state record (the commit point), before the log,
     /// the history, the release record's tidy-up and the lock.
     Commit,
+    /// While the package arrives (in the cache folder, as `.incoming.PID`).
+    Receiving,
+    /// While tar extracts the package.
+    Extracting,
+    /// A remove, after it dropped the state record, while it deletes the
+    /// package's releases.
+    Deleting,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -210,6 +251,31 @@ fn row(row: Row) {
             report
         }
         At::Commit => killed_at_commit(row.host, op, spec, more, row.how),
+        At::Receiving => {
+            let cache = h.path("/var/cache/swpush");
+            killed_when(row.host, op, spec, more, row.how, &|| {
+                names_in(&cache).iter().any(|name| {
+                    name.starts_with(".incoming.")
+                        && std::fs::metadata(cache.join(name)).is_ok_and(|m| m.len() > 0)
+                })
+            })
+        }
+        At::Extracting => killed_when(row.host, op, spec, more, row.how, &|| {
+            processes_on(world, row.host).iter().any(|p| {
+                p.split_once(' ')
+                    .is_some_and(|(_, cmd)| cmd.starts_with("tar ") && cmd.contains("-x"))
+            })
+        }),
+        At::Deleting => {
+            let record = h.path("/var/lib/swpush/packages/hello");
+            let report = killed_when(row.host, op, spec, more, row.how, &|| !record.exists());
+            assert!(
+                h.path("/var/lib/swpush/history/hello").exists(),
+                "{}: the kill came after the deletion",
+                row.host
+            );
+            report
+        }
     };
     let (status, message) = status_of(&report, row.host);
     assert_eq!(status, "failed", "{}: {report:#}", row.host);
@@ -258,6 +324,32 @@ fn killed_at_commit(host: &str, op: &str, spec: &str, more: &[&str], how: How) -
     assert!(made.success());
     let record = h.path("/var/lib/swpush/packages/hello");
     let before = std::fs::read_to_string(&record).ok();
+    let report = killed_when(host, op, spec, more, how, &|| {
+        // The release record follows the state record; then the step
+        // blocks opening the log.
+        let committed = std::fs::read_to_string(&record).ok() != before;
+        if committed {
+            sleep(Duration::from_millis(500));
+        }
+        committed
+    });
+    std::fs::remove_file(&log).unwrap();
+    report
+}
+
+/// Runs `op` and kills its step by `how` (not `Term`) as soon as
+/// `reached()` says it is at the kill point (polled every 2 ms); returns
+/// the report of the killed run.
+fn killed_when(
+    host: &str,
+    op: &str,
+    spec: &str,
+    more: &[&str],
+    how: How,
+    reached: &dyn Fn() -> bool,
+) -> Value {
+    let world = world();
+    let h = world.fleet.host(host);
     let inventory = world.fleet_inventory(host, &[host], "");
     let run = world
         .push_command(op, &inventory, &subject(spec), more)
@@ -266,25 +358,21 @@ fn killed_at_commit(host: &str, op: &str, spec: &str, more: &[&str], how: How) -
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&record).ok() == before {
+    while !reached() {
         assert!(
             Instant::now() < deadline,
-            "{host}: the {op} never committed"
+            "{host}: the {op} never got there"
         );
-        sleep(Duration::from_millis(5));
+        sleep(Duration::from_millis(2));
     }
-    // The release record follows the state record; then the step blocks
-    // opening the log.
-    sleep(Duration::from_millis(500));
     let holder = std::fs::read_to_string(h.path("/var/lib/swpush/lock/pid")).unwrap();
     let pid: u32 = holder.split(' ').next().unwrap().trim().parse().unwrap();
     match how {
         How::Step => signal("KILL", &pid.to_string()),
         How::Group => signal("KILL", &format!("-{}", stat_field(pid, 5))),
-        How::Term => unreachable!("a step blocked opening a FIFO runs no trap"),
+        How::Term => unreachable!("SIGTERM is sent by a hook"),
     }
     let output = run.wait_with_output().unwrap();
-    std::fs::remove_file(&log).unwrap();
     parse_report(&output).1
 }
 
@@ -481,7 +569,41 @@ fn install_killed_after_its_commit_point_step_alone() {
     });
 }
 
+#[test]
+fn install_killed_while_extracting_whole_group() {
+    row(Row {
+        host: "inst-tar",
+        setup: &[],
+        op: ("install", "m:1.0.0", &[]),
+        at: At::Extracting,
+        how: How::Group,
+        next: ("install", "v:1.0.0"),
+        status: "installed",
+        message: "repaired an interrupted install: hello is not installed, as before",
+        current: Some("1.0.0"),
+        history: "1.0.0\n",
+        program: "1.0.0",
+    });
+}
+
 // --- upgrade ----------------------------------------------------------------
+
+#[test]
+fn upgrade_killed_while_receiving_the_package_step_alone() {
+    row(Row {
+        host: "up-recv",
+        setup: &[("install", "v:1.0.0", &[])],
+        op: ("upgrade", "b:1.1.0", &[]),
+        at: At::Receiving,
+        how: How::Step,
+        next: ("upgrade", "v:1.1.0"),
+        status: "upgraded",
+        message: "repaired an interrupted upgrade: 1.0.0 is current again",
+        current: Some("1.1.0"),
+        history: "1.0.0\n1.1.0\n",
+        program: "1.1.0",
+    });
+}
 
 #[test]
 fn upgrade_killed_in_pre_install_whole_group() {
@@ -777,6 +899,23 @@ fn remove_killed_after_its_commit_point_step_alone() {
         current: None,
         history: "",
         program: "",
+    });
+}
+
+#[test]
+fn remove_killed_while_deleting_the_releases_step_alone() {
+    row(Row {
+        host: "rm-del",
+        setup: &[("install", "m:1.0.0", &[])],
+        op: ("remove", "hello", &[]),
+        at: At::Deleting,
+        how: How::Step,
+        next: ("install", "v:1.0.0"),
+        status: "installed",
+        message: "repaired an interrupted remove: hello is removed (it had committed)",
+        current: Some("1.0.0"),
+        history: "1.0.0\n",
+        program: "1.0.0",
     });
 }
 
