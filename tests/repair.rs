@@ -52,6 +52,7 @@ const DASH_HOSTS: &[&str] = &[
     "term-rm",
     "dry-after-kill",
     "pid-reused",
+    "hook-unknown",
 ];
 const BUSYBOX_HOSTS: &[&str] = &["bb-up-post", "bb-up-commit", "bb-pid-reused"];
 
@@ -981,4 +982,56 @@ fn a_stale_lock_whose_pid_was_reused_is_taken_over() {
 #[test]
 fn a_stale_lock_whose_pid_was_reused_is_taken_over_with_busybox() {
     stale_lock_with_reused_pid("bb-pid-reused");
+}
+
+/// A dead run's lock names a hook group that still runs but was recorded
+/// without a start time (a host without /proc): it cannot be told from a
+/// later group given the same id, so it is neither killed nor ignored:
+/// the host stays busy while it runs, and is taken over once it ended.
+#[test]
+fn a_dead_runs_hook_group_that_cannot_be_identified_keeps_the_host_busy() {
+    let world = world();
+    let host = "hook-unknown";
+    let h = world.fleet.host(host);
+    let mut group = Command::new("setsid")
+        .args(["sleep", "120"])
+        .spawn()
+        .unwrap();
+    let pgid = group.id();
+    // Not forked by setsid: the pid is the group's id.
+    sleep(Duration::from_millis(100));
+    assert_eq!(stat_field(pgid, 5), pgid.to_string());
+    assert!(!Path::new("/proc/999999").exists());
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    std::fs::create_dir_all(h.path("/var/lib/swpush/lock")).unwrap();
+    std::fs::write(
+        h.path("/var/lib/swpush/lock/pid"),
+        format!("999999 {} proc:1\n", boot.trim()),
+    )
+    .unwrap();
+    std::fs::write(h.path("/var/lib/swpush/lock/hooks"), format!("{pgid} -\n")).unwrap();
+
+    let (code, report) = run(host, "install", "v:1.0.0", &["--busy-retries", "0"]);
+    let (status, message) = status_of(&report, host);
+    let still_runs = group.try_wait().unwrap().is_none();
+    let _ = group.kill();
+    let _ = group.wait();
+    assert_eq!((code, status.as_str()), (2, "busy"), "{report:#}");
+    assert!(
+        message.contains("the hooks of a run that died still run"),
+        "{message}"
+    );
+    assert!(
+        still_runs,
+        "a group that could not be identified was killed"
+    );
+
+    // Once that group is gone, the lock is taken over.
+    let (code, report) = run(host, "install", "v:1.0.0", &["--busy-retries", "0"]);
+    assert_eq!(
+        (code, status_of(&report, host).0.as_str()),
+        (0, "installed"),
+        "{report:#}"
+    );
+    assert_repaired(world, host, Some("1.0.0"), "1.0.0\n");
 }

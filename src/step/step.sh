@@ -316,10 +316,17 @@ holder_alive() {
 # stop_group PGID START: stops a hook's process group left by a run that
 # died (its step killed alone, the hook ran on): TERM, up to 5 s to end,
 # then KILL. Not when the group's leader pid now names a process started
-# at another time (the group is long gone, the pid reused).
+# at another time (the group is long gone, the pid reused). False when a
+# group of that id runs but nothing tells whether it is the hook's (no
+# start time was recorded, no /proc): the host then stays busy while it
+# runs, rather than have an unknown group killed or the hook run on.
 stop_group() {
     case ${1:-} in '' | *[!0-9]*) return 0 ;; esac
-    if kill -0 "$1" 2>/dev/null && [ "${2:--}" != - ]; then
+    if [ "${2:--}" = - ]; then
+        if kill -0 "-$1" 2>/dev/null; then return 1; fi
+        return 0
+    fi
+    if kill -0 "$1" 2>/dev/null; then
         now=$(start_of "$1")
         if [ "$now" != - ] && [ "$now" != "$2" ]; then return 0; fi
     fi
@@ -348,11 +355,12 @@ lock_held() {
 
 # take_over_lock: frees the lock of a run that died, stopping the hooks
 # it recorded there first (when they are of this boot: after a reboot
-# their ids mean nothing).
+# their ids mean nothing). False, keeping the lock, while one of them
+# still runs and cannot be stopped safely (see stop_group).
 take_over_lock() { # HOLDER_BOOT
     if [ -f "$state_dir/lock/hooks" ] && { [ -z "$1" ] || [ "$1" = "$boot" ]; }; then
         while read -r group started; do
-            stop_group "$group" "$started"
+            stop_group "$group" "$started" || return 1
         done <"$state_dir/lock/hooks"
     fi
     rm -rf "$state_dir/lock"
@@ -818,11 +826,13 @@ while :; do
         # The holder's pid, boot and start time: a lock from before a
         # reboot, from a dead run, from a run whose pid another process has
         # now, or without a pid a minute after it was made, is stale.
-        if ! lock_held; then
-            take_over_lock "$holder_boot" # its run died
-            continue
+        if lock_held; then
+            reason="another swpush run holds $state_dir/lock"
+        elif take_over_lock "$holder_boot"; then
+            continue # its run died
+        else
+            reason="the hooks of a run that died still run (see $state_dir/lock/hooks)"
         fi
-        reason="another swpush run holds $state_dir/lock"
     else
         lock=$state_dir/lock
         echo "$holder" >"$lock/pid"
