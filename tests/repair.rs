@@ -53,6 +53,7 @@ const DASH_HOSTS: &[&str] = &[
     "dry-after-kill",
     "pid-reused",
     "hook-unknown",
+    "nosetsid",
 ];
 const BUSYBOX_HOSTS: &[&str] = &["bb-up-post", "bb-up-commit", "bb-pid-reused"];
 
@@ -1033,5 +1034,45 @@ fn a_dead_runs_hook_group_that_cannot_be_identified_keeps_the_host_busy() {
         (0, "installed"),
         "{report:#}"
     );
+    assert_repaired(world, host, Some("1.0.0"), "1.0.0\n");
+}
+
+/// Without setsid no hook could run in a group of its own: the run fails
+/// before it changes anything or receives a byte.
+#[test]
+fn a_host_without_setsid_fails_before_anything_changes() {
+    let world = world();
+    let host = "nosetsid";
+    let h = world.fleet.host(host);
+    let setsid = std::fs::canonicalize("/usr/bin/setsid").unwrap();
+    let setsid = setsid.to_str().unwrap();
+    in_host_ok(world, host, &["mount", "--bind", "/dev/null", setsid]);
+    let (code, report) = run(host, "install", "v:1.0.0", &[]);
+    in_host_ok(world, host, &["umount", setsid]);
+    let entry = host_entry(&report, host);
+    assert_eq!(
+        (code, &entry["status"], &entry["bytes_sent"]),
+        (2, &"failed".into(), &0.into()),
+        "{entry}"
+    );
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .contains("setsid is missing on this host"),
+        "{entry}"
+    );
+    assert!(
+        !h.path("/opt/swpush/hello").exists(),
+        "something was installed"
+    );
+    assert!(
+        is_empty_dir(&h.path("/var/cache/swpush")),
+        "something was cached"
+    );
+    assert_repaired(world, host, None, "");
+
+    let (code, report) = run(host, "install", "v:1.0.0", &[]);
+    assert_eq!(code, 0, "{report:#}");
     assert_repaired(world, host, Some("1.0.0"), "1.0.0\n");
 }

@@ -43,7 +43,12 @@
 # record and the commit point of every run; $STATE_DIR/releases/NAME/VERSION,
 # one record per kept release (sha256, hooks, install time);
 # $STATE_DIR/history/NAME, kept releases in the order they were installed;
-# $CACHE_DIR/NAME/SHA256, the packages kept releases came from.
+# $CACHE_DIR/NAME/SHA256, the packages kept releases came from;
+# $STATE_DIR/lock, held while a run changes this host (`pid`: PID BOOT
+# START; `hooks`: the process group of each hook it started);
+# $STATE_DIR/journal/NAME, what a run is doing to NAME, written before it
+# changes anything and removed when it ends: one left behind tells the
+# next run what to repair (docs/failure-modes.md, "Crash repair").
 set -eu
 umask 022
 LC_ALL=C
