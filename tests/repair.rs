@@ -86,7 +86,7 @@ fn use_busybox(world: &World, host: &str) {
 
 /// hello VERSION whose hooks kill their step when `/opt/kill` says
 /// `HOOK:OP HOW` (HOW: `step`, the step's process alone; `group`, its whole
-/// process group; `term`, SIGTERM to the step), and then keep running 6 s
+/// process group; `term`, SIGTERM to the step), and then keep running 20 s
 /// and leave `/opt/survived`: a hook the next run must stop before it
 /// touches anything. `other` gives the program other content (a reinstall).
 fn deadly(version: &str, other: bool) -> PathBuf {
@@ -123,7 +123,7 @@ fn kill_snippet(hook: &str) -> String {
         group) kill -KILL "-$(sed 's/.*) //' "/proc/$PPID/stat" | cut -d ' ' -f 3)" ;;
         term) kill -TERM "$PPID" ;;
     esac
-    sleep 6
+    sleep 20
     echo "{hook} $how" >>/opt/survived
 fi
 "#
