@@ -54,6 +54,7 @@ const DASH_HOSTS: &[&str] = &[
     "pid-reused",
     "hook-unknown",
     "nosetsid",
+    "lock-race",
 ];
 const BUSYBOX_HOSTS: &[&str] = &["bb-up-post", "bb-up-commit", "bb-pid-reused"];
 
@@ -1074,5 +1075,60 @@ fn a_host_without_setsid_fails_before_anything_changes() {
 
     let (code, report) = run(host, "install", "v:1.0.0", &[]);
     assert_eq!(code, 0, "{report:#}");
+    assert_repaired(world, host, Some("1.0.0"), "1.0.0\n");
+}
+
+/// Many runs that find the same stale lock at once: exactly one takes it
+/// over and installs; the others wait for it and find the package current.
+/// No two hooks ever overlap.
+#[test]
+fn runs_racing_for_a_stale_lock_take_turns() {
+    let world = world();
+    let host = "lock-race";
+    let h = world.fleet.host(host);
+    let slow = world.variant("slow-lock-race.tar.gz", |dir| {
+        append(
+            dir,
+            "hooks/pre.sh",
+            "echo \"start $(date +%s%N)\" >>/opt/turns.log; sleep 1; echo \"end $(date +%s%N)\" >>/opt/turns.log\n",
+        );
+    });
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    std::fs::create_dir_all(h.path("/var/lib/swpush/lock")).unwrap();
+    std::fs::write(
+        h.path("/var/lib/swpush/lock/pid"),
+        format!("999999 {} proc:1\n", boot.trim()),
+    )
+    .unwrap();
+    let runs: Vec<_> = (0..8)
+        .map(|n| {
+            let inventory = world.fleet_inventory(&format!("{host}-{n}"), &[host], "");
+            world
+                .push_command(
+                    "install",
+                    &inventory,
+                    &slow,
+                    &["--busy-wait", "1", "--busy-retries", "30"],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut statuses: Vec<String> = runs
+        .into_iter()
+        .map(|run| status_of(&parse_report(&run.wait_with_output().unwrap()).1, host).0)
+        .collect();
+    statuses.sort();
+    let turns = std::fs::read_to_string(h.path("/opt/turns.log")).unwrap_or_default();
+    assert_eq!(
+        turns.lines().filter(|l| l.starts_with("start")).count(),
+        1,
+        "pre_install ran more than once: {turns}\n{statuses:?}"
+    );
+    let mut expected = vec!["unchanged".to_owned(); 7];
+    expected.insert(0, "installed".into());
+    assert_eq!(statuses, expected, "{turns}");
     assert_repaired(world, host, Some("1.0.0"), "1.0.0\n");
 }
