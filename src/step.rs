@@ -469,6 +469,58 @@ fn parse_done(rest: &str, bytes_sent: u64) -> Result<JobOutcome, StepError> {
 mod tests {
     use super::*;
 
+    /// Function definitions (`NAME (line N), after line M`) that follow the
+    /// first top-level line of `script` that runs something: anything but
+    /// `set`, `umask`, `export` and plain assignments without a command
+    /// substitution. A trap (or anything else) that runs before a function
+    /// is defined fails with `NAME: not found` in dash and busybox ash.
+    fn functions_defined_late(script: &str) -> Vec<String> {
+        let ident = |w: &str| {
+            !w.is_empty()
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !w.starts_with(|c: char| c.is_ascii_digit())
+        };
+        let setup = |line: &str| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            matches!(words.first(), Some(&("set" | "umask" | "export")))
+                || (!line.contains("$(")
+                    && !line.contains('`')
+                    && words
+                        .iter()
+                        .all(|w| w.split_once('=').is_some_and(|(name, _)| ident(name))))
+        };
+        let mut running = None;
+        let mut late = Vec::new();
+        for (n, line) in script.lines().enumerate() {
+            // Indented lines, comments, blank lines and `}` are inside
+            // something or nothing.
+            if !line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                continue;
+            }
+            if let Some((name, _)) = line.split_once("()").filter(|(name, _)| ident(name)) {
+                if let Some(at) = running {
+                    late.push(format!("{name} (line {}), after line {at}", n + 1));
+                }
+                continue;
+            }
+            if running.is_none() && !setup(line) {
+                running = Some(n + 1);
+            }
+        }
+        late
+    }
+
+    #[test]
+    fn every_function_of_the_step_is_defined_before_anything_runs() {
+        assert_eq!(functions_defined_late(SCRIPT), Vec::<String>::new());
+        // The check itself can fail.
+        let late = "set -eu\numask 022\nx=1 y=$2\nwork=$(mktemp -d)\ntrap cleanup EXIT\ncleanup() {\n    :\n}\n";
+        assert_eq!(
+            functions_defined_late(late),
+            ["cleanup (line 6), after line 4"]
+        );
+    }
+
     #[test]
     fn quoting_survives_single_quotes() {
         assert_eq!(quote("it's"), r"'it'\''s'");

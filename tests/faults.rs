@@ -796,8 +796,12 @@ fn a_step_killed_in_pre_install_is_cleaned_up_by_the_next_run() {
     );
     assert_no_process_left(world, "killpre");
 
-    // The next run takes the lock over and clears the leftovers.
-    rerun(world, "killpre", &world.hello, "installed");
+    // The next run takes the lock over, clears the leftovers and says so.
+    let report = rerun(world, "killpre", &world.hello, "installed");
+    assert_eq!(
+        status_of(&report, "killpre").1,
+        "repaired an interrupted install: hello is not installed, as before"
+    );
     assert_eq!(
         std::fs::read_to_string(h.path("/opt/swpush/hello/releases/1.0.0/bin/hello")).unwrap(),
         std::fs::read_to_string(repo("packages/hello/bin/hello")).unwrap()
@@ -832,7 +836,11 @@ fn a_step_killed_after_switching_is_undone_by_the_next_run() {
     );
     assert_no_process_left(world, "killpost");
     // The re-run puts the recorded release back and finds it current.
-    rerun(world, "killpost", &world.hello, "unchanged");
+    let report = rerun(world, "killpost", &world.hello, "unchanged");
+    assert_eq!(
+        status_of(&report, "killpost").1,
+        "repaired an interrupted reinstall: 1.0.0 is current again; already current"
+    );
     assert_eq!(std::fs::read_to_string(&bin).unwrap(), original);
     let record = std::fs::read_to_string(h.path("/var/lib/swpush/packages/hello")).unwrap();
     assert!(record.contains(&sha256_of(&first)), "{record}");

@@ -229,6 +229,10 @@ fn a_rollback_killed_midway_is_undone_by_the_next_run() {
         (0, "unchanged"),
         "{report:#}"
     );
+    assert_eq!(
+        outcome(&report, "rollkill").3,
+        "repaired an interrupted rollback: 1.1.0 is current again; already current"
+    );
     assert_eq!(current("rollkill"), "releases/1.1.0");
     assert!(
         world
@@ -252,6 +256,10 @@ fn a_remove_killed_after_its_commit_point_is_finished_by_the_next_run() {
         (code, outcome(&report, "rmkill").0.as_str()),
         (0, "installed"),
         "{report:#}"
+    );
+    assert_eq!(
+        outcome(&report, "rmkill").3,
+        "repaired what an interrupted run left: hello is not installed"
     );
     let releases: Vec<String> = std::fs::read_dir(h.path("/opt/swpush/hello/releases"))
         .unwrap()
@@ -775,6 +783,10 @@ fn a_committed_reinstall_is_kept_even_if_the_step_died_before_tidying_up() {
         (code, outcome(&report, "aside").0.as_str()),
         (0, "unchanged"),
         "{report:#}"
+    );
+    assert_eq!(
+        outcome(&report, "aside").3,
+        "repaired what an interrupted run left: 1.0.0 is current; already current"
     );
     assert!(!old.exists(), "the committed run's leftover is gone");
     let program = h.path("/opt/swpush/hello/releases/1.0.0/bin/hello");

@@ -486,7 +486,7 @@ fn the_step_runs_under_busybox_ash_with_busybox_tools() {
     let tools = "tar gzip sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
     // Busybox's tools first in PATH; then only busybox's tools without
     // gzip (a minimal system: tar's own -z reads the .tar.gz) and ssh-keygen.
-    let no_gzip = "readlink chown cp find sort uniq df tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod";
+    let no_gzip = "readlink chown cp find sort uniq df tar sha256sum head od tr cut sed awk mktemp mv ln rm mkdir cat date wc tail grep dirname sleep chmod setsid";
     let paths = [
         format!(
             "mkdir -p /opt/bb && for t in {tools}; do ln -sf /bin/busybox /opt/bb/$t; done; PATH=/opt/bb:$PATH busybox sh -c "

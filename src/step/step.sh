@@ -50,7 +50,12 @@
 # record and the commit point of every run; $STATE_DIR/releases/NAME/VERSION,
 # one record per kept release (sha256, hooks, install time);
 # $STATE_DIR/history/NAME, kept releases in the order they were installed;
-# $CACHE_DIR/NAME/SHA256, the packages kept releases came from.
+# $CACHE_DIR/NAME/SHA256, the packages kept releases came from;
+# $STATE_DIR/lock, held while a run changes this host (`pid`: PID BOOT
+# START; `hooks`: the process group of each hook it started);
+# $STATE_DIR/journal/NAME, what a run is doing to NAME, written before it
+# changes anything and removed when it ends: one left behind tells the
+# next run what to repair (docs/failure-modes.md, "Crash repair").
 set -eu
 umask 022
 LC_ALL=C
@@ -62,14 +67,19 @@ export LC_ALL
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     trap '' HUP INT TERM PIPE
+    # The hooks first: nothing of theirs may run on while it is undone.
+    for group in $hook_groups; do kill -TERM "-$group" 2>/dev/null || true; done
     case $undo in
         switched) switch_to "$previous" && restore_release ;;
         staged) restore_release ;;
         flipped) switch_to "$previous" ;;
     esac
-    # Hooks, their children and the watchdog share this process group.
+    # The watchdogs and whatever else this step started.
     kill -TERM 0 2>/dev/null
     rm -rf "$work" "$incoming" "$unpacked"
+    # A run stopped between its commit and its end keeps its journal: the
+    # next run finishes what it left and says so.
+    if [ -n "$journal" ] && [ -z "$committed" ]; then forget_journal; fi
     if [ -n "$lock" ]; then rm -rf "$lock"; fi
 }
 
@@ -78,17 +88,26 @@ finish() {
     message=$(printf '%s' "$2" | tr '\n\r\t' '   ')
     # Trailing blanks (a hook's last newline) say nothing.
     message=${message%"${message##*[! ]}"}
+    if [ -n "$repaired" ]; then message="$repaired${message:+; $message}"; fi
     # Free the lock and the work dir before the completion line, not after
     # it in the EXIT trap: once the controller has the line, the next run
     # may start at once and must not find this one's lock still held.
     if [ -z "$undo" ]; then
         rm -rf "$work" "$incoming" "$unpacked"
+        if [ -n "$journal" ]; then forget_journal && journal=; fi
         if [ -n "$lock" ]; then rm -rf "$lock" && lock=; fi
     fi
     # printf, never echo: dash's echo reads `\c`, `\n` and `\0NNN` in a
     # hook's words, losing the message or printing a second protocol line.
     printf 'swpush done %s %s %s %s\n' "$1" "$previous" "$target" "$message"
     exit 0
+}
+
+# Removes NAME's journal, and the journal folder once it holds no other
+# (a run that changed nothing leaves nothing).
+forget_journal() {
+    rm -f "$journal_file"
+    rmdir "$state_dir/journal" 2>/dev/null || true
 }
 
 # A hook's or tool's last output lines, as one line for a message.
@@ -121,7 +140,8 @@ key_value() {
 # read_record FILE: sets rec_KEY to the value of each `KEY VALUE` line of a
 # record this step wrote (the state record, a release record).
 read_record() {
-    unset rec_version rec_sha256 rec_pre_install rec_post_install rec_pre_remove rec_replaced
+    unset rec_version rec_sha256 rec_pre_install rec_post_install rec_pre_remove rec_replaced \
+        rec_run rec_op rec_previous rec_holder
     while IFS= read -r line; do
         if key_value "$line"; then eval "rec_$key=\$value"; fi
     done <"$1"
@@ -134,6 +154,7 @@ read_state() {
     current_post_install=-
     current_pre_remove=-
     current_replaced=
+    current_run=
     if [ -f "$state_file" ]; then
         read_record "$state_file"
         current_version=${rec_version:--}
@@ -141,6 +162,7 @@ read_state() {
         current_post_install=${rec_post_install:--}
         current_pre_remove=${rec_pre_remove:--}
         current_replaced=${rec_replaced:-}
+        current_run=${rec_run:-}
     fi
     previous=$current_version
     target=$current_version
@@ -258,12 +280,229 @@ current_disagrees() {
     [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }
 }
 
+# Also a journal its run left (killed, it could not remove it), and a
+# committed release whose record or history entry is missing (killed after
+# the commit point, before the rest).
 interrupted() {
     if current_disagrees; then return 0; fi
     for left in "$pkgdir"/releases/.*.old.* "$pkgdir"/releases/.*.new.*; do
         if [ -e "$left" ]; then return 0; fi
     done
-    [ "$current_version" = - ] && [ -e "$history" ]
+    if [ -f "$journal_file" ]; then
+        read_record "$journal_file"
+        # shellcheck disable=SC2086 # PID BOOT START, split on purpose
+        holder_alive ${rec_holder:-} || return 0
+    fi
+    if [ "$current_version" = - ]; then
+        [ -e "$history" ]
+    else
+        if [ -f "$records/$current_version" ] && grep -qxF -- "$current_version" "$history" 2>/dev/null; then
+            return 1
+        fi
+    fi
+}
+
+# start_of PID: when process PID started, as `proc:TICKS` (field 22 of
+# /proc/PID/stat, since boot), or `-` where that cannot be read (no /proc).
+# With the pid it tells a run apart from a later process given its pid.
+start_of() {
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || st=
+    # The command name (field 2) may hold spaces and parentheses: the
+    # fields counted are those after its closing `) `.
+    st=${st##*) }
+    # shellcheck disable=SC2086 # the fields, split on purpose
+    set -- $st
+    if [ "$#" -ge 20 ]; then echo "proc:${20}"; else echo -; fi
+}
+
+# holder_alive PID [BOOT [START]]: whether the run a lock or journal names
+# still runs: same boot, the pid exists, and it started when that run did.
+# A start time that cannot be compared (an old lock without one, no /proc
+# now) counts as the same: a lock is taken over only when it is surely
+# stale (fail closed: a live run's lock is never broken).
+holder_alive() {
+    case ${1:-} in '' | *[!0-9]*) return 1 ;; esac
+    if [ -n "${2:-}" ] && [ "$2" != "$boot" ]; then return 1; fi
+    kill -0 "$1" 2>/dev/null || [ -d "/proc/$1" ] || return 1
+    [ -n "${3:-}" ] && [ "$3" != - ] || return 0
+    now=$(start_of "$1")
+    [ "$now" = - ] || [ "$now" = "$3" ]
+}
+
+# stop_group PGID START: stops a hook's process group left by a run that
+# died (its step killed alone, the hook ran on): TERM, up to 5 s to end,
+# then KILL. Not when the group's leader pid now names a process started
+# at another time (the group is long gone, the pid reused). False when a
+# group of that id runs but nothing tells whether it is the hook's (no
+# start time was recorded, no /proc): the host then stays busy while it
+# runs, rather than have an unknown group killed or the hook run on.
+stop_group() {
+    case ${1:-} in '' | *[!0-9]*) return 0 ;; esac
+    if [ "${2:--}" = - ]; then
+        if kill -0 "-$1" 2>/dev/null; then return 1; fi
+        return 0
+    fi
+    if kill -0 "$1" 2>/dev/null; then
+        now=$(start_of "$1")
+        if [ "$now" != - ] && [ "$now" != "$2" ]; then return 0; fi
+    fi
+    kill -TERM "-$1" 2>/dev/null || return 0
+    waited=0
+    while kill -0 "-$1" 2>/dev/null && [ "$waited" -lt 5 ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    kill -KILL "-$1" 2>/dev/null || true
+}
+
+# Whether the lock is held by a live run (not one that died: that lock is
+# taken over). A lock without a pid yet counts as held.
+lock_held() {
+    holder_pid='' holder_boot='' holder_start=''
+    if [ -f "$state_dir/lock/pid" ]; then
+        read -r holder_pid holder_boot holder_start <"$state_dir/lock/pid" || true
+    fi
+    if [ -n "$holder_pid" ]; then
+        holder_alive "$holder_pid" "$holder_boot" "$holder_start"
+    else
+        [ -z "$(find "$state_dir/lock" -maxdepth 0 -mmin +1 2>/dev/null)" ]
+    fi
+}
+
+# take_over_lock: frees the lock of a run that died, stopping the hooks
+# it recorded there first (when they are of this boot: after a reboot
+# their ids mean nothing). False, keeping the lock, while one of them
+# still runs and cannot be stopped safely (see stop_group).
+take_over_lock() { # HOLDER_BOOT
+    if [ -f "$state_dir/lock/hooks" ] && { [ -z "$1" ] || [ "$1" = "$boot" ]; }; then
+        while read -r group started; do
+            stop_group "$group" "$started" || return 1
+        done <"$state_dir/lock/hooks"
+    fi
+    rm -rf "$state_dir/lock"
+}
+
+# repair: under the lock, undoes what an interrupted run of NAME left
+# undone, or finishes what it committed, and says which in `repaired`
+# (the host's message starts with it). The run's journal, when it left
+# one, says what it was doing; without one, what is left says it.
+repair() {
+    fixed=
+    j_op='' j_previous='' j_version='' j_run=''
+    if [ -f "$journal_file" ]; then
+        read_record "$journal_file"
+        j_op=${rec_op:-} j_previous=${rec_previous:-} j_version=${rec_version:-}
+        j_run=${rec_run:-}
+        fixed=1
+    fi
+    # The record as it is now, under the lock (another run may have
+    # committed since the first look).
+    read_state
+    if [ -d "$pkgdir/releases" ]; then
+        # A release put aside for a reinstall of its version goes back, unless
+        # the state record says that reinstall was committed.
+        for left in "$pkgdir"/releases/.*.old.*; do
+            [ -e "$left" ] || continue
+            fixed=1
+            if [ "${left##*/}" = "$current_replaced" ]; then
+                rm -rf "$left"
+                continue
+            fi
+            kept=${left##*/.}
+            kept=${kept%.old.*}
+            rm -rf "${pkgdir:?}/releases/$kept"
+            mv "$left" "$pkgdir/releases/$kept"
+        done
+        for left in "$pkgdir"/releases/.*.new.*; do
+            if [ -e "$left" ]; then fixed=1; fi
+        done
+        rm -rf "$pkgdir"/releases/.*.new.* "$pkgdir"/.current.*
+    fi
+    # Work dirs and half-received packages of steps that were killed outright
+    # (their pid is gone).
+    for left in "$cache_dir"/.incoming.* "$cache_dir"/.unpacked.*; do
+        pid=${left##*.}
+        case $pid in '' | *[!0-9]*) continue ;; esac
+        if ! kill -0 "$pid" 2>/dev/null; then rm -f "$left"; fi
+    done
+    for left in "${TMPDIR:-/tmp}"/swpush.*.*; do
+        pid=${left##*/swpush.}
+        pid=${pid%%.*}
+        case $pid in '' | *[!0-9]*) continue ;; esac
+        if [ "$left" != "$work" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$left"; fi
+    done
+    if current_disagrees; then
+        # A run was killed between switching and recording: undo its switch.
+        # (A rollback's target is a kept release, with its record: it stays.)
+        fixed=1
+        switch_to "$current_version"
+        case $link in
+            releases/*/* | *..*) ;;
+            releases/?*) if ! [ -f "$records/${link#releases/}" ]; then rm -rf "${pkgdir:?}/$link"; fi ;;
+        esac
+    fi
+    if [ "$current_version" = - ]; then
+        # A remove was killed after its commit point: finish it.
+        if [ -e "$history" ]; then
+            fixed=1
+            forget_package
+        fi
+    else
+        # Killed between recording and writing the release's own record, or
+        # the history.
+        if [ ! -f "$records/$current_version" ]; then
+            fixed=1
+            mkdir -p "$records"
+            grep -v -e '^previous ' -e '^since ' -e '^replaced ' -e '^run ' "$state_file" >"$records/$current_version"
+        fi
+        if ! grep -qxF -- "$current_version" "$history" 2>/dev/null; then
+            fixed=1
+            mkdir -p "$state_dir/history"
+            echo "$current_version" >>"$history"
+        fi
+    fi
+    # The release an install or upgrade was staging when it was killed
+    # (it has no record: it was never committed).
+    case $j_op:$j_version in
+        install:* | upgrade:*)
+            case $j_version in
+                '' | .* | */* | *..* | "$current_version") ;;
+                *) if [ -d "$pkgdir/releases/$j_version" ] && [ ! -f "$records/$j_version" ]; then
+                    rm -rf "${pkgdir:?}/releases/$j_version"
+                fi ;;
+            esac
+            ;;
+    esac
+    forget_journal
+    [ -n "$fixed" ] || return 0
+    what=$j_op
+    case $j_op in
+        install | upgrade) [ "$j_previous" != "$j_version" ] || what=reinstall ;;
+        rollback | remove) ;;
+        *) what= ;;
+    esac
+    if [ -z "$what" ]; then
+        outcome="$current_version is current"
+        [ "$current_version" != - ] || outcome="$name is not installed"
+        repaired="repaired what an interrupted run left: $outcome"
+        return 0
+    fi
+    # Whether that run had committed: its id in the state record, or, for
+    # a remove, no state record any more.
+    if [ "$j_op" = remove ]; then
+        if [ "$current_version" = - ]; then
+            repaired="repaired an interrupted remove: $name is removed (it had committed)"
+            return 0
+        fi
+    elif [ -n "$j_run" ] && [ "$current_run" = "$j_run" ]; then
+        repaired="repaired an interrupted $what: $current_version is current (it had committed)"
+        return 0
+    fi
+    if [ "$current_version" = - ]; then
+        repaired="repaired an interrupted $what: $name is not installed, as before"
+    else
+        repaired="repaired an interrupted $what: $current_version is current again"
+    fi
 }
 
 # Points `current` at releases/$1 (or removes it for `-`) in one rename.
@@ -298,6 +537,11 @@ watch_controller() {
 # run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
 # to $work/hook.out. In the background, so that a signal (the watchdog's)
 # interrupts the wait instead of waiting for the hook.
+# In a process group of its own (setsid), recorded in the lock as `PGID
+# START` by the hook's own process before the hook runs: when only the
+# step is killed (the OOM killer), the hook runs on, and the next run stops
+# that group before it touches anything. A hook that did not record itself
+# under the pid waited for (setsid missing, or forked) is a failed hook.
 run_hook() {
     (
         cd "$2"
@@ -305,9 +549,18 @@ run_hook() {
             SWPUSH_PREVIOUS_VERSION=$(if [ "$4" = - ]; then echo; else echo "$4"; fi) \
             SWPUSH_RELEASE_DIR=$2
         export SWPUSH_OP SWPUSH_PACKAGE SWPUSH_VERSION SWPUSH_PREVIOUS_VERSION SWPUSH_RELEASE_DIR
-        exec /bin/sh "$5" </dev/null >"$work/hook.out" 2>&1
+        exec setsid /bin/sh -c "$hook_launcher" swpush-hook "$lock/hooks" "$5" \
+            </dev/null >"$work/hook.out" 2>&1 3<&-
     ) &
-    wait "$!"
+    hook_pid=$!
+    hook_groups="$hook_groups $hook_pid"
+    hook_status=0
+    wait "$hook_pid" || hook_status=$?
+    if ! grep -q "^$hook_pid " "$lock/hooks" 2>/dev/null; then
+        echo "swpush: the hook could not start in a process group of its own (setsid)" >>"$work/hook.out"
+        return 1
+    fi
+    return "$hook_status"
 }
 
 # After a failed post_install: the previous release's post_install, run as
@@ -328,11 +581,14 @@ commit() { # RECORD_FILE
         cat "$1"
         echo "previous $previous"
         echo "since $now"
+        # Which run committed it: a journal of that run then knows it did.
+        echo "run $challenge"
         # The release this run put aside, deleted right after the commit.
         if [ -n "${aside:-}" ] && [ -e "$aside" ]; then echo "replaced ${aside##*/}"; fi
     } >"$state_dir/packages/.$name.$$"
     mv "$state_dir/packages/.$name.$$" "$state_file"
     undo=
+    committed=1
     if [ "$1" != "$records/$version" ]; then
         cp "$1" "$records/.$version.$$"
         mv "$records/.$version.$$" "$records/$version"
@@ -590,6 +846,28 @@ unpacked=
 # release dir was put in place), switched (`current` points at it too),
 # flipped (`current` points at another kept release: a rollback).
 undo=
+# The process groups of the hooks this run started (see run_hook).
+hook_groups=
+# Set once the state record names what this run installed (or, for a
+# remove, no longer names NAME): the run is then finished, not undone.
+committed=
+# This run's journal, once written; and what the repair of an earlier,
+# interrupted run did, for the message.
+journal=
+repaired=
+# This run, as a lock or journal names it: pid, boot, start time.
+boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+holder="$$ $boot $(start_of "$$")"
+# The hook's own process records its group (pid = pgid after setsid) and
+# start time, as start_of prints it, then becomes the hook.
+# shellcheck disable=SC2016 # expanded by that process
+hook_launcher='st=$(cat "/proc/$$/stat" 2>/dev/null) || st=
+st=${st##*) }
+record=$1 hook=$2
+set -- $st
+if [ "$#" -ge 20 ]; then st=proc:${20}; else st=-; fi
+printf "%s %s\n" "$$" "$st" >>"$record" || exit 125
+exec /bin/sh "$hook"'
 trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -636,6 +914,7 @@ records=$state_dir/releases/$name
 history=$state_dir/history/$name
 pkgdir=$prefix/$name
 package_cache=$cache_dir/$name
+journal_file=$state_dir/journal/$name
 read_state
 
 challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -699,6 +978,7 @@ check_order
 # --- the decision ----------------------------------------------------------
 if [ "$dry_run" = true ]; then
     # The committed state is what a repair would go back to: judge that.
+    if interrupted; then repaired="would first repair what an interrupted run left"; fi
     decide
     case $op in
         install | upgrade)
@@ -721,7 +1001,7 @@ if [ "$dry_run" = true ]; then
     esac
     if [ -e "$busy_file" ]; then
         plan="$plan; busy now: $busy_file exists"
-    elif [ -d "$state_dir/lock" ]; then
+    elif [ -d "$state_dir/lock" ] && lock_held; then
         plan="$plan; busy now: another swpush run holds $state_dir/lock"
     fi
     target=$version
@@ -739,7 +1019,10 @@ esac
 
 # --- wait while busy -------------------------------------------------------
 mkdir -p "$state_dir" "$cache_dir"
-boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+# Hooks run in a process group of their own (see run_hook): without setsid
+# that cannot be done, and no hook runs.
+command -v setsid >/dev/null 2>&1 ||
+    finish failed "setsid is missing on this host (util-linux or busybox): hooks run in a process group of their own"
 tries=0
 while :; do
     reason=
@@ -748,26 +1031,19 @@ while :; do
     elif [ -n "$busy_check" ] && sh -c "$busy_check" </dev/null >/dev/null 2>&1; then
         reason="busy_check says busy"
     elif ! mkdir "$state_dir/lock" 2>/dev/null; then
-        # The holder's pid and boot: a lock from before a reboot, from a dead
-        # run, or without a pid a minute after it was made, is stale.
-        holder=$(cat "$state_dir/lock/pid" 2>/dev/null || true)
-        holder_pid=${holder%% *}
-        holder_boot=${holder#* }
-        stale=
-        if [ -n "$holder_pid" ]; then
-            if ! kill -0 "$holder_pid" 2>/dev/null; then stale=1; fi
-            if [ "$holder_boot" != "$holder" ] && [ "$holder_boot" != "$boot" ]; then stale=1; fi
-        elif [ -n "$(find "$state_dir/lock" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
-            stale=1
+        # The holder's pid, boot and start time: a lock from before a
+        # reboot, from a dead run, from a run whose pid another process has
+        # now, or without a pid a minute after it was made, is stale.
+        if lock_held; then
+            reason="another swpush run holds $state_dir/lock"
+        elif take_over_lock "$holder_boot"; then
+            continue # its run died
+        else
+            reason="the hooks of a run that died still run (see $state_dir/lock/hooks)"
         fi
-        if [ -n "$stale" ]; then
-            rm -rf "$state_dir/lock" # its run died; take over
-            continue
-        fi
-        reason="another swpush run holds $state_dir/lock"
     else
         lock=$state_dir/lock
-        echo "$$ $boot" >"$lock/pid"
+        echo "$holder" >"$lock/pid"
         break
     fi
     [ "$tries" -lt "$busy_retries" ] || finish busy "still busy after $tries retries: $reason"
@@ -777,63 +1053,15 @@ while :; do
 done
 
 # --- repair what an interrupted run left, then decide again ----------------
-# The record as it is now, under the lock (another run may have committed
-# since the first look).
-read_state
-if [ -d "$pkgdir/releases" ]; then
-    # A release put aside for a reinstall of its version goes back, unless
-    # the state record says that reinstall was committed.
-    for left in "$pkgdir"/releases/.*.old.*; do
-        [ -e "$left" ] || continue
-        if [ "${left##*/}" = "$current_replaced" ]; then
-            rm -rf "$left"
-            continue
-        fi
-        kept=${left##*/.}
-        kept=${kept%.old.*}
-        rm -rf "${pkgdir:?}/releases/$kept"
-        mv "$left" "$pkgdir/releases/$kept"
-    done
-    rm -rf "$pkgdir"/releases/.*.new.* "$pkgdir"/.current.*
-fi
-# Work dirs and half-received packages of steps that were killed outright
-# (their pid is gone).
-for left in "$cache_dir"/.incoming.* "$cache_dir"/.unpacked.*; do
-    pid=${left##*.}
-    case $pid in '' | *[!0-9]*) continue ;; esac
-    if ! kill -0 "$pid" 2>/dev/null; then rm -f "$left"; fi
-done
-for left in "${TMPDIR:-/tmp}"/swpush.*.*; do
-    pid=${left##*/swpush.}
-    pid=${pid%%.*}
-    case $pid in '' | *[!0-9]*) continue ;; esac
-    if [ "$left" != "$work" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$left"; fi
-done
-if current_disagrees; then
-    # A run was killed between switching and recording: undo its switch.
-    # (A rollback's target is a kept release, with its record: it stays.)
-    switch_to "$current_version"
-    case $link in
-        releases/*/* | *..*) ;;
-        releases/?*) if ! [ -f "$records/${link#releases/}" ]; then rm -rf "${pkgdir:?}/$link"; fi ;;
-    esac
-fi
-if [ "$current_version" = - ]; then
-    # A remove was killed after its commit point: finish it.
-    if [ -e "$history" ]; then forget_package; fi
-else
-    # Killed between recording and writing the release's own record, or
-    # the history.
-    if [ ! -f "$records/$current_version" ]; then
-        mkdir -p "$records"
-        grep -v -e '^previous ' -e '^since ' -e '^replaced ' "$state_file" >"$records/$current_version"
-    fi
-    if ! grep -qxF -- "$current_version" "$history" 2>/dev/null; then
-        mkdir -p "$state_dir/history"
-        echo "$current_version" >>"$history"
-    fi
-fi
+repair
 decide
+# What this run is about to do, for the next run should this one be killed
+# (removed when it ends, also in failure).
+mkdir -p "$state_dir/journal"
+printf 'op %s\nprevious %s\nversion %s\nsha256 %s\nrun %s\nholder %s\n' \
+    "$op" "$previous" "$version" "${sha256:--}" "$challenge" "$holder" >"$journal_file.$$"
+mv "$journal_file.$$" "$journal_file"
+journal=$journal_file
 
 # --- rollback --------------------------------------------------------------
 if [ "$op" = rollback ]; then
@@ -880,6 +1108,7 @@ if [ "$op" = remove ]; then
             finish failed "pre_remove failed, nothing removed: $(tail_of "$work/hook.out")"
     fi
     rm -f "$state_file"
+    committed=1
     # Committed: an interruption from here is finished by the next run.
     forget_package
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) remove $name $previous - removed" >>"$state_dir/log"
