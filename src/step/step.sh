@@ -639,14 +639,13 @@ is_count() {
     [ "${#1}" -le 15 ]
 }
 
-# The fields of an order (src/order.rs, format 2); any other is refused.
-order_fields="format op package version sha256 size unpacked_size allow_downgrade install_missing force dry_run host challenge pre_install post_install pre_remove issued"
-
 # Checks every field of the verified order against the controller's rules
 # before any is used, and sets the run's settings from them; ends the step
 # (rejected) at the first that is missing, unknown or malformed.
 # shellcheck disable=SC2154 # order_KEY and flag are set through eval
 check_order() {
+    # The fields of an order (src/order.rs, format 2); any other is refused.
+    order_fields="format op package version sha256 size unpacked_size allow_downgrade install_missing force dry_run host challenge pre_install post_install pre_remove issued"
     [ "${order_format:-}" = 2 ] ||
         finish rejected "unknown order format ${order_format:-} (this client reads format 2)"
     # shellcheck disable=SC2086 # keys are [a-z0-9_] only (key_value)
