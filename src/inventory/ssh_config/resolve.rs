@@ -242,38 +242,35 @@ impl<'a> Resolve<'a> {
     /// `None` for any other token.
     fn expand_identity(&self, file: &str, host_name: Option<&str>) -> Option<PathBuf> {
         let home = self.home.map(|h| h.display().to_string());
-        let mut out = String::new();
-        let mut rest = file;
-        if let (Some(tail), Some(home)) = (file.strip_prefix("~/"), &home) {
-            out.push_str(home);
-            out.push('/');
-            rest = tail;
-        }
-        let mut chars = rest.chars();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                out.push(c);
-                continue;
-            }
-            match chars.next()? {
-                '%' => out.push('%'),
-                'd' => out.push_str(home.as_deref()?),
-                'u' => out.push_str(self.local_user),
-                'h' => out.push_str(host_name.unwrap_or(&self.original)),
-                'n' => out.push_str(&self.original),
-                'r' => out.push_str(self.remote_user()),
-                'p' => out.push_str(&self.port.unwrap_or(22).to_string()),
+        let (start, rest) = match (file.strip_prefix("~/"), &home) {
+            (Some(tail), Some(home)) => (format!("{home}/"), tail),
+            _ => (String::new(), file),
+        };
+        let expanded = expand_tokens(rest, |token| {
+            Some(match token {
+                'd' => home.clone()?,
+                'u' => self.local_user.to_string(),
+                'h' => host_name.unwrap_or(&self.original).to_string(),
+                'n' => self.original.clone(),
+                'r' => self.remote_user().to_string(),
+                'p' => self.port.unwrap_or(22).to_string(),
                 _ => return None,
-            }
-        }
-        Some(PathBuf::from(out))
+            })
+        })?;
+        Some(PathBuf::from(start + &expanded))
     }
 }
 
 /// `HostName` with `%h` (the name given) and `%%`; `None` for other tokens.
 fn expand_host_name(name: &str, original: &str) -> Option<String> {
+    expand_tokens(name, |token| (token == 'h').then(|| original.to_string()))
+}
+
+/// `text` with each `%%` made `%` and each other `%X` made `token(X)`;
+/// `None` for a token `token` does not know, or a `%` at the end.
+fn expand_tokens(text: &str, token: impl Fn(char) -> Option<String>) -> Option<String> {
     let mut out = String::new();
-    let mut chars = name.chars();
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
@@ -281,8 +278,7 @@ fn expand_host_name(name: &str, original: &str) -> Option<String> {
         }
         match chars.next()? {
             '%' => out.push('%'),
-            'h' => out.push_str(original),
-            _ => return None,
+            other => out.push_str(&token(other)?),
         }
     }
     Some(out)
