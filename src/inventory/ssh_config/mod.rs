@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::InventoryError;
+use super::vars::{MAX_NAME_BYTES, MAX_VALUE_BYTES, quoted};
 
 mod command_line;
 mod keywords;
@@ -359,6 +360,22 @@ impl Reader<'_> {
                     }
                     if keyword == "IgnoreUnknown" {
                         self.ignore_unknown.push(args[0].to_ascii_lowercase());
+                    }
+                    // As the inventory's own fields are bounded: a name or
+                    // a path of megabytes is a broken file, not a host.
+                    let max = match keyword {
+                        "HostName" | "User" => MAX_NAME_BYTES,
+                        _ => MAX_VALUE_BYTES,
+                    };
+                    if let Some(long) = args.iter().find(|a| a.len() > max) {
+                        return Err(located(
+                            &at,
+                            format!(
+                                "`{keyword}` `{}` is longer than {max} bytes ({})",
+                                quoted(long),
+                                long.len()
+                            ),
+                        ));
                     }
                     items.push(Item::Set(Setting {
                         keyword,

@@ -181,3 +181,38 @@ fn the_machine_config_comes_after_the_users() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn values_longer_than_the_inventory_allows_are_located_errors() {
+    let long = "h".repeat(70_000);
+    for (text, want) in [
+        (
+            format!("Host web1\n  HostName {long}\n"),
+            "config:2: `HostName` `hhhh",
+        ),
+        (
+            format!("Host *\n  User {}\n", "u".repeat(256)),
+            "config:2: `User`",
+        ),
+        (
+            format!("IdentityFile /{}\n", "k".repeat(5000)),
+            "config:1: `IdentityFile`",
+        ),
+    ] {
+        let Err(error) = SshConfig::parse(&text, Path::new("/home/op")) else {
+            panic!("accepted: {want}");
+        };
+        let error = error.to_string();
+        assert!(error.contains(want), "{error}");
+        assert!(error.contains("bytes"), "{error}");
+        assert!(error.len() < 300, "{error}");
+    }
+    // At the bound it is a value like any other.
+    let at_bound = "h".repeat(255);
+    assert_eq!(
+        config(&format!("Host web1\n  HostName {at_bound}\n"))
+            .lookup("web1", None, &[])
+            .host_name,
+        Some(at_bound)
+    );
+}
