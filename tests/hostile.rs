@@ -32,9 +32,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sha2::Digest;
 use support::SSH_PORT;
-use swpush::order::{Challenge, Op, Order};
+use swpush::order::Op;
 use world::*;
 
 const HOSTS: &[&str] = &[
@@ -1126,24 +1125,16 @@ fn framed_order(
     force: bool,
     challenge: &str,
 ) -> String {
-    let order = Order {
-        op: Op::Install,
-        package: "hello".into(),
-        version: version.into(),
-        sha256: hex::encode(sha2::Sha256::digest(archive)),
-        size: archive.len() as u64,
-        unpacked_size: unpacked_bound(archive),
-        allow_downgrade: false,
-        install_missing: false,
-        force,
-        dry_run: false,
-        host: "hostile".into(),
-        challenge: Challenge::parse(challenge).unwrap(),
-        hooks: Default::default(),
-        issued: "2026-11-25T00:00:00Z".into(),
-    };
-    let (text, signature) = order.sign(&swpush::key::load(&world.key).unwrap()).unwrap();
-    format!("swpush order {}\n{text}{signature}", text.lines().count())
+    world.framed_order(
+        Op::Install,
+        Ordered::Archive(archive),
+        "hostile",
+        challenge,
+        |order| {
+            order.version = version.into();
+            order.force = force;
+        },
+    )
 }
 
 /// One SSH connection to a fleet host shared by many runs of the step
@@ -1742,27 +1733,16 @@ fn install_under_busybox(world: &World, host: &str, path: &Path) -> String {
 /// Installs the package at `path` on `host` with the step `command`,
 /// driving it by hand; returns the completion line.
 fn install_by_hand(world: &World, host: &str, path: &Path, command: &str) -> String {
-    let key = swpush::key::load(&world.key).unwrap();
-    let package = swpush::package::read(path).unwrap();
     let mut answer = |challenge: &str| {
-        let order = Order {
-            op: Op::Install,
-            package: package.manifest.name.clone(),
-            version: package.manifest.version.to_string(),
-            sha256: package.sha256.clone(),
-            size: package.size,
-            unpacked_size: package.unpacked_size,
-            allow_downgrade: false,
-            install_missing: false,
-            force: false,
-            dry_run: false,
-            host: host.into(),
-            challenge: Challenge::parse(challenge).unwrap(),
-            hooks: package.manifest.hooks.clone(),
-            issued: "2026-12-02T00:00:00Z".into(),
-        };
-        let (text, signature) = order.sign(&key).unwrap();
-        format!("swpush order {}\n{text}{signature}", text.lines().count())
+        world.framed_order(
+            Op::Install,
+            Ordered::Package(path),
+            host,
+            challenge,
+            |order| {
+                order.issued = "2026-12-02T00:00:00Z".into();
+            },
+        )
     };
     let bytes = std::fs::read(path).unwrap();
     let (done, _) = world::drive(world, host, command, &mut answer, world::bytes(bytes));

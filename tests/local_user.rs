@@ -28,8 +28,7 @@ use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use sha2::Digest;
-use swpush::order::{Challenge, Op, Order};
+use swpush::order::Op;
 use world::*;
 
 const HOSTS: &[&str] = &["lu-gnu", "lu-bb"];
@@ -364,31 +363,12 @@ fn step_command(world: &World, host: &str, op: Op, busybox: bool) -> String {
 /// hooks/post.sh) on `host` by hand; returns the completion line.
 fn drive_step(world: &World, host: &str, op: Op, archive: &[u8], version: &str) -> String {
     let command = step_command(world, host, op, true);
-    let key = swpush::key::load(&world.key).unwrap();
-    let sha256 = hex::encode(sha2::Sha256::digest(archive));
-    let size = archive.len() as u64;
     let mut answer = |challenge: &str| {
-        let order = Order {
-            op,
-            package: "hello".into(),
-            version: version.into(),
-            sha256: sha256.clone(),
-            size,
-            unpacked_size: unpacked_bound(archive),
-            allow_downgrade: false,
-            install_missing: false,
-            force: false,
-            dry_run: false,
-            host: host.into(),
-            challenge: Challenge::parse(challenge).unwrap(),
-            hooks: swpush::package::manifest::Hooks {
-                post_install: Some("hooks/post.sh".into()),
-                ..Default::default()
-            },
-            issued: "2026-12-02T00:00:00Z".into(),
-        };
-        let (text, signature) = order.sign(&key).unwrap();
-        format!("swpush order {}\n{text}{signature}", text.lines().count())
+        world.framed_order(op, Ordered::Archive(archive), host, challenge, |order| {
+            order.version = version.into();
+            order.hooks.post_install = Some("hooks/post.sh".into());
+            order.issued = "2026-12-02T00:00:00Z".into();
+        })
     };
     let (done, _) = drive(world, host, &command, &mut answer, bytes(archive.to_vec()));
     done

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use support::SSH_PORT;
-use swpush::order::{Challenge, Op, Order};
+use swpush::order::Op;
 use world::*;
 
 const HOSTS: &[&str] = &[
@@ -419,25 +419,13 @@ fn drive(
 
 /// A signed order and its signature for `challenge`, framed for the step.
 fn framed_order(world: &World, host: &str, challenge: &str) -> String {
-    let package = swpush::package::read(&world.hello).unwrap();
-    let order = Order {
-        op: Op::Install,
-        package: "hello".into(),
-        version: "1.0.0".into(),
-        sha256: package.sha256.clone(),
-        size: package.size,
-        unpacked_size: package.unpacked_size,
-        allow_downgrade: false,
-        install_missing: false,
-        force: false,
-        dry_run: false,
-        host: host.into(),
-        challenge: Challenge::parse(challenge).unwrap(),
-        hooks: package.manifest.hooks.clone(),
-        issued: "2026-11-25T00:00:00Z".into(),
-    };
-    let (text, signature) = order.sign(&swpush::key::load(&world.key).unwrap()).unwrap();
-    format!("swpush order {}\n{text}{signature}", text.lines().count())
+    world.framed_order(
+        Op::Install,
+        Ordered::Package(&world.hello),
+        host,
+        challenge,
+        |_| {},
+    )
 }
 
 #[test]

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use swpush::order::{Challenge, Op, Order};
+use swpush::order::{Op, Order};
 use world::*;
 
 const HOSTS: &[&str] = &[
@@ -283,36 +283,11 @@ fn signed_order_with(
     challenge: &str,
     edit: impl FnOnce(&mut Order),
 ) -> (String, String) {
-    let package = swpush::package::read(package).unwrap();
-    let mut order = Order {
-        op,
-        package: package.manifest.name.clone(),
-        version: package.manifest.version.to_string(),
-        sha256: package.sha256.clone(),
-        size: package.size,
-        unpacked_size: package.unpacked_size,
-        allow_downgrade: false,
-        install_missing: false,
-        force: false,
-        dry_run: false,
-        host: "security".into(),
-        challenge: Challenge::parse(challenge).unwrap(),
-        hooks: package.manifest.hooks.clone(),
-        issued: "2026-11-25T00:00:00Z".into(),
-    };
-    edit(&mut order);
-    order
-        .sign(&swpush::key::load(&world().key).unwrap())
-        .unwrap()
+    world().signed_order(op, Ordered::Package(package), "security", challenge, edit)
 }
 
 /// How a driven step is answered: the framed order for its challenge.
 type Answer<'a> = &'a dyn Fn(&str) -> String;
-
-/// An order's text and signature as the step reads them.
-fn framed((text, signature): (String, String)) -> String {
-    format!("swpush order {}\n{text}{signature}", text.lines().count())
-}
 
 #[test]
 fn an_order_serves_only_its_package_operation_and_bytes() {
@@ -481,21 +456,9 @@ fn measured(args: &[&str]) -> (Output, u64) {
     (output, peak_mib)
 }
 
-/// A login whose shell is `script`: what the controller meets there is
-/// whatever that script does, not the step.
+/// A login on the hostile host whose shell is `script`.
 fn hostile_login(user: &str, script: &str) {
-    let fleet = &world().fleet;
-    let path = fleet
-        .host("hostile")
-        .path(&format!("/opt/hostile/{user}.sh"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    fleet.ssh_ok(
-        "hostile",
-        &format!("useradd -M -d /opt/hostile -s /opt/hostile/{user}.sh -p '*' {user}"),
-    );
+    world().hostile_login("hostile", user, script);
 }
 
 #[test]
@@ -955,18 +918,7 @@ fn enroll_binds_a_client_to_its_name_and_an_order_for_another_host_is_refused() 
 fn a_client_gets_no_package_byte_before_its_order_or_in_a_dry_run() {
     let world = world();
     let size = std::fs::metadata(&world.hello).unwrap().len();
-    let login = |user: &str, script: &str| {
-        let fleet = &world.fleet;
-        let path = fleet.host("eager").path(&format!("/opt/hostile/{user}.sh"));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        fleet.ssh_ok(
-            "eager",
-            &format!("id {user} >/dev/null 2>&1 || useradd -M -d /opt/hostile -s /opt/hostile/{user}.sh -p '*' {user}"),
-        );
-    };
+    let login = |user: &str, script: &str| world.hostile_login("eager", user, script);
     let hello = "echo 'swpush hello 1 0123456789abcdef0123456789abcdef - -'";
     // Asks for the package first, then for its order.
     login(

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use swpush::order::{Challenge, Op, Order};
+
 use crate::support::{Fleet, SSH_PORT};
 
 pub struct World {
@@ -185,11 +187,114 @@ impl World {
         out
     }
 
+    /// A login `user` on `host` whose shell is `script` (written to
+    /// `/opt/hostile/USER.sh`): what the controller meets there is whatever
+    /// that script does, not the step. The user is created once; a later
+    /// call only replaces the script.
+    pub fn hostile_login(&self, host: &str, user: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self
+            .fleet
+            .host(host)
+            .path(&format!("/opt/hostile/{user}.sh"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        self.fleet.ssh_ok(
+            host,
+            &format!(
+                "id {user} >/dev/null 2>&1 || \
+                 useradd -M -d /opt/hostile -s /opt/hostile/{user}.sh -p '*' {user}"
+            ),
+        );
+    }
+
+    /// The order the controller would sign for `op` of `what` on `host`
+    /// and `challenge` (no flags set), changed by `edit`, signed with this
+    /// world's key: its text and signature.
+    pub fn signed_order(
+        &self,
+        op: Op,
+        what: Ordered,
+        host: &str,
+        challenge: &str,
+        edit: impl FnOnce(&mut Order),
+    ) -> (String, String) {
+        let (package, version, sha256, size, unpacked_size, hooks) = match what {
+            Ordered::Package(path) => {
+                let package = swpush::package::read(path).unwrap();
+                (
+                    package.manifest.name.clone(),
+                    package.manifest.version.to_string(),
+                    package.sha256,
+                    package.size,
+                    package.unpacked_size,
+                    package.manifest.hooks,
+                )
+            }
+            Ordered::Archive(archive) => {
+                use sha2::Digest;
+                (
+                    "hello".into(),
+                    "1.0.0".into(),
+                    hex::encode(sha2::Sha256::digest(archive)),
+                    archive.len() as u64,
+                    unpacked_bound(archive),
+                    Default::default(),
+                )
+            }
+        };
+        let mut order = Order {
+            op,
+            package,
+            version,
+            sha256,
+            size,
+            unpacked_size,
+            allow_downgrade: false,
+            install_missing: false,
+            force: false,
+            dry_run: false,
+            host: host.into(),
+            challenge: Challenge::parse(challenge).unwrap(),
+            hooks,
+            issued: "2026-11-25T00:00:00Z".into(),
+        };
+        edit(&mut order);
+        order.sign(&swpush::key::load(&self.key).unwrap()).unwrap()
+    }
+
+    /// [`World::signed_order`], framed as the step reads it.
+    pub fn framed_order(
+        &self,
+        op: Op,
+        what: Ordered,
+        host: &str,
+        challenge: &str,
+        edit: impl FnOnce(&mut Order),
+    ) -> String {
+        framed(self.signed_order(op, what, host, challenge, edit))
+    }
+
     /// Makes `host` trust this controller's key for every package.
     pub fn trust_all(&self, host: &str) {
         let path = self.fleet.host(host).path("/etc/swpush/known_servers");
         std::fs::write(path, format!("{}\n", self.trust_line)).unwrap();
     }
+}
+
+/// What an order is for: a package file, read as the controller reads it
+/// (its name, version and hooks), or archive bytes that may never pass that
+/// reader (hello 1.0.0, no hooks, at least [`unpacked_bound`] unpacked).
+#[derive(Clone, Copy)]
+pub enum Ordered<'a> {
+    Package(&'a Path),
+    Archive(&'a [u8]),
+}
+
+/// An order's text and signature as the step reads them.
+pub fn framed((text, signature): (String, String)) -> String {
+    format!("swpush order {}\n{text}{signature}", text.lines().count())
 }
 
 /// Sets the version in the manifest of the package source in `dir`.
