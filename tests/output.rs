@@ -45,18 +45,7 @@ const HUGE: usize = 70_000;
 
 /// A login on the hostile host whose shell is `script`.
 fn hostile_login(user: &str, script: &str) {
-    let fleet = &world().fleet;
-    let path = fleet
-        .host("hostile")
-        .path(&format!("/opt/hostile/{user}.sh"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    fleet.ssh_ok(
-        "hostile",
-        &format!("id {user} >/dev/null 2>&1 || useradd -M -d /opt/hostile -s /opt/hostile/{user}.sh -p '*' {user}"),
-    );
+    world().hostile_login("hostile", user, script);
 }
 
 /// An inventory of logins `users` on the hostile host (host name = user).
@@ -86,6 +75,18 @@ fn answering(done: &str) -> String {
 /// `swpush ARGS` as the operator runs it, with a text report.
 fn run(args: &[&str]) -> Output {
     swpush(&world().fleet, args)
+}
+
+/// `OP -i INVENTORY --key KEY --connect-timeout 5 MORE...`, as the
+/// operator types it (without `--key` for status, which signs nothing).
+fn operator_args<'a>(op: &'a str, inventory: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![op, "-i", inventory.to_str().unwrap()];
+    if op != "status" {
+        args.extend(["--key", world().key.to_str().unwrap()]);
+    }
+    args.extend(["--connect-timeout", "5"]);
+    args.extend_from_slice(more);
+    args
 }
 
 /// The run records of `op` that name host `host`.
@@ -144,18 +145,15 @@ fn a_huge_answer_from_a_client_loses_no_report() {
     );
     let inventory = inventory_of("hugepush", &["hugepush"]);
     let report = report_file("hugepush");
-    let output = run(&[
+    let output = run(&operator_args(
         "install",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-        "--report",
-        report.to_str().unwrap(),
-        world.hello.to_str().unwrap(),
-    ]);
+        &inventory,
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            world.hello.to_str().unwrap(),
+        ],
+    ));
     let stdout = text(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -189,15 +187,11 @@ fn a_huge_answer_from_a_client_loses_no_report() {
     );
     let inventory = inventory_of("hugestatus", &["hugestatus"]);
     let report = report_file("hugestatus");
-    let output = run(&[
+    let output = run(&operator_args(
         "status",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+        &inventory,
+        &["--report", report.to_str().unwrap()],
+    ));
     let stdout = text(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -230,17 +224,11 @@ fn a_huge_answer_from_a_client_loses_no_report() {
     );
     let inventory = inventory_of("hugeenroll", &["hugeenroll"]);
     let report = report_file("hugeenroll");
-    let output = run(&[
+    let output = run(&operator_args(
         "enroll",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+        &inventory,
+        &["--report", report.to_str().unwrap()],
+    ));
     let stdout = text(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -270,18 +258,15 @@ fn a_compromised_client_cannot_write_to_the_terminal() {
     );
     let inventory = inventory_of("evilpush", &["evilpush"]);
     let report = report_file("evilpush");
-    let output = run(&[
+    let output = run(&operator_args(
         "install",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-        "--report",
-        report.to_str().unwrap(),
-        world.hello.to_str().unwrap(),
-    ]);
+        &inventory,
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            world.hello.to_str().unwrap(),
+        ],
+    ));
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert_terminal_safe("install's report", &stdout);
@@ -312,13 +297,7 @@ fn a_compromised_client_cannot_write_to_the_terminal() {
         ),
     );
     let inventory = inventory_of("evilstatus", &["evilstatus"]);
-    let output = run(&[
-        "status",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-    ]);
+    let output = run(&operator_args("status", &inventory, &[]));
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_terminal_safe("status's table", &stdout);
@@ -329,15 +308,7 @@ fn a_compromised_client_cannot_write_to_the_terminal() {
         4,
         "one row, no line broken:\n{stdout}"
     );
-    let output = run(&[
-        "status",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-        "--format",
-        "json",
-    ]);
+    let output = run(&operator_args("status", &inventory, &["--format", "json"]));
     assert_terminal_safe("status's JSON", &text(&output.stdout));
     let (_, json) = parse_report(&output);
     let packages = &host_entry(&json, "evilstatus")["packages"];
@@ -352,15 +323,7 @@ fn a_compromised_client_cannot_write_to_the_terminal() {
         ),
     );
     let inventory = inventory_of("evilenroll", &["evilenroll"]);
-    let output = run(&[
-        "enroll",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-    ]);
+    let output = run(&operator_args("enroll", &inventory, &[]));
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_terminal_safe("enroll's report", &stdout);
@@ -385,18 +348,15 @@ fn a_hook_printing_escapes_and_a_huge_line_is_shown_escaped() {
     });
     let inventory = world.fleet_inventory("honest", &["honest"], "");
     let report = report_file("honest");
-    let output = run(&[
+    let output = run(&operator_args(
         "install",
-        "-i",
-        inventory.to_str().unwrap(),
-        "--key",
-        world.key.to_str().unwrap(),
-        "--connect-timeout",
-        "5",
-        "--report",
-        report.to_str().unwrap(),
-        package.to_str().unwrap(),
-    ]);
+        &inventory,
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            package.to_str().unwrap(),
+        ],
+    ));
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert_terminal_safe("install's report", &stdout);
@@ -435,20 +395,17 @@ fn a_client_flooding_while_the_package_is_sent_is_cut_off() {
     let inventory = inventory_of("floodupload", &["floodupload"]);
     let (output, peak_mib, _) = measured(
         world,
-        &[
+        &operator_args(
             "install",
-            "-i",
-            inventory.to_str().unwrap(),
-            "--key",
-            world.key.to_str().unwrap(),
-            "--connect-timeout",
-            "5",
-            "--timeout",
-            "8",
-            "--format",
-            "json",
-            package.to_str().unwrap(),
-        ],
+            &inventory,
+            &[
+                "--timeout",
+                "8",
+                "--format",
+                "json",
+                package.to_str().unwrap(),
+            ],
+        ),
     );
     let (code, report) = parse_report(&output);
     eprintln!("a client flooding during the upload: controller peak {peak_mib} MiB");
