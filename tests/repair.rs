@@ -21,7 +21,7 @@ mod world;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ fn use_busybox(world: &World, host: &str) {
     let script = format!(
         "for t in {tools}; do mount --bind /bin/busybox \"$(readlink -f /usr/bin/$t)\" || exit 1; done"
     );
-    in_host_ok(world, host, &["/bin/dash", "-c", &script]);
+    world.in_host(host, &["/bin/dash", "-c", &script]);
     let said = world
         .fleet
         .ssh_ok(host, "/bin/sh -c 'tar --help' 2>&1 | head -n 1");
@@ -501,22 +501,6 @@ fn assert_no_process_left(world: &World, host: &str) {
         left = processes_on(world, host);
     }
     assert!(left.is_empty(), "{host}: processes left behind: {left:#?}");
-}
-
-/// Runs `ARGS...` inside `host`'s mount namespace.
-fn in_host_ok(world: &World, host: &str, args: &[&str]) -> String {
-    let pid = world.fleet.host(host).sshd_pid().to_string();
-    let out: Output = Command::new("nsenter")
-        .args(["-t", &pid, "-m", "--"])
-        .args(args)
-        .output()
-        .expect("run nsenter");
-    assert!(
-        out.status.success(),
-        "{host}: {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 // --- install ----------------------------------------------------------------
@@ -1047,9 +1031,9 @@ fn a_host_without_setsid_fails_before_anything_changes() {
     let h = world.fleet.host(host);
     let setsid = std::fs::canonicalize("/usr/bin/setsid").unwrap();
     let setsid = setsid.to_str().unwrap();
-    in_host_ok(world, host, &["mount", "--bind", "/dev/null", setsid]);
+    world.in_host(host, &["mount", "--bind", "/dev/null", setsid]);
     let (code, report) = run(host, "install", "v:1.0.0", &[]);
-    in_host_ok(world, host, &["umount", setsid]);
+    world.in_host(host, &["umount", setsid]);
     let entry = host_entry(&report, host);
     assert_eq!(
         (code, &entry["status"], &entry["bytes_sent"]),

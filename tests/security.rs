@@ -969,22 +969,6 @@ fn a_client_gets_no_package_byte_before_its_order_or_in_a_dry_run() {
     }
 }
 
-/// Runs `ARGS...` inside `host`'s mount namespace; its stdout.
-fn in_host(host: &str, args: &[&str]) -> String {
-    let pid = world().fleet.host(host).sshd_pid().to_string();
-    let out = std::process::Command::new("nsenter")
-        .args(["-t", &pid, "-m", "--"])
-        .args(args)
-        .output()
-        .expect("run nsenter");
-    assert!(
-        out.status.success(),
-        "{host}: {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// hello 1.1.0 with 16 MiB of zeros: a package of a few dozen KiB.
 fn fat_package() -> std::path::PathBuf {
     world().variant("fat-1.1.0.tar.gz", |dir| {
@@ -999,7 +983,7 @@ fn a_package_that_would_not_fit_is_refused_before_it_is_extracted() {
     let host = "small";
     let fat = fat_package();
     assert!(std::fs::metadata(&fat).unwrap().len() < 1 << 20);
-    in_host(
+    world.in_host(
         host,
         &["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", "/opt"],
     );
@@ -1015,7 +999,7 @@ fn a_package_that_would_not_fit_is_refused_before_it_is_extracted() {
     let _unmount = Unmount;
     let (code, report) = push("install", host, &world.hello, &[]);
     assert_eq!(code, 0, "{report:#}");
-    let releases = || in_host(host, &["ls", "-A", "/opt/swpush/hello/releases"]);
+    let releases = || world.in_host(host, &["ls", "-A", "/opt/swpush/hello/releases"]);
     let want = "the package unpacks to 16";
     let (code, report) = push("upgrade", host, &fat, &[]);
     assert_eq!(code, 2, "{report:#}");
@@ -1027,7 +1011,9 @@ fn a_package_that_would_not_fit_is_refused_before_it_is_extracted() {
     );
     assert_eq!(releases().trim(), "1.0.0");
     assert_eq!(
-        in_host(host, &["readlink", "/opt/swpush/hello/current"]).trim(),
+        world
+            .in_host(host, &["readlink", "/opt/swpush/hello/current"])
+            .trim(),
         "releases/1.0.0"
     );
     // A dry run says so too.
@@ -1054,7 +1040,9 @@ fn a_package_that_would_not_fit_is_refused_before_it_is_extracted() {
     assert!(done.contains(want), "{done}");
     assert_eq!(releases().trim(), "1.0.0");
     assert_eq!(
-        in_host(host, &["readlink", "/opt/swpush/hello/current"]).trim(),
+        world
+            .in_host(host, &["readlink", "/opt/swpush/hello/current"])
+            .trim(),
         "releases/1.0.0"
     );
 }

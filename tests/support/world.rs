@@ -277,6 +277,22 @@ impl World {
     }
 
     /// Makes `host` trust this controller's key for every package.
+    /// Runs `ARGS...` inside `host`'s mount namespace; its stdout.
+    pub fn in_host(&self, host: &str, args: &[&str]) -> String {
+        let pid = self.fleet.host(host).sshd_pid().to_string();
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-m", "--"])
+            .args(args)
+            .output()
+            .expect("run nsenter");
+        assert!(
+            out.status.success(),
+            "{host}: {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
     pub fn trust_all(&self, host: &str) {
         let path = self.fleet.host(host).path("/etc/swpush/known_servers");
         std::fs::write(path, format!("{}\n", self.trust_line)).unwrap();
