@@ -141,11 +141,17 @@ pub fn remote_command(host: &Host, request: &StepRequest) -> String {
 }
 
 /// `/bin/sh -c 'SCRIPT' swpush-step 'ARG'...`, single-quoted for the login
-/// shell (POSIX quoting), through `sudo -n` for `become`.
+/// shell (POSIX quoting), through `sudo -n` (`-u USER` for `become_user`)
+/// for `become`.
 pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
     let mut command = String::new();
     if host.become_root {
         command.push_str("sudo -n ");
+        if let Some(user) = &host.become_user {
+            command.push_str("-u ");
+            command.push_str(&quote(user));
+            command.push(' ');
+        }
     }
     command.push_str("/bin/sh -c ");
     command.push_str(&quote(script));
@@ -195,12 +201,12 @@ pub async fn script_output(connection: &Connection, command: &str) -> Result<Str
         return Ok(stdout);
     }
     let said = String::from_utf8_lossy(&stderr);
+    let said = said.trim().lines().last().unwrap_or("");
     Err(JobOutcome::status(
         Status::Failed,
-        format!(
-            "the remote command ended without a completion line: {}",
-            said.trim().lines().last().unwrap_or("")
-        ),
+        crate::sudo::explain(said).unwrap_or_else(|| {
+            format!("the remote command ended without a completion line: {said}")
+        }),
     ))
 }
 
@@ -352,6 +358,7 @@ pub async fn run_step(
     let said = String::from_utf8_lossy(&stderr);
     let said = said.trim().lines().last().unwrap_or("").to_owned();
     Err(StepError::Protocol(match exit {
+        Some(_) if let Some(message) = crate::sudo::explain(&said) => message,
         Some(how) if !said.is_empty() => {
             format!("the client step ended ({how}) without a completion line: {said}")
         }
