@@ -304,6 +304,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
     let inventory = inventory::load(&select.inventory, &LoadContext::from_env())?;
     let hosts = inventory::select_hosts(&inventory, select.limit.as_deref())?;
+    if select.overrides.ask_become_pass {
+        crate::sudo::set_password(crate::sudo::prompt()?);
+    }
     Ok(hosts
         .into_iter()
         .map(|host| select.overrides.apply(host.clone()))

@@ -22,6 +22,9 @@ pub struct OverrideArgs {
     /// Log in with this private key on every host (beats the inventory and ~/.ssh/config)
     #[arg(long, visible_alias = "key-file", value_name = "FILE")]
     pub private_key: Option<PathBuf>,
+    /// Ask once for the sudo password (no echo) and give it to sudo on every becoming host
+    #[arg(long, short = 'K')]
+    pub ask_become_pass: bool,
 }
 
 impl OverrideArgs {

@@ -160,6 +160,9 @@ pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
         command.push(' ');
         command.push_str(&quote(arg));
     }
+    if host.become_root {
+        return crate::sudo::wrap(command);
+    }
     command
 }
 
@@ -175,6 +178,9 @@ pub async fn run_script(connection: &Connection, command: &str) -> JobOutcome {
 pub async fn script_output(connection: &Connection, command: &str) -> Result<String, JobOutcome> {
     let lost = |error| JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
     let mut process = connection.exec(command).await.map_err(lost)?;
+    if let Some(line) = crate::sudo::stdin_head(command) {
+        process.stdin().send(&line).await.map_err(lost)?;
+    }
     let _ = process.stdin().eof().await;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = process.next_event().await {
@@ -231,8 +237,12 @@ pub async fn run_step(
     request: &StepRequest,
     progress: &HostProgress,
 ) -> Result<JobOutcome, StepError> {
-    let mut process = connection.exec(&remote_command(host, request)).await?;
+    let command = remote_command(host, request);
+    let mut process = connection.exec(&command).await?;
     let stdin = process.stdin();
+    if let Some(line) = crate::sudo::stdin_head(&command) {
+        stdin.send(&line).await?;
+    }
     let mut pending = Vec::new();
     let mut stderr = Vec::new();
     let mut attempts = 1u32;
