@@ -4,7 +4,8 @@
 # client step must run under (dash, busybox), zstd, shellcheck, sudo (for
 # `become: true` hosts), ansible-core (the oracle tests/ansible.rs compares
 # Ansible inventories with), iproute2 (`ss`: a test checks that a refused
-# host saw no connection). Idempotent and quiet when everything is already
+# host saw no connection), bsdutils (`script`: -K is typed on a real pty).
+# Idempotent and quiet when everything is already
 # there. Needs root (the test fleet does too: it uses mount namespaces).
 set -eu
 
@@ -13,7 +14,7 @@ for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
     /usr/bin/ssh-keygen:openssh-client /bin/dash:dash /bin/busybox:busybox \
     /usr/bin/zstd:zstd /usr/bin/shellcheck:shellcheck /usr/bin/unshare:util-linux \
     /usr/bin/tar:tar /usr/bin/sudo:sudo /usr/bin/ansible-inventory:ansible-core \
-    /bin/ss:iproute2; do
+    /bin/ss:iproute2 /usr/bin/script:bsdutils; do
     [ -x "${pair%%:*}" ] || missing="$missing ${pair#*:}"
 done
 

@@ -20,10 +20,19 @@ use crate::untrusted::{json_safe, terminal_safe};
 use crate::version::Version;
 use crate::{enroll, key, lock, package, status};
 
+/// `--version`: the crate's version and the git revision it was built
+/// from (`unknown` when built outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SWPUSH_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "swpush",
-    version,
+    version = VERSION,
     about = "Install and upgrade software on a fleet over plain SSH",
     long_about = "Install and upgrade software on a fleet over plain SSH.\n\n\
         Each client checks the controller's signed right to distribute before it \
@@ -58,6 +67,10 @@ pub enum Command {
     Enroll(EnrollArgs),
     /// List the hosts a --limit selects, without connecting
     Hosts(HostsArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout
+    Man,
 }
 
 /// Which inventory, and which hosts of it.
@@ -69,6 +82,8 @@ pub struct SelectArgs {
     /// Hosts to act on: names, groups, globs (web*), exclusions (!db1), comma-separated
     #[arg(long, short = 'l', value_name = "PATTERNS")]
     pub limit: Option<String>,
+    #[command(flatten)]
+    pub overrides: crate::overrides::OverrideArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -83,7 +98,7 @@ pub struct HostArgs {
     #[command(flatten)]
     pub select: SelectArgs,
     /// Hosts in flight at once
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, short = 'f', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub forks: u32,
     /// Seconds to wait for an SSH connection
     #[arg(long, default_value_t = 10, value_name = "S")]
@@ -234,6 +249,13 @@ pub struct HostsArgs {
     pub format: Format,
 }
 
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// Shell to complete for
+    #[arg(value_enum)]
+    pub shell: crate::manual::Shell,
+}
+
 /// How a command that ran went, for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -273,6 +295,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Pack(args) => pack(&args),
         Command::Keygen(args) => keygen(&args),
         Command::Hosts(args) => hosts(&args),
+        Command::Completions(args) => crate::manual::completions(args.shell),
+        Command::Man => crate::manual::man(),
     }
 }
 
@@ -280,7 +304,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
     let inventory = inventory::load(&select.inventory, &LoadContext::from_env())?;
     let hosts = inventory::select_hosts(&inventory, select.limit.as_deref())?;
-    Ok(hosts.into_iter().cloned().collect())
+    if select.overrides.ask_become_pass {
+        crate::sudo::set_password(crate::sudo::prompt()?);
+    }
+    Ok(hosts
+        .into_iter()
+        .map(|host| select.overrides.apply(host.clone()))
+        .collect())
 }
 
 /// `install` and `upgrade`: push a package; each client decides under `policy`.

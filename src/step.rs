@@ -141,11 +141,17 @@ pub fn remote_command(host: &Host, request: &StepRequest) -> String {
 }
 
 /// `/bin/sh -c 'SCRIPT' swpush-step 'ARG'...`, single-quoted for the login
-/// shell (POSIX quoting), through `sudo -n` for `become`.
+/// shell (POSIX quoting), through `sudo -n` (`-u USER` for `become_user`)
+/// for `become`.
 pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
     let mut command = String::new();
     if host.become_root {
         command.push_str("sudo -n ");
+        if let Some(user) = &host.become_user {
+            command.push_str("-u ");
+            command.push_str(&quote(user));
+            command.push(' ');
+        }
     }
     command.push_str("/bin/sh -c ");
     command.push_str(&quote(script));
@@ -153,6 +159,9 @@ pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
     for arg in args {
         command.push(' ');
         command.push_str(&quote(arg));
+    }
+    if host.become_root {
+        return crate::sudo::wrap(command);
     }
     command
 }
@@ -169,6 +178,9 @@ pub async fn run_script(connection: &Connection, command: &str) -> JobOutcome {
 pub async fn script_output(connection: &Connection, command: &str) -> Result<String, JobOutcome> {
     let lost = |error| JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
     let mut process = connection.exec(command).await.map_err(lost)?;
+    if let Some(line) = crate::sudo::stdin_head(command) {
+        process.stdin().send(&line).await.map_err(lost)?;
+    }
     let _ = process.stdin().eof().await;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = process.next_event().await {
@@ -195,12 +207,12 @@ pub async fn script_output(connection: &Connection, command: &str) -> Result<Str
         return Ok(stdout);
     }
     let said = String::from_utf8_lossy(&stderr);
+    let said = said.trim().lines().last().unwrap_or("");
     Err(JobOutcome::status(
         Status::Failed,
-        format!(
-            "the remote command ended without a completion line: {}",
-            said.trim().lines().last().unwrap_or("")
-        ),
+        crate::sudo::explain(said).unwrap_or_else(|| {
+            format!("the remote command ended without a completion line: {said}")
+        }),
     ))
 }
 
@@ -225,8 +237,12 @@ pub async fn run_step(
     request: &StepRequest,
     progress: &HostProgress,
 ) -> Result<JobOutcome, StepError> {
-    let mut process = connection.exec(&remote_command(host, request)).await?;
+    let command = remote_command(host, request);
+    let mut process = connection.exec(&command).await?;
     let stdin = process.stdin();
+    if let Some(line) = crate::sudo::stdin_head(&command) {
+        stdin.send(&line).await?;
+    }
     let mut pending = Vec::new();
     let mut stderr = Vec::new();
     let mut attempts = 1u32;
@@ -352,6 +368,7 @@ pub async fn run_step(
     let said = String::from_utf8_lossy(&stderr);
     let said = said.trim().lines().last().unwrap_or("").to_owned();
     Err(StepError::Protocol(match exit {
+        Some(_) if let Some(message) = crate::sudo::explain(&said) => message,
         Some(how) if !said.is_empty() => {
             format!("the client step ended ({how}) without a completion line: {said}")
         }

@@ -659,6 +659,8 @@ async fn child_connects_with_environment_identities() {
         keep_releases: 3,
         paths: Default::default(),
         groups: Vec::new(),
+        become_user: None,
+        become_refused: None,
     };
     let options = ConnectOptions {
         known_hosts: known_hosts.into(),

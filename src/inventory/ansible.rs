@@ -25,7 +25,9 @@ use serde::de::IgnoredAny;
 use serde_saphyr::{Location, Spanned};
 
 use super::native::check_name;
-use super::vars::{MAX_VALUE_BYTES, Source, Vars, check_endpoint, check_length, check_values};
+use super::vars::{
+    MAX_VALUE_BYTES, Source, Vars, check_become_user, check_endpoint, check_length, check_values,
+};
 use super::{InventoryError, RawHost, RawInventory};
 
 #[derive(Deserialize, Default)]
@@ -417,6 +419,16 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
             "ansible_ssh_common_args" => out.ssh_common_args = Some(text()?),
             "ansible_ssh_extra_args" => out.ssh_extra_args = Some(text()?),
             "ansible_connection" => out.connection = Some(text()?),
+            "ansible_become_user" | "become_user" => {
+                let user = Spanned::new(text()?, value.referenced, value.defined);
+                check_become_user(source, key, &user)?;
+                out.become_user = Some(user.value);
+            }
+            "ansible_become_method" | "become_method" => out.become_method = Some(text()?),
+            "ansible_become_password"
+            | "ansible_become_pass"
+            | "ansible_sudo_pass"
+            | "ansible_sudo_password" => out.become_password = Some(key.clone()),
             "busy_check" => out.busy_check = Some(text()?),
             "busy_wait" => {
                 out.busy_wait = Some(u64::try_from(number()?).map_err(|_| at("a whole number"))?)

@@ -71,6 +71,13 @@ pub struct Host {
     pub paths: ClientPaths,
     /// Groups the host belongs to, in inventory order.
     pub groups: Vec<String>,
+    /// Whom sudo runs the step as (`sudo -u`); root when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub become_user: Option<String>,
+    /// Why this host cannot become as the inventory says (a become method
+    /// other than sudo): the host is refused when it becomes.
+    #[serde(skip)]
+    pub become_refused: Option<String>,
 }
 
 /// A loaded inventory: hosts in the order the file lists them.
@@ -233,6 +240,25 @@ fn resolve_host(
                 .to_owned(),
         );
     }
+    if let Some(name) = &vars.become_password {
+        refused.get_or_insert(format!(
+            "`{name}` is set: swpush takes no password from an inventory file (pass -K/--ask-become-pass, or give the user NOPASSWD sudo)"
+        ));
+    }
+    let become_refused = vars
+        .become_method
+        .as_deref()
+        .filter(|method| *method != "sudo")
+        .map(|method| {
+            format!(
+                "`ansible_become_method: {}` (swpush becomes only through sudo)",
+                vars::quoted(method)
+            )
+        });
+    let become_root = vars.become_root.unwrap_or(false);
+    if become_root && let Some(why) = &become_refused {
+        refused.get_or_insert(why.clone());
+    }
     let refused = refused.or(from_ssh.refused);
     Host {
         address: vars
@@ -245,7 +271,7 @@ fn resolve_host(
             .or(from_ssh.user)
             .unwrap_or_else(|| context.local_user.clone()),
         identity_file,
-        become_root: vars.become_root.unwrap_or(false),
+        become_root,
         proxy_jump: vars.proxy_jump.or(from_ssh.proxy_jump),
         refused,
         busy_check: vars.busy_check,
@@ -260,6 +286,8 @@ fn resolve_host(
         },
         groups: raw.groups,
         name: raw.name,
+        become_user: vars.become_user,
+        become_refused,
     }
 }
 

@@ -47,6 +47,7 @@ struct VarsYaml {
     state_dir: Option<Spanned<String>>,
     cache_dir: Option<Spanned<String>>,
     hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    become_user: Option<Spanned<String>>,
 }
 
 /// Where a block of vars stands, which decides the keys it may hold.
@@ -86,6 +87,9 @@ impl VarsYaml {
                 check_length(source, key, value, MAX_VALUE_BYTES)?;
             }
         }
+        if let Some(user) = &self.become_user {
+            super::vars::check_become_user(source, "become_user", user)?;
+        }
         check_values(
             source,
             self.keep_releases.as_ref(),
@@ -111,6 +115,7 @@ impl VarsYaml {
             prefix: self.prefix.map(|s| s.value),
             state_dir: self.state_dir.map(|s| s.value),
             cache_dir: self.cache_dir.map(|s| s.value),
+            become_user: self.become_user.map(|s| s.value),
             ..Vars::default()
         })
     }

@@ -67,6 +67,13 @@ pub struct Vars {
     pub ssh_extra_args: Option<String>,
     /// `ansible_connection`: how Ansible would reach the host.
     pub connection: Option<String>,
+    /// `ansible_become_user`: whom sudo runs the step as (root when unset).
+    pub become_user: Option<String>,
+    /// `ansible_become_method`: only `sudo` is done; others refuse the host.
+    pub become_method: Option<String>,
+    /// The name of a become-password variable the inventory sets (never its
+    /// value): such a host is refused.
+    pub become_password: Option<String>,
 }
 
 macro_rules! overlay_fields {
@@ -98,7 +105,10 @@ impl Vars {
             ssh_args,
             ssh_common_args,
             ssh_extra_args,
-            connection
+            connection,
+            become_user,
+            become_method,
+            become_password
         );
     }
 }
@@ -134,6 +144,30 @@ pub fn check_endpoint(
         && port.value == 0
     {
         return Err(source.error_at(&port.referenced, "`port` must be from 1 to 65535"));
+    }
+    Ok(())
+}
+
+/// Checks a `become_user`: a login name sudo's `-u` and a report cannot
+/// misread, as `user` is checked.
+pub fn check_become_user(
+    source: &Source,
+    key: &str,
+    value: &Spanned<String>,
+) -> Result<(), InventoryError> {
+    check_length(source, &format!("`{key}`"), value, MAX_NAME_BYTES)?;
+    let text = &value.value;
+    if text.is_empty()
+        || text.starts_with('-')
+        || text.chars().any(|c| c.is_whitespace() || is_unsafe(c))
+    {
+        return Err(source.error_at(
+            &value.referenced,
+            &format!(
+                "`{key}` must be non-empty, without spaces, control or invisible characters, and not start with `-`, got `{}`",
+                quoted(text)
+            ),
+        ));
     }
     Ok(())
 }

@@ -1,0 +1,330 @@
+//! Non-root logins and sudo on real sshd hosts with a real `sudo`: the
+//! command-line overrides (`-u`, `-b`, `--private-key`, `-f`) beating the
+//! inventory, a sudo that wants a password failing at once without `-K`,
+//! `-K` typed on a real terminal (swpush under `script`'s pty) feeding
+//! sudo on the host, a wrong password failing clearly, and the become
+//! variables swpush cannot honour refusing the host.
+
+mod support;
+#[path = "support/world.rs"]
+mod world;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use world::*;
+
+const HOSTS: &[&str] = &["ov", "pw", "pwbad", "nopw"];
+
+/// The sudo password of `deployer` on the password hosts.
+const PASSWORD: &str = "Tr0ub4dor-become";
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let world = World::start_trusted(HOSTS);
+        // A login user on each host (in its private /etc; home in its /opt).
+        for host in HOSTS {
+            world.fleet.ssh_ok(
+                host,
+                &format!(
+                    "useradd -M -d /opt/deployer -s /bin/sh deployer && \
+                     echo 'deployer:{PASSWORD}' | chpasswd && mkdir -p /etc/sudoers.d"
+                ),
+            );
+        }
+        world.fleet.ssh_ok(
+            "ov",
+            "printf 'Defaults:deployer logfile=/var/log/sudo-deployer.log\\ndeployer ALL=(ALL) NOPASSWD: ALL\\n' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
+        );
+        for host in ["pw", "pwbad", "nopw"] {
+            world.fleet.ssh_ok(
+                host,
+                "echo 'deployer ALL=(ALL) ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
+            );
+        }
+        world
+    })
+}
+
+/// An inventory of `host` as deployer with `become: true`.
+fn deployer_inventory(world: &World, host: &str) -> PathBuf {
+    let extra = format!(
+        "  {host}: {{address: {}, user: deployer, become: true}}\n",
+        world.fleet.host(host).addr
+    );
+    world.inventory(&format!("deployer-{host}"), &[], &extra)
+}
+
+fn installed_uid(world: &World, host: &str) -> Option<u32> {
+    std::fs::metadata(
+        world
+            .fleet
+            .host(host)
+            .path("/opt/swpush/hello/releases/1.0.0/bin/hello"),
+    )
+    .ok()
+    .map(|m| m.uid())
+}
+
+#[test]
+fn command_line_overrides_beat_the_inventory() {
+    let world = world();
+    // The inventory says: root, with a key sshd does not accept.
+    let extra = format!(
+        "  ov: {{address: {}, user: root, identity_file: \"{}\"}}\n",
+        world.fleet.host("ov").addr,
+        world.key.display()
+    );
+    let inv = world.inventory("overrides", &[], &extra);
+    let (code, report) = world.push("install", &inv, &world.hello, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    assert_ne!(status_of(&report, "ov").0, "installed", "{report:#}");
+
+    let key = world.fleet.login_key();
+    let args = [
+        "-u",
+        "deployer",
+        "-b",
+        "--private-key",
+        key.to_str().unwrap(),
+        "-f",
+        "1",
+    ];
+    // `hosts` connects to nothing: it takes the overrides, not -f.
+    let listed = hosts_json(world, &inv, &args[..5]);
+    assert_eq!(
+        (
+            &listed[0]["user"],
+            &listed[0]["become"],
+            &listed[0]["identity_file"]
+        ),
+        (
+            &Value::from("deployer"),
+            &Value::from(true),
+            &Value::from(key.to_str().unwrap())
+        ),
+        "{listed:#}"
+    );
+    let (code, report) = world.push("install", &inv, &world.hello, &args);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(status_of(&report, "ov").0, "installed", "{report:#}");
+    assert_eq!(
+        installed_uid(world, "ov"),
+        Some(0),
+        "installed as root via sudo"
+    );
+    // The login really was deployer's, and it went through sudo: sudo logged it.
+    let log = world.in_host("ov", &["cat", "/var/log/sudo-deployer.log"]);
+    assert!(
+        log.contains("deployer :") && log.contains("USER=root"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_sudo_that_wants_a_password_fails_at_once_without_k() {
+    let world = world();
+    let inv = deployer_inventory(world, "nopw");
+    let started = Instant::now();
+    let (code, report) = world.push("install", &inv, &world.hello, &[]);
+    let took = started.elapsed();
+    assert_eq!(code, 2, "{report:#}");
+    let (status, message) = status_of(&report, "nopw");
+    assert_eq!(status, "failed", "{report:#}");
+    assert!(
+        message.contains("-K/--ask-become-pass") && message.contains("NOPASSWD"),
+        "{message}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(installed_uid(world, "nopw"), None);
+}
+
+/// Runs `swpush install ... -K --report FILE` on a real terminal (`script`
+/// gives it a pty), types `typed` at the prompt; the JSON report, and all
+/// the terminal showed.
+fn install_on_a_terminal(world: &World, host: &str, typed: &str) -> (i32, Value, String) {
+    let inv = deployer_inventory(world, host);
+    let report = world.fleet.dir().join(format!("report-{host}.json"));
+    let swpush = env!("CARGO_BIN_EXE_swpush");
+    let command = format!(
+        "'{swpush}' install -K -i '{}' --key '{}' --connect-timeout 5 --timeout 60 -q --report '{}' '{}'",
+        inv.display(),
+        world.key.display(),
+        report.display(),
+        world.hello.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("HOME", world.fleet.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    // Type only once the prompt is up: turning echo off flushes earlier input.
+    let mut screen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&screen).contains("BECOME password:") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no prompt: {}", String::from_utf8_lossy(&screen)));
+        screen.extend(chunk);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{typed}\r").as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let status = child.wait().expect("wait for script");
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
+        screen.extend(chunk);
+    }
+    let screen = String::from_utf8_lossy(&screen).into_owned();
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report ({e}); terminal: {screen}"));
+    assert!(
+        !text.contains(typed),
+        "the password is in the report: {text}"
+    );
+    let report: Value = serde_json::from_str(&text).unwrap();
+    (status.code().unwrap_or(-1), report, screen)
+}
+
+#[test]
+fn k_prompts_on_the_terminal_and_feeds_sudo_without_echo() {
+    let world = world();
+    let (code, report, screen) = install_on_a_terminal(world, "pw", PASSWORD);
+    assert_eq!(code, 0, "{report:#}\n{screen}");
+    assert_eq!(status_of(&report, "pw").0, "installed", "{report:#}");
+    assert_eq!(installed_uid(world, "pw"), Some(0), "installed as root");
+    assert!(
+        !screen.contains(PASSWORD),
+        "the password was echoed: {screen}"
+    );
+    assert_same_password_nowhere(world, "pw");
+}
+
+#[test]
+fn a_wrong_k_password_fails_clearly_and_quickly() {
+    let world = world();
+    let started = Instant::now();
+    let (code, report, screen) = install_on_a_terminal(world, "pwbad", "not-the-password");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 2, "{report:#}\n{screen}");
+    let (status, message) = status_of(&report, "pwbad");
+    assert_eq!(status, "failed", "{report:#}");
+    assert!(message.contains("refused the become password"), "{message}");
+    assert_eq!(installed_uid(world, "pwbad"), None);
+}
+
+/// Nothing the host kept (its logs, its /tmp, swpush's state) holds the password.
+fn assert_same_password_nowhere(world: &World, host: &str) {
+    let dir = world.fleet.dir().join(host);
+    let found = Command::new("grep")
+        .args(["-rlaF", PASSWORD])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        found.stdout.is_empty(),
+        "the password is in {}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+}
+
+fn ansible_inventory(world: &World, tag: &str, yaml: &str) -> PathBuf {
+    let path = world.fleet.dir().join(format!("ansible-{tag}.yml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn hosts_json(world: &World, inv: &Path, more: &[&str]) -> Value {
+    let out = swpush(
+        &world.fleet,
+        &[
+            &["hosts", "-i", inv.to_str().unwrap(), "--format", "json"][..],
+            more,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn refusal(hosts: &Value, name: &str) -> Option<String> {
+    let host = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {hosts:#}"));
+    host["refused"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn become_settings_swpush_cannot_honour_refuse_the_host() {
+    let world = world();
+    let inv = ansible_inventory(
+        world,
+        "become",
+        "all:\n  hosts:\n\
+         \x20   su_become: {ansible_become: true, ansible_become_method: su}\n\
+         \x20   su_idle: {ansible_become_method: doas}\n\
+         \x20   sudo_ok: {ansible_become: true, ansible_become_method: sudo, ansible_become_user: app}\n\
+         \x20   secret: {ansible_become: true, ansible_become_password: hunter2-in-a-file}\n\
+         \x20   secret2: {ansible_become_pass: hunter2-in-a-file}\n",
+    );
+    let hosts = hosts_json(world, &inv, &[]);
+    let text = hosts.to_string();
+    assert!(!text.contains("hunter2"), "a password is shown: {text}");
+    let su = refusal(&hosts, "su_become").unwrap_or_default();
+    assert!(su.contains("ansible_become_method: su"), "{su}");
+    // A method only matters to a host that becomes; -b makes it become.
+    assert_eq!(refusal(&hosts, "su_idle"), None);
+    let with_b = hosts_json(world, &inv, &["-b"]);
+    let doas = refusal(&with_b, "su_idle").unwrap_or_default();
+    assert!(doas.contains("ansible_become_method: doas"), "{doas}");
+    assert_eq!(refusal(&hosts, "sudo_ok"), None);
+    let sudo_ok = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "sudo_ok")
+        .unwrap();
+    assert_eq!(sudo_ok["become_user"], "app");
+    for (name, var) in [
+        ("secret", "ansible_become_password"),
+        ("secret2", "ansible_become_pass"),
+    ] {
+        let why = refusal(&hosts, name).unwrap_or_default();
+        assert!(why.contains(var) && why.contains("-K"), "{name}: {why}");
+    }
+    // A refused host is never connected to: installing names the setting.
+    let (code, report) = world.push("install", &inv, &world.hello, &["--limit", "su_become"]);
+    assert_eq!(code, 2, "{report:#}");
+    let (status, message) = status_of(&report, "su_become");
+    assert_eq!(status, "unreachable", "{report:#}");
+    assert!(message.contains("ansible_become_method: su"), "{message}");
+}

@@ -1,0 +1,178 @@
+//! `swpush --version`, `swpush completions SHELL` and `swpush man`, run as
+//! an operator would: the version names the git revision the binary was
+//! built from, the completion scripts parse in their shells, and the man
+//! page renders and documents every subcommand.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn swpush(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swpush"))
+        .args(args)
+        .output()
+        .expect("run swpush")
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = swpush(args);
+    assert!(
+        out.status.success(),
+        "swpush {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Feeds `script` to `shell ARGS` on stdin; its output.
+fn run_shell(shell: &str, args: &[&str], script: &str) -> Output {
+    let mut child = Command::new(shell)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {shell}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "install",
+    "upgrade",
+    "rollback",
+    "remove",
+    "status",
+    "pack",
+    "keygen",
+    "enroll",
+    "hosts",
+    "completions",
+    "man",
+];
+
+#[test]
+fn version_names_the_git_revision_it_was_built_from() {
+    let version = stdout_of(&["--version"]);
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let git = Command::new("git")
+        .args(["-C", repo, "rev-parse", "--short", "HEAD"])
+        .output();
+    let expected = match git {
+        Ok(out) if out.status.success() => String::from_utf8(out.stdout).unwrap(),
+        _ => "unknown".to_owned(),
+    };
+    let expected = expected.trim();
+    assert!(
+        version.starts_with(&format!("swpush {} ({expected}", env!("CARGO_PKG_VERSION"))),
+        "--version printed {version:?}, git says {expected}"
+    );
+}
+
+#[test]
+fn bash_completion_parses_and_completes_subcommands() {
+    let script = stdout_of(&["completions", "bash"]);
+    let checked = run_shell("bash", &["-n"], &script);
+    assert!(
+        checked.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Load it and ask bash what `swpush ins<TAB>` and `swpush install --for<TAB>` complete to.
+    let probe = format!(
+        "{script}\n\
+         COMP_WORDS=(swpush ins); COMP_CWORD=1; _swpush swpush ins swpush; echo \"${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(swpush install --for); COMP_CWORD=2; _swpush swpush --for install; echo \"${{COMPREPLY[*]}}\"\n"
+    );
+    let out = run_shell("bash", &[], &probe);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.first().copied(), Some("install"), "{said}");
+    assert!(
+        lines.get(1).is_some_and(|l| l.contains("--forks")),
+        "{said}"
+    );
+}
+
+#[test]
+fn zsh_and_fish_completions_parse_where_those_shells_are_installed() {
+    for (shell, check) in [("zsh", vec!["-n"]), ("fish", vec!["--no-execute"])] {
+        let script = stdout_of(&["completions", shell]);
+        assert!(script.contains("swpush"), "{shell}: {script}");
+        if !installed(shell) {
+            eprintln!("{shell} not installed: only generated");
+            continue;
+        }
+        let out = run_shell(shell, &check, &script);
+        assert!(
+            out.status.success(),
+            "{shell} {check:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn an_unknown_shell_is_refused() {
+    let out = swpush(&["completions", "powershell"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("powershell"));
+}
+
+#[test]
+fn the_man_page_renders_and_documents_every_subcommand() {
+    let roff = stdout_of(&["man"]);
+    assert!(
+        roff.starts_with(".ie") || roff.contains(".TH swpush 1"),
+        "{roff}"
+    );
+    for name in SUBCOMMANDS {
+        assert!(
+            roff.contains(&format!(".SH \"SWPUSH {}\"", name.to_uppercase())),
+            "no section for {name}"
+        );
+    }
+    assert!(roff.contains("\\-\\-ask\\-become\\-pass") || roff.contains("\\-\\-become"));
+    if !installed("man") {
+        eprintln!("man not installed: roff checked only");
+        return;
+    }
+    let out = Command::new("man")
+        .args(["-l", "-"])
+        .env("MANWIDTH", "100")
+        .env("MAN_KEEP_FORMATTING", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(roff.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run man -l");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in SUBCOMMANDS {
+        assert!(
+            page.contains(&format!("SWPUSH {}", name.to_uppercase())),
+            "rendered page lacks {name}:\n{page}"
+        );
+    }
+    assert!(page.contains("--private-key"), "{page}");
+}
