@@ -209,13 +209,12 @@ fn resolve_host(
         }
     }
     if let Some(connection) = &vars.connection
-        && !matches!(
-            connection.as_str(),
-            "ssh" | "smart" | "paramiko" | "paramiko_ssh"
-        )
+        && !matches!(connection.as_str(), "ssh" | "smart")
     {
+        // paramiko is ssh in another client, with its own settings and
+        // host-key handling: swpush cannot do what it would do.
         refused.get_or_insert(format!(
-            "`ansible_connection: {connection}` (Ansible would not use ssh for it)"
+            "`ansible_connection: {connection}` (swpush connects only as Ansible's `ssh` plugin does)"
         ));
     }
     let from_ssh = ssh_config.lookup(&raw.name, vars.address.as_deref(), &options);
