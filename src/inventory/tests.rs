@@ -192,7 +192,10 @@ fn every_mistake_is_one_located_line() {
 #[test]
 fn file_errors_name_the_file() {
     let missing = load(Path::new("/nonexistent/hosts.yaml"), &context(None)).unwrap_err();
-    assert_eq!(missing.to_string(), "/nonexistent/hosts.yaml: no such file");
+    assert_eq!(
+        missing.to_string(),
+        "/nonexistent/hosts.yaml: no such file (for a list of hosts, end it with a comma: `-i 'HOST,'`)"
+    );
     let dir = load(Path::new("/"), &context(None)).unwrap_err();
     assert_eq!(dir.to_string(), "/: is a directory, not an inventory file");
 }
@@ -512,5 +515,54 @@ fn no_input_panics() {
             let text = String::from_utf8_lossy(&bytes);
             let _ = inventory(&text);
         }
+    }
+}
+
+/// `-i 'a,b'`: Ansible's inline host list.
+#[test]
+fn inline_host_lists() {
+    let load_list = |list: &str| load(Path::new(list), &context(None));
+    let hosts = load_list("web3,").unwrap().hosts;
+    assert_eq!(
+        (
+            hosts.len(),
+            &*hosts[0].name,
+            &*hosts[0].address,
+            hosts[0].port
+        ),
+        (1, "web3", "web3", 22)
+    );
+    let hosts = load_list(" deploy@web4:2222 , db1:2200,[::1]:2201,fe80::7,ops@[::2]")
+        .unwrap()
+        .hosts;
+    let got: Vec<(&str, &str, u16, &str)> = hosts
+        .iter()
+        .map(|h| (&*h.name, &*h.address, h.port, &*h.user))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("web4", "web4", 2222, "deploy"),
+            ("db1", "db1", 2200, "operator"),
+            ("::1", "::1", 2201, "operator"),
+            ("fe80::7", "fe80::7", 22, "operator"),
+            ("::2", "::2", 22, "ops"),
+        ]
+    );
+    assert!(hosts.iter().all(|h| h.groups.is_empty()));
+    for (list, fragment) in [
+        ("web:x,", "the port is not a number"),
+        ("web:0,", "the port is not a number"),
+        ("web::22,", "[ADDRESS]:PORT"),
+        ("@web,", "the user before `@`"),
+        ("a b,", "a space"),
+        ("-oProxyCommand=x,", "expected NAME"),
+        ("web,web,", "twice"),
+        (",,", "names no host"),
+        ("[::1,", "without its `]`"),
+    ] {
+        let error = load_list(list).unwrap_err().to_string();
+        assert!(error.contains(fragment), "{list}: {error}");
+        assert!(!error.contains('\n'), "{list}: {error}");
     }
 }
