@@ -76,11 +76,14 @@ pub enum Command {
 /// Which inventory, and which hosts of it.
 #[derive(Args, Debug)]
 pub struct SelectArgs {
-    /// Inventory file (native swpush YAML or Ansible YAML)
+    /// Inventory file (native swpush YAML or Ansible YAML), or a host list: `HOST,` or `a,user@b:2222`
     #[arg(long, short = 'i', env = "SWPUSH_INVENTORY", value_name = "FILE")]
     pub inventory: PathBuf,
-    /// Hosts to act on: names, groups, globs (web*), exclusions (!db1), comma-separated
-    #[arg(long, short = 'l', value_name = "PATTERNS")]
+    /// Hosts to act on, as Ansible's --limit: names, groups, globs (web*), ~regex,
+    /// &intersections, !exclusions, @FILE; separated by `,` (or `:`)
+    // Given twice, the last one wins, as Ansible's `--limit` (argparse
+    // `store`, cli/arguments/option_helpers.py).
+    #[arg(long, short = 'l', value_name = "PATTERNS", overrides_with = "limit")]
     pub limit: Option<String>,
     #[command(flatten)]
     pub overrides: crate::overrides::OverrideArgs,

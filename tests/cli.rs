@@ -101,7 +101,7 @@ fn mistakes_are_one_line_and_exit_1() {
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["hosts", "-i", "/nonexistent.yaml"],
-            "error: /nonexistent.yaml: no such file".into(),
+            "error: /nonexistent.yaml: no such file (for a list of hosts, end it with a comma: `-i 'HOST,'`)".into(),
         ),
         (
             vec!["hosts", "-i", &bad_text],

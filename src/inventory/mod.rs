@@ -9,6 +9,7 @@
 //! This module never connects anywhere.
 
 mod ansible;
+mod inline;
 mod native;
 pub mod select;
 mod ssh_config;
@@ -135,7 +136,19 @@ pub fn load(path: &Path, context: &LoadContext) -> Result<Inventory, InventoryEr
         location: path.display().to_string(),
         message,
     };
-    let metadata = std::fs::metadata(path).map_err(|e| file_error(io_message(&e)))?;
+    if let Some(list) = path.to_str().filter(|p| inline::is_inline(p)) {
+        let raw = inline::parse(list)?;
+        if raw.hosts.is_empty() {
+            return Err(file_error("the host list names no host".into()));
+        }
+        return resolve_all(raw, Path::new("."), context);
+    }
+    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => file_error(
+            "no such file (for a list of hosts, end it with a comma: `-i 'HOST,'`)".into(),
+        ),
+        _ => file_error(io_message(&e)),
+    })?;
     if metadata.is_dir() {
         return Err(file_error("is a directory, not an inventory file".into()));
     }
@@ -167,6 +180,15 @@ pub fn parse(
     if raw.hosts.is_empty() {
         return Err(source.error_at_file("the inventory lists no hosts"));
     }
+    resolve_all(raw, base_dir, context)
+}
+
+/// Resolves every host of a parsed inventory through `~/.ssh/config`.
+fn resolve_all(
+    raw: RawInventory,
+    base_dir: &Path,
+    context: &LoadContext,
+) -> Result<Inventory, InventoryError> {
     let ssh_config = ssh_config::SshConfig::load(context.home.as_deref(), &context.local_user)?;
     let hosts = raw
         .hosts
@@ -216,13 +238,12 @@ fn resolve_host(
         }
     }
     if let Some(connection) = &vars.connection
-        && !matches!(
-            connection.as_str(),
-            "ssh" | "smart" | "paramiko" | "paramiko_ssh"
-        )
+        && !matches!(connection.as_str(), "ssh" | "smart")
     {
+        // paramiko is ssh in another client, with its own settings and
+        // host-key handling: swpush cannot do what it would do.
         refused.get_or_insert(format!(
-            "`ansible_connection: {connection}` (Ansible would not use ssh for it)"
+            "`ansible_connection: {connection}` (swpush connects only as Ansible's `ssh` plugin does)"
         ));
     }
     let from_ssh = ssh_config.lookup(&raw.name, vars.address.as_deref(), &options);

@@ -1,13 +1,30 @@
 //! `--limit`: which hosts of the inventory a command acts on.
 //!
-//! Comma-separated patterns, as Ansible's `--limit`: a host name, a group
-//! name, a glob (`web*`, matched against host and group names), `all`, and
-//! exclusions (`!db1`, `!web*`). The selection is the union of the positive
-//! patterns (every host when there are none) minus the exclusions, in
-//! inventory order. A pattern that matches nothing is an error, so a typo in
-//! `!db1` can never widen a rollout.
+//! The grammar is Ansible's `--limit` (ansible-core
+//! `lib/ansible/inventory/manager.py`: `split_host_pattern`, `subset`,
+//! `order_patterns`, `_evaluate_patterns`, `_match_one_pattern`):
+//!
+//! - patterns are separated by `,`; without a comma, by `:` unless the whole
+//!   text is one address (`::1`, `[::1]:22`, `host:22`, `web[01:20]`);
+//! - a pattern is a host name, a group name, a glob (`web*`, matched against
+//!   group names and host names), a regex (`~web\d+`, anchored at the start
+//!   as Python's `re.match`), optionally with a subscript (`web[0]`,
+//!   `web[1:3]`, `web[2:]`) picking hosts of what it matched;
+//! - `@FILE` stands for the patterns in FILE, one per line (an Ansible
+//!   `.retry` file works);
+//! - `&P` intersects, `!P` excludes; positives are applied first, then
+//!   intersections, then exclusions, whatever their order in the text; with
+//!   no positive pattern, `all` is assumed.
+//!
+//! The selection keeps inventory order. Where Ansible only warns ("Could not
+//! match supplied host pattern, ignoring"), swpush refuses: a pattern that
+//! names no host and no group is an error, so a typo in `!db1` can never
+//! widen a rollout (SPEC §2).
+
+use std::path::Path;
 
 use globset::{Glob, GlobMatcher};
+use regex_automata::{Anchored, Input, meta::Regex};
 
 use super::{Host, Inventory};
 
@@ -23,6 +40,10 @@ pub enum SelectError {
         "--limit: `{0}` uses {1}, which this version of swpush does not support yet; use names, groups, globs and `!` exclusions"
     )]
     NotYet(String, &'static str),
+    #[error("--limit: `{0}`: {1}")]
+    File(String, String),
+    #[error("--limit: `{0}`: the subscript is beyond the {1} host(s) the pattern matches")]
+    Subscript(String, usize),
 }
 
 /// The hosts `limit` selects (every host when `None`).
@@ -33,31 +54,51 @@ pub fn select_hosts<'a>(
     let Some(limit) = limit.filter(|l| !l.trim().is_empty()) else {
         return Ok(inventory.hosts.iter().collect());
     };
-    let mut include: Option<Vec<bool>> = None;
-    let mut exclude = vec![false; inventory.hosts.len()];
-    for raw in limit.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (negated, pattern) = match raw.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, raw),
+    let patterns = expand_files(split_host_pattern(limit))?;
+    let mut positives = Vec::new();
+    let mut intersections = Vec::new();
+    let mut exclusions = Vec::new();
+    for raw in &patterns {
+        match raw.chars().next() {
+            Some('!') => exclusions.push(raw.as_str()),
+            Some('&') => intersections.push(raw.as_str()),
+            _ => positives.push(raw.as_str()),
+        }
+    }
+    let count = inventory.hosts.len();
+    let mut selected = if positives.is_empty() {
+        vec![true; count]
+    } else {
+        vec![false; count]
+    };
+    for raw in positives {
+        // Ansible's `_evaluate_patterns`: a plain host name is that host,
+        // even when a group has the same name.
+        let hit = match inventory.hosts.iter().position(|h| h.name == raw) {
+            Some(at) => (0..count).map(|i| i == at).collect(),
+            None => match_one(inventory, raw, raw)?,
         };
-        let Some(matched) = matches(inventory, raw, pattern)? else {
-            return Err(SelectError::NoMatch(raw.to_owned()));
-        };
-        let target = if negated {
-            &mut exclude
-        } else {
-            include.get_or_insert_with(|| vec![false; inventory.hosts.len()])
-        };
-        for (slot, hit) in target.iter_mut().zip(matched) {
+        for (slot, hit) in selected.iter_mut().zip(hit) {
             *slot |= hit;
         }
     }
-    let include = include.unwrap_or_else(|| vec![true; inventory.hosts.len()]);
+    for raw in intersections {
+        let hit = match_one(inventory, raw, &raw[1..])?;
+        for (slot, hit) in selected.iter_mut().zip(hit) {
+            *slot &= hit;
+        }
+    }
+    for raw in exclusions {
+        let hit = match_one(inventory, raw, &raw[1..])?;
+        for (slot, hit) in selected.iter_mut().zip(hit) {
+            *slot &= !hit;
+        }
+    }
     let selected: Vec<&Host> = inventory
         .hosts
         .iter()
-        .zip(include.iter().zip(&exclude))
-        .filter(|(_, (inc, exc))| **inc && !**exc)
+        .zip(selected)
+        .filter(|(_, keep)| *keep)
         .map(|(host, _)| host)
         .collect();
     if selected.is_empty() {
@@ -68,42 +109,313 @@ pub fn select_hosts<'a>(
     Ok(selected)
 }
 
-/// For each host, whether `pattern` (without its `!`) selects it; `None`
-/// when it names no host and no group, not even an empty one.
-fn matches(
-    inventory: &Inventory,
-    raw: &str,
-    pattern: &str,
-) -> Result<Option<Vec<bool>>, SelectError> {
-    let not_yet = |what| Err(SelectError::NotYet(raw.to_owned(), what));
-    match pattern.chars().next() {
-        Some('&') => return not_yet("an intersection (`&`)"),
-        Some('~') => return not_yet("a regular expression (`~`)"),
-        Some('@') => return not_yet("a host list (`@`)"),
-        None | Some('!') => {
-            return Err(SelectError::BadPattern(
-                raw.to_owned(),
-                "expected a name or glob after `!`".into(),
+/// Ansible's `split_host_pattern`: `,` separates; without a comma, `:`
+/// does, unless the whole text parses as one address (IPv6, `host:port`,
+/// `[v6]:port`, a host range).
+pub fn split_host_pattern(text: &str) -> Vec<String> {
+    let parts: Vec<String> = if text.contains(',') {
+        text.split(',').map(str::to_owned).collect()
+    } else if is_one_address(text.trim()) {
+        vec![text.to_owned()]
+    } else {
+        colon_split(text)
+    };
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// `re.findall(r'(?:[^\s:\[\]]|\[[^\]]*\])+', text)` from `split_host_pattern`.
+fn colon_split(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '[' {
+            // A complete bracketed expression stays whole; a lone `[` ends the word.
+            let rest: String = chars.clone().collect();
+            if let Some(end) = rest.find(']') {
+                current.push('[');
+                current.push_str(&rest[..=end]);
+                for _ in 0..rest[..=end].chars().count() {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        if c.is_whitespace() || matches!(c, ':' | '[' | ']') {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+        } else {
+            current.push(c);
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Whether Ansible's `parse_address(text, allow_ranges=True)` accepts `text`.
+fn is_one_address(text: &str) -> bool {
+    let is_port = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = text.strip_prefix('[')
+        && let Some((inside, after)) = rest.split_once(']')
+    {
+        // `[v6]:port` or `[host]:port`; a bare `[v6]` too.
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return port_ok && (is_ipv6(inside) || is_host_name(inside));
+    }
+    if (text.matches(':').count() >= 2 || (text.contains(':') && text.contains('[')))
+        && is_ipv6(text)
+    {
+        return true;
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.contains('[') => {
+            (is_port(port) && is_host_name(host)) || is_host_name(text)
+        }
+        Some(_) => false,
+        None => is_host_name(text),
+    }
+}
+
+/// An IPv6 address, allowing `[x:y]` hex ranges in place of a group.
+fn is_ipv6(text: &str) -> bool {
+    let mut plain = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        plain.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find(']') else {
+            return false;
+        };
+        let inner = &rest[open + 1..open + close];
+        let Some((from, _)) = inner.split_once(':') else {
+            return false;
+        };
+        if from.is_empty() || !from.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+        plain.push_str(from);
+        rest = &rest[open + close + 1..];
+    }
+    plain.push_str(rest);
+    plain.parse::<std::net::Ipv6Addr>().is_ok()
+}
+
+/// A host name or IPv4 address, with Ansible ranges (`web[01:20]`, `db-[a:c]`).
+fn is_host_name(text: &str) -> bool {
+    if text.is_empty() {
+        return false;
+    }
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let Some(close) = inner.find(']') else {
+                return false;
+            };
+            let range = &inner[..close];
+            let ok = range.split(':').count() >= 2
+                && range.split(':').count() <= 3
+                && range.split(':').take(2).all(|part| {
+                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            if !ok {
+                return false;
+            }
+            rest = &inner[close + 1..];
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            if !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+                return false;
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    true
+}
+
+/// Replaces each `@FILE` by the lines of FILE (as Ansible's `subset`).
+fn expand_files(patterns: Vec<String>) -> Result<Vec<String>, SelectError> {
+    let mut out = Vec::new();
+    for pattern in patterns {
+        let Some(file) = pattern.strip_prefix('@') else {
+            out.push(pattern);
+            continue;
+        };
+        let path = Path::new(file);
+        if file.is_empty() || path.is_dir() {
+            return Err(SelectError::File(
+                pattern.clone(),
+                "`@` must be followed by a file of host names, one per line".into(),
             ));
         }
-        _ => {}
+        if file == "failed" && !path.exists() {
+            return Err(SelectError::NotYet(pattern, "a host list (`@`)"));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SelectError::File(pattern.clone(), super::io_message(&e)))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
     }
-    if pattern == "all" || pattern == "*" {
-        return Ok(Some(vec![true; inventory.hosts.len()]));
+    Ok(out)
+}
+
+/// For each host, whether `pattern` (without its `!` or `&`) selects it.
+/// A pattern naming no host and no group (not even an empty one) is an error.
+fn match_one(inventory: &Inventory, raw: &str, pattern: &str) -> Result<Vec<bool>, SelectError> {
+    if pattern.is_empty() || pattern.starts_with(['!', '&']) {
+        return Err(SelectError::BadPattern(
+            raw.to_owned(),
+            "expected a name, glob or `~regex` after `!` or `&`".into(),
+        ));
     }
-    let name_matches: Box<dyn Fn(&str) -> bool> = if pattern.contains(['*', '?', '[']) {
-        let glob: GlobMatcher = Glob::new(pattern)
-            .map_err(|e| SelectError::BadPattern(raw.to_owned(), e.kind().to_string()))?
-            .compile_matcher();
-        Box::new(move |name| glob.is_match(name))
-    } else {
-        Box::new(move |name| name == pattern)
+    let (pattern, subscript) = split_subscript(raw, pattern)?;
+    let name_matches = matcher(raw, pattern)?;
+    let count = inventory.hosts.len();
+    if pattern == "all" {
+        return apply_subscript(raw, vec![true; count], subscript);
+    }
+    let groups_hit = inventory.groups.iter().any(|g| name_matches(g))
+        || (name_matches("all")
+            || (name_matches("ungrouped") && inventory.hosts.iter().any(|h| h.groups.is_empty())));
+    let host_in_group = |host: &Host| {
+        name_matches("all")
+            || host.groups.iter().any(|g| name_matches(g))
+            || (host.groups.is_empty() && name_matches("ungrouped"))
     };
-    let groups_hit = inventory.groups.iter().any(|g| name_matches(g));
+    // Ansible looks at host names only when no group matched, or for globs and regexes.
+    let special = pattern.starts_with('~') || pattern.contains(['.', '?', '*', '[']);
     let hits: Vec<bool> = inventory
         .hosts
         .iter()
-        .map(|host| name_matches(&host.name) || host.groups.iter().any(|g| name_matches(g)))
+        .map(|host| host_in_group(host) || ((!groups_hit || special) && name_matches(&host.name)))
         .collect();
-    Ok((groups_hit || hits.iter().any(|h| *h)).then_some(hits))
+    if !groups_hit && !hits.iter().any(|h| *h) {
+        return Err(SelectError::NoMatch(raw.to_owned()));
+    }
+    apply_subscript(raw, hits, subscript)
+}
+
+/// A name test: a `~regex` (anchored at the start), a glob, or equality.
+/// Whether a host or group name matches a pattern.
+type NameTest = Box<dyn Fn(&str) -> bool>;
+
+fn matcher(raw: &str, pattern: &str) -> Result<NameTest, SelectError> {
+    if let Some(expression) = pattern.strip_prefix('~') {
+        let regex = Regex::new(expression)
+            .map_err(|e| SelectError::BadPattern(raw.to_owned(), one_line(&e.to_string())))?;
+        return Ok(Box::new(move |name| {
+            regex.is_match(Input::new(name).anchored(Anchored::Yes))
+        }));
+    }
+    if pattern.contains(['*', '?', '[']) {
+        let glob: GlobMatcher = Glob::new(pattern)
+            .map_err(|e| SelectError::BadPattern(raw.to_owned(), e.kind().to_string()))?
+            .compile_matcher();
+        return Ok(Box::new(move |name| glob.is_match(name)));
+    }
+    let pattern = pattern.to_owned();
+    Ok(Box::new(move |name| name == pattern))
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Start and inclusive end (`None`: one host; `Some(None)`: to the last).
+type Subscript = (i64, Option<Option<usize>>);
+
+/// Ansible's `_split_subscript`: `PATTERN[N]`, `PATTERN[A:B]`, `PATTERN[A:]`.
+fn split_subscript<'p>(
+    raw: &str,
+    pattern: &'p str,
+) -> Result<(&'p str, Option<Subscript>), SelectError> {
+    if pattern.starts_with('~') || !pattern.ends_with(']') {
+        return Ok((pattern, None));
+    }
+    let Some(open) = pattern.rfind('[') else {
+        return Ok((pattern, None));
+    };
+    let (base, inner) = (&pattern[..open], &pattern[open + 1..pattern.len() - 1]);
+    if base.is_empty() {
+        return Ok((pattern, None));
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let number = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| SelectError::BadPattern(raw.to_owned(), "subscript too large".into()))
+    };
+    if digits(inner.strip_prefix('-').unwrap_or(inner)) {
+        return Ok((base, Some((number(inner)?, None))));
+    }
+    if let Some((start, end)) = inner.split_once([':', '-'])
+        && digits(start)
+        && (end.is_empty() || digits(end))
+    {
+        if inner.contains('-') {
+            return Err(SelectError::BadPattern(
+                raw.to_owned(),
+                "use an inclusive `[x:y]` subscript, not `[x-y]`".into(),
+            ));
+        }
+        let start = number(start)?;
+        // Ansible's `if end:` makes `[A:0]` the single host A.
+        return Ok(match end {
+            "" => (base, Some((start, Some(None)))),
+            _ if number(end)? == 0 => (base, Some((start, None))),
+            _ => (base, Some((start, Some(Some(number(end)? as usize))))),
+        });
+    }
+    Ok((pattern, None))
+}
+
+/// Ansible's `_apply_subscript`, over the matched hosts in inventory order.
+fn apply_subscript(
+    raw: &str,
+    hits: Vec<bool>,
+    subscript: Option<Subscript>,
+) -> Result<Vec<bool>, SelectError> {
+    let Some((start, end)) = subscript else {
+        return Ok(hits);
+    };
+    let matched: Vec<usize> = (0..hits.len()).filter(|&i| hits[i]).collect();
+    let out_of_range = || SelectError::Subscript(raw.to_owned(), matched.len());
+    let picked: Vec<usize> = match end {
+        None => {
+            let at = if start < 0 {
+                matched.len().checked_sub(start.unsigned_abs() as usize)
+            } else {
+                Some(start as usize)
+            };
+            let at = at
+                .filter(|&at| at < matched.len())
+                .ok_or_else(out_of_range)?;
+            vec![matched[at]]
+        }
+        Some(end) => {
+            let last = match end {
+                None => matched.len().saturating_sub(1),
+                Some(end) => end.min(matched.len().saturating_sub(1)),
+            };
+            let first = start as usize;
+            if first > last || first >= matched.len() {
+                Vec::new()
+            } else {
+                matched[first..=last].to_vec()
+            }
+        }
+    };
+    let mut out = vec![false; hits.len()];
+    for i in picked {
+        out[i] = true;
+    }
+    Ok(out)
 }

@@ -192,7 +192,10 @@ fn every_mistake_is_one_located_line() {
 #[test]
 fn file_errors_name_the_file() {
     let missing = load(Path::new("/nonexistent/hosts.yaml"), &context(None)).unwrap_err();
-    assert_eq!(missing.to_string(), "/nonexistent/hosts.yaml: no such file");
+    assert_eq!(
+        missing.to_string(),
+        "/nonexistent/hosts.yaml: no such file (for a list of hosts, end it with a comma: `-i 'HOST,'`)"
+    );
     let dir = load(Path::new("/"), &context(None)).unwrap_err();
     assert_eq!(dir.to_string(), "/: is a directory, not an inventory file");
 }
@@ -373,7 +376,7 @@ mod limit {
 
     #[test]
     fn selects() {
-        let table: [(Option<&str>, &[&str]); 12] = [
+        let table: [(Option<&str>, &[&str]); 27] = [
             (None, &["web1", "web2", "web10", "db1", "db2", "cache"]),
             (Some(""), &["web1", "web2", "web10", "db1", "db2", "cache"]),
             (
@@ -389,9 +392,62 @@ mod limit {
             (Some("!db"), &["web1", "web2", "web10", "cache"]),
             (Some("all,!prod,!cache"), &["web2", "web10", "db2"]),
             (Some(" db1 , web2 ,"), &["web2", "db1"]),
+            (Some("web:&prod"), &["web1"]),
+            (Some("&prod,web"), &["web1"]),
+            (Some("!web2,web"), &["web1", "web10"]),
+            (Some("&prod"), &["web1", "db1"]),
+            (Some("web:db:!prod"), &["web2", "web10", "db2"]),
+            (Some("~web\\d$"), &["web1", "web2"]),
+            (Some("~db"), &["db1", "db2"]),
+            (Some("web[0]"), &["web1"]),
+            (Some("web[-1]"), &["web10"]),
+            (Some("web[1:]"), &["web2", "web10"]),
+            (Some("web[0:1]"), &["web1", "web2"]),
+            (Some("web[1:0]"), &["web2"]),
+            (Some("ungrouped"), &["cache"]),
+            (
+                Some("*,!ungrouped"),
+                &["web1", "web2", "web10", "db1", "db2"],
+            ),
+            (Some("web[1:3]:db"), &["web2", "web10", "db1", "db2"]),
         ];
         for (limit, expected) in table {
             assert_eq!(names(limit).unwrap(), expected, "{limit:?}");
+        }
+    }
+
+    #[test]
+    fn limit_files() {
+        let dir = std::env::temp_dir().join(format!("swpush-limit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let retry = dir.join("site.retry");
+        std::fs::write(&retry, "db2\n\n web2 \n").unwrap();
+        let limit = format!("@{},cache", retry.display());
+        assert_eq!(names(Some(&limit)).unwrap(), ["web2", "db2", "cache"]);
+        std::fs::write(&retry, "db9\n").unwrap();
+        let limit = format!("@{}", retry.display());
+        assert_eq!(
+            names(Some(&limit)),
+            Err(select::SelectError::NoMatch("db9".into()))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn splits_like_ansible() {
+        let table: [(&str, &[&str]); 9] = [
+            ("a,b:c", &["a", "b:c"]),
+            ("a:b", &["a", "b"]),
+            ("a:&b:!c", &["a", "&b", "!c"]),
+            ("::1", &["::1"]),
+            ("fe80::1:2", &["fe80::1:2"]),
+            ("[::1]:2222", &["[::1]:2222"]),
+            ("host:22", &["host:22"]),
+            ("web[01:20]", &["web[01:20]"]),
+            ("web*:db[0:1]", &["web*", "db[0:1]"]),
+        ];
+        for (text, expected) in table {
+            assert_eq!(select::split_host_pattern(text), expected, "{text}");
         }
     }
 
@@ -414,17 +470,18 @@ mod limit {
                     pattern: "empty".into(),
                 },
             ),
-            ("&prod", NotYet("&prod".into(), "an intersection (`&`)")),
-            (
-                "~web\\d+",
-                NotYet("~web\\d+".into(), "a regular expression (`~`)"),
-            ),
             ("@failed", NotYet("@failed".into(), "a host list (`@`)")),
         ];
         for (limit, error) in table {
             assert_eq!(names(Some(limit)), Err(error), "{limit}");
         }
-        assert!(matches!(names(Some("web[")), Err(BadPattern(..))));
+        assert!(matches!(names(Some("web[,db")), Err(BadPattern(..))));
+        assert!(matches!(names(Some("~(")), Err(BadPattern(..))));
+        assert!(matches!(names(Some("web[5]")), Err(Subscript(..))));
+        assert!(matches!(names(Some("web[0-1]")), Err(BadPattern(..))));
+        assert!(matches!(names(Some("@/nonexistent/retry")), Err(File(..))));
+        assert_eq!(names(Some("&web9")), Err(NoMatch("&web9".into())));
+        assert_eq!(names(Some("~zz")), Err(NoMatch("~zz".into())));
         assert!(matches!(names(Some("!")), Err(BadPattern(..))));
     }
 }
@@ -458,5 +515,54 @@ fn no_input_panics() {
             let text = String::from_utf8_lossy(&bytes);
             let _ = inventory(&text);
         }
+    }
+}
+
+/// `-i 'a,b'`: Ansible's inline host list.
+#[test]
+fn inline_host_lists() {
+    let load_list = |list: &str| load(Path::new(list), &context(None));
+    let hosts = load_list("web3,").unwrap().hosts;
+    assert_eq!(
+        (
+            hosts.len(),
+            &*hosts[0].name,
+            &*hosts[0].address,
+            hosts[0].port
+        ),
+        (1, "web3", "web3", 22)
+    );
+    let hosts = load_list(" deploy@web4:2222 , db1:2200,[::1]:2201,fe80::7,ops@[::2]")
+        .unwrap()
+        .hosts;
+    let got: Vec<(&str, &str, u16, &str)> = hosts
+        .iter()
+        .map(|h| (&*h.name, &*h.address, h.port, &*h.user))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("web4", "web4", 2222, "deploy"),
+            ("db1", "db1", 2200, "operator"),
+            ("::1", "::1", 2201, "operator"),
+            ("fe80::7", "fe80::7", 22, "operator"),
+            ("::2", "::2", 22, "ops"),
+        ]
+    );
+    assert!(hosts.iter().all(|h| h.groups.is_empty()));
+    for (list, fragment) in [
+        ("web:x,", "the port is not a number"),
+        ("web:0,", "the port is not a number"),
+        ("web::22,", "[ADDRESS]:PORT"),
+        ("@web,", "the user before `@`"),
+        ("a b,", "a space"),
+        ("-oProxyCommand=x,", "expected NAME"),
+        ("web,web,", "twice"),
+        (",,", "names no host"),
+        ("[::1,", "without its `]`"),
+    ] {
+        let error = load_list(list).unwrap_err().to_string();
+        assert!(error.contains(fragment), "{list}: {error}");
+        assert!(!error.contains('\n'), "{list}: {error}");
     }
 }
