@@ -328,3 +328,57 @@ fn become_settings_swpush_cannot_honour_refuse_the_host() {
     assert_eq!(status, "unreachable", "{report:#}");
     assert!(message.contains("ansible_become_method: su"), "{message}");
 }
+
+#[test]
+fn overrides_beat_ssh_config_too() {
+    let world = world();
+    // A Host block only this test's host name matches.
+    let ssh_dir = world.fleet.home().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::write(
+        ssh_dir.join("config"),
+        "Host cfg-only-host\n  User nobody\n  IdentityFile /nonexistent/cfg_key\n",
+    )
+    .unwrap();
+    let inv = ansible_inventory(
+        world,
+        "cfg",
+        "all:\n  hosts:\n    cfg-only-host: {ansible_host: 192.0.2.7}\n",
+    );
+    let plain = hosts_json(world, &inv, &[]);
+    assert_eq!(
+        (&plain[0]["user"], &plain[0]["identity_file"]),
+        (&Value::from("nobody"), &Value::from("/nonexistent/cfg_key")),
+        "~/.ssh/config is read: {plain:#}"
+    );
+    let key = world.fleet.login_key();
+    let overridden = hosts_json(
+        world,
+        &inv,
+        &["-u", "deployer", "--key-file", key.to_str().unwrap()],
+    );
+    assert_eq!(
+        (&overridden[0]["user"], &overridden[0]["identity_file"]),
+        (
+            &Value::from("deployer"),
+            &Value::from(key.to_str().unwrap())
+        ),
+        "{overridden:#}"
+    );
+    // A user ssh would read as an option is refused before anything runs.
+    let bad = swpush(
+        &world.fleet,
+        &[
+            "hosts",
+            "-i",
+            inv.to_str().unwrap(),
+            "--user=-oProxyCommand=x",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("not start with `-`"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
