@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use world::*;
 
-const HOSTS: &[&str] = &["ov", "pw", "pwbad", "nopw"];
+const HOSTS: &[&str] = &["ov", "pw", "pwbad", "nopw", "asapp"];
 
 /// The sudo password of `deployer` on the password hosts.
 const PASSWORD: &str = "Tr0ub4dor-become";
@@ -41,6 +41,11 @@ fn world() -> &'static World {
         world.fleet.ssh_ok(
             "ov",
             "printf 'Defaults:deployer logfile=/var/log/sudo-deployer.log\\ndeployer ALL=(ALL) NOPASSWD: ALL\\n' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
+        );
+        world.fleet.ssh_ok(
+            "asapp",
+            "echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer && \
+             useradd -M -d /opt/app -s /bin/sh app && mkdir -p /opt/app && chown app: /opt/app",
         );
         for host in ["pw", "pwbad", "nopw"] {
             world.fleet.ssh_ok(
@@ -381,4 +386,40 @@ fn overrides_beat_ssh_config_too() {
         "{}",
         text(&bad.stderr)
     );
+}
+
+#[test]
+fn become_user_runs_the_step_as_that_user_with_its_own_paths() {
+    let world = world();
+    let fleet = &world.fleet;
+    std::fs::write(
+        fleet.host("asapp").path("/opt/app/known_servers"),
+        format!("{}\n", world.trust_line),
+    )
+    .unwrap();
+    world.in_host("asapp", &["chown", "app:", "/opt/app/known_servers"]);
+    let extra = format!(
+        "  asapp: {{address: {}, user: deployer, become: true, become_user: app, \
+         known_servers: /opt/app/known_servers, prefix: /opt/app/pkgs, \
+         state_dir: /opt/app/state, cache_dir: /opt/app/cache}}\n",
+        fleet.host("asapp").addr
+    );
+    let inv = world.inventory("asapp", &[], &extra);
+    let (code, report) = world.push("install", &inv, &world.hello, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(status_of(&report, "asapp").0, "installed", "{report:#}");
+    let app_uid: u32 = world
+        .in_host("asapp", &["id", "-u", "app"])
+        .trim()
+        .parse()
+        .unwrap();
+    let hello = fleet
+        .host("asapp")
+        .path("/opt/app/pkgs/hello/releases/1.0.0/bin/hello");
+    assert_eq!(
+        std::fs::metadata(&hello).unwrap().uid(),
+        app_uid,
+        "installed as app"
+    );
+    assert!(!fleet.host("asapp").path("/opt/swpush/hello").exists());
 }
