@@ -216,7 +216,34 @@ fn install_on_a_terminal(world: &World, host: &str, typed: &str) -> (i32, Value,
 #[test]
 fn k_prompts_on_the_terminal_and_feeds_sudo_without_echo() {
     let world = world();
+    // Meanwhile, every process's command line and environment on this
+    // machine (the controller's and the host's: the hosts share its pids)
+    // is read over and over: the password must be in none of them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut scans = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                scans += 1;
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    for file in ["cmdline", "environ"] {
+                        let bytes = std::fs::read(entry.path().join(file)).unwrap_or_default();
+                        if String::from_utf8_lossy(&bytes).contains(PASSWORD) {
+                            seen.push(format!("{}/{file}", entry.path().display()));
+                        }
+                    }
+                }
+            }
+            (scans, seen)
+        })
+    };
     let (code, report, screen) = install_on_a_terminal(world, "pw", PASSWORD);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (scans, seen) = watcher.join().unwrap();
+    assert!(scans > 1, "the process table was not watched");
+    assert!(seen.is_empty(), "the password is visible in {seen:?}");
     assert_eq!(code, 0, "{report:#}\n{screen}");
     assert_eq!(status_of(&report, "pw").0, "installed", "{report:#}");
     assert_eq!(installed_uid(world, "pw"), Some(0), "installed as root");
