@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use world::*;
 
-const HOSTS: &[&str] = &["ov", "pw", "pwbad", "nopw", "asapp"];
+const HOSTS: &[&str] = &["ov", "pw", "pw2", "pwbad", "nopw", "asapp"];
 
 /// The sudo password of `deployer` on the password hosts.
 const PASSWORD: &str = "Tr0ub4dor-become";
@@ -47,7 +47,7 @@ fn world() -> &'static World {
             "echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer && \
              useradd -M -d /opt/app -s /bin/sh app && mkdir -p /opt/app && chown app: /opt/app",
         );
-        for host in ["pw", "pwbad", "nopw"] {
+        for host in ["pw", "pw2", "pwbad", "nopw"] {
             world.fleet.ssh_ok(
                 host,
                 "echo 'deployer ALL=(ALL) ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
@@ -58,12 +58,15 @@ fn world() -> &'static World {
 }
 
 /// An inventory of `host` as deployer with `become: true`.
-fn deployer_inventory(world: &World, host: &str) -> PathBuf {
-    let extra = format!(
-        "  {host}: {{address: {}, user: deployer, become: true}}\n",
-        world.fleet.host(host).addr
-    );
-    world.inventory(&format!("deployer-{host}"), &[], &extra)
+fn deployer_inventory(world: &World, hosts: &[&str]) -> PathBuf {
+    let mut extra = String::new();
+    for host in hosts {
+        extra += &format!(
+            "  {host}: {{address: {}, user: deployer, become: true}}\n",
+            world.fleet.host(host).addr
+        );
+    }
+    world.inventory(&format!("deployer-{}", hosts.join("-")), &[], &extra)
 }
 
 fn installed_uid(world: &World, host: &str) -> Option<u32> {
@@ -135,7 +138,7 @@ fn command_line_overrides_beat_the_inventory() {
 #[test]
 fn a_sudo_that_wants_a_password_fails_at_once_without_k() {
     let world = world();
-    let inv = deployer_inventory(world, "nopw");
+    let inv = deployer_inventory(world, &["nopw"]);
     let started = Instant::now();
     let (code, report) = world.push("install", &inv, &world.hello, &[]);
     let took = started.elapsed();
@@ -153,9 +156,12 @@ fn a_sudo_that_wants_a_password_fails_at_once_without_k() {
 /// Runs `swpush install ... -K --report FILE` on a real terminal (`script`
 /// gives it a pty), types `typed` at the prompt; the JSON report, and all
 /// the terminal showed.
-fn install_on_a_terminal(world: &World, host: &str, typed: &str) -> (i32, Value, String) {
-    let inv = deployer_inventory(world, host);
-    let report = world.fleet.dir().join(format!("report-{host}.json"));
+fn install_on_a_terminal(world: &World, hosts: &[&str], typed: &str) -> (i32, Value, String) {
+    let inv = deployer_inventory(world, hosts);
+    let report = world
+        .fleet
+        .dir()
+        .join(format!("report-{}.json", hosts.join("-")));
     let swpush = env!("CARGO_BIN_EXE_swpush");
     let command = format!(
         "'{swpush}' install -K -i '{}' --key '{}' --connect-timeout 5 --timeout 60 -q --report '{}' '{}'",
@@ -239,26 +245,35 @@ fn k_prompts_on_the_terminal_and_feeds_sudo_without_echo() {
             (scans, seen)
         })
     };
-    let (code, report, screen) = install_on_a_terminal(world, "pw", PASSWORD);
+    let (code, report, screen) = install_on_a_terminal(world, &["pw", "pw2"], PASSWORD);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (scans, seen) = watcher.join().unwrap();
     assert!(scans > 1, "the process table was not watched");
     assert!(seen.is_empty(), "the password is visible in {seen:?}");
     assert_eq!(code, 0, "{report:#}\n{screen}");
-    assert_eq!(status_of(&report, "pw").0, "installed", "{report:#}");
-    assert_eq!(installed_uid(world, "pw"), Some(0), "installed as root");
+    // One prompt, and the password reached sudo on every host.
+    assert_eq!(screen.matches("BECOME password:").count(), 1, "{screen}");
+    for host in ["pw", "pw2"] {
+        assert_eq!(status_of(&report, host).0, "installed", "{report:#}");
+        assert_eq!(
+            installed_uid(world, host),
+            Some(0),
+            "{host}: installed as root"
+        );
+    }
     assert!(
         !screen.contains(PASSWORD),
         "the password was echoed: {screen}"
     );
     assert_same_password_nowhere(world, "pw");
+    assert_same_password_nowhere(world, "pw2");
 }
 
 #[test]
 fn a_wrong_k_password_fails_clearly_and_quickly() {
     let world = world();
     let started = Instant::now();
-    let (code, report, screen) = install_on_a_terminal(world, "pwbad", "not-the-password");
+    let (code, report, screen) = install_on_a_terminal(world, &["pwbad"], "not-the-password");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
@@ -273,12 +288,14 @@ fn a_wrong_k_password_fails_clearly_and_quickly() {
 
 /// Nothing the host kept (its logs, its /tmp, swpush's state) holds the password.
 fn assert_same_password_nowhere(world: &World, host: &str) {
-    let dir = world.fleet.dir().join(host);
+    let dir = &world.fleet.host(host).dir;
     let found = Command::new("grep")
         .args(["-rlaF", PASSWORD])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
+    // grep exits 1 for "searched, no match" (2 would be an error).
+    assert_eq!(found.status.code(), Some(1), "{}", text(&found.stderr));
     assert!(
         found.stdout.is_empty(),
         "the password is in {}",
