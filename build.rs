@@ -7,6 +7,16 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
+    // Only this package's own repository counts: a tarball unpacked inside
+    // some other checkout must not take that checkout's revision.
+    let own = git(&["rev-parse", "--show-toplevel"])
+        .and_then(|top| std::fs::canonicalize(top).ok())
+        .is_some_and(|top| std::fs::canonicalize(manifest_dir()).is_ok_and(|dir| dir == top));
+    if !own {
+        println!("cargo:rustc-env=SWPUSH_GIT_REVISION=unknown");
+        println!("cargo:rerun-if-changed=build.rs");
+        return;
+    }
     let revision = git(&["rev-parse", "--short", "HEAD"]).map(|rev| {
         let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
             .is_some_and(|status| !status.is_empty());
@@ -42,12 +52,16 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
 }
 
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into())
+}
+
 /// `git ARGS` run in the package's folder: its trimmed stdout, or `None`
 /// when git is missing or fails (no repository).
 fn git(args: &[&str]) -> Option<String> {
     let output = Command::new("git")
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(manifest_dir())
         .output()
         .ok()?;
     if !output.status.success() {

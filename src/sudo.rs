@@ -81,7 +81,7 @@ pub fn prompt() -> Result<Zeroizing<String>, PromptError> {
             out.write_all(b"BECOME password: ")?;
             out.flush()?;
             let echo = EchoOff::new(&tty);
-            let read = std::io::BufReader::new(&tty).read_line(&mut line);
+            let read = read_secret_line(&tty, &mut line);
             drop(echo);
             out.write_all(b"\n")?;
             read?;
@@ -100,6 +100,28 @@ pub fn prompt() -> Result<Zeroizing<String>, PromptError> {
         return Err(PromptError::Unsendable);
     }
     Ok(line)
+}
+
+/// One line from `tty`, a byte at a time (no buffer keeps a copy), into
+/// `line`; non-UTF-8 bytes are refused.
+fn read_secret_line(mut tty: &std::fs::File, line: &mut String) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut bytes = Zeroizing::new(Vec::new());
+    let mut byte = [0u8; 1];
+    while tty.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        bytes.push(byte[0]);
+    }
+    zeroize::Zeroize::zeroize(&mut byte);
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => line.push_str(text),
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Terminal echo off while alive; the terminal's settings back on drop.

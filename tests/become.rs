@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use world::*;
 
-const HOSTS: &[&str] = &["ov", "pw", "pwbad", "nopw"];
+const HOSTS: &[&str] = &["ov", "pw", "pw2", "pwbad", "nopw", "asapp"];
 
 /// The sudo password of `deployer` on the password hosts.
 const PASSWORD: &str = "Tr0ub4dor-become";
@@ -42,7 +42,12 @@ fn world() -> &'static World {
             "ov",
             "printf 'Defaults:deployer logfile=/var/log/sudo-deployer.log\\ndeployer ALL=(ALL) NOPASSWD: ALL\\n' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
         );
-        for host in ["pw", "pwbad", "nopw"] {
+        world.fleet.ssh_ok(
+            "asapp",
+            "echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer && \
+             useradd -M -d /opt/app -s /bin/sh app && mkdir -p /opt/app && chown app: /opt/app",
+        );
+        for host in ["pw", "pw2", "pwbad", "nopw"] {
             world.fleet.ssh_ok(
                 host,
                 "echo 'deployer ALL=(ALL) ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
@@ -53,12 +58,15 @@ fn world() -> &'static World {
 }
 
 /// An inventory of `host` as deployer with `become: true`.
-fn deployer_inventory(world: &World, host: &str) -> PathBuf {
-    let extra = format!(
-        "  {host}: {{address: {}, user: deployer, become: true}}\n",
-        world.fleet.host(host).addr
-    );
-    world.inventory(&format!("deployer-{host}"), &[], &extra)
+fn deployer_inventory(world: &World, hosts: &[&str]) -> PathBuf {
+    let mut extra = String::new();
+    for host in hosts {
+        extra += &format!(
+            "  {host}: {{address: {}, user: deployer, become: true}}\n",
+            world.fleet.host(host).addr
+        );
+    }
+    world.inventory(&format!("deployer-{}", hosts.join("-")), &[], &extra)
 }
 
 fn installed_uid(world: &World, host: &str) -> Option<u32> {
@@ -130,7 +138,7 @@ fn command_line_overrides_beat_the_inventory() {
 #[test]
 fn a_sudo_that_wants_a_password_fails_at_once_without_k() {
     let world = world();
-    let inv = deployer_inventory(world, "nopw");
+    let inv = deployer_inventory(world, &["nopw"]);
     let started = Instant::now();
     let (code, report) = world.push("install", &inv, &world.hello, &[]);
     let took = started.elapsed();
@@ -148,9 +156,12 @@ fn a_sudo_that_wants_a_password_fails_at_once_without_k() {
 /// Runs `swpush install ... -K --report FILE` on a real terminal (`script`
 /// gives it a pty), types `typed` at the prompt; the JSON report, and all
 /// the terminal showed.
-fn install_on_a_terminal(world: &World, host: &str, typed: &str) -> (i32, Value, String) {
-    let inv = deployer_inventory(world, host);
-    let report = world.fleet.dir().join(format!("report-{host}.json"));
+fn install_on_a_terminal(world: &World, hosts: &[&str], typed: &str) -> (i32, Value, String) {
+    let inv = deployer_inventory(world, hosts);
+    let report = world
+        .fleet
+        .dir()
+        .join(format!("report-{}.json", hosts.join("-")));
     let swpush = env!("CARGO_BIN_EXE_swpush");
     let command = format!(
         "'{swpush}' install -K -i '{}' --key '{}' --connect-timeout 5 --timeout 60 -q --report '{}' '{}'",
@@ -211,22 +222,58 @@ fn install_on_a_terminal(world: &World, host: &str, typed: &str) -> (i32, Value,
 #[test]
 fn k_prompts_on_the_terminal_and_feeds_sudo_without_echo() {
     let world = world();
-    let (code, report, screen) = install_on_a_terminal(world, "pw", PASSWORD);
+    // Meanwhile, every process's command line and environment on this
+    // machine (the controller's and the host's: the hosts share its pids)
+    // is read over and over: the password must be in none of them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut scans = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                scans += 1;
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    for file in ["cmdline", "environ"] {
+                        let bytes = std::fs::read(entry.path().join(file)).unwrap_or_default();
+                        if String::from_utf8_lossy(&bytes).contains(PASSWORD) {
+                            seen.push(format!("{}/{file}", entry.path().display()));
+                        }
+                    }
+                }
+            }
+            (scans, seen)
+        })
+    };
+    let (code, report, screen) = install_on_a_terminal(world, &["pw", "pw2"], PASSWORD);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (scans, seen) = watcher.join().unwrap();
+    assert!(scans > 1, "the process table was not watched");
+    assert!(seen.is_empty(), "the password is visible in {seen:?}");
     assert_eq!(code, 0, "{report:#}\n{screen}");
-    assert_eq!(status_of(&report, "pw").0, "installed", "{report:#}");
-    assert_eq!(installed_uid(world, "pw"), Some(0), "installed as root");
+    // One prompt, and the password reached sudo on every host.
+    assert_eq!(screen.matches("BECOME password:").count(), 1, "{screen}");
+    for host in ["pw", "pw2"] {
+        assert_eq!(status_of(&report, host).0, "installed", "{report:#}");
+        assert_eq!(
+            installed_uid(world, host),
+            Some(0),
+            "{host}: installed as root"
+        );
+    }
     assert!(
         !screen.contains(PASSWORD),
         "the password was echoed: {screen}"
     );
     assert_same_password_nowhere(world, "pw");
+    assert_same_password_nowhere(world, "pw2");
 }
 
 #[test]
 fn a_wrong_k_password_fails_clearly_and_quickly() {
     let world = world();
     let started = Instant::now();
-    let (code, report, screen) = install_on_a_terminal(world, "pwbad", "not-the-password");
+    let (code, report, screen) = install_on_a_terminal(world, &["pwbad"], "not-the-password");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
@@ -241,12 +288,14 @@ fn a_wrong_k_password_fails_clearly_and_quickly() {
 
 /// Nothing the host kept (its logs, its /tmp, swpush's state) holds the password.
 fn assert_same_password_nowhere(world: &World, host: &str) {
-    let dir = world.fleet.dir().join(host);
+    let dir = &world.fleet.host(host).dir;
     let found = Command::new("grep")
         .args(["-rlaF", PASSWORD])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
+    // grep exits 1 for "searched, no match" (2 would be an error).
+    assert_eq!(found.status.code(), Some(1), "{}", text(&found.stderr));
     assert!(
         found.stdout.is_empty(),
         "the password is in {}",
@@ -327,4 +376,94 @@ fn become_settings_swpush_cannot_honour_refuse_the_host() {
     let (status, message) = status_of(&report, "su_become");
     assert_eq!(status, "unreachable", "{report:#}");
     assert!(message.contains("ansible_become_method: su"), "{message}");
+}
+
+#[test]
+fn overrides_beat_ssh_config_too() {
+    let world = world();
+    // A Host block only this test's host name matches.
+    let ssh_dir = world.fleet.home().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::write(
+        ssh_dir.join("config"),
+        "Host cfg-only-host\n  User nobody\n  IdentityFile /nonexistent/cfg_key\n",
+    )
+    .unwrap();
+    let inv = ansible_inventory(
+        world,
+        "cfg",
+        "all:\n  hosts:\n    cfg-only-host: {ansible_host: 192.0.2.7}\n",
+    );
+    let plain = hosts_json(world, &inv, &[]);
+    assert_eq!(
+        (&plain[0]["user"], &plain[0]["identity_file"]),
+        (&Value::from("nobody"), &Value::from("/nonexistent/cfg_key")),
+        "~/.ssh/config is read: {plain:#}"
+    );
+    let key = world.fleet.login_key();
+    let overridden = hosts_json(
+        world,
+        &inv,
+        &["-u", "deployer", "--key-file", key.to_str().unwrap()],
+    );
+    assert_eq!(
+        (&overridden[0]["user"], &overridden[0]["identity_file"]),
+        (
+            &Value::from("deployer"),
+            &Value::from(key.to_str().unwrap())
+        ),
+        "{overridden:#}"
+    );
+    // A user ssh would read as an option is refused before anything runs.
+    let bad = swpush(
+        &world.fleet,
+        &[
+            "hosts",
+            "-i",
+            inv.to_str().unwrap(),
+            "--user=-oProxyCommand=x",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("not start with `-`"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn become_user_runs_the_step_as_that_user_with_its_own_paths() {
+    let world = world();
+    let fleet = &world.fleet;
+    std::fs::write(
+        fleet.host("asapp").path("/opt/app/known_servers"),
+        format!("{}\n", world.trust_line),
+    )
+    .unwrap();
+    world.in_host("asapp", &["chown", "app:", "/opt/app/known_servers"]);
+    let extra = format!(
+        "  asapp: {{address: {}, user: deployer, become: true, become_user: app, \
+         known_servers: /opt/app/known_servers, prefix: /opt/app/pkgs, \
+         state_dir: /opt/app/state, cache_dir: /opt/app/cache}}\n",
+        fleet.host("asapp").addr
+    );
+    let inv = world.inventory("asapp", &[], &extra);
+    let (code, report) = world.push("install", &inv, &world.hello, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(status_of(&report, "asapp").0, "installed", "{report:#}");
+    let app_uid: u32 = world
+        .in_host("asapp", &["id", "-u", "app"])
+        .trim()
+        .parse()
+        .unwrap();
+    let hello = fleet
+        .host("asapp")
+        .path("/opt/app/pkgs/hello/releases/1.0.0/bin/hello");
+    assert_eq!(
+        std::fs::metadata(&hello).unwrap().uid(),
+        app_uid,
+        "installed as app"
+    );
+    assert!(!fleet.host("asapp").path("/opt/swpush/hello").exists());
 }

@@ -176,3 +176,61 @@ fn the_man_page_renders_and_documents_every_subcommand() {
     }
     assert!(page.contains("--private-key"), "{page}");
 }
+
+/// build.rs, compiled on its own and run as cargo runs it: in this
+/// checkout it names HEAD; in a folder that is no repository of its own
+/// (a tarball unpacked anywhere, even inside another checkout) it says
+/// `unknown` rather than another repository's revision.
+#[test]
+fn the_build_script_says_unknown_outside_its_own_repository() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let dir = std::env::temp_dir().join(format!("swpush-buildrs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("build-script");
+    let compiled = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--edition", "2024", "-o"])
+        .arg(&script)
+        .arg(format!("{repo}/build.rs"))
+        .output()
+        .expect("run rustc");
+    assert!(
+        compiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let revision_in = |manifest_dir: &std::path::Path| {
+        let out = Command::new(&script)
+            .env("CARGO_MANIFEST_DIR", manifest_dir)
+            .output()
+            .expect("run the build script");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=SWPUSH_GIT_REVISION="))
+            .map(str::to_owned)
+            .expect("no SWPUSH_GIT_REVISION line")
+    };
+    let unpacked = dir.join("swpush-0.1.0");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    assert_eq!(revision_in(&unpacked), "unknown");
+    // Inside this checkout's own tree, but not its top: still not ours.
+    let nested = std::path::Path::new(repo).join("target/buildrs-probe");
+    std::fs::create_dir_all(&nested).unwrap();
+    let nested_revision = revision_in(&nested);
+    let _ = std::fs::remove_dir(&nested);
+    assert_eq!(nested_revision, "unknown");
+    let head = Command::new("git")
+        .args(["-C", repo, "rev-parse", "--short", "HEAD"])
+        .output();
+    if let Ok(head) = head
+        && head.status.success()
+    {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+        let here = revision_in(std::path::Path::new(repo));
+        assert!(
+            here == head || here == format!("{head}-dirty"),
+            "{here} vs {head}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
