@@ -206,6 +206,51 @@ const INVENTORIES: &[(&str, &str)] = &[
         db2:
 ",
     ),
+    (
+        "ini-sections-ranges-quotes",
+        "# INI, with every kind of section
+lonely ansible_host=192.0.2.9
+
+[web]
+web[01:03] ansible_port=2201
+web10:2210 ansible_user=\"deploy\" # a comment
+
+[db]
+db-[a:c]
+db[1:5:2] ansible_host='10.0.0.1'
+
+[prod:children]
+web
+db
+
+[prod:vars]
+ansible_user=produser
+ansible_port = 2300
+
+[staging]
+web02
+stage1 ansible_user=st
+
+[all:vars]
+ansible_port=2000
+",
+    ),
+    (
+        "ini-children-before-definition",
+        "[prod:children]
+web
+
+[web]
+web1
+web2 ansible_host=127.0.0.2
+
+[web:vars]
+ansible_user=webuser
+
+[ungrouped]
+cache1 ansible_port=2022
+",
+    ),
 ];
 
 const PATTERNS: &[&str] = &[
@@ -253,7 +298,7 @@ fn ansible(program: &str, dir: &Path, args: &[&str]) -> Output {
         .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
         .env("ANSIBLE_CONFIG", &config)
         .env("ANSIBLE_LOCALHOST_WARNING", "False")
-        .env("ANSIBLE_INVENTORY_ENABLED", "yaml")
+        .env("ANSIBLE_INVENTORY_ENABLED", "yaml,ini")
         .env("ANSIBLE_NOCOLOR", "1")
         .current_dir(dir)
         .output()
@@ -363,7 +408,12 @@ fn swpush_selects_and_resolves_as_ansible_does() {
         .map(|(i, (name, yaml))| {
             let dir = root.join(name);
             std::fs::create_dir_all(&dir).expect("case dir");
-            let inventory = dir.join("inventory.yml");
+            let file = if yaml.starts_with("all:") {
+                "inventory.yml"
+            } else {
+                "inventory.ini"
+            };
+            let inventory = dir.join(file);
             std::fs::write(&inventory, yaml).expect("inventory");
             let cross_check = PATTERNS[i % PATTERNS.len()];
             let (d, inv) = (dir.clone(), inventory.clone());

@@ -9,6 +9,7 @@
 //! This module never connects anywhere.
 
 mod ansible;
+mod ini;
 mod inline;
 mod native;
 pub mod select;
@@ -165,7 +166,9 @@ pub fn parse(
     context: &LoadContext,
 ) -> Result<Inventory, InventoryError> {
     let source = vars::Source { text, path };
-    let raw = if ansible::looks_like_ansible(&source)? {
+    let raw = if ini::looks_like_ini(text) {
+        ini::parse(&source)?
+    } else if ansible::looks_like_ansible(&source)? {
         ansible::parse(&source)?
     } else {
         native::parse(&source)?

@@ -492,6 +492,7 @@ fn no_input_panics() {
     let seeds = [
         SPEC_EXAMPLE,
         ANSIBLE,
+        INI,
         "hosts:\n  ü: {port: ß}\n  é: {user: \"ñ\"}\n",
     ];
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -564,5 +565,56 @@ fn inline_host_lists() {
         let error = load_list(list).unwrap_err().to_string();
         assert!(error.contains(fragment), "{list}: {error}");
         assert!(!error.contains('\n'), "{list}: {error}");
+    }
+}
+
+const INI: &str = "lonely ansible_host=192.0.2.9\n[web]\nweb[01:03] ansible_port=2201\n\
+web10:2210 ansible_user=\"deploy\"\n[prod:children]\nweb\n[prod:vars]\nansible_user=prod\n";
+
+/// Ansible's INI inventories: sections, ranges, quotes, group vars.
+#[test]
+fn ini_inventories() {
+    let inv = inventory(INI).unwrap();
+    let got: Vec<(&str, &str, u16, &str)> = inv
+        .hosts
+        .iter()
+        .map(|h| (&*h.name, &*h.address, h.port, &*h.user))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("lonely", "192.0.2.9", 22, "operator"),
+            ("web01", "web01", 2201, "prod"),
+            ("web02", "web02", 2201, "prod"),
+            ("web03", "web03", 2201, "prod"),
+            ("web10", "web10", 2210, "deploy"),
+        ]
+    );
+    assert_eq!(
+        ini::expand_range("db-[a:c]x[1:5:2]").unwrap().len(),
+        9,
+        "letters and steps"
+    );
+    for (text, location, fragment) in [
+        ("[web]\n[db\n", "hosts.yaml:2", "ends with `]`"),
+        (
+            "[web:vaars]\nweb1\n",
+            "hosts.yaml:1",
+            "unknown section type",
+        ),
+        ("[web]\nweb1 port\n", "hosts.yaml:2", "key=value"),
+        ("[web]\nweb1 a=\"x\n", "hosts.yaml:2", "unclosed"),
+        ("[web]\nweb[3:1]\n", "hosts.yaml:2", "a range"),
+        ("[web]\nweb[1:a]\n", "hosts.yaml:2", "a range"),
+        ("[web:vars]\njust words\n", "hosts.yaml:2", "key=value"),
+        (
+            "[web]\nweb1\n\n\nweb2 ansible_port=x\n",
+            "hosts.yaml:5",
+            "port",
+        ),
+    ] {
+        let error = inventory(text).unwrap_err();
+        assert_eq!(error.location, location, "{text:?}: {error}");
+        assert!(error.message.contains(fragment), "{text:?}: {error}");
     }
 }
