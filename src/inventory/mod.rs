@@ -11,6 +11,7 @@
 mod ansible;
 mod ini;
 mod inline;
+mod json;
 mod native;
 pub mod select;
 mod ssh_config;
@@ -152,6 +153,13 @@ pub fn load(path: &Path, context: &LoadContext) -> Result<Inventory, InventoryEr
             MAX_INVENTORY_BYTES >> 20
         )));
     }
+    // An executable inventory is a program, as in Ansible: its `--list`
+    // output (JSON) is the inventory.
+    if std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 != 0 {
+        let text = json::run_script(path)?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        return parse(&text, path, base_dir, context);
+    }
     let bytes = std::fs::read(path).map_err(|e| file_error(io_message(&e)))?;
     let text = String::from_utf8(bytes).map_err(|_| file_error("is not UTF-8 text".into()))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
@@ -166,7 +174,9 @@ pub fn parse(
     context: &LoadContext,
 ) -> Result<Inventory, InventoryError> {
     let source = vars::Source { text, path };
-    let raw = if ini::looks_like_ini(text) {
+    let raw = if json::looks_like_json(text) {
+        json::parse(&source)?
+    } else if ini::looks_like_ini(text) {
         ini::parse(&source)?
     } else if ansible::looks_like_ansible(&source)? {
         ansible::parse(&source)?

@@ -618,3 +618,38 @@ fn ini_inventories() {
         assert!(error.message.contains(fragment), "{text:?}: {error}");
     }
 }
+
+/// Executable inventories: their `--list` JSON, or one clear error line.
+#[test]
+fn executable_inventories() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("swpush-script-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("inventory.sh");
+    let load_script = |body: &str| {
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        load(&script, &context(None))
+    };
+    let inv = load_script(
+        r#"[ "$1" = --list ] || exit 9
+echo '{"_meta": {"hostvars": {"web1": {"ansible_port": 2222}}}, "web": {"hosts": ["web1", "web2"], "vars": {"ansible_user": "w"}}}'"#,
+    )
+    .unwrap();
+    let got: Vec<(&str, u16, &str)> = inv
+        .hosts
+        .iter()
+        .map(|h| (&*h.name, h.port, &*h.user))
+        .collect();
+    assert_eq!(got, [("web1", 2222, "w"), ("web2", 22, "w")]);
+    for (body, fragment) in [
+        ("echo oops >&2; exit 3", "failed (exit status: 3): oops"),
+        ("echo 'web1 ansible_port=1'", "did not print a JSON object"),
+        ("echo '{\"web\": 5}'", "group `web` is not an object"),
+    ] {
+        let error = load_script(body).unwrap_err().to_string();
+        assert!(error.contains(fragment), "{body}: {error}");
+        assert!(!error.contains('\n'), "{body}: {error}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
