@@ -1,7 +1,9 @@
 //! The inventory: which hosts exist, how to reach them, and their settings.
 //!
-//! Two YAML dialects are read (the native one and Ansible's YAML inventory,
-//! told apart by a top-level `all:`), then `~/.ssh/config` fills what the
+//! Formats are told apart by content: Ansible's `--list` JSON (`json`, also
+//! what an executable inventory prints), Ansible's INI (`ini`), Ansible's
+//! YAML (a top-level `all:`) and the native YAML; a `-i` value with a comma
+//! that is no file is an inline host list (`inline`). Then `~/.ssh/config` fills what the
 //! inventory leaves unset (and refuses hosts that OpenSSH would reach
 //! another way, see [`ssh_config`]), then built-in defaults. The result is a list of
 //! [`Host`]s that are complete and checked: every later step can use them
