@@ -304,7 +304,7 @@ fn ansible_mistakes_are_located() {
         ),
         (
             "all:\n  children:\n    a:\n      children: {b: }\n    b:\n      hosts: {x: }\n      children: {a: }\n",
-            "inv.yml:3:5: group `a` contains itself (through its children)",
+            "inv.yml:3:5: group `a` contains itself (through its children: a → b → a)",
         ),
         (
             "all:\n  children:\n    a:\n      hosts: {x: }\n      children: {all: }\n",
