@@ -76,7 +76,7 @@ pub enum Command {
 /// Which inventory, and which hosts of it.
 #[derive(Args, Debug)]
 pub struct SelectArgs {
-    /// Inventory file (native swpush YAML or Ansible YAML), or a host list: `HOST,` or `a,user@b:2222`
+    /// Inventory file (native swpush YAML, Ansible YAML or INI), or a host list: `HOST,` or `a,user@b:2222`
     #[arg(long, short = 'i', env = "SWPUSH_INVENTORY", value_name = "FILE")]
     pub inventory: PathBuf,
     /// Hosts to act on, as Ansible's --limit: names, groups, globs (web*), ~regex,

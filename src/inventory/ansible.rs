@@ -302,7 +302,7 @@ impl Walk {
 
     /// Each group's depth as Ansible computes it: the longest chain of
     /// children from `all`, whatever order the file mentions them in.
-    /// A cycle is an error naming a group on it.
+    /// A cycle is an error naming the groups on it.
     fn depths(&self, source: &Source, all: usize) -> Result<Vec<usize>, InventoryError> {
         let count = self.groups.len();
         let mut pending_parents = vec![0usize; count];
@@ -350,9 +350,22 @@ impl Walk {
             .get_index(at)
             .map(|(n, g)| (n.as_str(), &g.at))
             .unwrap_or(("all", &Location::UNKNOWN));
+        // The whole cycle, parent to child: `a → b → a`.
+        let name_of = |g: usize| self.groups.get_index(g).map_or("?", |(n, _)| n.as_str());
+        let mut cycle = vec![name_of(at)];
+        let mut next = parent_left[at];
+        while let Some(parent) = next.filter(|p| *p != at && cycle.len() <= count) {
+            cycle.push(name_of(parent));
+            next = parent_left[parent];
+        }
+        cycle.push(name_of(at));
+        cycle.reverse();
         Err(source.error_at(
             group,
-            &format!("group `{name}` contains itself (through its children)"),
+            &format!(
+                "group `{name}` contains itself (through its children: {})",
+                cycle.join(" → ")
+            ),
         ))
     }
 }

@@ -1,7 +1,9 @@
 //! The inventory: which hosts exist, how to reach them, and their settings.
 //!
-//! Two YAML dialects are read (the native one and Ansible's YAML inventory,
-//! told apart by a top-level `all:`), then `~/.ssh/config` fills what the
+//! Formats are told apart by content: Ansible's `--list` JSON (`json`, also
+//! what an executable inventory prints), Ansible's INI (`ini`), Ansible's
+//! YAML (a top-level `all:`) and the native YAML; a `-i` value with a comma
+//! that is no file is an inline host list (`inline`). Then `~/.ssh/config` fills what the
 //! inventory leaves unset (and refuses hosts that OpenSSH would reach
 //! another way, see [`ssh_config`]), then built-in defaults. The result is a list of
 //! [`Host`]s that are complete and checked: every later step can use them
@@ -9,7 +11,9 @@
 //! This module never connects anywhere.
 
 mod ansible;
+mod ini;
 mod inline;
+mod json;
 mod native;
 pub mod select;
 mod ssh_config;
@@ -158,6 +162,13 @@ pub fn load(path: &Path, context: &LoadContext) -> Result<Inventory, InventoryEr
             MAX_INVENTORY_BYTES >> 20
         )));
     }
+    // An executable inventory is a program, as in Ansible: its `--list`
+    // output (JSON) is the inventory.
+    if std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 != 0 {
+        let text = json::run_script(path)?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        return parse(&text, path, base_dir, context);
+    }
     let bytes = std::fs::read(path).map_err(|e| file_error(io_message(&e)))?;
     let text = String::from_utf8(bytes).map_err(|_| file_error("is not UTF-8 text".into()))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
@@ -172,7 +183,11 @@ pub fn parse(
     context: &LoadContext,
 ) -> Result<Inventory, InventoryError> {
     let source = vars::Source { text, path };
-    let raw = if ansible::looks_like_ansible(&source)? {
+    let raw = if json::looks_like_json(text) {
+        json::parse(&source)?
+    } else if ini::looks_like_ini(text) {
+        ini::parse(&source)?
+    } else if ansible::looks_like_ansible(&source)? {
         ansible::parse(&source)?
     } else {
         native::parse(&source)?

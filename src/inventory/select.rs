@@ -283,9 +283,10 @@ fn match_one(inventory: &Inventory, raw: &str, pattern: &str) -> Result<Vec<bool
     if pattern == "all" {
         return apply_subscript(raw, vec![true; count], subscript);
     }
+    // `all` and `ungrouped` always exist in Ansible, even when empty.
     let groups_hit = inventory.groups.iter().any(|g| name_matches(g))
-        || (name_matches("all")
-            || (name_matches("ungrouped") && inventory.hosts.iter().any(|h| h.groups.is_empty())));
+        || name_matches("all")
+        || name_matches("ungrouped");
     let host_in_group = |host: &Host| {
         name_matches("all")
             || host.groups.iter().any(|g| name_matches(g))

@@ -304,7 +304,7 @@ fn ansible_mistakes_are_located() {
         ),
         (
             "all:\n  children:\n    a:\n      children: {b: }\n    b:\n      hosts: {x: }\n      children: {a: }\n",
-            "inv.yml:3:5: group `a` contains itself (through its children)",
+            "inv.yml:3:5: group `a` contains itself (through its children: a → b → a)",
         ),
         (
             "all:\n  children:\n    a:\n      hosts: {x: }\n      children: {all: }\n",
@@ -492,6 +492,7 @@ fn no_input_panics() {
     let seeds = [
         SPEC_EXAMPLE,
         ANSIBLE,
+        INI,
         "hosts:\n  ü: {port: ß}\n  é: {user: \"ñ\"}\n",
     ];
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -565,4 +566,90 @@ fn inline_host_lists() {
         assert!(error.contains(fragment), "{list}: {error}");
         assert!(!error.contains('\n'), "{list}: {error}");
     }
+}
+
+const INI: &str = "lonely ansible_host=192.0.2.9\n[web]\nweb[01:03] ansible_port=2201\n\
+web10:2210 ansible_user=\"deploy\"\n[prod:children]\nweb\n[prod:vars]\nansible_user=prod\n";
+
+/// Ansible's INI inventories: sections, ranges, quotes, group vars.
+#[test]
+fn ini_inventories() {
+    let inv = inventory(INI).unwrap();
+    let got: Vec<(&str, &str, u16, &str)> = inv
+        .hosts
+        .iter()
+        .map(|h| (&*h.name, &*h.address, h.port, &*h.user))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("lonely", "192.0.2.9", 22, "operator"),
+            ("web01", "web01", 2201, "prod"),
+            ("web02", "web02", 2201, "prod"),
+            ("web03", "web03", 2201, "prod"),
+            ("web10", "web10", 2210, "deploy"),
+        ]
+    );
+    assert_eq!(
+        ini::expand_range("db-[a:c]x[1:5:2]").unwrap().len(),
+        9,
+        "letters and steps"
+    );
+    for (text, location, fragment) in [
+        ("[web]\n[db\n", "hosts.yaml:2", "ends with `]`"),
+        (
+            "[web:vaars]\nweb1\n",
+            "hosts.yaml:1",
+            "unknown section type",
+        ),
+        ("[web]\nweb1 port\n", "hosts.yaml:2", "key=value"),
+        ("[web]\nweb1 a=\"x\n", "hosts.yaml:2", "unclosed"),
+        ("[web]\nweb[3:1]\n", "hosts.yaml:2", "a range"),
+        ("[web]\nweb[1:a]\n", "hosts.yaml:2", "a range"),
+        ("[web:vars]\njust words\n", "hosts.yaml:2", "key=value"),
+        (
+            "[web]\nweb1\n\n\nweb2 ansible_port=x\n",
+            "hosts.yaml:5",
+            "port",
+        ),
+    ] {
+        let error = inventory(text).unwrap_err();
+        assert_eq!(error.location, location, "{text:?}: {error}");
+        assert!(error.message.contains(fragment), "{text:?}: {error}");
+    }
+}
+
+/// Executable inventories: their `--list` JSON, or one clear error line.
+#[test]
+fn executable_inventories() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("swpush-script-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("inventory.sh");
+    let load_script = |body: &str| {
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        load(&script, &context(None))
+    };
+    let inv = load_script(
+        r#"[ "$1" = --list ] || exit 9
+echo '{"_meta": {"hostvars": {"web1": {"ansible_port": 2222}}}, "web": {"hosts": ["web1", "web2"], "vars": {"ansible_user": "w"}}}'"#,
+    )
+    .unwrap();
+    let got: Vec<(&str, u16, &str)> = inv
+        .hosts
+        .iter()
+        .map(|h| (&*h.name, h.port, &*h.user))
+        .collect();
+    assert_eq!(got, [("web1", 2222, "w"), ("web2", 22, "w")]);
+    for (body, fragment) in [
+        ("echo oops >&2; exit 3", "failed (exit status: 3): oops"),
+        ("echo 'web1 ansible_port=1'", "did not print a JSON object"),
+        ("echo '{\"web\": 5}'", "group `web` is not an object"),
+    ] {
+        let error = load_script(body).unwrap_err().to_string();
+        assert!(error.contains(fragment), "{body}: {error}");
+        assert!(!error.contains('\n'), "{body}: {error}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
