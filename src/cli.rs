@@ -547,15 +547,30 @@ fn run_on_hosts<J: Job>(
         ));
     }
     match args.format {
-        Format::Text if op == Op::Status => print!("{}", status::render_text(&report, args.quiet)),
-        Format::Text => print!("{}", report.render_text(args.quiet)),
-        Format::Json => println!("{json}"),
+        Format::Text if op == Op::Status => emit(&status::render_text(&report, args.quiet)),
+        Format::Text => emit(&report.render_text(args.quiet)),
+        Format::Json => emit(&format!("{json}\n")),
     }
     Ok(if report.all_ok() {
         Outcome::Success
     } else {
         Outcome::HostsFailed
     })
+}
+
+/// Writes `text` to stdout. A reader that has gone (`swpush hosts | head`)
+/// is not an error of the run: the report was also the exit status, and
+/// the rest of the output has nobody to read it.
+pub(crate) fn emit(text: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_ref())
+        .and_then(|()| stdout.flush())
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("warning: cannot write to stdout: {error}");
+    }
 }
 
 /// A warning on stderr, on one terminal-safe line.
@@ -565,11 +580,14 @@ fn warn(text: &str) {
 
 fn pack(args: &PackArgs) -> Result<Outcome> {
     let package = package::pack::pack(&args.dir, args.output.as_deref())?;
-    println!("{}", package.path.display());
-    println!("  name     {}", package.manifest.name);
-    println!("  version  {}", package.manifest.version);
-    println!("  size     {} bytes", package.size);
-    println!("  sha256   {}", package.sha256);
+    emit(&format!(
+        "{}\n  name     {}\n  version  {}\n  size     {} bytes\n  sha256   {}\n",
+        package.path.display(),
+        package.manifest.name,
+        package.manifest.version,
+        package.size,
+        package.sha256
+    ));
     Ok(Outcome::Success)
 }
 
@@ -587,24 +605,25 @@ fn keygen(args: &KeygenArgs) -> Result<Outcome> {
     };
     let context = LoadContext::from_env();
     let public = key::generate(&path, &key::default_comment(&context.local_user))?;
-    println!(
-        "Created distribution key {} ({})",
+    emit(&format!(
+        "Created distribution key {} ({})\nPublic key: {}\n\
+         Clients trust it through this line in /etc/swpush/known_servers (`swpush enroll` adds it):\n{}\n",
         path.display(),
-        key::fingerprint(&public)
-    );
-    println!("Public key: {}", key::public_path(&path).display());
-    println!(
-        "Clients trust it through this line in /etc/swpush/known_servers (`swpush enroll` adds it):"
-    );
-    println!("{}", key::known_servers_line(&public, "*"));
+        key::fingerprint(&public),
+        key::public_path(&path).display(),
+        key::known_servers_line(&public, "*")
+    ));
     Ok(Outcome::Success)
 }
 
 fn hosts(args: &HostsArgs) -> Result<Outcome> {
     let hosts = selected_hosts(&args.select)?;
     match args.format {
-        Format::Json => println!("{}", json_safe(serde_json::to_string_pretty(&hosts)?)),
-        Format::Text => print!("{}", hosts_table(&hosts)),
+        Format::Json => emit(&format!(
+            "{}\n",
+            json_safe(serde_json::to_string_pretty(&hosts)?)
+        )),
+        Format::Text => emit(&hosts_table(&hosts)),
     }
     Ok(Outcome::Success)
 }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{CommandFactory, ValueEnum};
 
 use crate::cli::{Cli, Outcome};
@@ -79,10 +79,6 @@ fn subsections(roff: &[u8]) -> Vec<u8> {
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<Outcome> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")?;
+    crate::cli::emit(bytes);
     Ok(Outcome::Success)
 }

@@ -320,3 +320,24 @@ fn keygen_creates_a_private_key_and_never_overwrites_it() {
     );
     assert!(custom.exists() && home.join("keys/ci.pub").exists());
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_panic() {
+    // `swpush hosts | head -1`: the pipe's reader is gone before swpush
+    // writes. Rust's default would be a panic on the broken pipe.
+    let home = scratch("pipe");
+    let inventory = repo("inventory.example.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swpush"))
+        .args(["hosts", "--format", "json", "-i", &inventory])
+        .env("HOME", &home)
+        .env_remove("SWPUSH_INVENTORY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run swpush");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait for swpush");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(output.status.success(), "{err}");
+}
