@@ -189,6 +189,13 @@ impl<'a> Resolve<'a> {
                     self.refuse(named());
                 }
             }
+            "GlobalKnownHostsFile" => {
+                // OpenSSH's default: swpush reads the same files.
+                let default = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+                if !setting.args.iter().all(|a| default.contains(&a.as_str())) {
+                    self.refuse(named());
+                }
+            }
             _ => match class {
                 Class::Refused(unless) if !unless.contains(&lower.as_str()) => self.refuse(named()),
                 Class::Algorithms if !value.starts_with(['+', '^']) => self.refuse(named()),

@@ -216,3 +216,21 @@ fn values_longer_than_the_inventory_allows_are_located_errors() {
         Some(at_bound)
     );
 }
+
+#[test]
+fn certificate_files_and_other_global_known_hosts_files_are_refused() {
+    let c = config(
+        "Host cert\n  CertificateFile ~/.ssh/id_ed25519-cert.pub\nHost global\n  GlobalKnownHostsFile /tmp/other_known_hosts\nHost default\n  GlobalKnownHostsFile /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2\n",
+    );
+    let cert = c.lookup("cert", None, &[]).refused.unwrap_or_default();
+    assert!(
+        cert.contains("CertificateFile") && cert.contains("config:2"),
+        "{cert}"
+    );
+    let global = c.lookup("global", None, &[]).refused.unwrap_or_default();
+    assert!(
+        global.contains("GlobalKnownHostsFile") && global.contains("config:4"),
+        "{global}"
+    );
+    assert_eq!(c.lookup("default", None, &[]).refused, None);
+}
