@@ -193,6 +193,8 @@ impl<'a> Login<'a> {
             })
             .collect();
         self.tried.push(match keys.len() {
+            // A locked agent answers like an empty one.
+            0 => "ssh-agent (no keys; if it is locked, ssh-add -X unlocks it)".to_owned(),
             1 => "ssh-agent (1 key)".to_owned(),
             n => format!("ssh-agent ({n} keys)"),
         });
@@ -225,15 +227,24 @@ impl<'a> Login<'a> {
     ) -> Result<bool, SshError> {
         self.offered.push(key.clone());
         let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
+        let shown = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
         let result = self
             .handle
             .authenticate_publickey_with(self.user.clone(), key, hash, agent)
             .await;
         match result {
             Ok(result) => Ok(result.success()),
-            // The agent would not sign (locked, key removed): the handle is
-            // still usable, so go on with the next key.
-            Err(_) if !self.handle.is_closed() => Ok(false),
+            // The agent would not sign (locked, key removed, a confirmation
+            // no one gave): the handle is still usable, so say so and go on
+            // with the next key.
+            Err(e) if !self.handle.is_closed() => {
+                self.tried.push(format!(
+                    "ssh-agent refused to sign with {shown} ({}; a key added with \
+                     ssh-add -c needs a confirmation through SSH_ASKPASS)",
+                    one_line(e)
+                ));
+                Ok(false)
+            }
             Err(e) => Err(self.broken(one_line(e))),
         }
     }
