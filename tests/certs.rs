@@ -43,13 +43,17 @@ fn new_key(path: &Path) {
 }
 
 fn host(fleet: &Fleet, name: &str) -> Host {
+    host_with(fleet, name, fleet.login_key())
+}
+
+fn host_with(fleet: &Fleet, name: &str, identity: PathBuf) -> Host {
     let h = fleet.host(name);
     Host {
         name: name.into(),
         address: h.addr.to_string(),
         port: SSH_PORT,
         user: "root".into(),
-        identity_file: Some(fleet.login_key()),
+        identity_file: Some(identity),
         become_root: false,
         proxy_jump: None,
         refused: None,
@@ -59,6 +63,28 @@ fn host(fleet: &Fleet, name: &str) -> Host {
         keep_releases: 3,
         paths: Default::default(),
         groups: Vec::new(),
+    }
+}
+
+/// Appends `line` to `name`'s sshd_config and makes sshd re-read it.
+fn reconfigure(fleet: &Fleet, name: &str, line: &str) {
+    let h = fleet.host(name);
+    let mut config = fs::OpenOptions::new()
+        .append(true)
+        .open(h.dir.join("sshd_config"))
+        .expect("sshd_config");
+    writeln!(config, "{line}").expect("append");
+    run(Command::new("kill").args(["-HUP", &h.sshd_pid().to_string()]));
+}
+
+/// Waits until `name`'s sshd (re-executing itself after SIGHUP) listens again.
+fn wait_listening(fleet: &Fleet, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = (fleet.host(name).addr, SSH_PORT);
+    std::thread::sleep(Duration::from_millis(200));
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{name}: sshd did not come back");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -100,6 +126,11 @@ fn certify(fleet: &Fleet, dir: &Path) {
 
 /// Does the real `ssh` log in to `name` with `known_hosts` alone?
 fn openssh_accepts(fleet: &Fleet, name: &str, known_hosts: &Path) -> bool {
+    openssh_logs_in(fleet, name, known_hosts, &fleet.login_key())
+}
+
+/// Does the real `ssh -i IDENTITY` (which offers `IDENTITY-cert.pub` too) log in?
+fn openssh_logs_in(fleet: &Fleet, name: &str, known_hosts: &Path, identity: &Path) -> bool {
     let h = fleet.host(name);
     Command::new("ssh")
         .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
@@ -108,7 +139,7 @@ fn openssh_accepts(fleet: &Fleet, name: &str, known_hosts: &Path) -> bool {
         .args(["-o", "GlobalKnownHostsFile=/dev/null"])
         .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"])
         .arg("-i")
-        .arg(fleet.login_key())
+        .arg(identity)
         .args(["-p", &SSH_PORT.to_string()])
         .arg(format!("root@{}", h.addr))
         .arg("true")
@@ -182,4 +213,72 @@ async fn host_certificates_are_checked_against_cert_authority_lines() {
     };
     assert!(e.to_string().contains("is @revoked at"), "{e}");
     assert!(!openssh_accepts(&fleet, "good", &known_hosts));
+}
+
+/// `ssh-keygen -s` a user certificate for `key` with `principal` as
+/// `KEY-cert.pub`, where OpenSSH and swpush look for it.
+fn certify_user(ca: &Path, key: &Path, principal: &str) {
+    let mut public = key.as_os_str().to_owned();
+    public.push(".pub");
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(ca)
+        .args(["-I", "user", "-n", principal, "-V", "-1h:+1h"])
+        .arg(public));
+}
+
+#[tokio::test]
+async fn a_user_certificate_beside_the_identity_file_logs_in() {
+    let fleet = Fleet::start_named(&["users"]);
+    let dir = fleet.dir().join("user-certs");
+    fs::create_dir_all(&dir).expect("dir");
+    // A key the host's authorized_keys does not hold: only its certificate
+    // from the CA the host trusts can log in.
+    let (ca, key) = (dir.join("user_ca"), dir.join("id_ed25519"));
+    new_key(&ca);
+    new_key(&key);
+    reconfigure(
+        &fleet,
+        "users",
+        &format!("TrustedUserCAKeys {}.pub", ca.display()),
+    );
+    wait_listening(&fleet, "users");
+    let options = ConnectOptions {
+        known_hosts: fleet.known_hosts(),
+        accept_new_host_keys: false,
+        connect_timeout: Duration::from_secs(10),
+        home: Some(fleet.home().to_owned()),
+    };
+    let known = fleet.known_hosts();
+    let target = host_with(&fleet, "users", key.clone());
+
+    // Without a certificate the key alone is refused, by both.
+    let plain = Connection::connect(&target, &options).await;
+    assert!(
+        matches!(plain, Err(SshError::Auth { .. })),
+        "{:?}",
+        plain.err()
+    );
+    assert!(!openssh_logs_in(&fleet, "users", &known, &key));
+
+    certify_user(&ca, &key, "root");
+    let connection = Connection::connect(&target, &options)
+        .await
+        .unwrap_or_else(|e| panic!("login with the certificate: {e}"));
+    connection.close().await;
+    assert!(openssh_logs_in(&fleet, "users", &known, &key));
+
+    // A certificate for another user is refused, and the message says the
+    // certificate was offered.
+    certify_user(&ca, &key, "somebody-else");
+    let wrong = Connection::connect(&target, &options).await;
+    let Err(e) = wrong else {
+        panic!("logged in as root with a certificate for somebody-else")
+    };
+    assert!(
+        e.to_string()
+            .contains("-cert.pub (the host refused the certificate"),
+        "{e}"
+    );
+    assert!(!openssh_logs_in(&fleet, "users", &known, &key));
 }
