@@ -154,3 +154,66 @@ fn install_logs_in_through_one_agent_to_many_hosts_in_parallel_and_explains_a_re
         "{message}"
     );
 }
+
+/// 100 hosts (or `SWPUSH_AGENT_HOSTS`) through one agent: every host must
+/// install; prints the wall time of the install, of a re-run (login and
+/// state check only) through the agent, and of the same re-run with the key
+/// file instead. Run by `bench/agent.sh`; results in docs/benchmarks.md.
+#[test]
+#[ignore = "a measurement, run by bench/agent.sh"]
+fn agent_throughput() {
+    let count: usize = std::env::var("SWPUSH_AGENT_HOSTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let names: Vec<String> = (1..=count).map(|i| format!("b{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let world = World::start_trusted(&names);
+    let agent = Agent::start(&world.fleet.dir().join("bench-agent"));
+    agent.ssh_add(&["-q"], Some(&world.fleet.login_key()), "");
+    let forks = count.to_string();
+    let timed = |what: &str, command: &mut Command| {
+        let started = Instant::now();
+        let (code, report) = parse_report(&command.output().expect("run swpush"));
+        let seconds = started.elapsed().as_secs_f64();
+        for host in &names {
+            let (status, message) = status_of(&report, host);
+            assert!(
+                status == "installed" || status == "unchanged",
+                "{what}: {host}: {status}: {message}"
+            );
+        }
+        assert_eq!(code, 0, "{what}: {report:#}");
+        println!("{count} hosts, {what}: {seconds:.2} s");
+    };
+    let through_agent = |tag: &str| {
+        let inventory = agent_inventory(&world, tag, &names);
+        let home = world.fleet.dir().join(format!("home-{tag}"));
+        std::fs::create_dir_all(home.join(".ssh")).expect("empty HOME");
+        let known = world.fleet.known_hosts();
+        let more = [
+            "--known-hosts",
+            known.to_str().unwrap(),
+            "--forks",
+            &forks,
+            "--connect-timeout",
+            "60",
+        ];
+        let mut command = world.push_command("install", &inventory, &world.hello, &more);
+        command
+            .env("HOME", &home)
+            .env("SSH_AUTH_SOCK", &agent.socket);
+        command
+    };
+    timed(
+        "install through one ssh-agent",
+        &mut through_agent("bench1"),
+    );
+    timed("re-run through one ssh-agent", &mut through_agent("bench2"));
+    let inventory = world.fleet_inventory("bench-key", &names, "");
+    let more = ["--forks", forks.as_str(), "--connect-timeout", "60"];
+    timed(
+        "re-run with identity_file (no agent)",
+        &mut world.push_command("install", &inventory, &world.hello, &more),
+    );
+}
