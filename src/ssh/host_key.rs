@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use russh::client::{self, DisconnectReason};
-use russh::keys::{Algorithm, HashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
 
-use super::known_hosts::{self, Verdict};
+use super::known_hosts::{self, KnownHosts, Verdict};
 use super::{ConnectOptions, Shared, SshError, one_line};
 use crate::inventory::Host;
 
@@ -67,22 +68,34 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_public_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = match server_public_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(_) => {
-                self.reject(SshError::Protocol {
-                    target: self.shared.target.clone(),
-                    reason: "the host presented a host certificate, which is not supported".into(),
-                });
-                return Ok(false);
-            }
-        };
         let check = HostKeyCheck {
             address: self.address.clone(),
             port: self.port,
             known_hosts: self.known_hosts.clone(),
             accept_new: self.accept_new,
             target: self.shared.target.clone(),
+        };
+        let key = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                let cert = cert.clone();
+                let verdict = tokio::task::spawn_blocking(move || check.certificate(&cert))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(SshError::KnownHosts {
+                            target: self.shared.target.clone(),
+                            path: self.known_hosts.clone(),
+                            reason: format!("checking the host certificate failed: {e}"),
+                        })
+                    });
+                return match verdict {
+                    Ok(()) => Ok(true),
+                    Err(error) => {
+                        self.reject(error);
+                        Ok(false)
+                    }
+                };
+            }
         };
         let learned = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
         let verdict = tokio::task::spawn_blocking(move || check.run(&key))
@@ -175,9 +188,9 @@ impl HostKeyCheck {
                 known_hosts: at.file,
                 line: at.line,
             }),
-            // OpenSSH would ask the host for a certificate signed by that
-            // authority; swpush cannot verify one, and learning the plain
-            // key would bypass the authority the operator set up.
+            // We asked for a certificate signed by that authority and the
+            // host offered a plain key: learning it would bypass the
+            // authority the operator set up.
             Verdict::CertAuthorityOnly(at) => Err(SshError::HostKeyCertAuthority {
                 target: self.target.clone(),
                 key_type,
@@ -197,6 +210,106 @@ impl HostKeyCheck {
                 Ok(true)
             }
         }
+    }
+
+    /// Every `known_hosts` file OpenSSH reads: the user's, then the machine's.
+    fn read_all(&self) -> Result<KnownHosts, SshError> {
+        let mut known = known_hosts::read(&self.known_hosts)
+            .map_err(|e| self.file_error(format!("cannot read it: {}", one_line(e))))?;
+        for global in known_hosts::GLOBAL_FILES {
+            let global = Path::new(global);
+            let more = known_hosts::read(global).map_err(|e| SshError::KnownHosts {
+                target: self.target.clone(),
+                path: global.to_owned(),
+                reason: format!("cannot read it: {}", one_line(e)),
+            })?;
+            known.extend(more);
+        }
+        Ok(known)
+    }
+
+    /// Checks a host certificate as OpenSSH's `check_host_cert` does: a
+    /// host (not user) certificate, signed by an authority a
+    /// `@cert-authority` line lists for this host, neither the authority
+    /// nor the certified key `@revoked`, within its validity window, for
+    /// this host name (an empty principal list is valid for any host, as
+    /// OpenSSH has it), and with no critical options.
+    fn certificate(&self, cert: &Certificate) -> Result<(), SshError> {
+        let _guard = KNOWN_HOSTS_LOCK
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = self.read_all()?;
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        let refuse = |reason: String| SshError::HostCertificate {
+            target: self.target.clone(),
+            key_type: key.algorithm().to_string(),
+            fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+            reason,
+        };
+        let place = |at: &known_hosts::LineRef| format!("{}:{}", at.file.display(), at.line);
+        if cert.cert_type() != CertType::Host {
+            return Err(refuse(
+                "it is a user certificate, not a host certificate".into(),
+            ));
+        }
+        let ca = PublicKey::new(cert.signature_key().clone(), "");
+        let ca_shown = format!("{} {}", ca.algorithm(), ca.fingerprint(HashAlg::Sha256));
+        if let Some(at) = known.revoked(&self.address, self.port, &key) {
+            return Err(refuse(format!("its key is @revoked at {}", place(&at))));
+        }
+        if let Some(at) = known.revoked(&self.address, self.port, &ca) {
+            return Err(refuse(format!(
+                "its authority {ca_shown} is @revoked at {}",
+                place(&at)
+            )));
+        }
+        let authorities = known.cert_authorities(&self.address, self.port);
+        if !authorities
+            .iter()
+            .any(|(k, _)| k.key_data() == ca.key_data())
+        {
+            let listed = match authorities.first() {
+                Some((_, at)) => format!("the @cert-authority line {} names another", place(at)),
+                None => format!(
+                    "no @cert-authority line for {} in {} or the machine's files",
+                    known_hosts::host_port(&self.address, self.port),
+                    self.known_hosts.display()
+                ),
+            };
+            return Err(refuse(format!("it is signed by {ca_shown}, and {listed}")));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if now < cert.valid_after() {
+            return Err(refuse(format!(
+                "it is not valid before {} (now {now}, seconds since 1970)",
+                cert.valid_after()
+            )));
+        }
+        if now >= cert.valid_before() {
+            return Err(refuse(format!(
+                "it expired at {} (now {now}, seconds since 1970)",
+                cert.valid_before()
+            )));
+        }
+        let principals = cert.valid_principals();
+        if !principals.is_empty() && !principals.contains(&self.address) {
+            return Err(refuse(format!(
+                "it is for {}, not for {}",
+                principals.join(", "),
+                self.address
+            )));
+        }
+        if !cert.critical_options().is_empty() {
+            return Err(refuse(
+                "it has critical options, which host certificates do not define".into(),
+            ));
+        }
+        let fingerprint = ca.fingerprint(HashAlg::Sha256);
+        cert.validate_at(now, [&fingerprint])
+            .map_err(|e| refuse(format!("its signature does not verify: {}", one_line(e))))
     }
 
     fn file_error(&self, reason: String) -> SshError {
@@ -259,6 +372,22 @@ pub(super) async fn recorded_key_types(host: &Host, known_hosts: &Path) -> Vec<A
     })
     .await
     .unwrap_or_default()
+}
+
+/// Whether a `@cert-authority` line applies to `host`: then the handshake
+/// asks for host certificates first, as OpenSSH does.
+pub(super) async fn cert_authority_applies(host: &Host, known_hosts: &Path) -> bool {
+    let (address, port, path) = (host.address.clone(), host.port, known_hosts.to_owned());
+    // Errors here resurface, with their context, in the host-key check.
+    tokio::task::spawn_blocking(move || {
+        let mut known = known_hosts::read(&path).unwrap_or_default();
+        for global in known_hosts::GLOBAL_FILES {
+            known.extend(known_hosts::read(Path::new(global)).unwrap_or_default());
+        }
+        !known.cert_authorities(&address, port).is_empty()
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// The host-key algorithms to ask for: those `known_hosts` already records

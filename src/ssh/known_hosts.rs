@@ -9,10 +9,11 @@
 //! revoked by a line matching the host is refused first; then a plain line
 //! with the same key makes it known; a plain line with another key makes it
 //! changed; and, for a port other than 22 with no line for `[host]:port`,
-//! a plain line for the bare host with the same key makes it known. swpush
-//! cannot verify host certificates, so a host matched by a `@cert-authority`
-//! line and by no plain line with its key fails closed instead of being
-//! treated as unknown (and perhaps learned). This module only reads;
+//! a plain line for the bare host with the same key makes it known. A host
+//! matched by a `@cert-authority` line that offers a plain key, not a
+//! certificate (checked in `host_key.rs`), and by no plain line with its
+//! key fails closed instead of being treated as unknown (and perhaps
+//! learned). This module only reads;
 //! recording a key is `host_key.rs`'s job.
 
 use std::fs::File;
@@ -285,6 +286,24 @@ impl KnownHosts {
             return Verdict::CertAuthorityOnly(entry.at());
         }
         Verdict::Unknown
+    }
+
+    /// The `@cert-authority` lines matching `address` on `port`, in file order.
+    pub(super) fn cert_authorities(&self, address: &str, port: u16) -> Vec<(PublicKey, LineRef)> {
+        let name = host_port(address, port);
+        self.lines_for(&name, Marker::CertAuthority)
+            .map(|e| (e.key.clone(), e.at()))
+            .collect()
+    }
+
+    /// The `@revoked` line for `address` on `port` that holds `key`, if any.
+    pub(super) fn revoked(&self, address: &str, port: u16, key: &PublicKey) -> Option<LineRef> {
+        let name = host_port(address, port);
+        [name.as_str(), address].into_iter().find_map(|lookup| {
+            self.lines_for(lookup, Marker::Revoked)
+                .find(|e| e.key.key_data() == key.key_data())
+                .map(Entry::at)
+        })
     }
 
     /// The types of the plain keys recorded for the host, to ask for first.

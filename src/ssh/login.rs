@@ -1,4 +1,5 @@
-//! Public-key login: the host's `identity_file` alone (signed by ssh-agent
+//! Public-key login: the host's `identity_file` alone (its `-cert.pub`
+//! certificate first when there is one; signed by ssh-agent
 //! when it is passphrase-protected), or else every key the ssh-agent holds
 //! and then the default `~/.ssh/id_*` files. Remembers what it offered, so
 //! a refusal can say so. Passwords and passphrase prompts are not supported.
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use russh::client::Handle;
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
 use super::host_key::ClientHandler;
 use super::{ConnectOptions, SshError, one_line};
@@ -159,6 +160,18 @@ impl<'a> Login<'a> {
                 Err(self.failed(String::new()))
             }
             IdentityFile::Key(key) => {
+                // Like OpenSSH, the certificate beside the key first.
+                if let Some(cert) = self.certificate_beside(path, &key).await? {
+                    let shown = format!("{}-cert.pub", path.display());
+                    match self.offer_certificate(key.clone(), cert).await {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => self.tried.push(format!(
+                            "{shown} (the host refused the certificate: its principals or \
+                             authority?)"
+                        )),
+                        Err(e) => return Err(e),
+                    }
+                }
                 self.tried.push(path.display().to_string());
                 if self.offer_key(key).await? {
                     return Ok(());
@@ -193,6 +206,8 @@ impl<'a> Login<'a> {
             })
             .collect();
         self.tried.push(match keys.len() {
+            // A locked agent answers like an empty one.
+            0 => "ssh-agent (no keys; if it is locked, ssh-add -X unlocks it)".to_owned(),
             1 => "ssh-agent (1 key)".to_owned(),
             n => format!("ssh-agent ({n} keys)"),
         });
@@ -202,6 +217,59 @@ impl<'a> Login<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// `PATH-cert.pub`, OpenSSH's default certificate for the identity
+    /// `PATH`, when it exists; an unreadable one, or one for another key,
+    /// is an error naming it.
+    async fn certificate_beside(
+        &self,
+        path: &Path,
+        key: &PrivateKey,
+    ) -> Result<Option<Certificate>, SshError> {
+        let mut name = path.as_os_str().to_owned();
+        name.push("-cert.pub");
+        let cert_path = PathBuf::from(name);
+        if !tokio::fs::try_exists(&cert_path).await.unwrap_or(false) {
+            return Ok(None);
+        }
+        let unusable = |reason: String| SshError::Identity {
+            target: self.target.clone(),
+            path: cert_path.clone(),
+            reason,
+        };
+        let text = match tokio::fs::metadata(&cert_path).await {
+            Ok(m) if m.len() > MAX_KEY_FILE => {
+                return Err(unusable("too large to be a certificate".into()));
+            }
+            Ok(_) => tokio::fs::read_to_string(&cert_path).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| unusable(format!("cannot read it: {}", one_line(e))))?;
+        let cert = Certificate::from_openssh(text.trim())
+            .map_err(|e| unusable(format!("not an OpenSSH certificate: {}", one_line(e))))?;
+        if cert.public_key() != key.public_key().key_data() {
+            return Err(unusable(format!(
+                "it certifies another key than {}",
+                path.display()
+            )));
+        }
+        Ok(Some(cert))
+    }
+
+    async fn offer_certificate(
+        &mut self,
+        key: Box<PrivateKey>,
+        cert: Certificate,
+    ) -> Result<bool, SshError> {
+        match self
+            .handle
+            .authenticate_openssh_cert(self.user.clone(), Arc::from(key), cert)
+            .await
+        {
+            Ok(result) => Ok(result.success()),
+            Err(e) => Err(self.broken(one_line(e))),
+        }
     }
 
     async fn offer_key(&mut self, key: Box<PrivateKey>) -> Result<bool, SshError> {
@@ -225,15 +293,24 @@ impl<'a> Login<'a> {
     ) -> Result<bool, SshError> {
         self.offered.push(key.clone());
         let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
+        let shown = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
         let result = self
             .handle
             .authenticate_publickey_with(self.user.clone(), key, hash, agent)
             .await;
         match result {
             Ok(result) => Ok(result.success()),
-            // The agent would not sign (locked, key removed): the handle is
-            // still usable, so go on with the next key.
-            Err(_) if !self.handle.is_closed() => Ok(false),
+            // The agent would not sign (locked, key removed, a confirmation
+            // no one gave): the handle is still usable, so say so and go on
+            // with the next key.
+            Err(e) if !self.handle.is_closed() => {
+                self.tried.push(format!(
+                    "ssh-agent refused to sign with {shown} ({}; a key added with \
+                     ssh-add -c needs a confirmation through SSH_ASKPASS)",
+                    one_line(e)
+                ));
+                Ok(false)
+            }
             Err(e) => Err(self.broken(one_line(e))),
         }
     }

@@ -33,7 +33,7 @@ use russh::keys::Algorithm;
 use russh::{ChannelMsg, Disconnect, cipher};
 
 use crate::inventory::Host;
-use host_key::{ClientHandler, host_key_preference, recorded_key_types};
+use host_key::{ClientHandler, cert_authority_applies, host_key_preference, recorded_key_types};
 use login::Login;
 
 pub use process::{Event, RemoteProcess, Stdin};
@@ -108,12 +108,13 @@ pub enum SshError {
         known_hosts: PathBuf,
         line: usize,
     },
-    /// Only a `@cert-authority` line vouches for the host, and swpush
-    /// cannot verify host certificates.
+    /// Only a `@cert-authority` line vouches for the host, and the host
+    /// offered a plain key, no certificate.
     #[error(
-        "host key of {target} is vouched for only by the @cert-authority line {}:{line}, and swpush \
-         cannot verify host certificates; not trusting (nor recording) its plain key {key_type} \
-         {fingerprint}: add that key as a plain line after checking it",
+        "host key of {target} is vouched for only by the @cert-authority line {}:{line}, and the \
+         host presented no certificate; not trusting (nor recording) its plain key {key_type} \
+         {fingerprint}: give the host a HostCertificate, or add that key as a plain line after \
+         checking it",
         .known_hosts.display()
     )]
     HostKeyCertAuthority {
@@ -177,6 +178,16 @@ pub enum SshError {
     LocalFile {
         target: String,
         path: PathBuf,
+        reason: String,
+    },
+    /// The host presented a host certificate that no `@cert-authority`
+    /// line makes trustworthy (expired, wrong principal, unknown or
+    /// revoked authority, bad signature).
+    #[error("refusing the host certificate of {target} ({key_type} {fingerprint}): {reason}")]
+    HostCertificate {
+        target: String,
+        key_type: String,
+        fingerprint: String,
         reason: String,
     },
 }
@@ -295,7 +306,7 @@ fn describe_io(e: &io::Error) -> String {
     }
 }
 
-fn client_config(recorded: &[Algorithm]) -> client::Config {
+fn client_config(recorded: &[Algorithm], certificates: bool) -> client::Config {
     // AES-GCM first: with AES-NI it costs both ends less CPU per byte than
     // chacha20-poly1305 (OpenSSH's first choice); uploads measured 1.5-2x
     // faster. The host's sshd, not this side, is the bottleneck.
@@ -316,6 +327,11 @@ fn client_config(recorded: &[Algorithm]) -> client::Config {
         nodelay: true,
         preferred: russh::Preferred {
             key: host_key_preference(recorded).into(),
+            host_key_certificates: if certificates {
+                host_key_preference(recorded).into()
+            } else {
+                Vec::new().into()
+            },
             cipher: ciphers.to_vec().into(),
             ..russh::Preferred::DEFAULT
         },
@@ -456,7 +472,8 @@ async fn connect_and_login(
     });
     let verdict = Arc::new(Mutex::new(None));
     let handler = ClientHandler::new(host, options, Arc::clone(&shared), Arc::clone(&verdict));
-    let config = Arc::new(client_config(&recorded));
+    let certificates = cert_authority_applies(host, &options.known_hosts).await;
+    let config = Arc::new(client_config(&recorded, certificates));
     let handshake = client::connect_stream(config, socket, handler).await;
     let mut handle = match handshake {
         Ok(handle) => handle,
