@@ -63,6 +63,8 @@ fn host_with(fleet: &Fleet, name: &str, identity: PathBuf) -> Host {
         keep_releases: 3,
         paths: Default::default(),
         groups: Vec::new(),
+        become_user: None,
+        become_refused: None,
     }
 }
 
