@@ -547,9 +547,9 @@ fn run_on_hosts<J: Job>(
         ));
     }
     match args.format {
-        Format::Text if op == Op::Status => emit(&status::render_text(&report, args.quiet)),
-        Format::Text => emit(&report.render_text(args.quiet)),
-        Format::Json => emit(&format!("{json}\n")),
+        Format::Text if op == Op::Status => emit(status::render_text(&report, args.quiet)),
+        Format::Text => emit(report.render_text(args.quiet)),
+        Format::Json => emit(format!("{json}\n")),
     }
     Ok(if report.all_ok() {
         Outcome::Success
@@ -580,7 +580,7 @@ fn warn(text: &str) {
 
 fn pack(args: &PackArgs) -> Result<Outcome> {
     let package = package::pack::pack(&args.dir, args.output.as_deref())?;
-    emit(&format!(
+    emit(format!(
         "{}\n  name     {}\n  version  {}\n  size     {} bytes\n  sha256   {}\n",
         package.path.display(),
         package.manifest.name,
@@ -605,7 +605,7 @@ fn keygen(args: &KeygenArgs) -> Result<Outcome> {
     };
     let context = LoadContext::from_env();
     let public = key::generate(&path, &key::default_comment(&context.local_user))?;
-    emit(&format!(
+    emit(format!(
         "Created distribution key {} ({})\nPublic key: {}\n\
          Clients trust it through this line in /etc/swpush/known_servers (`swpush enroll` adds it):\n{}\n",
         path.display(),
@@ -619,11 +619,11 @@ fn keygen(args: &KeygenArgs) -> Result<Outcome> {
 fn hosts(args: &HostsArgs) -> Result<Outcome> {
     let hosts = selected_hosts(&args.select)?;
     match args.format {
-        Format::Json => emit(&format!(
+        Format::Json => emit(format!(
             "{}\n",
             json_safe(serde_json::to_string_pretty(&hosts)?)
         )),
-        Format::Text => emit(&hosts_table(&hosts)),
+        Format::Text => emit(hosts_table(&hosts)),
     }
     Ok(Outcome::Success)
 }
