@@ -154,19 +154,9 @@ impl HostKeyCheck {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let path = &self.known_hosts;
-        let mut known = known_hosts::read(path)
-            .map_err(|e| self.file_error(format!("cannot read it: {}", one_line(e))))?;
         // OpenSSH also reads the machine's files: their @revoked lines and
         // keys count as much as the user's.
-        for global in known_hosts::GLOBAL_FILES {
-            let global = Path::new(global);
-            let more = known_hosts::read(global).map_err(|e| SshError::KnownHosts {
-                target: self.target.clone(),
-                path: global.to_owned(),
-                reason: format!("cannot read it: {}", one_line(e)),
-            })?;
-            known.extend(more);
-        }
+        let known = self.read_all()?;
         let key_type = key.algorithm().to_string();
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         match known.check(&self.address, self.port, key) {
