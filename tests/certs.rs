@@ -49,22 +49,8 @@ fn host(fleet: &Fleet, name: &str) -> Host {
 fn host_with(fleet: &Fleet, name: &str, identity: PathBuf) -> Host {
     let h = fleet.host(name);
     Host {
-        name: name.into(),
-        address: h.addr.to_string(),
-        port: SSH_PORT,
-        user: "root".into(),
         identity_file: Some(identity),
-        become_root: false,
-        proxy_jump: None,
-        refused: None,
-        busy_check: None,
-        busy_wait: None,
-        busy_retries: None,
-        keep_releases: 3,
-        paths: Default::default(),
-        groups: Vec::new(),
-        become_user: None,
-        become_refused: None,
+        ..Host::plain(name, &h.addr.to_string(), SSH_PORT, "root")
     }
 }
 

@@ -644,24 +644,7 @@ async fn child_connects_with_environment_identities() {
     let [address, port, known_hosts, home] = fields[..] else {
         panic!("bad SWPUSH_SSH_TEST_CHILD {spec:?}");
     };
-    let host = Host {
-        name: "child".into(),
-        address: address.into(),
-        port: port.parse().expect("port"),
-        user: "root".into(),
-        identity_file: None,
-        become_root: false,
-        proxy_jump: None,
-        refused: None,
-        busy_check: None,
-        busy_wait: None,
-        busy_retries: None,
-        keep_releases: 3,
-        paths: Default::default(),
-        groups: Vec::new(),
-        become_user: None,
-        become_refused: None,
-    };
+    let host = Host::plain("child", address, port.parse().expect("port"), "root");
     let options = ConnectOptions {
         known_hosts: known_hosts.into(),
         accept_new_host_keys: false,

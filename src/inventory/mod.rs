@@ -85,6 +85,34 @@ pub struct Host {
     pub become_refused: Option<String>,
 }
 
+/// Releases a client keeps when the inventory does not say.
+const DEFAULT_KEEP_RELEASES: u32 = 3;
+
+impl Host {
+    /// A host that is only where and as whom to log in: no inventory
+    /// settings, no ssh_config, default client paths.
+    pub fn plain(name: &str, address: &str, port: u16, user: &str) -> Host {
+        Host {
+            name: name.into(),
+            address: address.into(),
+            port,
+            user: user.into(),
+            identity_file: None,
+            become_root: false,
+            proxy_jump: None,
+            refused: None,
+            busy_check: None,
+            busy_wait: None,
+            busy_retries: None,
+            keep_releases: DEFAULT_KEEP_RELEASES,
+            paths: ClientPaths::default(),
+            groups: Vec::new(),
+            become_user: None,
+            become_refused: None,
+        }
+    }
+}
+
 /// A loaded inventory: hosts in the order the file lists them.
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -313,7 +341,7 @@ fn resolve_host(
         busy_check: vars.busy_check,
         busy_wait: vars.busy_wait,
         busy_retries: vars.busy_retries,
-        keep_releases: vars.keep_releases.unwrap_or(3),
+        keep_releases: vars.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES),
         paths: ClientPaths {
             known_servers: vars.known_servers.unwrap_or(defaults.known_servers),
             prefix: vars.prefix.unwrap_or(defaults.prefix),
