@@ -83,6 +83,92 @@ pub struct Host {
     /// other than sudo): the host is refused when it becomes.
     #[serde(skip)]
     pub become_refused: Option<String>,
+    /// How OpenSSH would authenticate and check the host beyond the fields
+    /// above (ssh_config and the inventory's ssh arguments, as `ssh -G`).
+    pub ssh: SshOptions,
+}
+
+/// What `ssh -G` resolves for a host that decides how swpush logs in and
+/// whose host key it trusts, beyond address, port, user and identity_file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SshOptions {
+    /// ssh_config's `IdentityFile`s after the first (which is
+    /// `identity_file`), tried after it in order, as ssh does.
+    pub further_identity_files: Vec<PathBuf>,
+    /// `CertificateFile`s, offered with the identity they certify.
+    pub certificate_files: Vec<PathBuf>,
+    /// `IdentitiesOnly yes`: offer only the configured identities (and
+    /// the agent's copies of them), never the agent's other keys.
+    pub identities_only: bool,
+    /// `IdentityAgent`: which ssh-agent to ask, if any.
+    pub identity_agent: IdentityAgent,
+    /// `UserKnownHostsFile`: checked, and where new keys are recorded
+    /// (the first); `--known-hosts` replaces them.
+    pub user_known_hosts: Vec<PathBuf>,
+    /// `GlobalKnownHostsFile`: checked, never written.
+    pub global_known_hosts: Vec<PathBuf>,
+    /// `StrictHostKeyChecking`.
+    pub strict_host_key_checking: StrictHostKeyChecking,
+    /// `HostKeyAlias`: the name known_hosts is searched (and written) for
+    /// instead of the address and port.
+    pub host_key_alias: Option<String>,
+    /// `ConnectTimeout` in seconds; `None` takes the command line's value.
+    pub connect_timeout: Option<u64>,
+}
+
+/// Where the ssh-agent is (`IdentityAgent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "path")]
+pub enum IdentityAgent {
+    /// `SSH_AUTH_SOCK` (ssh's default, and `IdentityAgent SSH_AUTH_SOCK`).
+    Environment,
+    /// `IdentityAgent none`: no agent.
+    None,
+    /// A socket path (`~` and tokens expanded, `$VAR` read).
+    Socket(PathBuf),
+}
+
+/// `StrictHostKeyChecking`: what to do with a host key known_hosts does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrictHostKeyChecking {
+    /// ssh's default `ask`: with nobody to ask (swpush never prompts),
+    /// refuse it unless `--accept-new-host-keys`.
+    Ask,
+    /// `yes`: refuse it (`--accept-new-host-keys` still wins, as an
+    /// `ssh -o` option beats the file).
+    Yes,
+    /// `accept-new`: record it and connect.
+    AcceptNew,
+    /// `no`/`off`: record it and connect (a changed key is still refused).
+    No,
+}
+
+/// The machine's known_hosts files OpenSSH reads by default.
+pub const GLOBAL_KNOWN_HOSTS: [&str; 2] = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+
+impl SshOptions {
+    /// OpenSSH's defaults for a user whose home is `home`.
+    pub fn defaults(home: Option<&Path>) -> SshOptions {
+        SshOptions {
+            further_identity_files: Vec::new(),
+            certificate_files: Vec::new(),
+            identities_only: false,
+            identity_agent: IdentityAgent::Environment,
+            user_known_hosts: home
+                .map(|home| {
+                    vec![
+                        home.join(".ssh/known_hosts"),
+                        home.join(".ssh/known_hosts2"),
+                    ]
+                })
+                .unwrap_or_default(),
+            global_known_hosts: GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect(),
+            strict_host_key_checking: StrictHostKeyChecking::Ask,
+            host_key_alias: None,
+            connect_timeout: None,
+        }
+    }
 }
 
 /// Releases a client keeps when the inventory does not say.
@@ -109,6 +195,7 @@ impl Host {
             groups: Vec::new(),
             become_user: None,
             become_refused: None,
+            ssh: SshOptions::defaults(None),
         }
     }
 }
@@ -352,6 +439,7 @@ fn resolve_host(
         name: raw.name,
         become_user: vars.become_user,
         become_refused,
+        ssh: SshOptions::defaults(context.home.as_deref()),
     }
 }
 
