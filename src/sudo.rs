@@ -4,15 +4,18 @@
 //!
 //! Without `-K` the step runs under `sudo -n`: a sudo that wants a password
 //! fails at once. With `-K` the password, read once from the terminal, is
-//! sent as the first line on each host's stdin, before anything else. The
-//! remote command reads exactly that line with the shell's `read` (which
-//! reads byte by byte, so nothing of the step's input is consumed), pipes it
-//! to `sudo -S -p '' -v` (no prompt, nothing echoed; a wrong password meets
-//! the pipe's end and fails at once instead of asking again), forgets it,
-//! and only then runs the step under `sudo -n`, which the validation just
-//! made passwordless. The password is never on a command line, in the
-//! environment, in a log, or in the step's stream; the copy here is
-//! zeroized when the process ends its use of it.
+//! sent as the first two lines on each host's stdin, before anything else.
+//! The remote command reads the first with the shell's `read` (which reads
+//! byte by byte, so nothing of the step's input is consumed), pipes it to
+//! `sudo -S -p '' -v` (no prompt, nothing echoed; a wrong password meets
+//! the pipe's end and fails at once instead of asking again) and forgets
+//! it. Where that validation left sudo passwordless for a while (its
+//! default), the second line is read and forgotten too and the step runs
+//! under `sudo -n`. Where sudo keeps no credentials (`timestamp_timeout=0`),
+//! the step runs under `sudo -k -S --prompt=`, which reads the second line
+//! itself (sudo, too, reads a password byte by byte). The password is never
+//! on a command line, in the environment, in a log, or in the step's
+//! stream; the copy here is zeroized when the process ends its use of it.
 
 use std::io::{BufRead, Write};
 use std::sync::OnceLock;
@@ -23,10 +26,19 @@ use zeroize::Zeroizing;
 static PASSWORD: OnceLock<Zeroizing<String>> = OnceLock::new();
 
 /// What the remote command starts with when a password is fed: read one
-/// line, validate sudo with it, forget it. `exit $?` at the end keeps the
-/// login shell from exec'ing the last sudo (which would then have another
-/// parent than the one whose sudo timestamp `-v` made).
+/// line, validate sudo with it, forget it.
 const ASK_HEAD: &str = "IFS= read -r swpush_pw && printf '%s\\n' \"$swpush_pw\" | sudo -S -p '' -v; swpush_ok=$?; unset swpush_pw; [ \"$swpush_ok\" = 0 ] && ";
+
+/// Which sudo runs the command: `sudo -n` where the validation left sudo
+/// passwordless for a while (then the second line is read and forgotten),
+/// else (it keeps no credentials) one that reads the second line as the
+/// password. The command itself is sent once: it is most of an argument
+/// the kernel bounds.
+const ASK_CHOOSE: &str = "if sudo -n true 2>/dev/null; then IFS= read -r swpush_pw; unset swpush_pw; swpush_sudo='sudo -n'; else swpush_sudo='sudo -k -S --prompt='; fi; $swpush_sudo";
+
+/// `exit $?` at the end keeps the login shell from exec'ing the last sudo
+/// (which would then have another parent than the one whose sudo timestamp
+/// `-v` made).
 const ASK_TAIL: &str = "; exit $?";
 
 /// Keeps the `-K` password for every host of this run.
@@ -37,23 +49,25 @@ pub fn set_password(password: Zeroizing<String>) {
 /// `command` (starting with `sudo -n`) wrapped to feed sudo the password,
 /// when `-K` gave one; else `command` as it is.
 pub fn wrap(command: String) -> String {
-    match PASSWORD.get() {
-        Some(_) => format!("{ASK_HEAD}{command}{ASK_TAIL}"),
-        None => command,
+    match (PASSWORD.get(), command.strip_prefix("sudo -n")) {
+        (Some(_), Some(rest)) => format!("{ASK_HEAD}{{ {ASK_CHOOSE}{rest}; }}{ASK_TAIL}"),
+        _ => command,
     }
 }
 
-/// The first line to send on the channel's stdin for `command`: the
-/// password, when `command` is one [`wrap`] made to read it.
+/// The first lines to send on the channel's stdin for `command`: the
+/// password twice, when `command` is one [`wrap`] made to read it.
 pub fn stdin_head(command: &str) -> Option<Zeroizing<Vec<u8>>> {
     let password = PASSWORD.get()?;
     if !command.starts_with(ASK_HEAD) {
         return None;
     }
-    let mut line = Zeroizing::new(Vec::with_capacity(password.len() + 1));
-    line.extend_from_slice(password.as_bytes());
-    line.push(b'\n');
-    Some(line)
+    let mut lines = Zeroizing::new(Vec::with_capacity(2 * (password.len() + 1)));
+    for _ in 0..2 {
+        lines.extend_from_slice(password.as_bytes());
+        lines.push(b'\n');
+    }
+    Some(lines)
 }
 
 #[derive(Debug, thiserror::Error)]

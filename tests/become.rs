@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use world::*;
 
-const HOSTS: &[&str] = &["ov", "pw", "pw2", "pwbad", "nopw", "asapp"];
+const HOSTS: &[&str] = &["ov", "pw", "pw2", "pwzero", "pwbad", "nopw", "asapp"];
 
 /// The sudo password of `deployer` on the password hosts.
 const PASSWORD: &str = "Tr0ub4dor-become";
@@ -46,6 +46,11 @@ fn world() -> &'static World {
             "asapp",
             "echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer && \
              useradd -M -d /opt/app -s /bin/sh app && mkdir -p /opt/app && chown app: /opt/app",
+        );
+        // sudo that keeps no credentials: -K must feed every sudo itself.
+        world.fleet.ssh_ok(
+            "pwzero",
+            "printf 'Defaults:deployer timestamp_timeout=0\\ndeployer ALL=(ALL) ALL\\n' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer",
         );
         for host in ["pw", "pw2", "pwbad", "nopw"] {
             world.fleet.ssh_ok(
@@ -245,7 +250,7 @@ fn k_prompts_on_the_terminal_and_feeds_sudo_without_echo() {
             (scans, seen)
         })
     };
-    let (code, report, screen) = install_on_a_terminal(world, &["pw", "pw2"], PASSWORD);
+    let (code, report, screen) = install_on_a_terminal(world, &["pw", "pw2", "pwzero"], PASSWORD);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (scans, seen) = watcher.join().unwrap();
     assert!(scans > 1, "the process table was not watched");
@@ -253,7 +258,7 @@ fn k_prompts_on_the_terminal_and_feeds_sudo_without_echo() {
     assert_eq!(code, 0, "{report:#}\n{screen}");
     // One prompt, and the password reached sudo on every host.
     assert_eq!(screen.matches("BECOME password:").count(), 1, "{screen}");
-    for host in ["pw", "pw2"] {
+    for host in ["pw", "pw2", "pwzero"] {
         assert_eq!(status_of(&report, host).0, "installed", "{report:#}");
         assert_eq!(
             installed_uid(world, host),
@@ -267,6 +272,7 @@ fn k_prompts_on_the_terminal_and_feeds_sudo_without_echo() {
     );
     assert_same_password_nowhere(world, "pw");
     assert_same_password_nowhere(world, "pw2");
+    assert_same_password_nowhere(world, "pwzero");
 }
 
 #[test]
