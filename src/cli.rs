@@ -628,7 +628,8 @@ fn hosts(args: &HostsArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// `HOST  ADDRESS  USER  GROUPS`, columns padded to their widest cell.
+/// `HOST  ADDRESS  USER  GROUPS`, columns padded to their widest cell;
+/// then one line per host swpush will refuse to connect to, saying why.
 fn hosts_table(hosts: &[Host]) -> String {
     let rows: Vec<[String; 4]> =
         std::iter::once(["HOST", "ADDRESS", "USER", "GROUPS"].map(String::from))
@@ -645,5 +646,14 @@ fn hosts_table(hosts: &[Host]) -> String {
                 ]
             }))
             .collect();
-    crate::report::columns(&rows, &[], "")
+    let mut table = crate::report::columns(&rows, &[], "");
+    for host in hosts {
+        if let Some(why) = &host.refused {
+            table.push_str(&crate::untrusted::terminal_safe(&format!(
+                "{}: not connected to: {why}\n",
+                host.name
+            )));
+        }
+    }
+    table
 }

@@ -79,6 +79,30 @@ fn hosts_lists_the_selection_as_table_and_json() {
 }
 
 #[test]
+fn hosts_says_which_hosts_will_not_be_connected_to_and_why() {
+    let home = scratch("hosts-refused");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(
+        home.join(".ssh/config"),
+        "Host db*\n  BindAddress 127.0.0.9\n",
+    )
+    .unwrap();
+    let listed = swpush(&home, &["hosts", "-i", "web1,db1,"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let text = stdout(&listed);
+    let notes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("not connected"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{text}");
+    assert!(
+        notes[0].starts_with("db1: not connected to: `BindAddress 127.0.0.9`")
+            && notes[0].contains(".ssh/config:2"),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_inventory_can_come_from_the_environment() {
     let home = scratch("env");
     let output = Command::new(env!("CARGO_BIN_EXE_swpush"))
