@@ -9,7 +9,7 @@
 //! host's `identity_file` alone, or else the ssh-agent's keys and then
 //! `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. This module knows nothing of
 //! packages or the client step: it moves bytes and reports exit statuses.
-//! Jump hosts, host certificates, passwords and passphrase prompts are not
+//! Jump hosts are `jump.rs`. Host certificates, passwords and passphrase prompts are not
 //! supported.
 //!
 //! This file holds the connection itself: options, errors, connect, exec
@@ -17,6 +17,7 @@
 //! identities, and `process.rs` streams a running command's input and output.
 
 mod host_key;
+mod jump;
 mod known_hosts;
 mod login;
 mod process;
@@ -190,6 +191,9 @@ pub enum SshError {
         fingerprint: String,
         reason: String,
     },
+    /// The host's jump host chain cannot be used as written.
+    #[error("{target}: {reason}")]
+    Jump { target: String, reason: String },
 }
 
 impl SshError {
@@ -343,6 +347,8 @@ fn client_config(recorded: &[Algorithm], certificates: bool) -> client::Config {
 pub struct Connection {
     handle: Handle<ClientHandler>,
     shared: Arc<Shared>,
+    /// The jump hosts' sessions this one runs over, first hop first.
+    jumps: Vec<Connection>,
 }
 
 impl fmt::Debug for Connection {
@@ -358,19 +364,13 @@ impl Connection {
     /// within `options.connect_timeout`.
     pub async fn connect(host: &Host, options: &ConnectOptions) -> Result<Connection, SshError> {
         let target = target_of(host);
-        if let Some(jump) = &host.proxy_jump {
-            return Err(SshError::ProxyJumpUnsupported {
-                target,
-                jump: jump.clone(),
-            });
-        }
         if let Some(setting) = &host.refused {
             return Err(SshError::Unsupported {
                 target,
                 setting: setting.clone(),
             });
         }
-        let attempt = connect_and_login(host, options, &target);
+        let attempt = connect_via_jumps(host, options, &target);
         match tokio::time::timeout(options.connect_timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(SshError::Timeout {
@@ -449,7 +449,65 @@ impl Connection {
             .handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await;
+        for jump in self.jumps.into_iter().rev() {
+            Box::pin(jump.close()).await;
+        }
     }
+}
+
+/// Connects to the host directly, or through its jump hosts: one session
+/// per hop, each next one over a direct-tcpip channel of the previous one.
+async fn connect_via_jumps(
+    host: &Host,
+    options: &ConnectOptions,
+    target: &str,
+) -> Result<Connection, SshError> {
+    let Some(spec) = &host.proxy_jump else {
+        return connect_and_login(host, options, target).await;
+    };
+    let chain = jump::parse_chain(spec).map_err(|reason| SshError::Jump {
+        target: target.to_owned(),
+        reason,
+    })?;
+    let mut jumps: Vec<Connection> = Vec::new();
+    for (index, jump) in chain.iter().enumerate() {
+        let hop = jump::hop_host(jump, host);
+        let hop_target = format!("{} (jump host {} of {target})", target_of(&hop), index + 1);
+        let connection = hop_over(jumps.last(), &hop, options, &hop_target).await?;
+        jumps.push(connection);
+    }
+    let mut connection = hop_over(jumps.last(), host, options, target).await?;
+    connection.jumps = jumps;
+    Ok(connection)
+}
+
+/// Connects to `host` directly (no `previous`) or through a direct-tcpip
+/// channel of the `previous` hop's session.
+async fn hop_over(
+    previous: Option<&Connection>,
+    host: &Host,
+    options: &ConnectOptions,
+    target: &str,
+) -> Result<Connection, SshError> {
+    let Some(previous) = previous else {
+        return connect_and_login(host, options, target).await;
+    };
+    let channel = previous
+        .handle
+        .channel_open_direct_tcpip(host.address.as_str(), u32::from(host.port), "127.0.0.1", 0)
+        .await
+        .map_err(|e| SshError::Connect {
+            target: target.to_owned(),
+            reason: format!(
+                "jump host {} could not open a connection to it: {}",
+                previous.shared.target,
+                match e {
+                    russh::Error::ChannelOpenFailure(reason) => format!("{reason:?}"),
+                    e => one_line(e),
+                }
+            ),
+        })?;
+    handshake_and_login(host, options, target, channel.into_stream()).await
 }
 
 async fn connect_and_login(
@@ -462,7 +520,23 @@ async fn connect_and_login(
         reason,
     };
     let socket = open_tcp(host).await.map_err(connect_error)?;
+    handshake_and_login(host, options, target, socket).await
+}
 
+/// SSH handshake, host-key check and login over an open byte stream.
+async fn handshake_and_login<S>(
+    host: &Host,
+    options: &ConnectOptions,
+    target: &str,
+    socket: S,
+) -> Result<Connection, SshError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connect_error = |reason: String| SshError::Connect {
+        target: target.to_owned(),
+        reason,
+    };
     let recorded = recorded_key_types(host, &options.known_hosts).await;
 
     let shared = Arc::new(Shared {
@@ -500,7 +574,11 @@ async fn connect_and_login(
         }
     };
     Login::new(&mut handle, host, target).run(options).await?;
-    Ok(Connection { handle, shared })
+    Ok(Connection {
+        handle,
+        shared,
+        jumps: Vec::new(),
+    })
 }
 
 /// Resolves the host's address and connects to the first address that answers.
