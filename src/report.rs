@@ -153,6 +153,10 @@ pub struct HostReport {
     /// `status` only: what the host has installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages: Option<Vec<InstalledPackage>>,
+    /// The jump chain (`bastion` or `a,b`) or `ProxyCommand ...` the host
+    /// is reached through; absent for a direct connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// One package installed on a host, as `swpush status` reports it.
@@ -191,6 +195,7 @@ impl HostReport {
             bytes_sent: 0,
             message: String::new(),
             packages: None,
+            via: None,
         }
     }
 
@@ -351,7 +356,10 @@ impl RunReport {
             .iter()
             .map(|h| {
                 [
-                    h.host.clone(),
+                    match &h.via {
+                        Some(via) => format!("{} via {via}", h.host),
+                        None => h.host.clone(),
+                    },
                     h.shown_status(self.dry_run),
                     version_change(h),
                     seconds(h.seconds),

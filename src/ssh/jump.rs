@@ -1,20 +1,21 @@
 //! Jump hosts (`ProxyJump`, inventory `proxy_jump`, `ssh -J`): the chain
-//! `[user@]host[:port],...` parsed into hops. Each hop is an SSH session of
-//! its own, host key checked and logged in to like a target; the next hop's
-//! session runs over a direct-tcpip channel of the previous one.
-
-use crate::inventory::Host;
+//! `[user@]host[:port],...` parsed into hops. The inventory resolves each
+//! hop as `ssh HOP` would (its own `~/.ssh/config` block); connecting is in
+//! `mod.rs`: each hop is an SSH session of its own, host key checked and
+//! logged in to like a target, the next one over a direct-tcpip channel of
+//! the previous one.
 
 /// One jump host of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Jump {
-    pub(super) user: Option<String>,
-    pub(super) address: String,
-    pub(super) port: u16,
+pub(crate) struct Jump {
+    pub(crate) user: Option<String>,
+    pub(crate) address: String,
+    /// `None`: what the hop's own configuration says, else 22.
+    pub(crate) port: Option<u16>,
 }
 
 /// Parses `[user@]host[:port]` hops separated by commas (IPv6 as `[addr]:port`).
-pub(super) fn parse_chain(spec: &str) -> Result<Vec<Jump>, String> {
+pub(crate) fn parse_chain(spec: &str) -> Result<Vec<Jump>, String> {
     spec.split(',').map(|hop| parse_hop(hop.trim())).collect()
 }
 
@@ -50,37 +51,19 @@ fn parse_hop(hop: &str) -> Result<Jump, String> {
         return Err(bad("no usable host name"));
     }
     let port = match port {
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad("port is not a number from 1 to 65535"))?,
-        None => 22,
+        Some(port) => Some(
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad("port is not a number from 1 to 65535"))?,
+        ),
+        None => None,
     };
     Ok(Jump {
         user,
         address: address.to_ascii_lowercase(),
         port,
     })
-}
-
-/// The jump as a host to connect to: the target's settings, except that it
-/// logs in with the default identities (ssh-agent, `~/.ssh/id_*`) as the
-/// hop's user, or else the local user, as `ssh -J` does.
-pub(super) fn hop_host(jump: &Jump, target: &Host) -> Host {
-    let local_user = ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "root".to_owned());
-    let mut host = target.clone();
-    host.name = jump.address.clone();
-    host.address = jump.address.clone();
-    host.port = jump.port;
-    host.user = jump.user.clone().unwrap_or(local_user);
-    host.identity_file = None;
-    host.proxy_jump = None;
-    host.refused = None;
-    host
 }
 
 #[cfg(test)]
@@ -96,17 +79,17 @@ mod tests {
                 Jump {
                     user: None,
                     address: "a".into(),
-                    port: 22
+                    port: None
                 },
                 Jump {
                     user: Some("ops".into()),
                     address: "b".into(),
-                    port: 2222
+                    port: Some(2222)
                 },
                 Jump {
                     user: None,
                     address: "::1".into(),
-                    port: 23
+                    port: Some(23)
                 },
             ]
         );

@@ -17,10 +17,11 @@
 //! identities, and `process.rs` streams a running command's input and output.
 
 mod host_key;
-mod jump;
+pub(crate) mod jump;
 mod known_hosts;
 mod login;
 mod process;
+mod proxy;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -33,7 +34,7 @@ use russh::client::{self, DisconnectReason, Handle};
 use russh::keys::Algorithm;
 use russh::{ChannelMsg, Disconnect, cipher};
 
-use crate::inventory::Host;
+use crate::inventory::{Host, Proxy};
 use host_key::{ClientHandler, cert_authority_applies, host_key_preference, recorded_key_types};
 use login::Login;
 
@@ -194,6 +195,14 @@ pub enum SshError {
     /// The host's jump host chain cannot be used as written.
     #[error("{target}: {reason}")]
     Jump { target: String, reason: String },
+    /// The host's ProxyCommand could not be started, or ended (or broke)
+    /// before SSH got through it.
+    #[error("{target}: ProxyCommand `{command}` failed: {reason}")]
+    ProxyCommand {
+        target: String,
+        command: String,
+        reason: String,
+    },
 }
 
 impl SshError {
@@ -349,6 +358,8 @@ pub struct Connection {
     shared: Arc<Shared>,
     /// The jump hosts' sessions this one runs over, first hop first.
     jumps: Vec<Connection>,
+    /// The ProxyCommand this one runs over, killed when it goes.
+    proxy: Option<proxy::ProxyProcess>,
 }
 
 impl fmt::Debug for Connection {
@@ -370,7 +381,7 @@ impl Connection {
                 setting: setting.clone(),
             });
         }
-        let attempt = connect_via_jumps(host, options, &target);
+        let attempt = connect_via(host, options, &target);
         match tokio::time::timeout(options.connect_timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(SshError::Timeout {
@@ -452,46 +463,68 @@ impl Connection {
         for jump in self.jumps.into_iter().rev() {
             Box::pin(jump.close()).await;
         }
+        if let Some(proxy) = self.proxy {
+            proxy.end().await;
+        }
     }
 }
 
-/// Connects to the host directly, or through its jump hosts: one session
-/// per hop, each next one over a direct-tcpip channel of the previous one.
-async fn connect_via_jumps(
+/// Connects to the host as its `proxy` says: directly, through a
+/// ProxyCommand, or through its jump hosts (one session per hop, each next
+/// one over a direct-tcpip channel of the previous one).
+async fn connect_via(
     host: &Host,
     options: &ConnectOptions,
     target: &str,
 ) -> Result<Connection, SshError> {
-    let Some(spec) = &host.proxy_jump else {
-        return connect_and_login(host, options, target).await;
+    let hops = match &host.proxy {
+        Proxy::Direct => return connect_and_login(host, options, target).await,
+        Proxy::Command(command) => {
+            return proxy::connect_through(host, options, target, command).await;
+        }
+        Proxy::Jump(hops) => hops,
     };
-    let chain = jump::parse_chain(spec).map_err(|reason| SshError::Jump {
-        target: target.to_owned(),
-        reason,
-    })?;
     let mut jumps: Vec<Connection> = Vec::new();
-    for (index, jump) in chain.iter().enumerate() {
-        let hop = jump::hop_host(jump, host);
-        let hop_target = format!("{} (jump host {} of {target})", target_of(&hop), index + 1);
-        let connection = hop_over(jumps.last(), &hop, options, &hop_target).await?;
+    for (index, hop) in hops.iter().enumerate() {
+        let named = if hop.name == hop.address {
+            String::new()
+        } else {
+            format!(" {:?}", hop.name)
+        };
+        let hop_target = format!(
+            "{} (jump host {}{named} of {target})",
+            target_of(hop),
+            index + 1
+        );
+        if let Some(setting) = &hop.refused {
+            return Err(SshError::Unsupported {
+                target: hop_target,
+                setting: setting.clone(),
+            });
+        }
+        let connection = match jumps.last() {
+            // The first hop is reached as its own settings say.
+            None => Box::pin(connect_via(hop, options, &hop_target)).await?,
+            Some(previous) => hop_over(previous, hop, options, &hop_target).await?,
+        };
         jumps.push(connection);
     }
-    let mut connection = hop_over(jumps.last(), host, options, target).await?;
+    let mut connection = match jumps.last() {
+        Some(last) => hop_over(last, host, options, target).await?,
+        None => connect_and_login(host, options, target).await?,
+    };
     connection.jumps = jumps;
     Ok(connection)
 }
 
-/// Connects to `host` directly (no `previous`) or through a direct-tcpip
-/// channel of the `previous` hop's session.
+/// Connects to `host` through a direct-tcpip channel of the `previous`
+/// hop's session.
 async fn hop_over(
-    previous: Option<&Connection>,
+    previous: &Connection,
     host: &Host,
     options: &ConnectOptions,
     target: &str,
 ) -> Result<Connection, SshError> {
-    let Some(previous) = previous else {
-        return connect_and_login(host, options, target).await;
-    };
     let channel = previous
         .handle
         .channel_open_direct_tcpip(host.address.as_str(), u32::from(host.port), "127.0.0.1", 0)
@@ -524,7 +557,7 @@ async fn connect_and_login(
 }
 
 /// SSH handshake, host-key check and login over an open byte stream.
-async fn handshake_and_login<S>(
+pub(super) async fn handshake_and_login<S>(
     host: &Host,
     options: &ConnectOptions,
     target: &str,
@@ -578,6 +611,7 @@ where
         handle,
         shared,
         jumps: Vec::new(),
+        proxy: None,
     })
 }
 
