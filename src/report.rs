@@ -767,6 +767,29 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         assert_eq!(text, expected, "\n{text}");
     }
 
+    /// `via` appears only for a host reached through a jump host or a
+    /// ProxyCommand: after the last SPEC §7 field in JSON, after the name
+    /// in the text table.
+    #[test]
+    fn the_jump_a_host_was_reached_through_is_named() {
+        let mut report = mixed();
+        report.hosts[1].via = Some("ops@bastion,inner".into());
+        let text = report.render_text(false);
+        assert!(
+            text.contains("\nweb2 via ops@bastion,inner  busy "),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["hosts"][1]["via"], "ops@bastion,inner");
+        assert!(json["hosts"][0].get("via").is_none(), "{json:#}");
+        let compact = serde_json::to_string(&report.hosts[1]).unwrap();
+        assert!(
+            compact
+                .ends_with(r#","message":"still busy after 6 checks","via":"ops@bastion,inner"}"#),
+            "{compact}"
+        );
+    }
+
     #[test]
     fn a_dry_run_says_what_would_happen() {
         let mut report = mixed();

@@ -22,7 +22,7 @@ use world::*;
 
 const HOSTS: &[&str] = &[
     "bastion", "outer", "inner", "t1", "t2", "t3", "deep", "cfg", "newkey", "piped", "pipefail",
-    "direct",
+    "direct", "stuck",
 ];
 const REACHABLE: &[&str] = &["bastion", "outer"];
 
@@ -314,4 +314,36 @@ fn a_failing_proxy_command_says_why_in_one_line() {
         !message.contains('\n') && !message.contains('\u{1b}') && !message.contains("second line"),
         "{message:?}"
     );
+}
+
+/// A ProxyCommand that never lets SSH through: the connect timeout ends it,
+/// and the command is killed, not left running.
+#[test]
+fn a_proxy_command_that_hangs_times_out_and_is_killed() {
+    let world = world();
+    let pid_file = world.fleet.dir().join("stuck-proxy.pid");
+    let script = world.fleet.dir().join("proxy-hangs.sh");
+    std::fs::write(
+        &script,
+        format!("echo $$ >{}\nexec sleep 600\n", pid_file.display()),
+    )
+    .unwrap();
+    let inv = ansible_inventory(
+        world,
+        "stuck",
+        &format!("-o 'ProxyCommand=sh {}'", script.display()),
+    );
+    let started = std::time::Instant::now();
+    let (code, report) = install(world, &inv, &["--connect-timeout", "2"]);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    let (status, message) = status_of(&report, "stuck");
+    assert_eq!(status, "unreachable", "{message}");
+    assert!(message.contains("timed out after 2s"), "{message}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let alive = Path::new("/proc").join(pid.trim()).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(!alive, "the ProxyCommand (pid {}) still runs", pid.trim());
 }
