@@ -208,10 +208,37 @@ fn a_jump_host_is_resolved_through_ssh_config() {
     );
     let inv = inventory(world, "gateway", &["cfg"], "proxy_jump: gateway");
     let (code, report) = install(world, &inv, &[]);
-    write_ssh_config(world, "");
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(host_entry(&report, "cfg")["via"], "gateway");
     assert!(installed(world, "cfg"));
+
+    // The hop logs in with its own IdentityFile, alone (a key no host
+    // accepts here), not with the target's.
+    let stranger = world.fleet.dir().join("stranger_login_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    write_ssh_config(
+        world,
+        &format!(
+            "Host gateway\n  HostName {}\n  User root\n  Port {SSH_PORT}\n  IdentityFile {}\n",
+            world.fleet.host("bastion").addr,
+            stranger.display()
+        ),
+    );
+    let (code, report) = install(world, &inv, &[]);
+    write_ssh_config(world, "");
+    assert_eq!(code, 2, "{report:#}");
+    let (status, message) = status_of(&report, "cfg");
+    assert_eq!(status, "unreachable");
+    assert!(
+        message.contains("(jump host 1 \"gateway\" of")
+            && message.contains(&format!("tried {}", stranger.display())),
+        "{message}"
+    );
 }
 
 /// A hop's host key is checked like a target's: unknown is refused naming

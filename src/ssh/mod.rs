@@ -9,7 +9,9 @@
 //! host's `identity_file` alone, or else the ssh-agent's keys and then
 //! `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. This module knows nothing of
 //! packages or the client step: it moves bytes and reports exit statuses.
-//! Jump hosts are `jump.rs`. Host certificates, passwords and passphrase prompts are not
+//! Jump hosts (one session per hop, the next over a direct-tcpip channel
+//! of the previous) are connected here, their chain parsed in `jump.rs`;
+//! a ProxyCommand is `proxy.rs`. Passwords and passphrase prompts are not
 //! supported.
 //!
 //! This file holds the connection itself: options, errors, connect, exec
