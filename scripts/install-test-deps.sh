@@ -4,7 +4,8 @@
 # client step must run under (dash, busybox), zstd, shellcheck, sudo (for
 # `become: true` hosts), ansible-core (the oracle tests/ansible.rs compares
 # Ansible inventories with), iproute2 (`ss`: a test checks that a refused
-# host saw no connection), bsdutils (`script`: -K is typed on a real pty).
+# host saw no connection; `ip netns`: tests/jump.rs puts targets in a network
+# namespace only a bastion reaches), util-linux (`unshare`, `nsenter`), bsdutils (`script`: -K is typed on a real pty).
 # Idempotent and quiet when everything is already
 # there. Needs root (the test fleet does too: it uses mount namespaces).
 set -eu
@@ -14,7 +15,8 @@ for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
     /usr/bin/ssh-keygen:openssh-client /bin/dash:dash /bin/busybox:busybox \
     /usr/bin/zstd:zstd /usr/bin/shellcheck:shellcheck /usr/bin/unshare:util-linux \
     /usr/bin/tar:tar /usr/bin/sudo:sudo /usr/bin/ansible-inventory:ansible-core \
-    /bin/ss:iproute2 /usr/bin/script:bsdutils; do
+    /bin/ss:iproute2 /usr/sbin/ip:iproute2 /usr/bin/nsenter:util-linux \
+    /usr/bin/script:bsdutils; do
     [ -x "${pair%%:*}" ] || missing="$missing ${pair#*:}"
 done
 

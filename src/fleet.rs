@@ -211,5 +211,6 @@ fn report(host: &Host, outcome: JobOutcome, elapsed: Duration) -> HostReport {
         bytes_sent: outcome.bytes_sent,
         message: bound_owned(outcome.message, MAX_MESSAGE),
         packages: outcome.packages,
+        via: host.via().map(|v| bound_owned(v, MAX_MESSAGE)),
     }
 }

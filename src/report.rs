@@ -153,6 +153,10 @@ pub struct HostReport {
     /// `status` only: what the host has installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages: Option<Vec<InstalledPackage>>,
+    /// The jump chain (`bastion` or `a,b`) or `ProxyCommand ...` the host
+    /// is reached through; absent for a direct connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// One package installed on a host, as `swpush status` reports it.
@@ -191,6 +195,7 @@ impl HostReport {
             bytes_sent: 0,
             message: String::new(),
             packages: None,
+            via: None,
         }
     }
 
@@ -351,7 +356,10 @@ impl RunReport {
             .iter()
             .map(|h| {
                 [
-                    h.host.clone(),
+                    match &h.via {
+                        Some(via) => format!("{} via {via}", h.host),
+                        None => h.host.clone(),
+                    },
                     h.shown_status(self.dry_run),
                     version_change(h),
                     seconds(h.seconds),
@@ -757,6 +765,29 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
   db1   failed  post_install exited 1 1.0.0 stays current
 ";
         assert_eq!(text, expected, "\n{text}");
+    }
+
+    /// `via` appears only for a host reached through a jump host or a
+    /// ProxyCommand: after the last SPEC §7 field in JSON, after the name
+    /// in the text table.
+    #[test]
+    fn the_jump_a_host_was_reached_through_is_named() {
+        let mut report = mixed();
+        report.hosts[1].via = Some("ops@bastion,inner".into());
+        let text = report.render_text(false);
+        assert!(
+            text.contains("\nweb2 via ops@bastion,inner  busy "),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["hosts"][1]["via"], "ops@bastion,inner");
+        assert!(json["hosts"][0].get("via").is_none(), "{json:#}");
+        let compact = serde_json::to_string(&report.hosts[1]).unwrap();
+        assert!(
+            compact
+                .ends_with(r#","message":"still busy after 6 checks","via":"ops@bastion,inner"}"#),
+            "{compact}"
+        );
     }
 
     #[test]

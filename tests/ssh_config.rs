@@ -7,9 +7,9 @@
 //! the host naming the setting that OpenSSH applies and swpush does not
 //! implement. Reading is bounded: an Include of a device, a fifo, a
 //! directory or a huge file is one error line within a second. On the real
-//! fleet, a host with ProxyCommand (in ~/.ssh/config, or `-o ProxyCommand`
-//! / `-J` in ansible_ssh_common_args/extra_args) ends `unreachable` naming
-//! it, and nothing connects to its address.
+//! fleet, a host whose ProxyCommand (in ~/.ssh/config, or `-o ProxyCommand`
+//! / `-J` in ansible_ssh_common_args/extra_args) fails ends `unreachable`
+//! naming it, and nothing connects to its address.
 
 mod support;
 #[path = "support/world.rs"]
@@ -145,7 +145,8 @@ Host *
 ",
         files: &[],
         hosts: &[
-            ("app.prod", Some("ProxyCommand")),
+            // ProxyCommand is implemented (tests/jump.rs).
+            ("app.prod", None),
             ("bastion.prod", None),
             ("other", None),
         ],
@@ -156,7 +157,7 @@ Host *
   ProxyJump none
 Host =equals
   ProxyJump=jump.example
-Host *
+Host * !jump.example !second.example
   ProxyJump jump.example,second.example
 ",
         files: &[],
@@ -221,7 +222,7 @@ Host *
             ("inc1", None),
             ("other", None),
             ("g1", None),
-            ("bad1", Some("ProxyCommand")),
+            ("bad1", None),
         ],
     },
     Case {
@@ -510,13 +511,15 @@ fn includes_that_are_not_small_regular_files_are_refused_quickly() {
     assert!(stderr.contains("not a regular file"), "{stderr}");
 }
 
-/// On the real fleet: hosts with ProxyCommand (in ~/.ssh/config, or in
-/// ansible_ssh_common_args) or `-J` / `-oProxyJump` (ansible_ssh_extra_args)
-/// end `unreachable` naming the setting; the ProxyCommand never runs and
-/// nothing connects to their address (a live sshd, and a bare listener),
-/// while a host without them installs.
+/// On the real fleet: hosts with a ProxyCommand (in ~/.ssh/config, or in
+/// ansible_ssh_common_args) that fails, or `-J` / `-oProxyJump`
+/// (ansible_ssh_extra_args) to a jump host that does not exist, end
+/// `unreachable` naming the setting; the ProxyCommand runs, and nothing
+/// connects to their address (a live sshd, and a bare listener): swpush
+/// never falls back to a direct connection. A host without them installs.
+/// (Proxies that work: tests/jump.rs.)
 #[test]
-fn a_proxy_setting_is_refused_before_any_connection() {
+fn a_failing_proxy_never_falls_back_to_a_direct_connection() {
     let world = World::start_trusted(&["target", "guarded"]);
     let fleet = &world.fleet;
     // `direct` logs in to target; every refused host points at guarded,
@@ -527,7 +530,7 @@ fn a_proxy_setting_is_refused_before_any_connection() {
     watch.set_nonblocking(true).expect("nonblocking");
     let watched = watch.local_addr().expect("addr");
     let mark = fleet.dir().join("proxy-command-ran");
-    let proxy = format!("sh -c 'touch {}; exec nc %h %p'", mark.display());
+    let proxy = format!("sh -c 'touch {}; exit 1'", mark.display());
     write_private(
         &fleet.home().join(".ssh/config"),
         &format!(
@@ -568,20 +571,19 @@ fn a_proxy_setting_is_refused_before_any_connection() {
     let (code, report) = world.push("install", &inventory, &world.hello, &[]);
     assert_eq!(code, 2, "{report}");
     assert_eq!(status_of(&report, "direct").0, "installed", "{report}");
-    for (host, setting) in [
-        ("viaconfig", "ProxyCommand"),
-        ("watchedconfig", "ProxyCommand"),
-        ("viaargs", "ProxyCommand"),
-        ("viajump", "ProxyJump"),
-        ("viaoption", "ProxyJump"),
-        ("watchedargs", "ProxyCommand"),
+    for (host, said) in [
+        ("viaconfig", "ProxyCommand `sh -c"),
+        ("watchedconfig", "ProxyCommand `sh -c"),
+        ("viaargs", "ProxyCommand `sh -c"),
+        ("viajump", "bastion.example:22 (jump host 1 of"),
+        ("viaoption", "bastion.example:22 (jump host 1 of"),
+        ("watchedargs", "ProxyCommand `sh -c"),
     ] {
         let (status, message) = status_of(&report, host);
         assert_eq!(status, "unreachable", "{host}: {message}");
-        assert!(message.contains(setting), "{host}: {message}");
-        assert!(message.contains("not connecting"), "{host}: {message}");
+        assert!(message.contains(said), "{host}: {message}");
     }
-    assert!(!mark.exists(), "a ProxyCommand ran");
+    assert!(mark.exists(), "no ProxyCommand ran");
     // Every TCP connection to a fleet host leaves a socket (TIME_WAIT at
     // least) on this machine for a minute: target's shows the check can see
     // a connection, guarded's must have none.

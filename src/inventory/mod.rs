@@ -15,6 +15,7 @@ mod ini;
 mod inline;
 mod json;
 mod native;
+mod proxy;
 pub mod select;
 mod ssh_config;
 mod vars;
@@ -86,6 +87,41 @@ pub struct Host {
     /// How OpenSSH would authenticate and check the host beyond the fields
     /// above (ssh_config and the inventory's ssh arguments, as `ssh -G`).
     pub ssh: SshOptions,
+    /// How the connection reaches the host: directly, through jump hosts
+    /// (each resolved as `ssh HOP` would resolve it), or through a
+    /// `ProxyCommand`. `proxy_jump` above keeps the chain as written.
+    #[serde(skip)]
+    pub proxy: Proxy,
+}
+
+/// How a connection reaches a host (`ProxyJump` and `ProxyCommand` are one
+/// setting in OpenSSH: the first one given wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proxy {
+    /// Straight to `address:port`.
+    Direct,
+    /// Through these jump hosts, first hop first. The first hop is reached
+    /// as its own `proxy` says; each later one over the previous one, as
+    /// `ssh -J a,b` does.
+    Jump(Vec<Host>),
+    /// Through this shell command (tokens expanded), run with `/bin/sh -c`:
+    /// SSH speaks over its stdin and stdout.
+    Command(String),
+}
+
+impl Host {
+    /// What the report says the host was reached through: the jump chain
+    /// as written, or the proxy command; `None` for a direct connection.
+    pub fn via(&self) -> Option<String> {
+        match &self.proxy {
+            Proxy::Direct => None,
+            Proxy::Jump(hops) => Some(self.proxy_jump.clone().unwrap_or_else(|| {
+                let names: Vec<&str> = hops.iter().map(|h| h.name.as_str()).collect();
+                names.join(",")
+            })),
+            Proxy::Command(command) => Some(format!("ProxyCommand {command}")),
+        }
+    }
 }
 
 /// What `ssh -G` resolves for a host that decides how swpush logs in and
@@ -196,6 +232,7 @@ impl Host {
             become_user: None,
             become_refused: None,
             ssh: SshOptions::defaults(None),
+            proxy: Proxy::Direct,
         }
     }
 }
@@ -323,7 +360,7 @@ fn resolve_all(
     let hosts = raw
         .hosts
         .into_iter()
-        .map(|entry| resolve_host(entry, &ssh_config, base_dir, context))
+        .map(|entry| resolve_host(entry, &ssh_config, base_dir, context, 0))
         .collect();
     Ok(Inventory {
         hosts,
@@ -343,12 +380,14 @@ struct RawHost {
     groups: Vec<String>,
 }
 
-/// Fills a host from its inventory vars, then `~/.ssh/config`, then defaults.
+/// Fills a host from its inventory vars, then `~/.ssh/config`, then
+/// defaults; `depth` counts the jump hosts resolved on the way to it.
 fn resolve_host(
     raw: RawHost,
     ssh_config: &ssh_config::SshConfig,
     base_dir: &Path,
     context: &LoadContext,
+    depth: usize,
 ) -> Host {
     let vars = raw.vars;
     let mut refused = None;
@@ -410,20 +449,58 @@ fn resolve_host(
     if become_root && let Some(why) = &become_refused {
         refused.get_or_insert(why.clone());
     }
-    let refused = refused.or(from_ssh.refused);
+    let mut refused = refused.or(from_ssh.refused);
+    let address = vars
+        .address
+        .or(from_ssh.host_name)
+        .unwrap_or_else(|| raw.name.clone());
+    let port = vars.port.or(from_ssh.port).unwrap_or(22);
+    let user = vars
+        .user
+        .or(from_ssh.user)
+        .unwrap_or_else(|| context.local_user.clone());
+    // The inventory's `proxy_jump` is `ssh -J`: it beats a ProxyCommand
+    // from the files, as the command line does.
+    let (proxy_jump, proxy_command) = match vars.proxy_jump {
+        Some(jump) => (Some(jump), None),
+        None => (from_ssh.proxy_jump, from_ssh.proxy_command),
+    };
+    let proxy = match (&proxy_jump, proxy_command) {
+        (Some(chain), _) => {
+            match proxy::jump_hosts(chain, depth, |raw, depth| {
+                resolve_host(raw, ssh_config, base_dir, context, depth)
+            }) {
+                Ok(hops) => Proxy::Jump(hops),
+                Err(why) => {
+                    refused.get_or_insert(why);
+                    Proxy::Direct
+                }
+            }
+        }
+        (None, Some(command)) => {
+            let tokens = proxy::Tokens {
+                host_name: &address,
+                port,
+                user: &user,
+                name: &raw.name,
+            };
+            match proxy::expand_command(&command, &tokens) {
+                Ok(command) => Proxy::Command(command),
+                Err(why) => {
+                    refused.get_or_insert(why);
+                    Proxy::Direct
+                }
+            }
+        }
+        (None, None) => Proxy::Direct,
+    };
     Host {
-        address: vars
-            .address
-            .or(from_ssh.host_name)
-            .unwrap_or_else(|| raw.name.clone()),
-        port: vars.port.or(from_ssh.port).unwrap_or(22),
-        user: vars
-            .user
-            .or(from_ssh.user)
-            .unwrap_or_else(|| context.local_user.clone()),
+        address,
+        port,
+        user,
         identity_file,
         become_root,
-        proxy_jump: vars.proxy_jump.or(from_ssh.proxy_jump),
+        proxy_jump,
         refused,
         busy_check: vars.busy_check,
         busy_wait: vars.busy_wait,
@@ -440,6 +517,7 @@ fn resolve_host(
         become_user: vars.become_user,
         become_refused,
         ssh: SshOptions::defaults(context.home.as_deref()),
+        proxy,
     }
 }
 

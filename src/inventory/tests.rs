@@ -653,3 +653,68 @@ echo '{"_meta": {"hostvars": {"web1": {"ansible_port": 2222}}}, "web": {"hosts":
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `ssh -J gw,inner:23 target`: each hop resolved as `ssh HOP` would be;
+/// the first hop's own ProxyJump applies, a later hop's does not; a bad
+/// hop refuses the target naming it.
+#[test]
+fn jump_hosts_resolve_through_ssh_config_as_ssh_resolves_them() {
+    use crate::inventory::Proxy;
+    let home = std::env::temp_dir().join(format!("swpush-inv-jump-{}", std::process::id()));
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(
+        home.join(".ssh/config"),
+        "Host gw\n  HostName 10.0.0.1\n  User ops\n  Port 2200\n  ProxyJump outer\n\
+         Host inner\n  HostName 10.0.0.2\n  User jumper\n  Port 2201\n  ProxyJump never\n\
+         Host outer\n  HostName 10.0.0.3\n\
+         Host loop\n  ProxyJump loop\n\
+         Host piped\n  ProxyCommand ssh -W %h:%p -l %r gw # %n %%\n  HostName 10.0.0.9\n  User pu\n",
+    )
+    .unwrap();
+    let inv = parse(
+        "hosts:\n  t: {proxy_jump: \"gw,inner:23\"}\n  l: {proxy_jump: loop}\n  \
+         piped: {}\n  bad: {proxy_jump: \"gw,,x\"}\n",
+        Path::new("hosts.yaml"),
+        Path::new("/"),
+        &context(Some(&home)),
+    )
+    .unwrap();
+    let t = host(&inv, "t");
+    let Proxy::Jump(hops) = &t.proxy else {
+        panic!("{:?}", t.proxy)
+    };
+    let summary: Vec<_> = hops
+        .iter()
+        .map(|h| (h.name.as_str(), h.address.as_str(), h.user.as_str(), h.port))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("gw", "10.0.0.1", "ops", 2200),
+            ("inner", "10.0.0.2", "jumper", 23)
+        ]
+    );
+    let Proxy::Jump(outer) = &hops[0].proxy else {
+        panic!("gw's own ProxyJump: {:?}", hops[0].proxy)
+    };
+    assert_eq!(outer[0].address, "10.0.0.3");
+    assert_eq!(
+        hops[1].proxy,
+        Proxy::Direct,
+        "the chain overrides inner's ProxyJump"
+    );
+    assert_eq!(t.via().as_deref(), Some("gw,inner:23"));
+    let l = host(&inv, "l").refused.clone().unwrap_or_default();
+    assert!(l.contains("more than") && l.contains("loop"), "{l}");
+    let piped = host(&inv, "piped");
+    assert_eq!(
+        piped.proxy,
+        Proxy::Command("ssh -W 10.0.0.9:22 -l pu gw # piped %".into())
+    );
+    let bad = host(&inv, "bad").refused.clone().unwrap_or_default();
+    assert!(
+        bad.contains("ProxyJump gw,,x") && bad.contains("empty hop"),
+        "{bad}"
+    );
+    std::fs::remove_dir_all(home).unwrap();
+}

@@ -9,7 +9,9 @@
 //! host's `identity_file` alone, or else the ssh-agent's keys and then
 //! `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. This module knows nothing of
 //! packages or the client step: it moves bytes and reports exit statuses.
-//! Jump hosts, host certificates, passwords and passphrase prompts are not
+//! Jump hosts (one session per hop, the next over a direct-tcpip channel
+//! of the previous) are connected here, their chain parsed in `jump.rs`;
+//! a ProxyCommand is `proxy.rs`. Passwords and passphrase prompts are not
 //! supported.
 //!
 //! This file holds the connection itself: options, errors, connect, exec
@@ -17,9 +19,11 @@
 //! identities, and `process.rs` streams a running command's input and output.
 
 mod host_key;
+pub(crate) mod jump;
 mod known_hosts;
 mod login;
 mod process;
+mod proxy;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -32,7 +36,7 @@ use russh::client::{self, DisconnectReason, Handle};
 use russh::keys::Algorithm;
 use russh::{ChannelMsg, Disconnect, cipher};
 
-use crate::inventory::Host;
+use crate::inventory::{Host, Proxy};
 use host_key::{ClientHandler, cert_authority_applies, host_key_preference, recorded_key_types};
 use login::Login;
 
@@ -190,6 +194,17 @@ pub enum SshError {
         fingerprint: String,
         reason: String,
     },
+    /// The host's jump host chain cannot be used as written.
+    #[error("{target}: {reason}")]
+    Jump { target: String, reason: String },
+    /// The host's ProxyCommand could not be started, or ended (or broke)
+    /// before SSH got through it.
+    #[error("{target}: ProxyCommand `{command}` failed: {reason}")]
+    ProxyCommand {
+        target: String,
+        command: String,
+        reason: String,
+    },
 }
 
 impl SshError {
@@ -343,6 +358,10 @@ fn client_config(recorded: &[Algorithm], certificates: bool) -> client::Config {
 pub struct Connection {
     handle: Handle<ClientHandler>,
     shared: Arc<Shared>,
+    /// The jump hosts' sessions this one runs over, first hop first.
+    jumps: Vec<Connection>,
+    /// The ProxyCommand this one runs over, killed when it goes.
+    proxy: Option<proxy::ProxyProcess>,
 }
 
 impl fmt::Debug for Connection {
@@ -358,19 +377,13 @@ impl Connection {
     /// within `options.connect_timeout`.
     pub async fn connect(host: &Host, options: &ConnectOptions) -> Result<Connection, SshError> {
         let target = target_of(host);
-        if let Some(jump) = &host.proxy_jump {
-            return Err(SshError::ProxyJumpUnsupported {
-                target,
-                jump: jump.clone(),
-            });
-        }
         if let Some(setting) = &host.refused {
             return Err(SshError::Unsupported {
                 target,
                 setting: setting.clone(),
             });
         }
-        let attempt = connect_and_login(host, options, &target);
+        let attempt = connect_via(host, options, &target);
         match tokio::time::timeout(options.connect_timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(SshError::Timeout {
@@ -449,7 +462,87 @@ impl Connection {
             .handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await;
+        for jump in self.jumps.into_iter().rev() {
+            Box::pin(jump.close()).await;
+        }
+        if let Some(proxy) = self.proxy {
+            proxy.end().await;
+        }
     }
+}
+
+/// Connects to the host as its `proxy` says: directly, through a
+/// ProxyCommand, or through its jump hosts (one session per hop, each next
+/// one over a direct-tcpip channel of the previous one).
+async fn connect_via(
+    host: &Host,
+    options: &ConnectOptions,
+    target: &str,
+) -> Result<Connection, SshError> {
+    let hops = match &host.proxy {
+        Proxy::Direct => return connect_and_login(host, options, target).await,
+        Proxy::Command(command) => {
+            return proxy::connect_through(host, options, target, command).await;
+        }
+        Proxy::Jump(hops) => hops,
+    };
+    let mut jumps: Vec<Connection> = Vec::new();
+    for (index, hop) in hops.iter().enumerate() {
+        let named = if hop.name == hop.address {
+            String::new()
+        } else {
+            format!(" {:?}", hop.name)
+        };
+        let hop_target = format!(
+            "{} (jump host {}{named} of {target})",
+            target_of(hop),
+            index + 1
+        );
+        if let Some(setting) = &hop.refused {
+            return Err(SshError::Unsupported {
+                target: hop_target,
+                setting: setting.clone(),
+            });
+        }
+        let connection = match jumps.last() {
+            // The first hop is reached as its own settings say.
+            None => Box::pin(connect_via(hop, options, &hop_target)).await?,
+            Some(previous) => hop_over(previous, hop, options, &hop_target).await?,
+        };
+        jumps.push(connection);
+    }
+    let mut connection = match jumps.last() {
+        Some(last) => hop_over(last, host, options, target).await?,
+        None => connect_and_login(host, options, target).await?,
+    };
+    connection.jumps = jumps;
+    Ok(connection)
+}
+
+/// Connects to `host` through a direct-tcpip channel of the `previous`
+/// hop's session.
+async fn hop_over(
+    previous: &Connection,
+    host: &Host,
+    options: &ConnectOptions,
+    target: &str,
+) -> Result<Connection, SshError> {
+    let channel = previous
+        .handle
+        .channel_open_direct_tcpip(host.address.as_str(), u32::from(host.port), "127.0.0.1", 0)
+        .await
+        .map_err(|e| SshError::Connect {
+            target: target.to_owned(),
+            reason: format!(
+                "jump host {} could not open a connection to it: {}",
+                previous.shared.target,
+                match e {
+                    russh::Error::ChannelOpenFailure(reason) => format!("{reason:?}"),
+                    e => one_line(e),
+                }
+            ),
+        })?;
+    handshake_and_login(host, options, target, channel.into_stream()).await
 }
 
 async fn connect_and_login(
@@ -462,7 +555,23 @@ async fn connect_and_login(
         reason,
     };
     let socket = open_tcp(host).await.map_err(connect_error)?;
+    handshake_and_login(host, options, target, socket).await
+}
 
+/// SSH handshake, host-key check and login over an open byte stream.
+pub(super) async fn handshake_and_login<S>(
+    host: &Host,
+    options: &ConnectOptions,
+    target: &str,
+    socket: S,
+) -> Result<Connection, SshError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connect_error = |reason: String| SshError::Connect {
+        target: target.to_owned(),
+        reason,
+    };
     let recorded = recorded_key_types(host, &options.known_hosts).await;
 
     let shared = Arc::new(Shared {
@@ -500,7 +609,12 @@ async fn connect_and_login(
         }
     };
     Login::new(&mut handle, host, target).run(options).await?;
-    Ok(Connection { handle, shared })
+    Ok(Connection {
+        handle,
+        shared,
+        jumps: Vec::new(),
+        proxy: None,
+    })
 }
 
 /// Resolves the host's address and connects to the first address that answers.

@@ -37,6 +37,10 @@
 
 #![allow(dead_code)]
 
+mod site;
+
+pub use site::Site;
+
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Write;
@@ -100,6 +104,8 @@ pub struct Fleet {
     hosts: Vec<TestHost>,
     reaper: Child,
     reaper_pipe: Option<ChildStdin>,
+    /// The network namespace the hosts run in, for [`Fleet::start_site`].
+    site: Option<Site>,
 }
 
 impl Fleet {
@@ -112,6 +118,24 @@ impl Fleet {
 
     /// Starts one host per name; returns once every sshd accepts connections.
     pub fn start_named(names: &[&str]) -> Fleet {
+        Fleet::start_with(names, None, &[])
+    }
+
+    /// Starts the hosts inside a network namespace of their own (a "site"
+    /// behind a bastion): from this machine only the hosts in `reachable`
+    /// can be connected to, at their usual address (a forwarder listens
+    /// there and connects inside); the others are reachable only from
+    /// within the site, e.g. through a reachable one as a jump host.
+    /// `extra` adds sshd_config lines to the named hosts, `{NAME}` in them
+    /// standing for host NAME's address.
+    pub fn start_site(names: &[&str], reachable: &[&str], extra: &[(&str, &str)]) -> Fleet {
+        for name in reachable.iter().chain(extra.iter().map(|(n, _)| n)) {
+            assert!(names.contains(name), "{name} is not a host of this site");
+        }
+        Fleet::start_with(names, Some(reachable), extra)
+    }
+
+    fn start_with(names: &[&str], site: Option<&[&str]>, extra: &[(&str, &str)]) -> Fleet {
         check_prerequisites();
         check_names(names);
         let slot = reserve_slot(names.len());
@@ -133,7 +157,11 @@ impl Fleet {
             hosts: Vec::new(),
             reaper,
             reaper_pipe,
+            site: None,
         };
+        if site.is_some() {
+            fleet.site = Some(Site::create(&fleet.dir, slot));
+        }
 
         // Once a Fleet exists, any panic below leaves the cleanup to its Drop.
         let authorized = fleet.dir.join("authorized_keys");
@@ -165,9 +193,23 @@ impl Fleet {
             let pubkey = read(&h.join("ssh_host_ed25519_key.pub"));
             let key: Vec<&str> = pubkey.split_whitespace().take(2).collect();
             known_hosts += &format!("[{addr}]:{SSH_PORT} {}\n", key.join(" "));
-            write(&h.join("sshd_config"), &sshd_config(&h, addr, &authorized));
+            let mut config = sshd_config(&h, addr, &authorized);
+            for (_, line) in extra.iter().filter(|(n, _)| n == name) {
+                // `{NAME}` in a line is that host's address.
+                let mut line = line.to_string();
+                for (j, other) in names.iter().enumerate() {
+                    let other_addr = Ipv4Addr::new(127, a, b, j as u8 + 1);
+                    line = line.replace(&format!("{{{other}}}"), &other_addr.to_string());
+                }
+                config += &format!("{line}\n");
+            }
+            write(&h.join("sshd_config"), &config);
+            let mut start = match &fleet.site {
+                Some(site) => site.enter_command(),
+                None => Command::new("unshare"),
+            };
             let sshd = spawn(
-                Command::new("unshare")
+                start
                     .args(["-m", "--propagation=private", "sh", "-c", HOST_SH])
                     .args([Path::new("host.sh"), &h])
                     .stdin(Stdio::null())
@@ -185,8 +227,29 @@ impl Fleet {
             });
         }
         write(&fleet.known_hosts(), &known_hosts);
-        fleet.wait_until_ready();
+        match fleet.site.as_ref().map(Site::namespace) {
+            Some(namespace) => site::within(&namespace, || fleet.wait_until_ready()),
+            None => fleet.wait_until_ready(),
+        }
+        if let (Some(reachable), Some(site_ref)) = (site, &fleet.site) {
+            let forwards: Vec<Ipv4Addr> = reachable.iter().map(|n| fleet.host(n).addr).collect();
+            let mut started = Vec::new();
+            for addr in forwards {
+                started.push(site_ref.forward(SocketAddr::from((addr, SSH_PORT))));
+            }
+            if let Some(site) = &mut fleet.site {
+                site.forwarders = started;
+            }
+        }
         fleet
+    }
+
+    /// Whether this machine (not the site) can open a TCP connection to
+    /// `host`: false for a site's hosts that are not reachable.
+    pub fn reachable_from_here(&self, host: &str) -> bool {
+        let h = self.host(host);
+        TcpStream::connect_timeout(&SocketAddr::from((h.addr, h.port)), Duration::from_secs(2))
+            .is_ok()
     }
 
     fn wait_until_ready(&mut self) {
@@ -330,7 +393,11 @@ impl Drop for Fleet {
             let _ = host.sshd.kill();
             let _ = host.sshd.wait();
         }
-        // Closing the pipe wakes the reaper: sessions die, the dir goes.
+        if let Some(site) = &mut self.site {
+            site.stop_forwarding();
+        }
+        // Closing the pipe wakes the reaper: sessions die, the dir goes
+        // (and the site's network namespace).
         drop(self.reaper_pipe.take());
         let _ = self.reaper.wait();
         if let Ok(mut slots) = RESERVED_SLOTS.lock() {

@@ -3,7 +3,8 @@
 # writes to. Blocks until that pipe closes (Fleet dropped, or the test process
 # gone however it ended), then SIGKILLs every process living in one of the
 # hosts' mount namespaces (listed in FLEET_DIR/hosts/*/mntns) until none is
-# left, and removes FLEET_DIR. Never kills in its own namespace.
+# left, deletes the network namespace FLEET_DIR/netns names, if any, and
+# removes FLEET_DIR. Never kills in its own namespace.
 F=$1
 while read -r _; do :; done
 self=$(stat -L -c %i "/proc/$$/ns/mnt")
@@ -34,4 +35,8 @@ while [ "$n" -lt 200 ]; do
 	sleep 0.05
 	n=$((n + 1))
 done
+# A site's network namespace (Fleet::start_site), named in FLEET_DIR/netns.
+if [ -s "$F/netns" ]; then
+	ip netns del "$(cat "$F/netns")" 2>/dev/null
+fi
 rm -rf "$F"

@@ -30,7 +30,17 @@ pub struct World {
 impl World {
     /// Starts the fleet, creates a distribution key and packs `packages/hello`.
     pub fn start(hosts: &[&str]) -> World {
-        let fleet = Fleet::start_named(hosts);
+        World::around(Fleet::start_named(hosts))
+    }
+
+    /// Like [`World::start`], with the hosts in a site only `reachable`
+    /// ones can be reached from here (see [`Fleet::start_site`]).
+    pub fn start_site(hosts: &[&str], reachable: &[&str], extra: &[(&str, &str)]) -> World {
+        World::around(Fleet::start_site(hosts, reachable, extra))
+    }
+
+    /// The distribution key and the packed example package, for `fleet`.
+    fn around(fleet: Fleet) -> World {
         let key = fleet.dir().join("distribution_key");
         let made = swpush(&fleet, &["keygen", "-o", key.to_str().unwrap()]);
         assert!(made.status.success(), "{}", text(&made.stderr));

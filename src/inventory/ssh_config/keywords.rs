@@ -28,7 +28,7 @@ const KEYWORDS: &[(&str, Class)] = &[
     ("Port", Class::Implemented),
     ("IdentityFile", Class::Implemented),
     ("ProxyJump", Class::Implemented),
-    ("ProxyCommand", Class::Refused(&["none"])),
+    ("ProxyCommand", Class::Implemented),
     ("IdentitiesOnly", Class::Implemented),
     ("IgnoreUnknown", Class::Implemented),
     ("AddressFamily", Class::Refused(&["any"])),

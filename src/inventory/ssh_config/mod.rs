@@ -69,6 +69,9 @@ pub struct SshSettings {
     /// A setting OpenSSH would apply and swpush does not implement, with
     /// where it comes from; the host must not be connected to.
     pub refused: Option<String>,
+    /// `ProxyCommand` as written (tokens not yet expanded), when it, not
+    /// a `ProxyJump`, took the proxy slot.
+    pub proxy_command: Option<String>,
 }
 
 /// Where a line comes from, for messages.
@@ -231,7 +234,11 @@ impl SshConfig {
             settings.port = settings.port.or(more.port);
             settings.user = settings.user.or(more.user);
             settings.identity_file = settings.identity_file.or(more.identity_file);
-            settings.proxy_jump = settings.proxy_jump.or(more.proxy_jump);
+            // ProxyJump and ProxyCommand are one setting: the first one wins.
+            if settings.proxy_jump.is_none() && settings.proxy_command.is_none() {
+                settings.proxy_jump = more.proxy_jump;
+                settings.proxy_command = more.proxy_command;
+            }
             settings.identities_only |= more.identities_only;
             settings.refused = settings.refused.or(more.refused);
         }
@@ -472,6 +479,12 @@ fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     let (word, rest) = line.split_at(end);
     let rest = rest.trim_start_matches([' ', '\t']);
     let rest = rest.strip_prefix('=').unwrap_or(rest);
+    // OpenSSH takes a ProxyCommand's value as the rest of the line, as
+    // written: it is a shell command, quoted for the shell.
+    if word.eq_ignore_ascii_case("ProxyCommand") {
+        let rest = rest.trim_start_matches([' ', '\t', '=']);
+        return Ok(Some((word.to_owned(), vec![rest.to_owned()])));
+    }
     Ok(Some((word.to_owned(), split_args(rest)?)))
 }
 

@@ -180,7 +180,7 @@ impl<'a> Resolve<'a> {
             "ProxyJump" if lower == "none" => self.proxy = Some(Proxy::Direct),
             "ProxyJump" => self.proxy = Some(Proxy::Jump(value)),
             "ProxyCommand" if lower == "none" => self.proxy = Some(Proxy::Direct),
-            "ProxyCommand" => self.proxy = Some(Proxy::Command(named())),
+            "ProxyCommand" => self.proxy = Some(Proxy::Command(value)),
             "IdentitiesOnly" => self.identities_only = matches!(lower.as_str(), "yes" | "true"),
             "UserKnownHostsFile" => {
                 // OpenSSH's default: swpush reads the same file.
@@ -216,9 +216,9 @@ impl<'a> Resolve<'a> {
                 })
                 .to_ascii_lowercase()
         });
-        let mut proxy_jump = None;
+        let (mut proxy_jump, mut proxy_command) = (None, None);
         match self.proxy.take() {
-            Some(Proxy::Command(named)) => self.refuse(named),
+            Some(Proxy::Command(command)) => proxy_command = Some(command),
             Some(Proxy::Jump(jump)) => proxy_jump = Some(jump),
             Some(Proxy::Direct) | None => {}
         }
@@ -242,6 +242,7 @@ impl<'a> Resolve<'a> {
             proxy_jump,
             identities_only: self.identities_only,
             refused: self.refused,
+            proxy_command,
         }
     }
 

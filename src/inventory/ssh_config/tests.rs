@@ -40,8 +40,12 @@ fn lines_split_as_openssh_splits_them() {
         ("  Host=web1", Some(("Host", vec!["web1"]))),
         ("HostName = x # comment", Some(("HostName", vec!["x"]))),
         (
-            "ProxyCommand \"a b\" 'c d' e\\ f",
-            Some(("ProxyCommand", vec!["a b", "c d", "e f"])),
+            "SendEnv \"a b\" 'c d' e\\ f",
+            Some(("SendEnv", vec!["a b", "c d", "e f"])),
+        ),
+        (
+            "ProxyCommand = sh -c 'nc %h %p' # as written",
+            Some(("ProxyCommand", vec!["sh -c 'nc %h %p' # as written"])),
         ),
         ("\t# only a comment", None),
         ("", None),
@@ -54,7 +58,7 @@ fn lines_split_as_openssh_splits_them() {
 }
 
 #[test]
-fn command_line_options_win_and_proxies_are_refused() {
+fn command_line_options_win_and_proxy_commands_are_read_whole() {
     let c = config("Host *\n  User fromfile\n  Port 2000\n");
     let options = command_line_settings("args", "-o User=fromargs -p2001 -C -q").expect("args");
     let s = c.lookup("h", None, &options);
@@ -62,13 +66,22 @@ fn command_line_options_win_and_proxies_are_refused() {
         (s.user.as_deref(), s.port, s.refused),
         (Some("fromargs"), Some(2001), None)
     );
-    for (text, named) in [
-        ("-o ProxyCommand='nc %h %p'", "ProxyCommand"),
-        ("-oProxyCommand=nc", "ProxyCommand"),
-        ("-o 'ProxyCommand nc %h %p'", "ProxyCommand"),
-        ("-b 127.0.0.1", "BindAddress"),
-        ("-4", "AddressFamily"),
+    // ssh -o takes a ProxyCommand's value as the shell command it is.
+    for (text, command) in [
+        ("-o ProxyCommand='nc %h %p'", "nc %h %p"),
+        ("-oProxyCommand=nc", "nc"),
+        ("-o 'ProxyCommand nc %h %p'", "nc %h %p"),
+        ("-o 'ProxyCommand=sh -c \"nc %h %p\"'", "sh -c \"nc %h %p\""),
     ] {
+        let options = command_line_settings("args", text).expect(text);
+        let s = c.lookup("h", None, &options);
+        assert_eq!(
+            (s.proxy_command.as_deref(), s.refused),
+            (Some(command), None),
+            "{text}"
+        );
+    }
+    for (text, named) in [("-b 127.0.0.1", "BindAddress"), ("-4", "AddressFamily")] {
         let options = command_line_settings("args", text).expect(text);
         let refused = c.lookup("h", None, &options).refused.unwrap_or_default();
         assert!(refused.contains(named), "{text}: {refused}");
@@ -127,11 +140,10 @@ fn relative_includes_are_read_from_dot_ssh_and_only_where_their_block_applies() 
     let web1 = c.lookup("web1", None, &[]);
     assert_eq!((web1.port, web1.user.as_deref()), (Some(2201), Some("b")));
     assert_eq!(web1.refused, None, "inner.conf applies only to db1");
-    let db1 = c.lookup("db1", None, &[]).refused.unwrap_or_default();
-    assert!(
-        db1.contains("ProxyCommand") && db1.contains("inner.conf:1"),
-        "{db1}"
-    );
+    assert_eq!(web1.proxy_command, None);
+    let db1 = c.lookup("db1", None, &[]);
+    assert_eq!(db1.proxy_command.as_deref(), Some("nc %h %p"));
+    assert_eq!(db1.refused, None);
     let _ = std::fs::remove_dir_all(&home);
 }
 
@@ -174,11 +186,8 @@ fn the_machine_config_comes_after_the_users() {
         (web1.user.as_deref(), web1.port),
         (Some("mine"), Some(2022))
     );
-    let db1 = c.lookup("db1", None, &[]).refused.unwrap_or_default();
-    assert!(
-        db1.contains("ProxyCommand") && db1.contains("bastion.conf:2"),
-        "{db1}"
-    );
+    let db1 = c.lookup("db1", None, &[]);
+    assert_eq!(db1.proxy_command.as_deref(), Some("ssh -W %h:%p bastion"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,0 +1,122 @@
+//! How a host is reached when not directly: its jump hosts, each resolved
+//! as `ssh HOP` would resolve it, and its `ProxyCommand` with `%`-tokens
+//! expanded. Both are settled here, at load time, so that connecting has
+//! nothing left to look up.
+//!
+//! OpenSSH runs `ssh -J a,b target` as `ssh -W target` over `ssh -J a b`:
+//! every hop gets its own `~/.ssh/config` block (HostName, User, Port,
+//! IdentityFile, ...), with the user and port written in the chain
+//! winning; the first hop's own ProxyJump/ProxyCommand applies, while the
+//! later hops' are overridden by the chain (the `-J` on their command line).
+//! The inventory's ssh arguments (`ansible_ssh_common_args`) do not reach
+//! the hops, as `ssh -o` options do not.
+
+use super::vars::Vars;
+use super::{Host, Proxy, RawHost};
+use crate::ssh::jump::parse_chain;
+
+/// Jump hosts a host may sit behind, nested chains included: far beyond any
+/// real site; a ProxyJump loop in ~/.ssh/config stops here.
+const MAX_HOPS: usize = 8;
+
+/// The hops of `chain`, each resolved by `resolve` (the inventory's host
+/// resolution, called with the depth reached); `depth` is how deep the host
+/// whose chain this is already sits.
+pub(super) fn jump_hosts(
+    chain: &str,
+    depth: usize,
+    resolve: impl Fn(RawHost, usize) -> Host,
+) -> Result<Vec<Host>, String> {
+    let jumps = parse_chain(chain).map_err(|why| format!("`ProxyJump {chain}`: {why}"))?;
+    if depth + jumps.len() > MAX_HOPS {
+        return Err(format!(
+            "`ProxyJump {chain}`: more than {MAX_HOPS} jump hosts in a row (a ProxyJump loop in ~/.ssh/config?)"
+        ));
+    }
+    let mut hops = Vec::with_capacity(jumps.len());
+    for (index, jump) in jumps.into_iter().enumerate() {
+        let raw = RawHost {
+            name: jump.address,
+            vars: Vars {
+                user: jump.user,
+                port: jump.port,
+                ..Vars::default()
+            },
+            groups: Vec::new(),
+        };
+        let mut hop = resolve(raw, depth + index + 1);
+        if index > 0 {
+            // `ssh -J a b` gives b the rest of the chain on its command
+            // line: b's own ProxyJump or ProxyCommand never applies.
+            hop.proxy = Proxy::Direct;
+            hop.proxy_jump = None;
+        }
+        if let Some(why) = &hop.refused {
+            return Err(format!("jump host {}: {why}", hop.name));
+        }
+        hops.push(hop);
+    }
+    Ok(hops)
+}
+
+/// What `%`-tokens of a ProxyCommand stand for.
+pub(super) struct Tokens<'a> {
+    /// `%h`: the HostName, the address ssh would connect to.
+    pub host_name: &'a str,
+    /// `%p`.
+    pub port: u16,
+    /// `%r`: the remote user.
+    pub user: &'a str,
+    /// `%n`: the name as given (the inventory name).
+    pub name: &'a str,
+}
+
+/// `command` with `%h %p %r %n %%` expanded as OpenSSH does; any other
+/// token refuses the host, naming it.
+pub(super) fn expand_command(command: &str, tokens: &Tokens) -> Result<String, String> {
+    let mut out = String::with_capacity(command.len());
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('h') => out.push_str(tokens.host_name),
+            Some('p') => out.push_str(&tokens.port.to_string()),
+            Some('r') => out.push_str(tokens.user),
+            Some('n') => out.push_str(tokens.name),
+            other => {
+                let token = other.map_or_else(|| "%".to_owned(), |c| format!("%{c}"));
+                return Err(format!(
+                    "`ProxyCommand {command}` uses the token `{token}`, which swpush does not expand (it expands %h %p %r %n %%)"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_command_tokens_expand_as_openssh_expands_them() {
+        let tokens = Tokens {
+            host_name: "10.0.0.5",
+            port: 2222,
+            user: "deploy",
+            name: "web1",
+        };
+        assert_eq!(
+            expand_command("ssh -W %h:%p -l %r bastion # %n 100%%", &tokens).as_deref(),
+            Ok("ssh -W 10.0.0.5:2222 -l deploy bastion # web1 100%")
+        );
+        for bad in ["nc %C", "nc %h %", "nc %d"] {
+            let error = expand_command(bad, &tokens).expect_err(bad);
+            assert!(error.contains("does not expand"), "{bad}: {error}");
+        }
+    }
+}
