@@ -157,11 +157,6 @@ pub enum SshError {
         path: PathBuf,
         reason: String,
     },
-    /// The host names a jump host; connecting directly instead is not an option.
-    #[error(
-        "{target} is reached through jump host {jump} (proxy_jump, ProxyJump or ssh -J), which swpush does not support yet; not connecting directly"
-    )]
-    ProxyJumpUnsupported { target: String, jump: String },
     /// A setting would make OpenSSH connect another way (ProxyCommand,
     /// ControlPath, ...) and swpush does not implement it.
     #[error(
