@@ -503,7 +503,8 @@ fn resolve_host(
         address: vars
             .address
             .or(from_ssh.host_name)
-            .unwrap_or_else(|| raw.name.clone()),
+            // As ssh, which lower-cases the name it is given.
+            .unwrap_or_else(|| raw.name.to_ascii_lowercase()),
         port: vars.port.or(from_ssh.port).unwrap_or(22),
         user: login
             .user

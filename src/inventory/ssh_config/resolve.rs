@@ -40,6 +40,8 @@ enum Proxy {
 /// Resolving one host: the first value for each keyword wins.
 pub(super) struct Resolve<'a> {
     original: String,
+    /// The name as given, not lower-cased (`%n`, `%k`).
+    given: String,
     local_user: &'a str,
     home: Option<&'a Path>,
     /// Keywords that already have their value.
@@ -64,6 +66,7 @@ impl<'a> Resolve<'a> {
     pub(super) fn new(original: &str, local_user: &'a str, home: Option<&'a Path>) -> Self {
         Resolve {
             original: original.to_ascii_lowercase(),
+            given: original.to_owned(),
             local_user,
             home,
             seen: Vec::new(),
@@ -193,6 +196,15 @@ impl<'a> Resolve<'a> {
         if self.seen.contains(&slot) {
             return;
         }
+        // ssh stores `ConnectTimeout none` as "unset": a later value wins.
+        if keyword == "ConnectTimeout"
+            && setting
+                .args
+                .first()
+                .is_some_and(|v| v.eq_ignore_ascii_case("none"))
+        {
+            return;
+        }
         self.seen.push(slot);
         let value = setting.args.first().cloned().unwrap_or_default();
         let lower = value.to_ascii_lowercase();
@@ -247,12 +259,12 @@ impl<'a> Resolve<'a> {
         let alias = self
             .host_key_alias
             .clone()
-            .unwrap_or_else(|| self.original.clone());
+            .unwrap_or_else(|| self.given.clone());
         let tokens = Tokens {
             home: self.home,
             local_user: self.local_user,
             host: &host,
-            original: &self.original,
+            original: &self.given,
             port: self.port.unwrap_or(22),
             remote_user: &remote_user,
             alias: &alias,
