@@ -307,3 +307,46 @@ fn a_command_line_user_is_seen_by_match_user() {
     assert_eq!((s.user.as_deref(), s.port), (Some("deploy"), Some(2222)));
     assert_eq!(c.lookup(&["h"], &[]).port, None);
 }
+
+/// Every keyword this machine's OpenSSH knows is in the table, so none is
+/// mistaken for an unknown one nor slips past as implicitly harmless: the
+/// keys `ssh -G` prints, and the keywords `man ssh_config` lists (when the
+/// manual is installed).
+#[test]
+fn every_keyword_openssh_knows_is_classified() {
+    let output = std::process::Command::new("ssh")
+        .args(["-G", "-F", "/dev/null", "keyword-table"])
+        .output()
+        .expect("ssh -G");
+    assert!(output.status.success(), "ssh -G failed");
+    let mut known: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split(' ').next().map(str::to_owned))
+        .collect();
+    assert!(known.len() > 50, "ssh -G printed {} keys", known.len());
+    let manual = std::process::Command::new("sh")
+        .args(["-c", "MANWIDTH=200 man ssh_config 2>/dev/null | col -b"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    // The manual's keyword entries: a capitalised word alone at the
+    // definition indent, after the DESCRIPTION's keyword list starts.
+    for line in manual.lines() {
+        let word = line.trim_start();
+        let indent = line.len() - word.len();
+        if indent == 5
+            && word.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && word.chars().all(|c| c.is_ascii_alphanumeric())
+            && word.chars().any(|c| c.is_ascii_lowercase())
+        {
+            known.push(word.to_owned());
+        }
+    }
+    // `ssh -G` keys that are not keywords of their own.
+    let not_keywords = ["host"];
+    let missing: Vec<&String> = known
+        .iter()
+        .filter(|k| !not_keywords.contains(&k.as_str()) && keyword(k).is_none())
+        .collect();
+    assert!(missing.is_empty(), "not in keywords.rs: {missing:?}");
+}
