@@ -1,11 +1,14 @@
 //! `~/.ssh/config`, read as OpenSSH's `ssh -G` reads it, for what the
 //! inventory leaves unset: `HostName`, `User`, `Port`, `IdentityFile`,
-//! `ProxyJump` — and, as important, for every setting that would make
-//! OpenSSH connect another way than swpush does (`ProxyCommand`,
-//! `ControlPath`, `BindAddress`, ...): a host such a setting applies to is
-//! refused, naming it, so swpush never goes around a bastion or a
-//! restriction the operator configured. The list of keywords and what swpush
-//! does with each is in docs/inventory.md.
+//! `ProxyJump`, and what decides how ssh logs in and whose host key it
+//! trusts (`CertificateFile`, `IdentitiesOnly`, `IdentityAgent`,
+//! `UserKnownHostsFile`, `GlobalKnownHostsFile`, `StrictHostKeyChecking`,
+//! `HostKeyAlias`, `ConnectTimeout`; tokens in [`tokens`]) — and, as
+//! important, for every setting that would make OpenSSH connect another way
+//! than swpush does (`ProxyCommand`, `ControlPath`, `BindAddress`, ...): a
+//! host such a setting applies to is refused, naming it, so swpush never
+//! goes around a bastion or a restriction the operator configured. The list
+//! of keywords and what swpush does with each is in docs/inventory.md.
 //!
 //! OpenSSH's rules, kept here: the first value obtained for a keyword wins
 //! (`IdentityFile` accumulates); `Host` patterns (with `*`, `?`, `!`) match
@@ -24,7 +27,8 @@
 //! Include, owned by the user or root and not writable by others (as
 //! `ssh` demands). Settings from `ansible_ssh_common_args` and
 //! `ansible_ssh_extra_args` are read like `ssh -o` options: before the
-//! files, so they win.
+//! files, so they win; so are swpush's `-u`/`--private-key` and the
+//! inventory's user and port ([`option`]), so `Match user` sees them.
 
 use std::fmt;
 use std::io::Read;
