@@ -395,6 +395,32 @@ Host *
         ..PLAIN
     },
     Case {
+        name: "match-criteria-and-negation",
+        config: "Host h-*
+  HostName %h.corp.example
+Match host *.corp.example !originalhost h-skip
+  IdentityFile ~/.ssh/corp_%h
+  StrictHostKeyChecking yes
+Match originalhost h-skip,plain-* !user nobody
+  HostKeyAlias skipped-%h
+  ConnectTimeout 3m
+Match !localuser root
+  IdentityAgent none
+Match localuser root !host *.corp.example
+  IdentityAgent ~/agent-%n
+Host *
+  GlobalKnownHostsFile ~/global_known
+",
+        hosts: &[
+            ("h-one", None),
+            ("h-skip", None),
+            ("plain-1", None),
+            ("PLAIN-2", None),
+            ("192.0.2.9", None),
+        ],
+        ..PLAIN
+    },
+    Case {
         name: "strict-and-timeouts",
         config: "Host s-yes
   StrictHostKeyChecking yes
