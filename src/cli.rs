@@ -305,7 +305,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 
 /// Loads the inventory and applies `--limit`.
 fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
-    let inventory = inventory::load(&select.inventory, &LoadContext::from_env())?;
+    let inventory = inventory::load_as(
+        &select.inventory,
+        &LoadContext::from_env(),
+        &select.overrides.login(),
+    )?;
     let hosts = inventory::select_hosts(&inventory, select.limit.as_deref())?;
     if select.overrides.ask_become_pass {
         crate::sudo::set_password(crate::sudo::prompt()?);

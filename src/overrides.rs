@@ -3,7 +3,10 @@
 //! `-b/--become`, `--private-key/--key-file`.
 //!
 //! Unlike Ansible, where a host's `ansible_user` wins over `-u`, these win
-//! over everything the inventory says (docs/reference.md).
+//! over everything the inventory says (docs/reference.md). `-u` and
+//! `--private-key` also take part in reading `~/.ssh/config`, as ssh's
+//! `-l` and `-i` do: `Match user deploy` applies under `-u deploy`, and
+//! ssh_config's IdentityFiles follow `--private-key`.
 
 use std::path::PathBuf;
 
@@ -28,6 +31,15 @@ pub struct OverrideArgs {
 }
 
 impl OverrideArgs {
+    /// `-u` and `--private-key`, for resolving `~/.ssh/config` as ssh's
+    /// `-l` and `-i` would be.
+    pub fn login(&self) -> crate::inventory::Login {
+        crate::inventory::Login {
+            user: self.user.clone(),
+            identity_file: self.private_key.clone(),
+        }
+    }
+
     /// `host` with what the command line says in place of its own settings.
     pub fn apply(&self, mut host: Host) -> Host {
         if let Some(user) = &self.user {

@@ -387,12 +387,13 @@ fn become_settings_swpush_cannot_honour_refuse_the_host() {
 #[test]
 fn overrides_beat_ssh_config_too() {
     let world = world();
-    // A Host block only this test's host name matches.
+    // A Host block only this test's host matches: its ansible_host, the
+    // name Ansible gives ssh.
     let ssh_dir = world.fleet.home().join(".ssh");
     std::fs::create_dir_all(&ssh_dir).unwrap();
     std::fs::write(
         ssh_dir.join("config"),
-        "Host cfg-only-host\n  User nobody\n  IdentityFile /nonexistent/cfg_key\n",
+        "Host 192.0.2.7\n  User nobody\n  IdentityFile /nonexistent/cfg_key\n",
     )
     .unwrap();
     let inv = ansible_inventory(

@@ -69,9 +69,22 @@ fn run_within(mut command: Command, limit: Duration) -> (Output, Duration) {
 /// `swpush hosts --format json` with `home` as HOME, for a native
 /// inventory listing `hosts` with no settings.
 fn swpush_hosts(home: &Path, hosts: &[&str]) -> Output {
+    swpush_hosts_as(home, hosts, None, None)
+}
+
+/// [`swpush_hosts`] with `-u login_user`, and `user:` on every host.
+fn swpush_hosts_as(
+    home: &Path,
+    hosts: &[&str],
+    login_user: Option<&str>,
+    inventory_user: Option<&str>,
+) -> Output {
     let mut yaml = String::from("hosts:\n");
     for host in hosts {
-        yaml += &format!("  {host}: {{}}\n");
+        match inventory_user {
+            Some(user) => yaml += &format!("  {host}: {{ user: {user} }}\n"),
+            None => yaml += &format!("  {host}: {{}}\n"),
+        }
     }
     let inventory = home.join("inventory.yaml");
     std::fs::write(&inventory, yaml).expect("inventory");
@@ -81,17 +94,33 @@ fn swpush_hosts(home: &Path, hosts: &[&str]) -> Output {
         .arg(&inventory)
         .env("HOME", home)
         .env("USER", "root")
+        .env("SWPUSH_TEST_AGENT", TEST_AGENT)
+        .env_remove("SWPUSH_TEST_UNSET")
         .env_remove("SWPUSH_INVENTORY");
+    if let Some(user) = login_user {
+        command.args(["-u", user]);
+    }
     run_within(command, Duration::from_secs(20)).0
 }
 
+/// `$SWPUSH_TEST_AGENT` for both swpush and ssh.
+const TEST_AGENT: &str = "/run/test-agent.sock";
+
 /// `ssh -G -F config host`, as `key → values` (lower-case keys).
 fn ssh_g(config: &Path, host: &str) -> Option<BTreeMap<String, Vec<String>>> {
+    ssh_g_with(config, host, &[])
+}
+
+/// [`ssh_g`] with more ssh options (`-l USER`, `-o User=USER`).
+fn ssh_g_with(config: &Path, host: &str, args: &[String]) -> Option<BTreeMap<String, Vec<String>>> {
     let output = Command::new("ssh")
         .arg("-G")
         .arg("-F")
         .arg(config)
+        .args(args)
         .arg(host)
+        .env("SWPUSH_TEST_AGENT", TEST_AGENT)
+        .env_remove("SWPUSH_TEST_UNSET")
         .output()
         .expect("ssh -G");
     if !output.status.success() {
@@ -116,7 +145,21 @@ struct Case {
     files: &'static [(&'static str, &'static str)],
     /// Host, and the setting swpush must refuse it for (None: resolves).
     hosts: &'static [(&'static str, Option<&'static str>)],
+    /// `-u USER` for swpush, `-l USER` for ssh.
+    login_user: Option<&'static str>,
+    /// A native-inventory `user:` for swpush, `-o User=` for ssh.
+    inventory_user: Option<&'static str>,
 }
+
+/// What a case leaves as it is.
+const PLAIN: Case = Case {
+    name: "",
+    config: "",
+    files: &[],
+    hosts: &[],
+    login_user: None,
+    inventory_user: None,
+};
 
 const CASES: &[Case] = &[
     Case {
@@ -134,6 +177,7 @@ Host *
 ",
         files: &[],
         hosts: &[("web1", None), ("web2", None), ("db1", None)],
+        ..PLAIN
     },
     Case {
         name: "negation-and-tokens",
@@ -150,6 +194,7 @@ Host *
             ("bastion.prod", None),
             ("other", None),
         ],
+        ..PLAIN
     },
     Case {
         name: "proxy-jump-and-none",
@@ -162,6 +207,7 @@ Host * !jump.example !second.example
 ",
         files: &[],
         hosts: &[("direct", None), ("jumped", None), ("equals", None)],
+        ..PLAIN
     },
     Case {
         name: "match-blocks",
@@ -182,6 +228,7 @@ Match all
 ",
         files: &[],
         hosts: &[("m1", None), ("m2", None), ("m3", None), ("m4", None)],
+        ..PLAIN
     },
     Case {
         name: "match-exec",
@@ -199,6 +246,7 @@ Match host x3 exec \"true\"
             ("x3", Some("Match exec")),
             ("x4", None),
         ],
+        ..PLAIN
     },
     Case {
         name: "includes",
@@ -224,6 +272,7 @@ Host *
             ("g1", None),
             ("bad1", None),
         ],
+        ..PLAIN
     },
     Case {
         name: "match-user-and-case",
@@ -247,6 +296,7 @@ Host *
             ("web9", None),
             ("plain", None),
         ],
+        ..PLAIN
     },
     Case {
         name: "refused-keywords",
@@ -284,8 +334,8 @@ Host s1
         hosts: &[
             ("b1", Some("BindAddress")),
             ("c1", Some("ControlPath")),
-            ("k1", Some("HostKeyAlias")),
-            ("u1", Some("UserKnownHostsFile")),
+            ("k1", None),
+            ("u1", None),
             ("r1", Some("RemoteCommand")),
             ("a1", Some("Ciphers")),
             ("a2", None),
@@ -295,6 +345,194 @@ Host s1
             ("t1", Some("Tunnel")),
             ("s1", None),
         ],
+        ..PLAIN
+    },
+    Case {
+        name: "path-keywords-and-tokens",
+        config: "Host multi
+  HostName Multi.Example
+  Port 2022
+  IdentityFile ~/.ssh/a_%h
+  IdentityFile ~/.ssh/b_%r_%n_%p
+  IdentityFile ~/.ssh/a_%h
+  CertificateFile ~/.ssh/c_%h-cert.pub
+  CertificateFile /etc/certs/%u@%k
+  UserKnownHostsFile ~/.ssh/k1 /x/k2_%h_%p %d/k3_%C
+  GlobalKnownHostsFile /g1 /g2
+  HostKeyAlias aliased
+  IdentitiesOnly yes
+Host agent-none
+  IdentityAgent none
+Host agent-env
+  IdentityAgent SSH_AUTH_SOCK
+Host agent-var
+  IdentityAgent $SWPUSH_TEST_AGENT
+Host agent-unset
+  IdentityAgent $SWPUSH_TEST_UNSET
+Host agent-braces
+  IdentityAgent ${SWPUSH_TEST_AGENT}.d/%r_%l_%L_%i
+Host agent-path
+  IdentityAgent ~/agent/%h_%u_%k
+Host known-none
+  UserKnownHostsFile none
+  GlobalKnownHostsFile none
+Host env-path
+  UserKnownHostsFile ${SWPUSH_TEST_AGENT}/known %d/%%lit
+Host *
+  IdentitiesOnly no
+",
+        hosts: &[
+            ("multi", None),
+            ("agent-none", None),
+            ("agent-env", None),
+            ("agent-var", None),
+            ("agent-unset", None),
+            ("agent-braces", None),
+            ("agent-path", None),
+            ("known-none", None),
+            ("env-path", None),
+            ("Mixed.Case", None),
+        ],
+        ..PLAIN
+    },
+    Case {
+        name: "match-criteria-and-negation",
+        config: "Host h-*
+  HostName %h.corp.example
+Match host *.corp.example !originalhost h-skip
+  IdentityFile ~/.ssh/corp_%h
+  StrictHostKeyChecking yes
+Match originalhost h-skip,plain-* !user nobody
+  HostKeyAlias skipped-%h
+  ConnectTimeout 3m
+Match !localuser root
+  IdentityAgent none
+Match localuser root !host *.corp.example
+  IdentityAgent ~/agent-%n
+Host *
+  GlobalKnownHostsFile ~/global_known
+",
+        hosts: &[
+            ("h-one", None),
+            ("h-skip", None),
+            ("plain-1", None),
+            ("PLAIN-2", None),
+            ("192.0.2.9", None),
+        ],
+        ..PLAIN
+    },
+    Case {
+        name: "strict-and-timeouts",
+        config: "Host s-yes
+  StrictHostKeyChecking yes
+Host s-true
+  StrictHostKeyChecking True
+Host s-no
+  StrictHostKeyChecking no
+Host s-off
+  StrictHostKeyChecking off
+Host s-false
+  StrictHostKeyChecking false
+Host s-ask
+  StrictHostKeyChecking ask
+Host s-new
+  StrictHostKeyChecking accept-new
+Host t-10
+  ConnectTimeout 10
+Host t-10s
+  ConnectTimeout 10s
+Host t-1m30s
+  ConnectTimeout 1m30s
+Host t-1h
+  ConnectTimeout 1H
+Host t-0
+  ConnectTimeout 0
+Host t-none
+  ConnectTimeout none
+Host s-* t-*
+  StrictHostKeyChecking accept-new
+  ConnectTimeout 7
+",
+        hosts: &[
+            ("s-yes", None),
+            ("s-true", None),
+            ("s-no", None),
+            ("s-off", None),
+            ("s-false", None),
+            ("s-ask", None),
+            ("s-new", None),
+            ("t-10", None),
+            ("t-10s", None),
+            ("t-1m30s", None),
+            ("t-1h", None),
+            ("t-0", None),
+            ("t-none", None),
+            ("other", None),
+        ],
+        ..PLAIN
+    },
+    Case {
+        name: "match-user-from-the-command-line",
+        config: "Match user deploy
+  Port 2601
+  IdentityFile ~/.ssh/deploy_%r
+Match originalhost o1 user deploy
+  HostKeyAlias o1-deploy
+Host o1
+  HostName 127.0.0.61
+Match host 127.0.0.61
+  ConnectTimeout 61
+Host *
+  User nobody
+  IdentityFile ~/.ssh/all
+",
+        hosts: &[("o1", None), ("o2", None)],
+        login_user: Some("deploy"),
+        ..PLAIN
+    },
+    Case {
+        name: "match-user-from-the-inventory",
+        config: "Match user deploy
+  Port 2602
+Host *
+  User nobody
+  UserKnownHostsFile ~/.ssh/known_%r
+",
+        hosts: &[("i1", None), ("i2.example", None)],
+        inventory_user: Some("deploy"),
+        ..PLAIN
+    },
+    Case {
+        name: "match-user-without-one-given",
+        config: "Match user deploy
+  Port 2603
+Host *
+  User deploy
+Match user deploy
+  Port 2604
+",
+        hosts: &[("n1", None)],
+        ..PLAIN
+    },
+    Case {
+        name: "includes-with-path-keywords",
+        config: "Host inc*
+  Include ABS/parts/*.conf
+Host *
+  IdentityFile ~/.ssh/last
+",
+        files: &[
+            (
+                "parts/a.conf",
+                "IdentityFile ~/.ssh/part_a\nCertificateFile ~/.ssh/part_a-cert.pub\nStrictHostKeyChecking yes\n",
+            ),
+            (
+                "parts/b.conf",
+                "IdentityFile ~/.ssh/part_b\nStrictHostKeyChecking no\nConnectTimeout 2m\nHostKeyAlias %h\n",
+            ),
+        ],
+        hosts: &[("inc1", None), ("outside", None)],
+        ..PLAIN
     },
 ];
 
@@ -308,6 +546,183 @@ fn after_home(path: &str, home: &Path) -> String {
         }
     }
     path.to_owned()
+}
+
+/// ssh's expansion of `~` and the tokens ssh -G leaves as written
+/// (IdentityFile, CertificateFile), from the values ssh -G resolved.
+fn expand_like_ssh(path: &str, openssh: &BTreeMap<String, Vec<String>>, name: &str) -> String {
+    let get = |key: &str| {
+        openssh
+            .get(key)
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let alias = openssh
+        .get("hostkeyalias")
+        .and_then(|v| v.first())
+        .cloned()
+        .unwrap_or_else(|| name.to_owned());
+    let path = match path.strip_prefix("~/") {
+        Some(rest) => format!("/root/{rest}"),
+        None => path.to_owned(),
+    };
+    let mut out = String::new();
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('h') => out += &get("hostname"),
+            Some('r') => out += &get("user"),
+            Some('p') => out += &get("port"),
+            Some('n') => out += name,
+            Some('k') => out += &alias,
+            Some('u') => out += "root",
+            Some('d') => out += "/root",
+            other => panic!("the test does not expand %{other:?} in {path}"),
+        }
+    }
+    out
+}
+
+/// Every keyword of issue 10 item 4 where swpush's `hosts --format json`
+/// and `ssh -G` disagree: (keyword, swpush's, ssh's). `reference` is
+/// `ssh -G` with no configuration (its defaults).
+fn disagreements(
+    openssh: &BTreeMap<String, Vec<String>>,
+    reference: &BTreeMap<String, Vec<String>>,
+    ours: &Value,
+    home: &Path,
+    name: &str,
+) -> Vec<(&'static str, String, String)> {
+    let all = |key: &str| openssh.get(key).cloned().unwrap_or_default();
+    let first = |key: &str| openssh.get(key).and_then(|v| v.first()).cloned();
+    let ours_path = |v: &Value| v.as_str().map(|p| after_home(p, home));
+    let words = |key: &str| -> Vec<String> {
+        first(key)
+            .filter(|v| v != "none")
+            .map(|v| v.split(' ').map(|p| after_home(p, home)).collect())
+            .unwrap_or_default()
+    };
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(ours_path).collect())
+            .unwrap_or_default()
+    };
+    let ssh = &ours["ssh"];
+    // ssh lists its default identities only when nothing names one.
+    let identity_files = if openssh.get("identityfile") == reference.get("identityfile") {
+        Vec::new()
+    } else {
+        all("identityfile")
+            .iter()
+            .map(|p| after_home(&expand_like_ssh(p, openssh, name), home))
+            .collect()
+    };
+    let ours_identities: Vec<String> = ours_path(&ours["identity_file"])
+        .into_iter()
+        .chain(list(&ssh["further_identity_files"]))
+        .collect();
+    let certificates: Vec<String> = all("certificatefile")
+        .iter()
+        .map(|p| after_home(&expand_like_ssh(p, openssh, name), home))
+        .collect();
+    let agent = match first("identityagent").as_deref() {
+        None | Some("SSH_AUTH_SOCK") => "environment".to_owned(),
+        Some("none") => "none".to_owned(),
+        // ssh reads `$NAME` when it connects; both run with
+        // SWPUSH_TEST_AGENT set and SWPUSH_TEST_UNSET unset.
+        Some("$SWPUSH_TEST_AGENT") => format!("socket {TEST_AGENT}"),
+        Some(var) if var.starts_with('$') => "none".to_owned(),
+        Some(path) => format!("socket {}", after_home(path, home)),
+    };
+    let ours_agent = match ssh["identity_agent"]["kind"].as_str() {
+        Some("socket") => format!(
+            "socket {}",
+            ours_path(&ssh["identity_agent"]["path"]).unwrap_or_default()
+        ),
+        other => other.unwrap_or("?").to_owned(),
+    };
+    let strict = match first("stricthostkeychecking").as_deref() {
+        Some("true") => "yes".to_owned(),
+        Some("false") => "no".to_owned(),
+        other => other.unwrap_or("?").to_owned(),
+    };
+    let timeout = first("connecttimeout").filter(|t| t != "none" && t != "0");
+    let compared: Vec<(&'static str, String, String)> = vec![
+        (
+            "hostname",
+            format!("{:?}", ours["address"].as_str()),
+            format!("{:?}", first("hostname").as_deref()),
+        ),
+        (
+            "user",
+            format!("{:?}", ours["user"].as_str()),
+            format!("{:?}", first("user").as_deref()),
+        ),
+        (
+            "port",
+            format!("{:?}", ours["port"].as_u64().map(|p| p.to_string())),
+            format!("{:?}", first("port")),
+        ),
+        (
+            "identityfile",
+            format!("{ours_identities:?}"),
+            format!("{identity_files:?}"),
+        ),
+        (
+            "certificatefile",
+            format!("{:?}", list(&ssh["certificate_files"])),
+            format!("{certificates:?}"),
+        ),
+        (
+            "identitiesonly",
+            format!("{}", ssh["identities_only"] == true),
+            format!("{}", first("identitiesonly").as_deref() == Some("yes")),
+        ),
+        ("identityagent", ours_agent, agent),
+        (
+            "userknownhostsfile",
+            format!("{:?}", list(&ssh["user_known_hosts"])),
+            format!("{:?}", words("userknownhostsfile")),
+        ),
+        (
+            "globalknownhostsfile",
+            format!("{:?}", list(&ssh["global_known_hosts"])),
+            format!("{:?}", words("globalknownhostsfile")),
+        ),
+        (
+            "stricthostkeychecking",
+            ssh["strict_host_key_checking"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
+            strict,
+        ),
+        (
+            "hostkeyalias",
+            format!("{:?}", ssh["host_key_alias"].as_str()),
+            format!("{:?}", first("hostkeyalias").as_deref()),
+        ),
+        (
+            "connecttimeout",
+            format!(
+                "{:?}",
+                ssh["connect_timeout"].as_u64().map(|t| t.to_string())
+            ),
+            format!("{timeout:?}"),
+        ),
+        (
+            "proxyjump",
+            format!("{:?}", ours["proxy_jump"].as_str()),
+            format!("{:?}", first("proxyjump").filter(|j| j != "none")),
+        ),
+    ];
+    compared.into_iter().filter(|(_, a, b)| a != b).collect()
 }
 
 #[test]
@@ -325,7 +740,14 @@ fn ssh_config_is_resolved_as_ssh_g_resolves_it() {
             write_private(&home.join(file), text);
         }
         let names: Vec<&str> = case.hosts.iter().map(|(h, _)| *h).collect();
-        let output = swpush_hosts(&home, &names);
+        let output = swpush_hosts_as(&home, &names, case.login_user, case.inventory_user);
+        let mut ssh_args = Vec::new();
+        if let Some(user) = case.login_user {
+            ssh_args.extend(["-l".to_owned(), user.to_owned()]);
+        }
+        if let Some(user) = case.inventory_user {
+            ssh_args.extend(["-o".to_owned(), format!("User={user}")]);
+        }
         if !output.status.success() {
             failures.push(format!(
                 "{}: swpush hosts failed: {}",
@@ -336,7 +758,7 @@ fn ssh_config_is_resolved_as_ssh_g_resolves_it() {
         }
         let hosts: Value = serde_json::from_slice(&output.stdout).expect("JSON");
         for (name, refused) in case.hosts {
-            let Some(openssh) = ssh_g(&config, name) else {
+            let Some(openssh) = ssh_g_with(&config, name, &ssh_args) else {
                 failures.push(format!("{}: ssh -G {name} failed", case.name));
                 continue;
             };
@@ -384,32 +806,144 @@ fn ssh_config_is_resolved_as_ssh_g_resolves_it() {
                 }
                 None => {}
             }
-            let expected = (
-                first("hostname"),
-                first("user"),
-                first("port"),
-                first("identityfile").map(|p| after_home(&p, Path::new("/root"))),
-                first("proxyjump").filter(|j| j != "none"),
-            );
-            let got = (
-                ours["address"].as_str().map(str::to_owned),
-                ours["user"].as_str().map(str::to_owned),
-                ours["port"].as_u64().map(|p| p.to_string()),
-                Some(
-                    ours["identity_file"]
-                        .as_str()
-                        .map(|p| after_home(p, &home))
-                        .unwrap_or_else(|| ".ssh/id_rsa".to_owned()),
-                ),
-                ours["proxy_jump"].as_str().map(str::to_owned),
-            );
-            if got != expected {
+            for (key, ours, openssh) in disagreements(&openssh, &reference, ours, &home, name) {
                 failures.push(format!(
-                    "{}: {name}: swpush (hostname, user, port, identityfile, proxyjump) {got:?}, ssh -G {expected:?}",
+                    "{}: {name}: {key}: swpush {ours}, ssh -G {openssh}",
                     case.name
                 ));
             }
         }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An Ansible inventory is resolved as Ansible runs ssh: `ssh -o User=U
+/// -o Port=P ADDRESS`, ADDRESS being `ansible_host` or else the name; and
+/// `--private-key K` / `-u U` as ssh's `-i K` / `-l U`.
+#[test]
+fn ansible_inventories_and_command_line_logins_resolve_as_ssh_is_run() {
+    let home = scratch("ansible-login");
+    let config = home.join(".ssh/config");
+    write_private(
+        &config,
+        "Host web1
+  Port 9999
+  IdentityFile ~/.ssh/by_name
+Host 127.0.0.71
+  IdentityFile ~/.ssh/by_address_%r
+  CertificateFile ~/.ssh/by_address-cert.pub
+Match user deploy
+  ConnectTimeout 5
+  StrictHostKeyChecking accept-new
+Match user admin
+  HostKeyAlias as-admin
+  UserKnownHostsFile ~/.ssh/admin_known
+Host only
+  IdentitiesOnly yes
+Host * !only
+  User nobody
+  IdentityFile ~/.ssh/last
+",
+    );
+    let key = home.join("given_key");
+    write_private(&key, "not a key; ssh -G only needs it to exist\n");
+    let inventory = home.join("hosts.ini");
+    std::fs::write(
+        &inventory,
+        "web1 ansible_host=127.0.0.71 ansible_user=deploy ansible_port=2200\nweb2\nonly\n",
+    )
+    .expect("inventory");
+    let run = |extra: &[&str]| -> Value {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_swpush"));
+        command
+            .args(["hosts", "--format", "json", "-i"])
+            .arg(&inventory)
+            .args(extra)
+            .env("HOME", &home)
+            .env("USER", "root")
+            .env_remove("SWPUSH_INVENTORY");
+        let output = run_within(command, Duration::from_secs(20)).0;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    };
+    let reference = ssh_g(Path::new("/dev/null"), "unconfigured").expect("ssh -G");
+    let key_text = key.display().to_string();
+    let mut failures = Vec::new();
+    for (swpush_args, host, ssh_args, target) in [
+        (
+            &[][..],
+            "web1",
+            &["-o", "User=deploy", "-o", "Port=2200"][..],
+            "127.0.0.71",
+        ),
+        (&[], "web2", &[], "web2"),
+        (
+            &["-u", "admin", "--private-key", key_text.as_str()],
+            "web1",
+            &[
+                "-l",
+                "admin",
+                "-i",
+                key_text.as_str(),
+                "-o",
+                "User=deploy",
+                "-o",
+                "Port=2200",
+            ],
+            "127.0.0.71",
+        ),
+        (
+            &["-u", "admin", "--private-key", key_text.as_str()],
+            "web2",
+            &["-l", "admin", "-i", key_text.as_str()],
+            "web2",
+        ),
+        (
+            &["--private-key", key_text.as_str()],
+            "only",
+            &["-i", key_text.as_str()],
+            "only",
+        ),
+    ] {
+        let hosts = run(swpush_args);
+        let Some(ours) = hosts
+            .as_array()
+            .and_then(|a| a.iter().find(|h| h["host"] == host))
+        else {
+            failures.push(format!("{swpush_args:?}: swpush lists no {host}"));
+            continue;
+        };
+        if let Some(refused) = ours["refused"].as_str() {
+            failures.push(format!("{swpush_args:?} {host}: refused: {refused}"));
+            continue;
+        }
+        let args: Vec<String> = ssh_args.iter().map(|a| a.to_string()).collect();
+        let openssh = ssh_g_with(&config, target, &args).expect("ssh -G");
+        for (keyword, ours, theirs) in disagreements(&openssh, &reference, ours, &home, target) {
+            failures.push(format!(
+                "swpush {swpush_args:?} {host} / ssh -G {ssh_args:?} {target}: {keyword}: swpush {ours}, ssh -G {theirs}"
+            ));
+        }
+    }
+    // `IdentitiesOnly yes` with no IdentityFile anywhere stays refused;
+    // `--private-key` lifts it (above).
+    let hosts = run(&[]);
+    let only = hosts
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["host"] == "only"))
+        .expect("only");
+    if !only["refused"]
+        .as_str()
+        .is_some_and(|r| r.contains("IdentitiesOnly"))
+    {
+        failures.push(format!(
+            "only: should be refused naming IdentitiesOnly: {}",
+            only["refused"]
+        ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -282,12 +282,31 @@ impl LoadContext {
     }
 }
 
+/// What swpush's command line says about logging in (`-u`,
+/// `--private-key`): it takes part in resolving `~/.ssh/config` as ssh's
+/// `-l` and `-i` do (a `Match user` sees `-u`), and beats the inventory.
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    pub user: Option<String>,
+    pub identity_file: Option<PathBuf>,
+}
+
 /// Longest inventory file we read: far beyond any real fleet, small enough
 /// that a runaway file cannot exhaust memory.
 const MAX_INVENTORY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads and checks an inventory file.
 pub fn load(path: &Path, context: &LoadContext) -> Result<Inventory, InventoryError> {
+    load_as(path, context, &Login::default())
+}
+
+/// Reads and checks an inventory file, resolving it with `login` from the
+/// command line.
+pub fn load_as(
+    path: &Path,
+    context: &LoadContext,
+    login: &Login,
+) -> Result<Inventory, InventoryError> {
     let file_error = |message: String| InventoryError {
         location: path.display().to_string(),
         message,
@@ -297,7 +316,7 @@ pub fn load(path: &Path, context: &LoadContext) -> Result<Inventory, InventoryEr
         if raw.hosts.is_empty() {
             return Err(file_error("the host list names no host".into()));
         }
-        return resolve_all(raw, Path::new("."), context);
+        return resolve_all(raw, Path::new("."), context, Dialect::Ansible, login);
     }
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => file_error(
@@ -319,12 +338,12 @@ pub fn load(path: &Path, context: &LoadContext) -> Result<Inventory, InventoryEr
     if std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 != 0 {
         let text = json::run_script(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        return parse(&text, path, base_dir, context);
+        return parse_as(&text, path, base_dir, context, login);
     }
     let bytes = std::fs::read(path).map_err(|e| file_error(io_message(&e)))?;
     let text = String::from_utf8(bytes).map_err(|_| file_error("is not UTF-8 text".into()))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    parse(&text, path, base_dir, context)
+    parse_as(&text, path, base_dir, context, login)
 }
 
 /// Parses inventory text; `path` names it in errors, `base_dir` anchors relative paths.
@@ -334,20 +353,40 @@ pub fn parse(
     base_dir: &Path,
     context: &LoadContext,
 ) -> Result<Inventory, InventoryError> {
+    parse_as(text, path, base_dir, context, &Login::default())
+}
+
+fn parse_as(
+    text: &str,
+    path: &Path,
+    base_dir: &Path,
+    context: &LoadContext,
+    login: &Login,
+) -> Result<Inventory, InventoryError> {
     let source = vars::Source { text, path };
-    let raw = if json::looks_like_json(text) {
-        json::parse(&source)?
+    let (raw, dialect) = if json::looks_like_json(text) {
+        (json::parse(&source)?, Dialect::Ansible)
     } else if ini::looks_like_ini(text) {
-        ini::parse(&source)?
+        (ini::parse(&source)?, Dialect::Ansible)
     } else if ansible::looks_like_ansible(&source)? {
-        ansible::parse(&source)?
+        (ansible::parse(&source)?, Dialect::Ansible)
     } else {
-        native::parse(&source)?
+        (native::parse(&source)?, Dialect::Native)
     };
     if raw.hosts.is_empty() {
         return Err(source.error_at_file("the inventory lists no hosts"));
     }
-    resolve_all(raw, base_dir, context)
+    resolve_all(raw, base_dir, context, dialect, login)
+}
+
+/// Which name `~/.ssh/config` is resolved for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// As Ansible runs ssh: `ansible_host`, else the inventory name.
+    Ansible,
+    /// swpush's own rule: the inventory name, then the address for what
+    /// the name left unset.
+    Native,
 }
 
 /// Resolves every host of a parsed inventory through `~/.ssh/config`.
@@ -355,12 +394,14 @@ fn resolve_all(
     raw: RawInventory,
     base_dir: &Path,
     context: &LoadContext,
+    dialect: Dialect,
+    login: &Login,
 ) -> Result<Inventory, InventoryError> {
     let ssh_config = ssh_config::SshConfig::load(context.home.as_deref(), &context.local_user)?;
     let hosts = raw
         .hosts
         .into_iter()
-        .map(|entry| resolve_host(entry, &ssh_config, base_dir, context, 0))
+        .map(|entry| resolve_host(entry, &ssh_config, base_dir, context, dialect, login, 0))
         .collect();
     Ok(Inventory {
         hosts,
@@ -387,11 +428,23 @@ fn resolve_host(
     ssh_config: &ssh_config::SshConfig,
     base_dir: &Path,
     context: &LoadContext,
+    dialect: Dialect,
+    login: &Login,
     depth: usize,
 ) -> Host {
     let vars = raw.vars;
     let mut refused = None;
-    let mut options = Vec::new();
+    // What ssh is told before it reads a file, as `-l`/`-o User=`/`-o
+    // Port=`: `-u`, then the inventory's user and port (the first value wins).
+    let port_text = vars.port.map(|p| p.to_string());
+    let mut options: Vec<_> = [
+        ("-u", "User", login.user.as_deref()),
+        ("the inventory", "User", vars.user.as_deref()),
+        ("the inventory", "Port", port_text.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(source, keyword, value)| ssh_config::option(source, keyword, value?))
+    .collect();
     for (var, text) in [
         ("ansible_ssh_args", &vars.ssh_args),
         ("ansible_ssh_common_args", &vars.ssh_common_args),
@@ -415,14 +468,49 @@ fn resolve_host(
             "`ansible_connection: {connection}` (swpush connects only as Ansible's `ssh` plugin does)"
         ));
     }
-    let from_ssh = ssh_config.lookup(&raw.name, vars.address.as_deref(), &options);
+    let names = match (dialect, vars.address.as_deref()) {
+        (Dialect::Ansible, Some(address)) => vec![address],
+        (Dialect::Ansible, None) => vec![raw.name.as_str()],
+        (Dialect::Native, address) => [Some(raw.name.as_str()), address]
+            .into_iter()
+            .flatten()
+            .collect(),
+    };
+    let from_ssh = ssh_config.lookup(&names, &options);
     let defaults = ClientPaths::default();
     let expand = |p: &str| expand_path(p, base_dir, context.home.as_deref());
-    let identity_file = vars
+    // As `ssh -i KEY` (and Ansible's `-o IdentityFile=KEY`): the given
+    // key first, ssh_config's after it.
+    let given_identity = login
         .identity_file
-        .as_deref()
-        .map(expand)
-        .or(from_ssh.identity_file);
+        .clone()
+        .or_else(|| vars.identity_file.as_deref().map(expand));
+    let mut identity_files: Vec<PathBuf> = given_identity
+        .into_iter()
+        .chain(from_ssh.identity_file)
+        .chain(from_ssh.further_identity_files)
+        .collect();
+    identity_files.dedup();
+    let mut identity_files = identity_files.into_iter();
+    let identity_file = identity_files.next();
+    let mut ssh = SshOptions::defaults(context.home.as_deref());
+    ssh.further_identity_files = identity_files.collect();
+    ssh.certificate_files = from_ssh.certificate_files;
+    ssh.identities_only = from_ssh.identities_only;
+    if let Some(agent) = from_ssh.identity_agent {
+        ssh.identity_agent = agent;
+    }
+    if let Some(files) = from_ssh.user_known_hosts {
+        ssh.user_known_hosts = files;
+    }
+    if let Some(files) = from_ssh.global_known_hosts {
+        ssh.global_known_hosts = files;
+    }
+    if let Some(strict) = from_ssh.strict_host_key_checking {
+        ssh.strict_host_key_checking = strict;
+    }
+    ssh.host_key_alias = from_ssh.host_key_alias;
+    ssh.connect_timeout = from_ssh.connect_timeout;
     // With `IdentitiesOnly yes` ssh offers no agent key; swpush would.
     if from_ssh.identities_only && identity_file.is_none() {
         refused.get_or_insert(
@@ -453,10 +541,13 @@ fn resolve_host(
     let address = vars
         .address
         .or(from_ssh.host_name)
-        .unwrap_or_else(|| raw.name.clone());
+        // As ssh, which lower-cases the name it is given.
+        .unwrap_or_else(|| raw.name.to_ascii_lowercase());
     let port = vars.port.or(from_ssh.port).unwrap_or(22);
-    let user = vars
+    let user = login
         .user
+        .clone()
+        .or(vars.user)
         .or(from_ssh.user)
         .unwrap_or_else(|| context.local_user.clone());
     // The inventory's `proxy_jump` is `ssh -J`: it beats a ProxyCommand
@@ -467,8 +558,12 @@ fn resolve_host(
     };
     let proxy = match (&proxy_jump, proxy_command) {
         (Some(chain), _) => {
+            // Each hop as `ssh HOP`: its name, the chain's user and port
+            // as `-l`/`-p`; the command line's `-u`/`--private-key` are the
+            // target's, not the hops'.
             match proxy::jump_hosts(chain, depth, |raw, depth| {
-                resolve_host(raw, ssh_config, base_dir, context, depth)
+                let login = Login::default();
+                resolve_host(raw, ssh_config, base_dir, context, Dialect::Ansible, &login, depth)
             }) {
                 Ok(hops) => Proxy::Jump(hops),
                 Err(why) => {
@@ -516,7 +611,7 @@ fn resolve_host(
         name: raw.name,
         become_user: vars.become_user,
         become_refused,
-        ssh: SshOptions::defaults(context.home.as_deref()),
+        ssh,
         proxy,
     }
 }

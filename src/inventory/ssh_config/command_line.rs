@@ -79,6 +79,7 @@ pub fn command_line_settings(var: &str, text: &str) -> Result<Vec<Setting>, Stri
         if args.is_empty() {
             return Err(format!("`{var}`: `{keyword}` needs a value"));
         }
+        super::resolve::check_value(keyword, &args).map_err(|e| format!("`{var}`: {e}"))?;
         settings.push(Setting {
             keyword,
             class,
@@ -87,4 +88,20 @@ pub fn command_line_settings(var: &str, text: &str) -> Result<Vec<Setting>, Stri
         });
     }
     Ok(settings)
+}
+
+/// One setting as a command-line `-o KEYWORD=VALUE` from `source` (swpush's
+/// own `-u`/`--private-key`, the inventory's user and port, as Ansible
+/// passes them to ssh).
+pub fn option(source: &str, name: &str, value: &str) -> Option<Setting> {
+    let (keyword, class) = keyword(name)?;
+    Some(Setting {
+        keyword,
+        class,
+        args: vec![value.to_owned()],
+        at: At {
+            file: Arc::from(source),
+            line: 0,
+        },
+    })
 }

@@ -1,11 +1,14 @@
 //! `~/.ssh/config`, read as OpenSSH's `ssh -G` reads it, for what the
 //! inventory leaves unset: `HostName`, `User`, `Port`, `IdentityFile`,
-//! `ProxyJump` — and, as important, for every setting that would make
-//! OpenSSH connect another way than swpush does (`ProxyCommand`,
-//! `ControlPath`, `BindAddress`, ...): a host such a setting applies to is
-//! refused, naming it, so swpush never goes around a bastion or a
-//! restriction the operator configured. The list of keywords and what swpush
-//! does with each is in docs/inventory.md.
+//! `ProxyJump`, and what decides how ssh logs in and whose host key it
+//! trusts (`CertificateFile`, `IdentitiesOnly`, `IdentityAgent`,
+//! `UserKnownHostsFile`, `GlobalKnownHostsFile`, `StrictHostKeyChecking`,
+//! `HostKeyAlias`, `ConnectTimeout`; tokens in [`tokens`]) — and, as
+//! important, for every setting that would make OpenSSH connect another way
+//! than swpush does (`ProxyCommand`, `ControlPath`, `BindAddress`, ...): a
+//! host such a setting applies to is refused, naming it, so swpush never
+//! goes around a bastion or a restriction the operator configured. The list
+//! of keywords and what swpush does with each is in docs/inventory.md.
 //!
 //! OpenSSH's rules, kept here: the first value obtained for a keyword wins
 //! (`IdentityFile` accumulates); `Host` patterns (with `*`, `?`, `!`) match
@@ -24,7 +27,8 @@
 //! Include, owned by the user or root and not writable by others (as
 //! `ssh` demands). Settings from `ansible_ssh_common_args` and
 //! `ansible_ssh_extra_args` are read like `ssh -o` options: before the
-//! files, so they win.
+//! files, so they win; so are swpush's `-u`/`--private-key` and the
+//! inventory's user and port ([`option`]), so `Match user` sees them.
 
 use std::fmt;
 use std::io::Read;
@@ -32,14 +36,15 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::InventoryError;
 use super::vars::{MAX_NAME_BYTES, MAX_VALUE_BYTES, quoted};
+use super::{IdentityAgent, InventoryError, StrictHostKeyChecking};
 
 mod command_line;
 mod keywords;
 mod resolve;
+mod tokens;
 
-pub use command_line::command_line_settings;
+pub use command_line::{command_line_settings, option};
 use keywords::keyword;
 use resolve::{Resolve, State};
 
@@ -69,6 +74,20 @@ pub struct SshSettings {
     /// A setting OpenSSH would apply and swpush does not implement, with
     /// where it comes from; the host must not be connected to.
     pub refused: Option<String>,
+    /// `IdentityFile`s after the first, in ssh's order.
+    pub further_identity_files: Vec<PathBuf>,
+    /// `CertificateFile`s, tokens expanded.
+    pub certificate_files: Vec<PathBuf>,
+    /// `IdentityAgent`, when set.
+    pub identity_agent: Option<IdentityAgent>,
+    /// `UserKnownHostsFile` (empty for `none`), when set.
+    pub user_known_hosts: Option<Vec<PathBuf>>,
+    /// `GlobalKnownHostsFile` (empty for `none`), when set.
+    pub global_known_hosts: Option<Vec<PathBuf>>,
+    pub strict_host_key_checking: Option<StrictHostKeyChecking>,
+    pub host_key_alias: Option<String>,
+    /// `ConnectTimeout` in seconds; `0` and `none` (no timeout) are `None`.
+    pub connect_timeout: Option<u64>,
     /// `ProxyCommand` as written (tokens not yet expanded), when it, not
     /// a `ProxyJump`, took the proxy slot.
     pub proxy_command: Option<String>,
@@ -224,16 +243,30 @@ impl SshConfig {
         })
     }
 
-    /// Settings for the inventory name, then for the address where the
-    /// name said nothing; `options` (from the inventory's ssh arguments)
-    /// come first and win, as `ssh -o` does.
-    pub fn lookup(&self, name: &str, address: Option<&str>, options: &[Setting]) -> SshSettings {
-        let mut settings = self.settings_for(name, options);
-        if let Some(address) = address.filter(|a| *a != name) {
-            let more = self.settings_for(address, options);
+    /// Settings for each of `names` in turn (the native inventory: its
+    /// name, then its address), a later one filling only what the earlier
+    /// ones left unset; `options` (the command line's and the inventory's
+    /// ssh arguments) come first and win, as `ssh -o` does.
+    pub fn lookup(&self, names: &[&str], options: &[Setting]) -> SshSettings {
+        let mut settings = SshSettings::default();
+        for (index, name) in names.iter().enumerate() {
+            if names[..index].contains(name) {
+                continue;
+            }
+            let more = self.settings_for(name, options);
+            if index == 0 {
+                settings = more;
+                continue;
+            }
             settings.port = settings.port.or(more.port);
             settings.user = settings.user.or(more.user);
-            settings.identity_file = settings.identity_file.or(more.identity_file);
+            if settings.identity_file.is_none() {
+                settings.identity_file = more.identity_file;
+                settings.further_identity_files = more.further_identity_files;
+            }
+            if settings.certificate_files.is_empty() {
+                settings.certificate_files = more.certificate_files;
+            }
             // ProxyJump and ProxyCommand are one setting: the first one wins.
             if settings.proxy_jump.is_none() && settings.proxy_command.is_none() {
                 settings.proxy_jump = more.proxy_jump;
@@ -241,6 +274,14 @@ impl SshConfig {
             }
             settings.identities_only |= more.identities_only;
             settings.refused = settings.refused.or(more.refused);
+            settings.identity_agent = settings.identity_agent.or(more.identity_agent);
+            settings.user_known_hosts = settings.user_known_hosts.or(more.user_known_hosts);
+            settings.global_known_hosts = settings.global_known_hosts.or(more.global_known_hosts);
+            settings.strict_host_key_checking = settings
+                .strict_host_key_checking
+                .or(more.strict_host_key_checking);
+            settings.host_key_alias = settings.host_key_alias.or(more.host_key_alias);
+            settings.connect_timeout = settings.connect_timeout.or(more.connect_timeout);
         }
         settings
     }
@@ -365,6 +406,7 @@ impl Reader<'_> {
                             format!("`Port`: `{}` is not a port number", args[0]),
                         ));
                     }
+                    resolve::check_value(keyword, &args).map_err(|e| located(&at, e))?;
                     if keyword == "IgnoreUnknown" {
                         self.ignore_unknown.push(args[0].to_ascii_lowercase());
                     }

@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::keywords::Class;
+use super::tokens::{Tokens, expand_host_name, parse_time};
 use super::{
-    At, Criterion, CriterionKind, Item, Setting, SshSettings, parse_port, pattern_list_matches,
+    At, Criterion, CriterionKind, IdentityAgent, Item, Setting, SshSettings, StrictHostKeyChecking,
+    parse_port, pattern_list_matches,
 };
 
 /// Whether the lines under a `Host`/`Match` apply to the host being resolved.
@@ -38,6 +40,8 @@ enum Proxy {
 /// Resolving one host: the first value for each keyword wins.
 pub(super) struct Resolve<'a> {
     original: String,
+    /// The name as given, not lower-cased (`%n`, `%k`).
+    given: String,
     local_user: &'a str,
     home: Option<&'a Path>,
     /// Keywords that already have their value.
@@ -49,12 +53,20 @@ pub(super) struct Resolve<'a> {
     proxy: Option<Proxy>,
     identities_only: bool,
     refused: Option<String>,
+    certificate_files: Vec<(String, At)>,
+    identity_agent: Option<(String, At)>,
+    user_known_hosts: Option<(Vec<String>, At)>,
+    global_known_hosts: Option<Vec<String>>,
+    strict_host_key_checking: Option<StrictHostKeyChecking>,
+    host_key_alias: Option<String>,
+    connect_timeout: Option<u64>,
 }
 
 impl<'a> Resolve<'a> {
     pub(super) fn new(original: &str, local_user: &'a str, home: Option<&'a Path>) -> Self {
         Resolve {
             original: original.to_ascii_lowercase(),
+            given: original.to_owned(),
             local_user,
             home,
             seen: Vec::new(),
@@ -65,6 +77,13 @@ impl<'a> Resolve<'a> {
             proxy: None,
             identities_only: false,
             refused: None,
+            certificate_files: Vec::new(),
+            identity_agent: None,
+            user_known_hosts: None,
+            global_known_hosts: None,
+            strict_host_key_checking: None,
+            host_key_alias: None,
+            connect_timeout: None,
         }
     }
 
@@ -154,9 +173,17 @@ impl<'a> Resolve<'a> {
             }
             State::Yes => {}
         }
-        if keyword == "IdentityFile" {
-            if let Some(file) = setting.args.first() {
-                self.identity_files.push((file.clone(), setting.at.clone()));
+        // These accumulate; ssh skips a file already listed.
+        if matches!(keyword, "IdentityFile" | "CertificateFile") {
+            let files = if keyword == "IdentityFile" {
+                &mut self.identity_files
+            } else {
+                &mut self.certificate_files
+            };
+            if let Some(file) = setting.args.first()
+                && !files.iter().any(|(listed, _)| listed == file)
+            {
+                files.push((file.clone(), setting.at.clone()));
             }
             return;
         }
@@ -167,6 +194,15 @@ impl<'a> Resolve<'a> {
             keyword
         };
         if self.seen.contains(&slot) {
+            return;
+        }
+        // ssh stores `ConnectTimeout none` as "unset": a later value wins.
+        if keyword == "ConnectTimeout"
+            && setting
+                .args
+                .first()
+                .is_some_and(|v| v.eq_ignore_ascii_case("none"))
+        {
             return;
         }
         self.seen.push(slot);
@@ -183,18 +219,14 @@ impl<'a> Resolve<'a> {
             "ProxyCommand" => self.proxy = Some(Proxy::Command(value)),
             "IdentitiesOnly" => self.identities_only = matches!(lower.as_str(), "yes" | "true"),
             "UserKnownHostsFile" => {
-                // OpenSSH's default: swpush reads the same file.
-                let default = ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"];
-                if !setting.args.iter().all(|a| default.contains(&a.as_str())) {
-                    self.refuse(named());
-                }
+                self.user_known_hosts = Some((setting.args.clone(), setting.at.clone()));
             }
-            "GlobalKnownHostsFile" => {
-                // OpenSSH's default: swpush reads the same files.
-                let default = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
-                if !setting.args.iter().all(|a| default.contains(&a.as_str())) {
-                    self.refuse(named());
-                }
+            "GlobalKnownHostsFile" => self.global_known_hosts = Some(setting.args.clone()),
+            "IdentityAgent" => self.identity_agent = Some((value, setting.at.clone())),
+            "StrictHostKeyChecking" => self.strict_host_key_checking = parse_strict(&lower),
+            "HostKeyAlias" => self.host_key_alias = Some(value),
+            "ConnectTimeout" => {
+                self.connect_timeout = parse_connect_timeout(&value).flatten().filter(|t| *t > 0)
             }
             _ => match class {
                 Class::Refused(unless) if !unless.contains(&lower.as_str()) => self.refuse(named()),
@@ -222,72 +254,132 @@ impl<'a> Resolve<'a> {
             Some(Proxy::Jump(jump)) => proxy_jump = Some(jump),
             Some(Proxy::Direct) | None => {}
         }
-        let identity_file = match self.identity_files.first() {
-            Some((file, at)) => match self.expand_identity(file, host_name.as_deref()) {
-                Some(path) => Some(path),
-                None => {
-                    self.refuse(format!(
-                        "`IdentityFile {file}` ({at}) uses a %-token swpush does not expand"
-                    ));
-                    None
-                }
-            },
-            None => None,
+        let host = host_name.clone().unwrap_or_else(|| self.original.clone());
+        let remote_user = self.remote_user().to_owned();
+        let alias = self
+            .host_key_alias
+            .clone()
+            .unwrap_or_else(|| self.given.clone());
+        let tokens = Tokens {
+            home: self.home,
+            local_user: self.local_user,
+            host: &host,
+            original: &self.given,
+            port: self.port.unwrap_or(22),
+            remote_user: &remote_user,
+            alias: &alias,
         };
+        let mut refusals = Vec::new();
+        let mut expand = |keyword: &str, text: &str, at: &At| match tokens.expand_path(text) {
+            Ok(path) => Some(path),
+            Err(why) => {
+                refusals.push(format!("`{keyword} {text}` ({at}): {why}"));
+                None
+            }
+        };
+        let mut identity_files: Vec<PathBuf> = Vec::new();
+        for (file, at) in &self.identity_files {
+            identity_files.extend(expand("IdentityFile", file, at).map(PathBuf::from));
+        }
+        let mut certificate_files = Vec::new();
+        for (file, at) in &self.certificate_files {
+            certificate_files.extend(expand("CertificateFile", file, at).map(PathBuf::from));
+        }
+        let identity_agent = match &self.identity_agent {
+            None => None,
+            Some((agent, _)) if agent.eq_ignore_ascii_case("none") => Some(IdentityAgent::None),
+            Some((agent, _)) if agent == "SSH_AUTH_SOCK" => Some(IdentityAgent::Environment),
+            // `$NAME`: the socket named by that variable, read when ssh
+            // connects; unset, ssh goes without an agent.
+            Some((agent, _)) if agent.starts_with('$') && !agent.starts_with("${") => Some(
+                match std::env::var_os(&agent[1..]).filter(|v| !v.is_empty()) {
+                    Some(path) => IdentityAgent::Socket(PathBuf::from(path)),
+                    None => IdentityAgent::None,
+                },
+            ),
+            Some((agent, at)) => {
+                expand("IdentityAgent", agent, at).map(|p| IdentityAgent::Socket(p.into()))
+            }
+        };
+        let user_known_hosts = match &self.user_known_hosts {
+            None => None,
+            Some((files, _)) if files.len() == 1 && files[0].eq_ignore_ascii_case("none") => {
+                Some(Vec::new())
+            }
+            Some((files, at)) => Some(
+                files
+                    .iter()
+                    .filter_map(|f| expand("UserKnownHostsFile", f, at).map(PathBuf::from))
+                    .collect(),
+            ),
+        };
+        let global_known_hosts = self.global_known_hosts.take().map(|files| {
+            if files.len() == 1 && files[0].eq_ignore_ascii_case("none") {
+                Vec::new()
+            } else {
+                files.into_iter().map(PathBuf::from).collect()
+            }
+        });
+        for why in refusals {
+            self.refuse(why);
+        }
+        let mut identity_files = identity_files.into_iter();
         SshSettings {
             host_name,
             port: self.port,
             user: self.user,
-            identity_file,
+            identity_file: identity_files.next(),
             proxy_jump,
             identities_only: self.identities_only,
             refused: self.refused,
+            further_identity_files: identity_files.collect(),
+            certificate_files,
+            identity_agent,
+            user_known_hosts,
+            global_known_hosts,
+            strict_host_key_checking: self.strict_host_key_checking,
+            host_key_alias: self.host_key_alias,
+            connect_timeout: self.connect_timeout,
             proxy_command,
         }
     }
-
-    /// `~/`, `%d`, `%u`, `%h`, `%r`, `%n`, `%p`, `%%`, as ssh expands them;
-    /// `None` for any other token.
-    fn expand_identity(&self, file: &str, host_name: Option<&str>) -> Option<PathBuf> {
-        let home = self.home.map(|h| h.display().to_string());
-        let (start, rest) = match (file.strip_prefix("~/"), &home) {
-            (Some(tail), Some(home)) => (format!("{home}/"), tail),
-            _ => (String::new(), file),
-        };
-        let expanded = expand_tokens(rest, |token| {
-            Some(match token {
-                'd' => home.clone()?,
-                'u' => self.local_user.to_string(),
-                'h' => host_name.unwrap_or(&self.original).to_string(),
-                'n' => self.original.clone(),
-                'r' => self.remote_user().to_string(),
-                'p' => self.port.unwrap_or(22).to_string(),
-                _ => return None,
-            })
-        })?;
-        Some(PathBuf::from(start + &expanded))
-    }
 }
 
-/// `HostName` with `%h` (the name given) and `%%`; `None` for other tokens.
-fn expand_host_name(name: &str, original: &str) -> Option<String> {
-    expand_tokens(name, |token| (token == 'h').then(|| original.to_string()))
+/// `StrictHostKeyChecking` as ssh spells it (lower-case).
+fn parse_strict(lower: &str) -> Option<StrictHostKeyChecking> {
+    Some(match lower {
+        "yes" | "true" => StrictHostKeyChecking::Yes,
+        "no" | "false" | "off" => StrictHostKeyChecking::No,
+        "ask" => StrictHostKeyChecking::Ask,
+        "accept-new" => StrictHostKeyChecking::AcceptNew,
+        _ => return None,
+    })
 }
 
-/// `text` with each `%%` made `%` and each other `%X` made `token(X)`;
-/// `None` for a token `token` does not know, or a `%` at the end.
-fn expand_tokens(text: &str, token: impl Fn(char) -> Option<String>) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next()? {
-            '%' => out.push('%'),
-            other => out.push_str(&token(other)?),
-        }
+/// `ConnectTimeout`: `none` is `Some(None)`, a time value `Some(Some(s))`.
+fn parse_connect_timeout(text: &str) -> Option<Option<u64>> {
+    if text.eq_ignore_ascii_case("none") {
+        return Some(None);
     }
-    Some(out)
+    parse_time(text).map(Some)
+}
+
+/// A value ssh rejects when it reads the line (the whole file fails, in
+/// ssh too); `Err` says why.
+pub(super) fn check_value(keyword: &str, args: &[String]) -> Result<(), String> {
+    let Some(value) = args.first() else {
+        return Ok(());
+    };
+    let lower = value.to_ascii_lowercase();
+    let good = match keyword {
+        "StrictHostKeyChecking" => parse_strict(&lower).is_some(),
+        "IdentitiesOnly" => matches!(lower.as_str(), "yes" | "no" | "true" | "false"),
+        "ConnectTimeout" => parse_connect_timeout(value).is_some(),
+        _ => true,
+    };
+    if good {
+        Ok(())
+    } else {
+        Err(format!("`{keyword}`: `{value}` is not a value ssh accepts"))
+    }
 }
