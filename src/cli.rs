@@ -95,6 +95,10 @@ pub enum Format {
     Json,
 }
 
+/// Seconds to wait for an SSH connection when neither the command line nor
+/// the host's `ConnectTimeout` says.
+const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+
 /// Options of every command that connects to hosts.
 #[derive(Args, Debug)]
 pub struct HostArgs {
@@ -103,9 +107,9 @@ pub struct HostArgs {
     /// Hosts in flight at once
     #[arg(long, short = 'f', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub forks: u32,
-    /// Seconds to wait for an SSH connection
-    #[arg(long, default_value_t = 10, value_name = "S")]
-    pub connect_timeout: u64,
+    /// Seconds to wait for an SSH connection [default: the host's ConnectTimeout, else 10]
+    #[arg(long, value_name = "S")]
+    pub connect_timeout: Option<u64>,
     /// Seconds a host may take in all, after which it is `timeout`
     #[arg(long, default_value_t = 600, value_name = "S")]
     pub timeout: u64,
@@ -115,7 +119,7 @@ pub struct HostArgs {
     /// Also write the JSON report to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// known_hosts file for host keys [default: ~/.ssh/known_hosts]
+    /// known_hosts file for host keys, instead of each host's UserKnownHostsFile [default: ~/.ssh/known_hosts]
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
     /// Trust and record host keys seen for the first time (a changed key is always refused)
@@ -486,15 +490,16 @@ fn run_on_hosts<J: Job>(
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     let context = LoadContext::from_env();
-    let known_hosts = match &args.known_hosts {
-        Some(path) => path.clone(),
-        None => home("--known-hosts FILE")?.join(".ssh/known_hosts"),
-    };
+    // As `ssh -o`: the command line beats each host's ssh_config, and
+    // ssh_config beats swpush's defaults.
     let connect = ConnectOptions {
-        known_hosts,
+        known_hosts: args.known_hosts.clone(),
         accept_new_host_keys: args.accept_new_host_keys,
-        connect_timeout: std::time::Duration::from_secs(args.connect_timeout),
+        connect_timeout: std::time::Duration::from_secs(
+            args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        ),
         home: context.home.clone(),
+        connect_timeout_given: args.connect_timeout.is_some(),
     };
     let limits = RunLimits {
         forks: usize::try_from(args.forks).unwrap_or(usize::MAX),

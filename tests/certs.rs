@@ -151,10 +151,11 @@ async fn host_certificates_are_checked_against_cert_authority_lines() {
     let known_hosts = dir.join("known_hosts");
     fs::write(&known_hosts, format!("@cert-authority * {ca}")).expect("known_hosts");
     let options = ConnectOptions {
-        known_hosts: known_hosts.clone(),
+        known_hosts: Some(known_hosts.clone()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(fleet.home().to_owned()),
+        connect_timeout_given: false,
     };
 
     let mut disagreements = Vec::new();
@@ -232,10 +233,11 @@ async fn a_user_certificate_beside_the_identity_file_logs_in() {
     );
     wait_listening(&fleet, "users");
     let options = ConnectOptions {
-        known_hosts: fleet.known_hosts(),
+        known_hosts: Some(fleet.known_hosts()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(fleet.home().to_owned()),
+        connect_timeout_given: false,
     };
     let known = fleet.known_hosts();
     let target = host_with(&fleet, "users", key.clone());

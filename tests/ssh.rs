@@ -61,10 +61,11 @@ fn host(name: &str) -> Host {
 
 fn options(known_hosts: &Path) -> ConnectOptions {
     ConnectOptions {
-        known_hosts: known_hosts.to_owned(),
+        known_hosts: Some(known_hosts.to_owned()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(fleet().home().to_owned()),
+        connect_timeout_given: false,
     }
 }
 
@@ -646,10 +647,11 @@ async fn child_connects_with_environment_identities() {
     };
     let host = Host::plain("child", address, port.parse().expect("port"), "root");
     let options = ConnectOptions {
-        known_hosts: known_hosts.into(),
+        known_hosts: Some(known_hosts.into()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(home.into()),
+        connect_timeout_given: false,
     };
     match Connection::connect(&host, &options).await {
         Ok(connection) => {
