@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use support::{Fleet, SSH_PORT};
-use swpush::inventory::{Host, StrictHostKeyChecking};
+use swpush::inventory::{Host, IdentityAgent, StrictHostKeyChecking};
 use swpush::ssh::{ConnectOptions, Connection, SshError};
 
 fn fleet() -> &'static Fleet {
@@ -45,6 +45,8 @@ fn host(name: &str, user_files: &[PathBuf], global_files: &[PathBuf]) -> Host {
     host.identity_file = Some(fleet().login_key());
     host.ssh.user_known_hosts = user_files.to_vec();
     host.ssh.global_known_hosts = global_files.to_vec();
+    // No agent unless a test gives one: the environment's is not ours.
+    host.ssh.identity_agent = IdentityAgent::None;
     host
 }
 
@@ -105,12 +107,34 @@ fn openssh_connects(host: &Host, extra: &[String]) -> (bool, String) {
         ))
         .arg("-o")
         .arg(format!("StrictHostKeyChecking={mode}"))
-        .args(["-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes"]);
+        .args(["-o", "ConnectTimeout=10", "-o"])
+        .arg(format!(
+            "IdentitiesOnly={}",
+            if host.ssh.identities_only {
+                "yes"
+            } else {
+                "no"
+            }
+        ))
+        .arg("-o")
+        .arg(match &host.ssh.identity_agent {
+            IdentityAgent::None => "IdentityAgent=none".to_owned(),
+            IdentityAgent::Environment => "IdentityAgent=SSH_AUTH_SOCK".to_owned(),
+            IdentityAgent::Socket(path) => format!("IdentityAgent={}", path.display()),
+        });
     if let Some(alias) = &host.ssh.host_key_alias {
         ssh.arg("-o").arg(format!("HostKeyAlias={alias}"));
     }
-    if let Some(identity) = &host.identity_file {
+    for identity in host
+        .identity_file
+        .iter()
+        .chain(&host.ssh.further_identity_files)
+    {
         ssh.arg("-i").arg(identity);
+    }
+    for cert in &host.ssh.certificate_files {
+        ssh.arg("-o")
+            .arg(format!("CertificateFile={}", cert.display()));
     }
     let out = ssh
         .args(["-p", &host.port.to_string()])
@@ -408,4 +432,226 @@ async fn connect_timeout_comes_from_the_host_unless_the_command_line_says() {
     );
     assert!(took < Duration::from_secs(6), "took {took:?}");
     drop(silent);
+}
+
+fn run(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn new_key(path: &Path) {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+        .arg(path));
+}
+
+/// `ssh-keygen -s CA` of `key.pub` for root, written to `to`.
+fn certify(ca: &Path, key: &Path, to: &Path) {
+    let public = PathBuf::from(format!("{}.pub", key.display()));
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(ca)
+        .args(["-I", "swpush-test", "-n", "root", "-V", "-1h:+1h"])
+        .arg(&public));
+    let made = PathBuf::from(format!("{}-cert.pub", key.display()));
+    if made != to {
+        fs::rename(&made, to).expect("move the certificate");
+    }
+}
+
+/// A real ssh-agent on a private socket holding `keys` (`ssh-add` also
+/// loads a key's `-cert.pub`); killed on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn holding(dir: &Path, keys: &[&Path]) -> Agent {
+        fs::create_dir_all(dir).expect("agent dir");
+        let socket = dir.join("agent.sock");
+        let _ = fs::remove_file(&socket);
+        let child = Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent (apt-get install openssh-client)");
+        let agent = Agent { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !agent.socket.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent made no socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for key in keys {
+            run(Command::new("ssh-add")
+                .arg("-q")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &agent.socket));
+        }
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Identities as ssh offers them, with the real `ssh` as the oracle: the
+/// `login` host trusts a user CA (`TrustedUserCAKeys`) and, in
+/// authorized_keys, only the fleet's key. For each case both log in or
+/// neither does: further IdentityFiles with their `-cert.pub`,
+/// CertificateFile with its key in a file or only in the agent,
+/// certificates held by the agent, IdentitiesOnly, IdentityAgent none or a
+/// socket.
+#[tokio::test]
+async fn identities_are_offered_as_openssh_offers_them() {
+    let dir = scratch("identities");
+    let ca = dir.join("user_ca");
+    new_key(&ca);
+    let h = fleet().host("login");
+    let mut config = fs::OpenOptions::new()
+        .append(true)
+        .open(h.dir.join("sshd_config"))
+        .expect("sshd_config");
+    use std::io::Write;
+    writeln!(config, "TrustedUserCAKeys {}.pub", ca.display()).expect("append");
+    run(Command::new("kill").args(["-HUP", &h.sshd_pid().to_string()]));
+    std::thread::sleep(Duration::from_millis(200));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect((h.addr, SSH_PORT)).is_err() {
+        assert!(Instant::now() < deadline, "sshd did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // k1: known to nobody. k2: certified, certificate beside it. k3:
+    // certified, certificate kept elsewhere (for CertificateFile).
+    let (k1, k2, k3) = (dir.join("k1"), dir.join("k2"), dir.join("k3"));
+    for key in [&k1, &k2, &k3] {
+        new_key(key);
+    }
+    certify(&ca, &k2, &dir.join("k2-cert.pub"));
+    let k3_cert = dir.join("k3.cert");
+    certify(&ca, &k3, &k3_cert);
+    let login_key = fleet().login_key();
+    let holds_login = Agent::holding(&dir.join("agent-login"), &[&login_key]);
+    let holds_k3 = Agent::holding(&dir.join("agent-k3"), &[&k3]);
+    let holds_k2_cert = Agent::holding(&dir.join("agent-k2"), &[&k2]);
+    let missing_socket = dir.join("no-agent.sock");
+
+    struct Case<'a> {
+        name: &'a str,
+        identity: &'a Path,
+        further: Vec<PathBuf>,
+        certificates: Vec<PathBuf>,
+        only: bool,
+        agent: Option<&'a Path>,
+        /// What both should do: a guard against a case that tests nothing.
+        logs_in: bool,
+    }
+    let case = |name, identity, logs_in| Case {
+        name,
+        identity,
+        further: Vec::new(),
+        certificates: Vec::new(),
+        only: false,
+        agent: None,
+        logs_in,
+    };
+    let cases = [
+        case("an unknown key alone", &k1, false),
+        case("the certificate beside the key", &k2, true),
+        Case {
+            further: vec![k2.clone()],
+            ..case("a further IdentityFile with its certificate", &k1, true)
+        },
+        Case {
+            certificates: vec![k3_cert.clone()],
+            ..case("a CertificateFile for the identity file", &k3, true)
+        },
+        Case {
+            certificates: vec![k3_cert.clone()],
+            agent: Some(&holds_k3.socket),
+            ..case(
+                "a CertificateFile whose key only the agent holds",
+                &k1,
+                true,
+            )
+        },
+        Case {
+            agent: Some(&holds_login.socket),
+            ..case("another key in the agent", &k1, true)
+        },
+        Case {
+            agent: Some(&holds_login.socket),
+            only: true,
+            ..case("another key in the agent, IdentitiesOnly", &k1, false)
+        },
+        Case {
+            agent: Some(&holds_k2_cert.socket),
+            ..case("a certificate held by the agent", &k1, true)
+        },
+        Case {
+            agent: Some(&holds_k2_cert.socket),
+            only: true,
+            ..case(
+                "a certificate held by the agent, IdentitiesOnly",
+                &k1,
+                false,
+            )
+        },
+        Case {
+            agent: Some(&holds_k2_cert.socket),
+            only: true,
+            ..case(
+                "the agent's copy of the identity file, IdentitiesOnly",
+                &k2,
+                true,
+            )
+        },
+        Case {
+            agent: Some(&missing_socket),
+            ..case("an IdentityAgent socket with no agent", &k1, false)
+        },
+    ];
+    let known = fleet().known_hosts();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut host = host("login", std::slice::from_ref(&known), &[]);
+        host.identity_file = Some(case.identity.to_owned());
+        host.ssh.further_identity_files = case.further.clone();
+        host.ssh.certificate_files = case.certificates.clone();
+        host.ssh.identities_only = case.only;
+        host.ssh.identity_agent = match case.agent {
+            Some(socket) => IdentityAgent::Socket(socket.to_owned()),
+            None => IdentityAgent::None,
+        };
+        let (ssh_ok, ssh_says) = openssh_connects(&host, &[]);
+        let mut empty_home = options();
+        empty_home.home = Some(dir.join("empty-home"));
+        let ours = swpush_connects(&host, &empty_home).await;
+        if ours.is_ok() != ssh_ok {
+            failures.push(format!(
+                "{}: ssh logs in {ssh_ok} ({ssh_says}), swpush {ours:?}",
+                case.name
+            ));
+        } else if ssh_ok != case.logs_in {
+            failures.push(format!(
+                "{}: both log in {ssh_ok}, the case expects {}",
+                case.name, case.logs_in
+            ));
+        }
+    }
+    drop((holds_login, holds_k3, holds_k2_cert));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
