@@ -2,15 +2,18 @@
 //! against `known_hosts`, public-key login, then one exec channel per run
 //! whose stdin can be streamed while its output is read.
 //!
-//! Built on `russh`. Host keys are checked the way OpenSSH's
-//! `StrictHostKeyChecking=yes` (or `accept-new` with
-//! [`ConnectOptions::accept_new_host_keys`]) does: an unknown key is refused
-//! or recorded, a changed key is always refused. Logins try, in order, the
-//! host's `identity_file` alone, or else the ssh-agent's keys and then
-//! `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. This module knows nothing of
-//! packages or the client step: it moves bytes and reports exit statuses.
-//! Jump hosts, host certificates, passwords and passphrase prompts are not
-//! supported.
+//! Built on `russh`, using what `ssh -G` resolves for the host
+//! (`Host.ssh`): host keys are checked against its `UserKnownHostsFile`s
+//! (or `--known-hosts`) and `GlobalKnownHostsFile`s under its name or
+//! `HostKeyAlias`, an unknown key recorded or refused as its
+//! `StrictHostKeyChecking` (or `--accept-new-host-keys`) says, a changed or
+//! revoked key always refused. Logins offer identities in ssh's order:
+//! `CertificateFile`s, the agent `IdentityAgent` names (only copies of
+//! configured identities with `IdentitiesOnly`), then the identity files or
+//! the default `~/.ssh/id_*`. `ConnectTimeout` bounds the connection unless
+//! `--connect-timeout` was given. This module knows nothing of packages or
+//! the client step: it moves bytes and reports exit statuses. Passwords and
+//! passphrase prompts are not supported.
 //!
 //! This file holds the connection itself: options, errors, connect, exec
 //! and close. `host_key.rs` checks and records host keys, `login.rs` offers
