@@ -457,6 +457,21 @@ fn key_path(args: &ChangeArgs) -> Result<PathBuf> {
     }
 }
 
+/// How hosts are connected to, from the command line. As `ssh -o`: what
+/// the command line gives beats each host's ssh_config, and ssh_config
+/// beats swpush's defaults (so a default must not pass for a given value).
+fn connect_options(args: &HostArgs, home: Option<PathBuf>) -> ConnectOptions {
+    ConnectOptions {
+        known_hosts: args.known_hosts.clone(),
+        accept_new_host_keys: args.accept_new_host_keys,
+        connect_timeout: std::time::Duration::from_secs(
+            args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        ),
+        home,
+        connect_timeout_given: args.connect_timeout.is_some(),
+    }
+}
+
 /// Runs `job` on every host, prints and records the report, and tells
 /// `main` whether every host made it.
 fn run_on_hosts<J: Job>(
@@ -490,17 +505,7 @@ fn run_on_hosts<J: Job>(
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     let context = LoadContext::from_env();
-    // As `ssh -o`: the command line beats each host's ssh_config, and
-    // ssh_config beats swpush's defaults.
-    let connect = ConnectOptions {
-        known_hosts: args.known_hosts.clone(),
-        accept_new_host_keys: args.accept_new_host_keys,
-        connect_timeout: std::time::Duration::from_secs(
-            args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        ),
-        home: context.home.clone(),
-        connect_timeout_given: args.connect_timeout.is_some(),
-    };
+    let connect = connect_options(args, context.home.clone());
     let limits = RunLimits {
         forks: usize::try_from(args.forks).unwrap_or(usize::MAX),
         timeout: std::time::Duration::from_secs(args.timeout),
@@ -651,4 +656,42 @@ fn hosts_table(hosts: &[Host]) -> String {
             }))
             .collect();
     crate::report::columns(&rows, &[], "")
+}
+
+#[cfg(test)]
+mod connect_options_tests {
+    use super::*;
+    use clap::Parser;
+
+    fn options_of(extra: &[&str]) -> ConnectOptions {
+        let mut argv = vec!["swpush", "status", "-i", "web1,"];
+        argv.extend(extra);
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        let Command::Status(args) = cli.command else {
+            panic!("not status");
+        };
+        connect_options(&args.hosts, None)
+    }
+
+    #[test]
+    fn only_what_the_command_line_gives_beats_the_hosts_ssh_config() {
+        let defaults = options_of(&[]);
+        assert_eq!(defaults.connect_timeout, std::time::Duration::from_secs(10));
+        assert!(!defaults.connect_timeout_given);
+        assert_eq!(defaults.known_hosts, None);
+        assert!(!defaults.accept_new_host_keys);
+
+        let given = options_of(&[
+            "--connect-timeout",
+            "10",
+            "--known-hosts",
+            "/k",
+            "--accept-new-host-keys",
+        ]);
+        // The default's value, given: it still beats ConnectTimeout.
+        assert_eq!(given.connect_timeout, std::time::Duration::from_secs(10));
+        assert!(given.connect_timeout_given);
+        assert_eq!(given.known_hosts, Some(PathBuf::from("/k")));
+        assert!(given.accept_new_host_keys);
+    }
 }

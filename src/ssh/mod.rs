@@ -222,7 +222,7 @@ impl SshError {
 
 fn tried_list(tried: &[String]) -> String {
     if tried.is_empty() {
-        "nothing: no identity_file, no ssh-agent (SSH_AUTH_SOCK unset), \
+        "nothing: no identity_file, no ssh-agent (SSH_AUTH_SOCK unset or IdentityAgent none), \
          no ~/.ssh/id_ed25519, id_ecdsa or id_rsa"
             .to_owned()
     } else {
