@@ -95,6 +95,10 @@ pub enum Format {
     Json,
 }
 
+/// Seconds to wait for an SSH connection when neither the command line nor
+/// the host's `ConnectTimeout` says.
+const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+
 /// Options of every command that connects to hosts.
 #[derive(Args, Debug)]
 pub struct HostArgs {
@@ -103,9 +107,9 @@ pub struct HostArgs {
     /// Hosts in flight at once
     #[arg(long, short = 'f', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub forks: u32,
-    /// Seconds to wait for an SSH connection
-    #[arg(long, default_value_t = 10, value_name = "S")]
-    pub connect_timeout: u64,
+    /// Seconds to wait for an SSH connection [default: the host's ConnectTimeout, else 10]
+    #[arg(long, value_name = "S")]
+    pub connect_timeout: Option<u64>,
     /// Seconds a host may take in all, after which it is `timeout`
     #[arg(long, default_value_t = 600, value_name = "S")]
     pub timeout: u64,
@@ -115,7 +119,7 @@ pub struct HostArgs {
     /// Also write the JSON report to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// known_hosts file for host keys [default: ~/.ssh/known_hosts]
+    /// known_hosts file for host keys, instead of each host's UserKnownHostsFile [default: ~/.ssh/known_hosts]
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
     /// Trust and record host keys seen for the first time (a changed key is always refused)
@@ -457,6 +461,21 @@ fn key_path(args: &ChangeArgs) -> Result<PathBuf> {
     }
 }
 
+/// How hosts are connected to, from the command line. As `ssh -o`: what
+/// the command line gives beats each host's ssh_config, and ssh_config
+/// beats swpush's defaults (so a default must not pass for a given value).
+fn connect_options(args: &HostArgs, home: Option<PathBuf>) -> ConnectOptions {
+    ConnectOptions {
+        known_hosts: args.known_hosts.clone(),
+        accept_new_host_keys: args.accept_new_host_keys,
+        connect_timeout: std::time::Duration::from_secs(
+            args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        ),
+        home,
+        connect_timeout_given: args.connect_timeout.is_some(),
+    }
+}
+
 /// Runs `job` on every host, prints and records the report, and tells
 /// `main` whether every host made it.
 fn run_on_hosts<J: Job>(
@@ -490,16 +509,7 @@ fn run_on_hosts<J: Job>(
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     let context = LoadContext::from_env();
-    let known_hosts = match &args.known_hosts {
-        Some(path) => path.clone(),
-        None => home("--known-hosts FILE")?.join(".ssh/known_hosts"),
-    };
-    let connect = ConnectOptions {
-        known_hosts,
-        accept_new_host_keys: args.accept_new_host_keys,
-        connect_timeout: std::time::Duration::from_secs(args.connect_timeout),
-        home: context.home.clone(),
-    };
+    let connect = connect_options(args, context.home.clone());
     let limits = RunLimits {
         forks: usize::try_from(args.forks).unwrap_or(usize::MAX),
         timeout: std::time::Duration::from_secs(args.timeout),
@@ -660,4 +670,42 @@ fn hosts_table(hosts: &[Host]) -> String {
         }
     }
     table
+}
+
+#[cfg(test)]
+mod connect_options_tests {
+    use super::*;
+    use clap::Parser;
+
+    fn options_of(extra: &[&str]) -> ConnectOptions {
+        let mut argv = vec!["swpush", "status", "-i", "web1,"];
+        argv.extend(extra);
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        let Command::Status(args) = cli.command else {
+            panic!("not status");
+        };
+        connect_options(&args.hosts, None)
+    }
+
+    #[test]
+    fn only_what_the_command_line_gives_beats_the_hosts_ssh_config() {
+        let defaults = options_of(&[]);
+        assert_eq!(defaults.connect_timeout, std::time::Duration::from_secs(10));
+        assert!(!defaults.connect_timeout_given);
+        assert_eq!(defaults.known_hosts, None);
+        assert!(!defaults.accept_new_host_keys);
+
+        let given = options_of(&[
+            "--connect-timeout",
+            "10",
+            "--known-hosts",
+            "/k",
+            "--accept-new-host-keys",
+        ]);
+        // The default's value, given: it still beats ConnectTimeout.
+        assert_eq!(given.connect_timeout, std::time::Duration::from_secs(10));
+        assert!(given.connect_timeout_given);
+        assert_eq!(given.known_hosts, Some(PathBuf::from("/k")));
+        assert!(given.accept_new_host_keys);
+    }
 }

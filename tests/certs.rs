@@ -137,6 +137,29 @@ fn openssh_logs_in(fleet: &Fleet, name: &str, known_hosts: &Path, identity: &Pat
         .success()
 }
 
+/// Does the real `ssh -o HostKeyAlias=ALIAS` log in to `name` with `known_hosts` alone?
+fn openssh_with_alias(fleet: &Fleet, name: &str, known_hosts: &Path, alias: Option<&str>) -> bool {
+    let h = fleet.host(name);
+    let mut ssh = Command::new("ssh");
+    ssh.args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]);
+    if let Some(alias) = alias {
+        ssh.arg("-o").arg(format!("HostKeyAlias={alias}"));
+    }
+    ssh.arg("-i")
+        .arg(fleet.login_key())
+        .args(["-p", &SSH_PORT.to_string()])
+        .arg(format!("root@{}", h.addr))
+        .arg("true")
+        .output()
+        .expect("ssh (apt-get install openssh-client)")
+        .status
+        .success()
+}
+
 #[tokio::test]
 async fn host_certificates_are_checked_against_cert_authority_lines() {
     let names: Vec<&str> = CASES.iter().map(|c| c.0).collect();
@@ -151,10 +174,11 @@ async fn host_certificates_are_checked_against_cert_authority_lines() {
     let known_hosts = dir.join("known_hosts");
     fs::write(&known_hosts, format!("@cert-authority * {ca}")).expect("known_hosts");
     let options = ConnectOptions {
-        known_hosts: known_hosts.clone(),
+        known_hosts: Some(known_hosts.clone()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(fleet.home().to_owned()),
+        connect_timeout_given: false,
     };
 
     let mut disagreements = Vec::new();
@@ -185,6 +209,33 @@ async fn host_certificates_are_checked_against_cert_authority_lines() {
             }
             (Ok(_), Some(words)) => panic!("{name}: connected; want a refusal with {words:?}"),
             (Err(e), None) => panic!("{name}: {e}"),
+        }
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+
+    // HostKeyAlias: @cert-authority lines and certificate principals are
+    // matched against the alias, as ssh matches them.
+    let mut disagreements = Vec::new();
+    for (name, line, alias, connects) in [
+        ("elsewhere", "other.example", Some("other.example"), true),
+        ("elsewhere", "other.example", None, false),
+        ("good", "*", Some("other.example"), false),
+        ("elsewhere", "*.example", Some("other.example"), true),
+    ] {
+        fs::write(&known_hosts, format!("@cert-authority {line} {ca}")).expect("known_hosts");
+        let mut target = host(&fleet, name);
+        target.ssh.host_key_alias = alias.map(str::to_owned);
+        let ours = Connection::connect(&target, &options).await;
+        let theirs = openssh_with_alias(&fleet, name, &known_hosts, alias);
+        if ours.is_ok() != theirs || theirs != connects {
+            disagreements.push(format!(
+                "{name} alias {alias:?} line {line}: ssh logs in {theirs} (expected {connects}), \
+                 swpush says {:?}",
+                ours.as_ref().err().map(ToString::to_string)
+            ));
+        }
+        if let Ok(connection) = ours {
+            connection.close().await;
         }
     }
     assert!(disagreements.is_empty(), "{disagreements:#?}");
@@ -232,10 +283,11 @@ async fn a_user_certificate_beside_the_identity_file_logs_in() {
     );
     wait_listening(&fleet, "users");
     let options = ConnectOptions {
-        known_hosts: fleet.known_hosts(),
+        known_hosts: Some(fleet.known_hosts()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(fleet.home().to_owned()),
+        connect_timeout_given: false,
     };
     let known = fleet.known_hosts();
     let target = host_with(&fleet, "users", key.clone());

@@ -6,7 +6,7 @@
 //! One 3-host fleet serves the whole file: host1 runs commands, host2 is
 //! only ever handshaken with (host-key cases), host3 is frozen by the
 //! timeout case and used by nothing else. Cases that need a different
-//! `SSH_AUTH_SOCK` run in a child process of this test binary, as the
+//! `SSH_AUTH_SOCK` (or `IdentityAgent none` beside one) run in a child process of this test binary, as the
 //! environment is shared by all threads.
 
 mod support;
@@ -61,10 +61,11 @@ fn host(name: &str) -> Host {
 
 fn options(known_hosts: &Path) -> ConnectOptions {
     ConnectOptions {
-        known_hosts: known_hosts.to_owned(),
+        known_hosts: Some(known_hosts.to_owned()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(fleet().home().to_owned()),
+        connect_timeout_given: false,
     }
 }
 
@@ -547,6 +548,12 @@ async fn a_missing_identity_file_is_an_error() {
 /// Runs [`child_connects_with_environment_identities`] in a child process
 /// with the given `SSH_AUTH_SOCK` (or none) and HOME for the default keys.
 fn connect_in_child(agent: Option<&Path>, home: &Path) -> String {
+    connect_in_child_with(agent, home, "")
+}
+
+/// [`connect_in_child`] with the host's `IdentityAgent` set to `none`
+/// (`identity_agent` "none") or left to `SSH_AUTH_SOCK` ("").
+fn connect_in_child_with(agent: Option<&Path>, home: &Path, identity_agent: &str) -> String {
     let exe = std::env::current_exe().expect("test binary path");
     let h = host("host1");
     let spec = [
@@ -561,6 +568,7 @@ fn connect_in_child(agent: Option<&Path>, home: &Path) -> String {
         .args(["child_connects_with_environment_identities", "--exact"])
         .args(["--ignored", "--nocapture", "--test-threads=1"])
         .env("SWPUSH_SSH_TEST_CHILD", spec)
+        .env("SWPUSH_SSH_TEST_CHILD_AGENT", identity_agent)
         .env_remove("SSH_AUTH_SOCK");
     if let Some(socket) = agent {
         child.env("SSH_AUTH_SOCK", socket);
@@ -620,6 +628,12 @@ fn keys_in_ssh_agent_are_used() {
     // An empty HOME: only the agent can log in.
     let out = connect_in_child(Some(&socket), &scratch("agent-home"));
     assert!(out.contains("child connected"), "{out}");
+    // IdentityAgent none: SSH_AUTH_SOCK is not asked.
+    let out = connect_in_child_with(Some(&socket), &scratch("agent-home"), "none");
+    assert!(
+        out.contains("child failed: no identity accepted") && out.contains("tried nothing"),
+        "{out}"
+    );
 
     // The agent's keys are listed when none is accepted.
     run(Command::new("ssh-add")
@@ -644,12 +658,16 @@ async fn child_connects_with_environment_identities() {
     let [address, port, known_hosts, home] = fields[..] else {
         panic!("bad SWPUSH_SSH_TEST_CHILD {spec:?}");
     };
-    let host = Host::plain("child", address, port.parse().expect("port"), "root");
+    let mut host = Host::plain("child", address, port.parse().expect("port"), "root");
+    if std::env::var("SWPUSH_SSH_TEST_CHILD_AGENT").as_deref() == Ok("none") {
+        host.ssh.identity_agent = swpush::inventory::IdentityAgent::None;
+    }
     let options = ConnectOptions {
-        known_hosts: known_hosts.into(),
+        known_hosts: Some(known_hosts.into()),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         home: Some(home.into()),
+        connect_timeout_given: false,
     };
     match Connection::connect(&host, &options).await {
         Ok(connection) => {

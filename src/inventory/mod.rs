@@ -511,13 +511,6 @@ fn resolve_host(
     }
     ssh.host_key_alias = from_ssh.host_key_alias;
     ssh.connect_timeout = from_ssh.connect_timeout;
-    // With `IdentitiesOnly yes` ssh offers no agent key; swpush would.
-    if from_ssh.identities_only && identity_file.is_none() {
-        refused.get_or_insert(
-            "`IdentitiesOnly yes` without an IdentityFile (swpush would offer the agent's keys)"
-                .to_owned(),
-        );
-    }
     if let Some(name) = &vars.become_password {
         refused.get_or_insert(format!(
             "`{name}` is set: swpush takes no password from an inventory file (pass -K/--ask-become-pass, or give the user NOPASSWD sudo)"
@@ -563,7 +556,15 @@ fn resolve_host(
             // target's, not the hops'.
             match proxy::jump_hosts(chain, depth, |raw, depth| {
                 let login = Login::default();
-                resolve_host(raw, ssh_config, base_dir, context, Dialect::Ansible, &login, depth)
+                resolve_host(
+                    raw,
+                    ssh_config,
+                    base_dir,
+                    context,
+                    Dialect::Ansible,
+                    &login,
+                    depth,
+                )
             }) {
                 Ok(hops) => Proxy::Jump(hops),
                 Err(why) => {

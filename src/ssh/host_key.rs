@@ -1,9 +1,14 @@
-//! Host keys: the check of the key a host offers against `known_hosts`, as
-//! OpenSSH's `StrictHostKeyChecking=yes` (or `accept-new`) does it (the
-//! file itself is read by `known_hosts.rs`, as OpenSSH reads it), the
-//! recording of a new key, and the key types to ask for in the handshake.
-//! russh's connection callbacks live here because checking the key is
-//! their main job; why a connection ended is worded in the parent module.
+//! Host keys: the check of the key a host offers against the `known_hosts`
+//! files OpenSSH would read for it (`UserKnownHostsFile`, or
+//! `--known-hosts`, then `GlobalKnownHostsFile`; each file read by
+//! `known_hosts.rs`), under the name OpenSSH looks up (`[address]:port`,
+//! or `HostKeyAlias`), the recording of a new key as `StrictHostKeyChecking`
+//! (or `--accept-new-host-keys`) allows, and the key types to ask for in
+//! the handshake. A changed or revoked key is refused whatever the setting
+//! says: swpush fails closed where `ssh` with `StrictHostKeyChecking no`
+//! would go on. russh's connection callbacks live here because checking
+//! the key is their main job; why a connection ended is worded in the
+//! parent module.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -16,38 +21,159 @@ use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertifi
 
 use super::known_hosts::{self, KnownHosts, Verdict};
 use super::{ConnectOptions, Shared, SshError, one_line};
-use crate::inventory::Host;
+use crate::inventory::{Host, StrictHostKeyChecking};
 
 /// Serialises reading and appending `known_hosts` in this process, so that
-/// parallel connections with `accept_new_host_keys` neither interleave
-/// writes nor record the same host twice.
+/// parallel connections that record new keys neither interleave writes nor
+/// record the same host twice.
 static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
+
+/// How one host's key is checked: resolved once per connection from the
+/// host's ssh settings and the command line.
+#[derive(Debug, Clone)]
+pub(super) struct HostKeyPolicy {
+    /// The name `known_hosts` is searched and written for: the address on
+    /// its port, or the `HostKeyAlias` alone (as port 22, which
+    /// `known_hosts` writes without a port, as ssh looks an alias up).
+    address: String,
+    port: u16,
+    /// `UserKnownHostsFile`s (or `--known-hosts`): read; the first is
+    /// where a new key is recorded.
+    user_files: Vec<PathBuf>,
+    /// `GlobalKnownHostsFile`s: read, never written.
+    global_files: Vec<PathBuf>,
+    /// Record and trust a key no file lists.
+    accept_new: bool,
+    /// What decided `accept_new`, as messages name it.
+    setting: String,
+    target: String,
+}
+
+impl HostKeyPolicy {
+    pub(super) fn new(host: &Host, options: &ConnectOptions, target: &str) -> HostKeyPolicy {
+        let ssh = &host.ssh;
+        let (address, port) = match &ssh.host_key_alias {
+            Some(alias) => (alias.clone(), 22),
+            None => (host.address.clone(), host.port),
+        };
+        let user_files = match &options.known_hosts {
+            Some(path) => vec![path.clone()],
+            None => ssh.user_known_hosts.clone(),
+        };
+        let mode = ssh.strict_host_key_checking;
+        let (accept_new, setting) = if options.accept_new_host_keys {
+            (true, "--accept-new-host-keys".to_owned())
+        } else {
+            let accept = matches!(
+                mode,
+                StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No
+            );
+            let setting = match mode {
+                StrictHostKeyChecking::Ask => "StrictHostKeyChecking ask, and swpush asks no one",
+                StrictHostKeyChecking::Yes => "StrictHostKeyChecking yes",
+                StrictHostKeyChecking::AcceptNew => "StrictHostKeyChecking accept-new",
+                StrictHostKeyChecking::No => "StrictHostKeyChecking no",
+            };
+            (accept, setting.to_owned())
+        };
+        HostKeyPolicy {
+            address,
+            port,
+            user_files,
+            global_files: ssh.global_known_hosts.clone(),
+            accept_new,
+            setting,
+            target: target.to_owned(),
+        }
+    }
+
+    /// The file named first in messages: where a new key would be recorded.
+    fn main_file(&self) -> PathBuf {
+        self.user_files
+            .first()
+            .or(self.global_files.first())
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("known_hosts"))
+    }
+
+    /// The files read, as messages list them.
+    fn files_read(&self) -> String {
+        let files: Vec<String> = self
+            .user_files
+            .iter()
+            .chain(&self.global_files)
+            .map(|p| p.display().to_string())
+            .collect();
+        if files.is_empty() {
+            "no known_hosts file (none configured)".to_owned()
+        } else {
+            files.join(", ")
+        }
+    }
+
+    /// Every file, user's first; a file that cannot be read is an error
+    /// naming it (a missing one is empty, as for OpenSSH).
+    fn read_all(&self) -> Result<KnownHosts, SshError> {
+        let mut known = KnownHosts::default();
+        for path in self.user_files.iter().chain(&self.global_files) {
+            let more = known_hosts::read(path).map_err(|e| SshError::KnownHosts {
+                target: self.target.clone(),
+                path: path.clone(),
+                reason: format!("cannot read it: {}", one_line(e)),
+            })?;
+            known.extend(more);
+        }
+        Ok(known)
+    }
+
+    /// Like [`HostKeyPolicy::read_all`], skipping what cannot be read: for
+    /// choices made before the check, which reports those errors.
+    fn read_what_can_be_read(&self) -> KnownHosts {
+        let mut known = KnownHosts::default();
+        for path in self.user_files.iter().chain(&self.global_files) {
+            known.extend(known_hosts::read(path).unwrap_or_default());
+        }
+        known
+    }
+}
+
+/// Runs a blocking check of `policy` off the async threads; a check that
+/// panicked is an error naming the files.
+async fn blocking<T: Send + 'static>(
+    policy: &Arc<HostKeyPolicy>,
+    what: &'static str,
+    check: impl FnOnce(&HostKeyPolicy) -> Result<T, SshError> + Send + 'static,
+) -> Result<T, SshError> {
+    let moved = Arc::clone(policy);
+    tokio::task::spawn_blocking(move || check(&moved))
+        .await
+        .unwrap_or_else(|e| {
+            Err(SshError::KnownHosts {
+                target: policy.target.clone(),
+                path: policy.main_file(),
+                reason: format!("{what} failed: {e}"),
+            })
+        })
+}
 
 /// russh's callbacks for one connection: checks the host key and records why
 /// it refused one (russh itself only reports "unknown key").
 pub(super) struct ClientHandler {
-    address: String,
-    port: u16,
-    known_hosts: PathBuf,
-    accept_new: bool,
+    policy: Arc<HostKeyPolicy>,
     shared: Arc<Shared>,
     host_key_verdict: Arc<Mutex<Option<SshError>>>,
 }
 
 impl ClientHandler {
-    /// The handler for a connection to `host`; a refused host key's error
-    /// is left in `host_key_verdict`.
+    /// The handler for a connection checking host keys by `policy`; a
+    /// refused host key's error is left in `host_key_verdict`.
     pub(super) fn new(
-        host: &Host,
-        options: &ConnectOptions,
+        policy: Arc<HostKeyPolicy>,
         shared: Arc<Shared>,
         host_key_verdict: Arc<Mutex<Option<SshError>>>,
     ) -> Self {
         ClientHandler {
-            address: host.address.clone(),
-            port: host.port,
-            known_hosts: options.known_hosts.clone(),
-            accept_new: options.accept_new_host_keys,
+            policy,
             shared,
             host_key_verdict,
         }
@@ -68,48 +194,28 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_public_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let check = HostKeyCheck {
-            address: self.address.clone(),
-            port: self.port,
-            known_hosts: self.known_hosts.clone(),
-            accept_new: self.accept_new,
-            target: self.shared.target.clone(),
-        };
-        let key = match server_public_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+        let verdict = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                let key = key.clone();
+                let learned = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+                blocking(&self.policy, "checking the host key", move |policy| {
+                    policy.check_key(&key)
+                })
+                .await
+                .map(|recorded| recorded.then_some(learned))
+            }
             PublicKeyOrCertificate::Certificate(cert) => {
                 let cert = cert.clone();
-                let verdict = tokio::task::spawn_blocking(move || check.certificate(&cert))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(SshError::KnownHosts {
-                            target: self.shared.target.clone(),
-                            path: self.known_hosts.clone(),
-                            reason: format!("checking the host certificate failed: {e}"),
-                        })
-                    });
-                return match verdict {
-                    Ok(()) => Ok(true),
-                    Err(error) => {
-                        self.reject(error);
-                        Ok(false)
-                    }
-                };
+                blocking(&self.policy, "checking the host certificate", move |p| {
+                    p.check_certificate(&cert)
+                })
+                .await
+                .map(|()| None)
             }
         };
-        let learned = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
-        let verdict = tokio::task::spawn_blocking(move || check.run(&key))
-            .await
-            .unwrap_or_else(|e| {
-                Err(SshError::KnownHosts {
-                    target: self.shared.target.clone(),
-                    path: self.known_hosts.clone(),
-                    reason: format!("checking the host key failed: {e}"),
-                })
-            });
         match verdict {
-            Ok(recorded) => {
-                if recorded {
+            Ok(learned) => {
+                if let Some(learned) = learned {
                     *self
                         .shared
                         .learned_host_key
@@ -137,25 +243,15 @@ impl client::Handler for ClientHandler {
     }
 }
 
-/// One host-key check against `known_hosts`; blocking file I/O.
-struct HostKeyCheck {
-    address: String,
-    port: u16,
-    known_hosts: PathBuf,
-    accept_new: bool,
-    target: String,
-}
-
-impl HostKeyCheck {
+impl HostKeyPolicy {
     /// Checks `key`; `Ok(true)` when it was unknown and has just been
-    /// recorded (`accept_new`).
-    fn run(&self, key: &PublicKey) -> Result<bool, SshError> {
+    /// recorded. Blocking file I/O.
+    fn check_key(&self, key: &PublicKey) -> Result<bool, SshError> {
         let _guard = KNOWN_HOSTS_LOCK
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let path = &self.known_hosts;
-        // OpenSSH also reads the machine's files: their @revoked lines and
-        // keys count as much as the user's.
+        // The machine's files count as much as the user's: their @revoked
+        // lines and keys too.
         let known = self.read_all()?;
         let key_type = key.algorithm().to_string();
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
@@ -192,39 +288,41 @@ impl HostKeyCheck {
                 target: self.target.clone(),
                 key_type,
                 fingerprint,
-                known_hosts: path.clone(),
+                known_hosts: self.main_file(),
+                setting: self.setting.clone(),
             }),
             Verdict::Unknown => {
-                record_host_key(path, &self.address, self.port, key)
-                    .map_err(|e| self.file_error(format!("cannot record the key: {e}")))?;
+                let Some(path) = self.user_files.first() else {
+                    return Err(SshError::KnownHosts {
+                        target: self.target.clone(),
+                        path: self.main_file(),
+                        reason: format!(
+                            "{} would record the new key {key_type} {fingerprint}, but \
+                             UserKnownHostsFile names no file to record it in",
+                            self.setting
+                        ),
+                    });
+                };
+                record_host_key(path, &self.address, self.port, key).map_err(|e| {
+                    SshError::KnownHosts {
+                        target: self.target.clone(),
+                        path: path.clone(),
+                        reason: format!("cannot record the key: {e}"),
+                    }
+                })?;
                 Ok(true)
             }
         }
-    }
-
-    /// Every `known_hosts` file OpenSSH reads: the user's, then the machine's.
-    fn read_all(&self) -> Result<KnownHosts, SshError> {
-        let mut known = known_hosts::read(&self.known_hosts)
-            .map_err(|e| self.file_error(format!("cannot read it: {}", one_line(e))))?;
-        for global in known_hosts::GLOBAL_FILES {
-            let global = Path::new(global);
-            let more = known_hosts::read(global).map_err(|e| SshError::KnownHosts {
-                target: self.target.clone(),
-                path: global.to_owned(),
-                reason: format!("cannot read it: {}", one_line(e)),
-            })?;
-            known.extend(more);
-        }
-        Ok(known)
     }
 
     /// Checks a host certificate as OpenSSH's `check_host_cert` does: a
     /// host (not user) certificate, signed by an authority a
     /// `@cert-authority` line lists for this host, neither the authority
     /// nor the certified key `@revoked`, within its validity window, for
-    /// this host name (an empty principal list is valid for any host, as
-    /// OpenSSH has it), and with no critical options.
-    fn certificate(&self, cert: &Certificate) -> Result<(), SshError> {
+    /// this host name (the `HostKeyAlias` when there is one; an empty
+    /// principal list is valid for any host, as OpenSSH has it), and with
+    /// no critical options.
+    fn check_certificate(&self, cert: &Certificate) -> Result<(), SshError> {
         let _guard = KNOWN_HOSTS_LOCK
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -261,9 +359,9 @@ impl HostKeyCheck {
             let listed = match authorities.first() {
                 Some((_, at)) => format!("the @cert-authority line {} names another", place(at)),
                 None => format!(
-                    "no @cert-authority line for {} in {} or the machine's files",
+                    "no @cert-authority line for {} in {}",
                     known_hosts::host_port(&self.address, self.port),
-                    self.known_hosts.display()
+                    self.files_read()
                 ),
             };
             return Err(refuse(format!("it is signed by {ca_shown}, and {listed}")));
@@ -300,14 +398,6 @@ impl HostKeyCheck {
         let fingerprint = ca.fingerprint(HashAlg::Sha256);
         cert.validate_at(now, [&fingerprint])
             .map_err(|e| refuse(format!("its signature does not verify: {}", one_line(e))))
-    }
-
-    fn file_error(&self, reason: String) -> SshError {
-        SshError::KnownHosts {
-            target: self.target.clone(),
-            path: self.known_hosts.clone(),
-            reason,
-        }
     }
 }
 
@@ -349,35 +439,22 @@ fn record_host_key(path: &Path, address: &str, port: u16, key: &PublicKey) -> io
     file.write_all(line.as_bytes())
 }
 
-/// The types of the keys `known_hosts` records for `host`, to ask for first.
-pub(super) async fn recorded_key_types(host: &Host, known_hosts: &Path) -> Vec<Algorithm> {
-    let (address, port, path) = (host.address.clone(), host.port, known_hosts.to_owned());
+/// The types of the keys `known_hosts` records for the host, to ask for
+/// first, and whether a `@cert-authority` line applies to it (then the
+/// handshake asks for host certificates first, as OpenSSH does).
+pub(super) async fn handshake_preferences(policy: &Arc<HostKeyPolicy>) -> (Vec<Algorithm>, bool) {
     // Errors here resurface, with their context, in the host-key check.
-    tokio::task::spawn_blocking(move || {
-        let mut known = known_hosts::read(&path).unwrap_or_default();
-        for global in known_hosts::GLOBAL_FILES {
-            known.extend(known_hosts::read(Path::new(global)).unwrap_or_default());
-        }
-        known.key_types(&address, port)
+    blocking(policy, "reading known_hosts", |policy| {
+        let known = policy.read_what_can_be_read();
+        Ok((
+            known.key_types(&policy.address, policy.port),
+            !known
+                .cert_authorities(&policy.address, policy.port)
+                .is_empty(),
+        ))
     })
     .await
     .unwrap_or_default()
-}
-
-/// Whether a `@cert-authority` line applies to `host`: then the handshake
-/// asks for host certificates first, as OpenSSH does.
-pub(super) async fn cert_authority_applies(host: &Host, known_hosts: &Path) -> bool {
-    let (address, port, path) = (host.address.clone(), host.port, known_hosts.to_owned());
-    // Errors here resurface, with their context, in the host-key check.
-    tokio::task::spawn_blocking(move || {
-        let mut known = known_hosts::read(&path).unwrap_or_default();
-        for global in known_hosts::GLOBAL_FILES {
-            known.extend(known_hosts::read(Path::new(global)).unwrap_or_default());
-        }
-        !known.cert_authorities(&address, port).is_empty()
-    })
-    .await
-    .unwrap_or(false)
 }
 
 /// The host-key algorithms to ask for: those `known_hosts` already records

@@ -62,10 +62,6 @@ pub(super) struct KnownHosts {
     entries: Vec<Entry>,
 }
 
-/// The machine-wide files OpenSSH also reads (`GlobalKnownHostsFile`).
-pub(super) const GLOBAL_FILES: [&str; 2] =
-    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
-
 /// A line of a `known_hosts` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct LineRef {

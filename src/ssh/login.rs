@@ -1,8 +1,12 @@
-//! Public-key login: the host's `identity_file` alone (its `-cert.pub`
-//! certificate first when there is one; signed by ssh-agent
-//! when it is passphrase-protected), or else every key the ssh-agent holds
-//! and then the default `~/.ssh/id_*` files. Remembers what it offered, so
-//! a refusal can say so. Passwords and passphrase prompts are not supported.
+//! Public-key login, offering identities as ssh's `pubkey_prepare` does:
+//! the `CertificateFile`s (signed by the identity file or agent key they
+//! certify), then the ssh-agent's keys and certificates (those that are
+//! copies of configured identities signed by the agent; the others only
+//! without `IdentitiesOnly`), then the remaining identity files
+//! (`IdentityFile`s, else the default `~/.ssh/id_*`), each with its
+//! `-cert.pub` first. The agent is the one `IdentityAgent` names. Remembers
+//! what it offered, so a refusal can say so. Passwords and passphrase
+//! prompts are not supported.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, Publi
 
 use super::host_key::ClientHandler;
 use super::{ConnectOptions, SshError, one_line};
-use crate::inventory::Host;
+use crate::inventory::{Host, IdentityAgent};
 
 /// Default identity files under `~/.ssh`, in OpenSSH's order.
 const DEFAULT_IDENTITIES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
@@ -58,19 +62,93 @@ async fn read_identity(path: &Path) -> IdentityFile {
     }
 }
 
-/// Connection to the ssh-agent named by `SSH_AUTH_SOCK`, if any.
+/// Reads an OpenSSH certificate file; `Ok(None)` when it does not exist.
+async fn read_certificate(path: &Path) -> Result<Option<Certificate>, String> {
+    if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+        return Ok(None);
+    }
+    let text = match tokio::fs::metadata(path).await {
+        Ok(m) if m.len() > MAX_KEY_FILE => return Err("too large to be a certificate".into()),
+        Ok(_) => tokio::fs::read_to_string(path).await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| format!("cannot read it: {}", one_line(e)))?;
+    Certificate::from_openssh(text.trim())
+        .map(Some)
+        .map_err(|e| format!("not an OpenSSH certificate: {}", one_line(e)))
+}
+
+/// Connection to the ssh-agent `IdentityAgent` names.
 type Agent = AgentClient<tokio::net::UnixStream>;
+
+/// A configured identity file, read.
+struct Configured {
+    path: PathBuf,
+    /// The public half, when readable (also of a passphrase-protected key).
+    public: Option<PublicKey>,
+    /// The private key, when readable without a passphrase.
+    private: Option<Box<PrivateKey>>,
+    /// `PATH-cert.pub`, when there is one for this key.
+    cert: Option<Certificate>,
+    /// Why it cannot be used, when it cannot.
+    problem: Option<String>,
+    /// The agent offered its key already.
+    offered_by_agent: bool,
+}
+
+/// Signs with one plain key held by the agent, whatever russh asks for:
+/// a `CertificateFile` whose key only the agent holds is signed so, as ssh
+/// does (the agent knows the key, not the certificate).
+struct AgentKeySigner<'a> {
+    agent: &'a mut Agent,
+    key: PublicKey,
+}
+
+impl russh::Signer for AgentKeySigner<'_> {
+    type Error = russh::AgentAuthError;
+
+    async fn auth_sign(
+        &mut self,
+        _key: &AgentIdentity,
+        hash_alg: Option<HashAlg>,
+        to_sign: Vec<u8>,
+    ) -> Result<Vec<u8>, Self::Error> {
+        let identity = AgentIdentity::from(self.key.clone());
+        self.agent
+            .sign_request(&identity, hash_alg, to_sign)
+            .await
+            .map_err(Into::into)
+    }
+}
 
 /// One login attempt: offers identities in order and remembers what it offered.
 pub(super) struct Login<'a> {
     handle: &'a mut Handle<ClientHandler>,
     user: String,
     target: String,
-    identity_file: Option<PathBuf>,
+    host: Host,
     tried: Vec<String>,
-    /// Keys already offered, so a default file the agent also holds is not offered twice.
-    offered: Vec<PublicKey>,
+    /// Keys and certificates already offered, so none is offered twice.
+    offered: Vec<Vec<u8>>,
     rsa_hash: Option<Option<HashAlg>>,
+}
+
+/// What a key or certificate is, to tell offers apart.
+fn blob_of_key(key: &PublicKey) -> Vec<u8> {
+    key.to_bytes().unwrap_or_default()
+}
+
+fn blob_of_cert(cert: &Certificate) -> Vec<u8> {
+    cert.to_bytes().unwrap_or_default()
+}
+
+/// A certificate in the list of what was tried: one the host refused.
+fn refused_certificate(shown: &str) -> String {
+    format!("{shown} (the host refused the certificate: its principals or authority?)")
+}
+
+fn certifies(cert: &Certificate, key: &PublicKey) -> bool {
+    cert.public_key() == key.key_data()
 }
 
 impl<'a> Login<'a> {
@@ -79,7 +157,7 @@ impl<'a> Login<'a> {
             handle,
             user: host.user.clone(),
             target: target.to_owned(),
-            identity_file: host.identity_file.clone(),
+            host: host.clone(),
             tried: Vec::new(),
             offered: Vec::new(),
             rsa_hash: None,
@@ -87,136 +165,217 @@ impl<'a> Login<'a> {
     }
 
     pub(super) async fn run(mut self, options: &ConnectOptions) -> Result<(), SshError> {
-        if let Some(path) = self.identity_file.clone() {
-            return self.with_identity_file(&path).await;
-        }
-        if self.with_agent().await? {
-            return Ok(());
-        }
-        let Some(home) = &options.home else {
-            return Err(self.failed(String::new()));
+        let mut files = self.configured_files(options).await?;
+        let mut agent = self.agent().await;
+        let agent_ids = match &mut agent {
+            Some(agent) => self.agent_identities(agent).await,
+            None => Vec::new(),
         };
-        for name in DEFAULT_IDENTITIES {
-            let path = home.join(".ssh").join(name);
-            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+
+        // CertificateFiles first, each signed by the key it certifies.
+        for path in self.host.ssh.certificate_files.clone() {
+            let unusable = |reason: String| SshError::Identity {
+                target: self.target.clone(),
+                path: path.clone(),
+                reason,
+            };
+            let Some(cert) = read_certificate(&path).await.map_err(unusable)? else {
+                self.tried
+                    .push(format!("{} (no such file)", path.display()));
+                continue;
+            };
+            let shown = path.display().to_string();
+            let from_file = files.iter().find_map(|f| {
+                f.private
+                    .as_ref()
+                    .filter(|k| certifies(&cert, k.public_key()))
+                    .cloned()
+            });
+            if let Some(key) = from_file {
+                if self.offer_certificate(shown, key, cert).await? {
+                    return Ok(());
+                }
                 continue;
             }
-            let shown = path.display().to_string();
-            match read_identity(&path).await {
-                IdentityFile::Key(key) => {
-                    if self.offered.contains(key.public_key()) {
-                        continue;
-                    }
-                    self.tried.push(shown);
-                    if self.offer_key(key).await? {
+            let held = agent_ids.iter().find(|id| {
+                matches!(id, AgentIdentity::Certificate { certificate, .. } if *certificate == cert)
+            });
+            if let (Some(id), Some(agent)) = (held, &mut agent) {
+                let shown = Some(format!("{shown} (held by ssh-agent)"));
+                if self.offer_agent_identity(shown, agent, id.clone()).await? {
+                    return Ok(());
+                }
+                continue;
+            }
+            let in_agent = agent_ids.iter().find_map(|id| match id {
+                AgentIdentity::PublicKey { key, .. } if certifies(&cert, key) => Some(key.clone()),
+                _ => None,
+            });
+            match (in_agent, &mut agent) {
+                (Some(key), Some(agent)) => {
+                    if self
+                        .offer_agent_signed_cert(shown, agent, key, cert)
+                        .await?
+                    {
                         return Ok(());
                     }
                 }
-                IdentityFile::Encrypted(_) => {
+                _ => self.tried.push(format!(
+                    "{shown} (no private key for it: not in the identity files nor in ssh-agent)"
+                )),
+            }
+        }
+
+        // The agent's keys: copies of configured identities, then (without
+        // IdentitiesOnly) the others.
+        if let Some(agent) = &mut agent {
+            for id in agent_ids {
+                let configured = files.iter_mut().find(|f| match &id {
+                    AgentIdentity::PublicKey { key, .. } => f.public.as_ref() == Some(key),
+                    AgentIdentity::Certificate { certificate, .. } => {
+                        f.cert.as_ref() == Some(certificate)
+                    }
+                });
+                let shown = match (&configured, &id) {
+                    (Some(f), AgentIdentity::PublicKey { .. }) => {
+                        Some(format!("{} (via ssh-agent)", f.path.display()))
+                    }
+                    (Some(f), AgentIdentity::Certificate { .. }) => {
+                        Some(format!("{}-cert.pub (via ssh-agent)", f.path.display()))
+                    }
+                    (None, _) if self.host.ssh.identities_only => continue,
+                    (None, _) => None,
+                };
+                if let (Some(f), AgentIdentity::PublicKey { .. }) = (configured, &id) {
+                    f.offered_by_agent = true;
+                }
+                if self.offer_agent_identity(shown, agent, id).await? {
+                    return Ok(());
+                }
+            }
+        }
+
+        // The identity files left, each with its certificate first.
+        let mut first_problem = None;
+        for file in &mut files {
+            let shown = file.path.display().to_string();
+            if let Some(problem) = file.problem.take() {
+                first_problem.get_or_insert((file.path.clone(), problem.clone()));
+                self.tried.push(format!("{shown} ({problem})"));
+                continue;
+            }
+            let Some(key) = file.private.take() else {
+                if !file.offered_by_agent {
+                    let problem = "it is passphrase-protected and not in ssh-agent; swpush \
+                                   cannot ask for passphrases: add it to the agent (ssh-add)";
+                    first_problem.get_or_insert((file.path.clone(), problem.to_owned()));
                     self.tried
                         .push(format!("{shown} (passphrase-protected, skipped)"));
                 }
-                IdentityFile::Unusable(reason) => {
-                    self.tried.push(format!("{shown} ({reason})"));
-                }
+                continue;
+            };
+            if let Some(cert) = file.cert.take()
+                && self
+                    .offer_certificate(format!("{shown}-cert.pub"), key.clone(), cert)
+                    .await?
+            {
+                return Ok(());
+            }
+            if file.offered_by_agent {
+                continue;
+            }
+            if self.offer_key(shown, key).await? {
+                return Ok(());
             }
         }
-        Err(self.failed(String::new()))
-    }
-
-    /// The host's own `identity_file`: that key and nothing else.
-    async fn with_identity_file(mut self, path: &Path) -> Result<(), SshError> {
-        let unusable = |reason: String| SshError::Identity {
-            target: self.target.clone(),
-            path: path.to_owned(),
-            reason,
-        };
-        match read_identity(path).await {
-            IdentityFile::Unusable(reason) => Err(unusable(reason)),
-            IdentityFile::Encrypted(public) => {
-                // Like OpenSSH, sign with the agent if it holds this key.
-                let in_agent = match connect_agent(&*self.handle).await {
-                    Some(Ok(mut agent)) => {
-                        let ids = agent.request_identities().await.unwrap_or_default();
-                        match ids.into_iter().find(|id| *id.public_key() == public) {
-                            Some(AgentIdentity::PublicKey { key, .. }) => Some((agent, key)),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                let Some((mut agent, key)) = in_agent else {
-                    return Err(unusable(
-                        "it is passphrase-protected and not in ssh-agent; swpush cannot ask \
-                         for passphrases: add it to the agent (ssh-add)"
-                            .into(),
-                    ));
-                };
-                self.tried
-                    .push(format!("{} (via ssh-agent)", path.display()));
-                if self.offer_agent_key(&mut agent, key).await? {
-                    return Ok(());
-                }
-                Err(self.failed(String::new()))
-            }
-            IdentityFile::Key(key) => {
-                // Like OpenSSH, the certificate beside the key first.
-                if let Some(cert) = self.certificate_beside(path, &key).await? {
-                    let shown = format!("{}-cert.pub", path.display());
-                    match self.offer_certificate(key.clone(), cert).await {
-                        Ok(true) => return Ok(()),
-                        Ok(false) => self.tried.push(format!(
-                            "{shown} (the host refused the certificate: its principals or \
-                             authority?)"
-                        )),
-                        Err(e) => return Err(e),
-                    }
-                }
-                self.tried.push(path.display().to_string());
-                if self.offer_key(key).await? {
-                    return Ok(());
-                }
-                Err(self.failed(String::new()))
-            }
+        // A configured identity that could not be used says why, as before
+        // anything else was tried.
+        match first_problem {
+            Some((path, reason)) if !self.host_has_defaults_only() => Err(SshError::Identity {
+                target: self.target.clone(),
+                path,
+                reason,
+            }),
+            _ => Err(self.failed(String::new())),
         }
     }
 
-    /// Every key the agent holds, if `SSH_AUTH_SOCK` names one.
-    async fn with_agent(&mut self) -> Result<bool, SshError> {
-        let mut agent = match connect_agent(&*self.handle).await {
-            None => return Ok(false),
+    fn host_has_defaults_only(&self) -> bool {
+        self.host.identity_file.is_none() && self.host.ssh.further_identity_files.is_empty()
+    }
+
+    /// The configured identity files (`identity_file`, then the further
+    /// `IdentityFile`s), or else the default `~/.ssh/id_*` that exist.
+    async fn configured_files(
+        &self,
+        options: &ConnectOptions,
+    ) -> Result<Vec<Configured>, SshError> {
+        let mut paths: Vec<PathBuf> = self.host.identity_file.iter().cloned().collect();
+        paths.extend(self.host.ssh.further_identity_files.iter().cloned());
+        if paths.is_empty()
+            && let Some(home) = &options.home
+        {
+            for name in DEFAULT_IDENTITIES {
+                let path = home.join(".ssh").join(name);
+                if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                    paths.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        for path in paths {
+            let mut file = Configured {
+                path: path.clone(),
+                public: None,
+                private: None,
+                cert: None,
+                problem: None,
+                offered_by_agent: false,
+            };
+            match read_identity(&path).await {
+                IdentityFile::Key(key) => {
+                    file.public = Some(key.public_key().clone());
+                    file.private = Some(key);
+                }
+                IdentityFile::Encrypted(public) => file.public = Some(public),
+                IdentityFile::Unusable(reason) => file.problem = Some(reason),
+            }
+            if let Some(public) = &file.public {
+                file.cert = self.certificate_beside(&path, public).await?;
+            }
+            files.push(file);
+        }
+        Ok(files)
+    }
+
+    /// The agent `IdentityAgent` names, if any and reachable.
+    async fn agent(&mut self) -> Option<Agent> {
+        match connect_agent(&*self.handle, &self.host.ssh.identity_agent).await {
+            None => None,
             Some(Err(reason)) => {
                 self.tried.push(format!("ssh-agent ({reason})"));
-                return Ok(false);
+                None
             }
-            Some(Ok(agent)) => agent,
-        };
+            Some(Ok(agent)) => Some(agent),
+        }
+    }
+
+    /// Every key and certificate the agent holds, in its order.
+    async fn agent_identities(&mut self, agent: &mut Agent) -> Vec<AgentIdentity> {
         let identities = match agent.request_identities().await {
             Ok(ids) => ids,
             Err(e) => {
                 self.tried.push(format!("ssh-agent ({})", one_line(e)));
-                return Ok(false);
+                return Vec::new();
             }
         };
-        let keys: Vec<PublicKey> = identities
-            .into_iter()
-            .filter_map(|id| match id {
-                AgentIdentity::PublicKey { key, .. } => Some(key),
-                AgentIdentity::Certificate { .. } => None,
-            })
-            .collect();
-        self.tried.push(match keys.len() {
+        self.tried.push(match identities.len() {
             // A locked agent answers like an empty one.
             0 => "ssh-agent (no keys; if it is locked, ssh-add -X unlocks it)".to_owned(),
             1 => "ssh-agent (1 key)".to_owned(),
             n => format!("ssh-agent ({n} keys)"),
         });
-        for key in keys {
-            if self.offer_agent_key(&mut agent, key).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        identities
     }
 
     /// `PATH-cert.pub`, OpenSSH's default certificate for the identity
@@ -225,30 +384,20 @@ impl<'a> Login<'a> {
     async fn certificate_beside(
         &self,
         path: &Path,
-        key: &PrivateKey,
+        key: &PublicKey,
     ) -> Result<Option<Certificate>, SshError> {
         let mut name = path.as_os_str().to_owned();
         name.push("-cert.pub");
         let cert_path = PathBuf::from(name);
-        if !tokio::fs::try_exists(&cert_path).await.unwrap_or(false) {
-            return Ok(None);
-        }
         let unusable = |reason: String| SshError::Identity {
             target: self.target.clone(),
             path: cert_path.clone(),
             reason,
         };
-        let text = match tokio::fs::metadata(&cert_path).await {
-            Ok(m) if m.len() > MAX_KEY_FILE => {
-                return Err(unusable("too large to be a certificate".into()));
-            }
-            Ok(_) => tokio::fs::read_to_string(&cert_path).await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| unusable(format!("cannot read it: {}", one_line(e))))?;
-        let cert = Certificate::from_openssh(text.trim())
-            .map_err(|e| unusable(format!("not an OpenSSH certificate: {}", one_line(e))))?;
-        if cert.public_key() != key.public_key().key_data() {
+        let Some(cert) = read_certificate(&cert_path).await.map_err(unusable)? else {
+            return Ok(None);
+        };
+        if !certifies(&cert, key) {
             return Err(unusable(format!(
                 "it certifies another key than {}",
                 path.display()
@@ -257,23 +406,46 @@ impl<'a> Login<'a> {
         Ok(Some(cert))
     }
 
+    /// Whether `blob` was offered already; remembers it.
+    fn already_offered(&mut self, blob: Vec<u8>) -> bool {
+        if self.offered.contains(&blob) {
+            return true;
+        }
+        self.offered.push(blob);
+        false
+    }
+
     async fn offer_certificate(
         &mut self,
+        shown: String,
         key: Box<PrivateKey>,
         cert: Certificate,
     ) -> Result<bool, SshError> {
+        if self.already_offered(blob_of_cert(&cert)) {
+            return Ok(false);
+        }
         match self
             .handle
             .authenticate_openssh_cert(self.user.clone(), Arc::from(key), cert)
             .await
         {
-            Ok(result) => Ok(result.success()),
-            Err(e) => Err(self.broken(one_line(e))),
+            Ok(result) if result.success() => Ok(true),
+            Ok(_) => {
+                self.tried.push(refused_certificate(&shown));
+                Ok(false)
+            }
+            Err(e) => {
+                self.tried.push(shown);
+                Err(self.broken(one_line(e)))
+            }
         }
     }
 
-    async fn offer_key(&mut self, key: Box<PrivateKey>) -> Result<bool, SshError> {
-        self.offered.push(key.public_key().clone());
+    async fn offer_key(&mut self, shown: String, key: Box<PrivateKey>) -> Result<bool, SshError> {
+        if self.already_offered(blob_of_key(key.public_key())) {
+            return Ok(false);
+        }
+        self.tried.push(shown);
         let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
         let key = PrivateKeyWithHashAlg::new(Arc::from(key), hash);
         match self
@@ -286,18 +458,72 @@ impl<'a> Login<'a> {
         }
     }
 
-    async fn offer_agent_key(
+    /// A `CertificateFile` whose key only the agent holds.
+    async fn offer_agent_signed_cert(
         &mut self,
+        shown: String,
         agent: &mut Agent,
         key: PublicKey,
+        cert: Certificate,
     ) -> Result<bool, SshError> {
-        self.offered.push(key.clone());
+        if self.already_offered(blob_of_cert(&cert)) {
+            return Ok(false);
+        }
+        self.tried.push(refused_certificate(&format!(
+            "{shown} (signed by ssh-agent)"
+        )));
         let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
-        let shown = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+        let signed = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+        let mut signer = AgentKeySigner { agent, key };
         let result = self
             .handle
-            .authenticate_publickey_with(self.user.clone(), key, hash, agent)
-            .await;
+            .authenticate_certificate_with(self.user.clone(), cert, hash, &mut signer)
+            .await
+            .map_err(one_line);
+        self.agent_result(result, &signed)
+    }
+
+    /// A key or certificate the agent holds; `shown` when it is a copy of
+    /// a configured identity (the others are summed up as `ssh-agent (N keys)`).
+    async fn offer_agent_identity(
+        &mut self,
+        shown: Option<String>,
+        agent: &mut Agent,
+        id: AgentIdentity,
+    ) -> Result<bool, SshError> {
+        let (blob, key) = match &id {
+            AgentIdentity::PublicKey { key, .. } => (blob_of_key(key), key.clone()),
+            AgentIdentity::Certificate { certificate, .. } => (
+                blob_of_cert(certificate),
+                PublicKey::new(certificate.public_key().clone(), ""),
+            ),
+        };
+        if self.already_offered(blob) {
+            return Ok(false);
+        }
+        self.tried.extend(shown);
+        let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
+        let signed = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+        let result = match id {
+            AgentIdentity::PublicKey { key, .. } => self
+                .handle
+                .authenticate_publickey_with(self.user.clone(), key, hash, agent)
+                .await
+                .map_err(one_line),
+            AgentIdentity::Certificate { certificate, .. } => self
+                .handle
+                .authenticate_certificate_with(self.user.clone(), certificate, hash, agent)
+                .await
+                .map_err(one_line),
+        };
+        self.agent_result(result, &signed)
+    }
+
+    fn agent_result(
+        &mut self,
+        result: Result<russh::client::AuthResult, String>,
+        signed: &str,
+    ) -> Result<bool, SshError> {
         match result {
             Ok(result) => Ok(result.success()),
             // The agent would not sign (locked, key removed, a confirmation
@@ -305,13 +531,12 @@ impl<'a> Login<'a> {
             // with the next key.
             Err(e) if !self.handle.is_closed() => {
                 self.tried.push(format!(
-                    "ssh-agent refused to sign with {shown} ({}; a key added with \
-                     ssh-add -c needs a confirmation through SSH_ASKPASS)",
-                    one_line(e)
+                    "ssh-agent refused to sign with {signed} ({e}; a key added with \
+                     ssh-add -c needs a confirmation through SSH_ASKPASS)"
                 ));
                 Ok(false)
             }
-            Err(e) => Err(self.broken(one_line(e))),
+            Err(e) => Err(self.broken(e)),
         }
     }
 
@@ -349,13 +574,29 @@ impl<'a> Login<'a> {
     }
 }
 
-/// Connects to the agent in `SSH_AUTH_SOCK`: `None` when unset, the reason
-/// when it cannot be reached.
-async fn connect_agent(handle: &Handle<ClientHandler>) -> Option<Result<Agent, String>> {
-    std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty())?;
-    let mut agent = match AgentClient::connect_env().await {
+/// Connects to the agent `which` names (`SSH_AUTH_SOCK` for
+/// `Environment`): `None` when there is none, the reason when it cannot be
+/// reached.
+async fn connect_agent(
+    handle: &Handle<ClientHandler>,
+    which: &IdentityAgent,
+) -> Option<Result<Agent, String>> {
+    let socket = match which {
+        IdentityAgent::None => return None,
+        IdentityAgent::Environment => {
+            PathBuf::from(std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty())?)
+        }
+        IdentityAgent::Socket(path) => path.clone(),
+    };
+    let mut agent = match AgentClient::connect_uds(&socket).await {
         Ok(agent) => agent,
-        Err(e) => return Some(Err(format!("unreachable: {}", one_line(e)))),
+        Err(e) => {
+            return Some(Err(format!(
+                "unreachable at {}: {}",
+                socket.display(),
+                one_line(e)
+            )));
+        }
     };
     if let Some(binding) = handle.agent_session_binding() {
         // Agents before OpenSSH 8.9 do not know session binding; they then

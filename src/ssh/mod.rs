@@ -2,16 +2,20 @@
 //! against `known_hosts`, public-key login, then one exec channel per run
 //! whose stdin can be streamed while its output is read.
 //!
-//! Built on `russh`. Host keys are checked the way OpenSSH's
-//! `StrictHostKeyChecking=yes` (or `accept-new` with
-//! [`ConnectOptions::accept_new_host_keys`]) does: an unknown key is refused
-//! or recorded, a changed key is always refused. Logins try, in order, the
-//! host's `identity_file` alone, or else the ssh-agent's keys and then
-//! `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`. This module knows nothing of
-//! packages or the client step: it moves bytes and reports exit statuses.
-//! Jump hosts (one session per hop, the next over a direct-tcpip channel
-//! of the previous) are connected here, their chain parsed in `jump.rs`;
-//! a ProxyCommand is `proxy.rs`. Passwords and passphrase prompts are not
+//! Built on `russh`, using what `ssh -G` resolves for the host
+//! (`Host.ssh`): host keys are checked against its `UserKnownHostsFile`s
+//! (or `--known-hosts`) and `GlobalKnownHostsFile`s under its name or
+//! `HostKeyAlias`, an unknown key recorded or refused as its
+//! `StrictHostKeyChecking` (or `--accept-new-host-keys`) says, a changed or
+//! revoked key always refused. Logins offer identities in ssh's order:
+//! `CertificateFile`s, the agent `IdentityAgent` names (only copies of
+//! configured identities with `IdentitiesOnly`), then the identity files or
+//! the default `~/.ssh/id_*`. `ConnectTimeout` bounds the connection unless
+//! `--connect-timeout` was given. This module knows nothing of packages or
+//! the client step: it moves bytes and reports exit statuses. Jump hosts
+//! (one session per hop, the next over a direct-tcpip channel of the
+//! previous) are connected here, their chain parsed in `jump.rs`; a
+//! ProxyCommand is `proxy.rs`. Passwords and passphrase prompts are not
 //! supported.
 //!
 //! This file holds the connection itself: options, errors, connect, exec
@@ -37,7 +41,7 @@ use russh::keys::Algorithm;
 use russh::{ChannelMsg, Disconnect, cipher};
 
 use crate::inventory::{Host, Proxy};
-use host_key::{ClientHandler, cert_authority_applies, host_key_preference, recorded_key_types};
+use host_key::{ClientHandler, HostKeyPolicy, handshake_preferences, host_key_preference};
 use login::Login;
 
 pub use process::{Event, RemoteProcess, Stdin};
@@ -48,15 +52,21 @@ pub(crate) use known_hosts::wildcard_match;
 /// How [`Connection::connect`] checks hosts and logs in.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// The `known_hosts` file host keys are checked against (and recorded in).
-    pub known_hosts: PathBuf,
+    /// `--known-hosts FILE`: replaces every host's `UserKnownHostsFile`s,
+    /// as `ssh -o UserKnownHostsFile=FILE` does; `None` reads the host's.
+    pub known_hosts: Option<PathBuf>,
     /// Trust on first use: record the key of a host `known_hosts` does not
-    /// list. A key that differs from a recorded one is refused regardless.
+    /// list, whatever the host's `StrictHostKeyChecking` says (as `ssh -o`
+    /// beats the file). A changed or revoked key is refused regardless.
     pub accept_new_host_keys: bool,
-    /// Limit for TCP connect, SSH handshake and login together.
+    /// Limit for TCP connect, SSH handshake and login together; a host's
+    /// `ConnectTimeout` beats it unless [`ConnectOptions::connect_timeout_given`].
     pub connect_timeout: Duration,
     /// The controller user's home, for the default `~/.ssh/id_*` identities.
     pub home: Option<PathBuf>,
+    /// `connect_timeout` was given on the command line: it then beats
+    /// every host's `ConnectTimeout`, as `ssh -o ConnectTimeout=` does.
+    pub connect_timeout_given: bool,
 }
 
 /// Why a connection could not be made or was lost. Each message is one line
@@ -73,23 +83,30 @@ pub enum SshError {
         .timeout.as_secs_f64()
     )]
     Timeout { target: String, timeout: Duration },
-    /// The host offered a key that `known_hosts` does not list for it.
+    /// The host offered a key that no `known_hosts` file lists for it, and
+    /// `StrictHostKeyChecking` (or the lack of `--accept-new-host-keys`)
+    /// says not to record it.
     #[error(
-        "host key of {target} is not known: {key_type} {fingerprint} is not in {}; \
-         check the fingerprint, then add the key to that file or use --accept-new-host-keys",
+        "host key of {target} is not known: {key_type} {fingerprint} is not in {} nor any other \
+         known_hosts file read, and {setting} refuses unknown keys; check the fingerprint, then \
+         add the key to that file or use --accept-new-host-keys",
         .known_hosts.display()
     )]
     HostKeyUnknown {
         target: String,
         key_type: String,
         fingerprint: String,
+        /// Where a new key would be recorded (the first `UserKnownHostsFile`).
         known_hosts: PathBuf,
+        /// What refused it: `StrictHostKeyChecking yes`, ...
+        setting: String,
     },
     /// The host offered a key other than the one `known_hosts` records.
     #[error(
         "HOST KEY OF {target} HAS CHANGED: it offers {key_type} {fingerprint}, but {}:{line} \
          records another key; this may be an attack (man in the middle). If the change is \
-         expected, remove that line and connect again",
+         expected, remove that line and connect again (refused whatever StrictHostKeyChecking \
+         or --accept-new-host-keys say, even where ssh with StrictHostKeyChecking no would go on)",
         .known_hosts.display()
     )]
     HostKeyChanged {
@@ -102,7 +119,7 @@ pub enum SshError {
     /// A `@revoked` line matching the host lists the key it offered.
     #[error(
         "host key of {target} IS REVOKED: {key_type} {fingerprint} is marked @revoked at {}:{line}; \
-         not connecting (OpenSSH refuses it too)",
+         not connecting whatever StrictHostKeyChecking or --accept-new-host-keys say",
         .known_hosts.display()
     )]
     HostKeyRevoked {
@@ -216,7 +233,7 @@ impl SshError {
 
 fn tried_list(tried: &[String]) -> String {
     if tried.is_empty() {
-        "nothing: no identity_file, no ssh-agent (SSH_AUTH_SOCK unset), \
+        "nothing: no identity_file, no ssh-agent (SSH_AUTH_SOCK unset or IdentityAgent none), \
          no ~/.ssh/id_ed25519, id_ecdsa or id_rsa"
             .to_owned()
     } else {
@@ -379,11 +396,12 @@ impl Connection {
             });
         }
         let attempt = connect_via(host, options, &target);
-        match tokio::time::timeout(options.connect_timeout, attempt).await {
+        let limit = connect_timeout(host, options);
+        match tokio::time::timeout(limit, attempt).await {
             Ok(result) => result,
             Err(_) => Err(SshError::Timeout {
                 target,
-                timeout: options.connect_timeout,
+                timeout: limit,
             }),
         }
     }
@@ -540,6 +558,17 @@ async fn hop_over(
     handshake_and_login(host, options, target, channel.into_stream()).await
 }
 
+/// The limit for connecting to `host`, as ssh decides it: the command
+/// line's `--connect-timeout` when given, else the host's `ConnectTimeout`
+/// (never "none": the inventory reads `0`/`none` as unset), else swpush's
+/// default.
+fn connect_timeout(host: &Host, options: &ConnectOptions) -> Duration {
+    match host.ssh.connect_timeout {
+        Some(seconds) if !options.connect_timeout_given => Duration::from_secs(seconds),
+        _ => options.connect_timeout,
+    }
+}
+
 async fn connect_and_login(
     host: &Host,
     options: &ConnectOptions,
@@ -567,7 +596,8 @@ where
         target: target.to_owned(),
         reason,
     };
-    let recorded = recorded_key_types(host, &options.known_hosts).await;
+    let policy = Arc::new(HostKeyPolicy::new(host, options, target));
+    let (recorded, certificates) = handshake_preferences(&policy).await;
 
     let shared = Arc::new(Shared {
         target: target.to_owned(),
@@ -575,8 +605,7 @@ where
         learned_host_key: Mutex::new(None),
     });
     let verdict = Arc::new(Mutex::new(None));
-    let handler = ClientHandler::new(host, options, Arc::clone(&shared), Arc::clone(&verdict));
-    let certificates = cert_authority_applies(host, &options.known_hosts).await;
+    let handler = ClientHandler::new(policy, Arc::clone(&shared), Arc::clone(&verdict));
     let config = Arc::new(client_config(&recorded, certificates));
     let handshake = client::connect_stream(config, socket, handler).await;
     let mut handle = match handshake {
