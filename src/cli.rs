@@ -652,8 +652,13 @@ fn hosts_table(hosts: &[Host]) -> String {
                 if h.become_root {
                     user.push_str(" (sudo)");
                 }
+                let name = match h.via() {
+                    Some(via) => crate::untrusted::terminal_safe(&format!("{} via {via}", h.name))
+                        .into_owned(),
+                    None => h.name.clone(),
+                };
                 [
-                    h.name.clone(),
+                    name,
                     format!("{}:{}", h.address, h.port),
                     user,
                     h.groups.join(","),

@@ -207,6 +207,29 @@ fn a_jump_host_is_resolved_through_ssh_config() {
         ),
     );
     let inv = inventory(world, "gateway", &["cfg"], "proxy_jump: gateway");
+    // `swpush hosts` shows the hop as resolved, without connecting.
+    let listed = swpush(
+        &world.fleet,
+        &["hosts", "-i", inv.to_str().unwrap(), "--format", "json"],
+    );
+    let hosts: Value = serde_json::from_slice(&listed.stdout).expect("hosts JSON");
+    let hop = &hosts[0]["proxy"]["jump"][0];
+    assert_eq!(
+        (&hop["host"], &hop["address"], &hop["port"], &hop["user"]),
+        (
+            &Value::from("gateway"),
+            &Value::from(world.fleet.host("bastion").addr.to_string()),
+            &Value::from(SSH_PORT),
+            &Value::from("root")
+        ),
+        "{hosts:#}"
+    );
+    let table = swpush(&world.fleet, &["hosts", "-i", inv.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("cfg via gateway "),
+        "{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
     let (code, report) = install(world, &inv, &[]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(host_entry(&report, "cfg")["via"], "gateway");

@@ -90,13 +90,14 @@ pub struct Host {
     /// How the connection reaches the host: directly, through jump hosts
     /// (each resolved as `ssh HOP` would resolve it), or through a
     /// `ProxyCommand`. `proxy_jump` above keeps the chain as written.
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "Proxy::is_direct")]
     pub proxy: Proxy,
 }
 
 /// How a connection reaches a host (`ProxyJump` and `ProxyCommand` are one
 /// setting in OpenSSH: the first one given wins).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Proxy {
     /// Straight to `address:port`.
     Direct,
@@ -107,6 +108,12 @@ pub enum Proxy {
     /// Through this shell command (tokens expanded), run with `/bin/sh -c`:
     /// SSH speaks over its stdin and stdout.
     Command(String),
+}
+
+impl Proxy {
+    fn is_direct(&self) -> bool {
+        *self == Proxy::Direct
+    }
 }
 
 impl Host {
