@@ -365,3 +365,57 @@ fn a_reader_that_goes_away_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(output.status.success(), "{err}");
 }
+
+/// `ConnectTimeout` from `~/.ssh/config` bounds a host end to end (a socket
+/// that accepts and never speaks); `--connect-timeout` on the command line
+/// beats it, as `ssh -o ConnectTimeout=` beats the file.
+#[test]
+fn connect_timeout_from_ssh_config_bounds_the_host_unless_the_command_line_says() {
+    let home = scratch("connect-timeout");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(
+        home.join(".ssh/config"),
+        format!("Host silent\n  HostName 127.0.0.1\n  Port {port}\n  ConnectTimeout 1\n"),
+    )
+    .unwrap();
+    for (more, said) in [
+        (&[][..], "timed out after 1s"),
+        (&["--connect-timeout", "2"][..], "timed out after 2s"),
+    ] {
+        let mut args = vec!["status", "-i", "silent,"];
+        args.extend_from_slice(more);
+        let output = swpush(&home, &args);
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
+        assert!(text.contains(said), "{more:?}: {text}");
+    }
+    drop(silent);
+}
+
+/// The connect timeout covers the whole way to a host: a jump host that
+/// accepts and never speaks ends the host `unreachable` within it.
+#[test]
+fn a_silent_jump_host_is_bounded_by_the_connect_timeout() {
+    let home = scratch("silent-jump");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(
+        home.join(".ssh/config"),
+        format!("Host behind\n  ProxyJump root@127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let output = swpush(
+        &home,
+        &["status", "-i", "behind,", "--connect-timeout", "1"],
+    );
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
+    assert!(
+        text.contains("unreachable") && text.contains("timed out after 1s"),
+        "{text}"
+    );
+    drop(silent);
+}
