@@ -484,6 +484,8 @@ fn resolve_host(
             .collect(),
     };
     let from_ssh = ssh_config.lookup(&names, &options);
+    // `%n` of a ProxyCommand: the name ssh was given.
+    let given_name = names[0].to_owned();
     let defaults = ClientPaths::default();
     let expand = |p: &str| expand_path(p, base_dir, context.home.as_deref());
     // As `ssh -i KEY` (and Ansible's `-o IdentityFile=KEY`): the given
@@ -585,7 +587,7 @@ fn resolve_host(
                 host_name: &address,
                 port,
                 user: &user,
-                name: &raw.name,
+                name: &given_name,
             };
             match proxy::expand_command(&command, &tokens) {
                 Ok(command) => Proxy::Command(command),

@@ -11,6 +11,7 @@
 //! The inventory's ssh arguments (`ansible_ssh_common_args`) do not reach
 //! the hops, as `ssh -o` options do not.
 
+use super::ssh_config::expand_percent;
 use super::vars::Vars;
 use super::{Host, Proxy, RawHost};
 use crate::ssh::jump::parse_chain;
@@ -67,35 +68,29 @@ pub(super) struct Tokens<'a> {
     pub port: u16,
     /// `%r`: the remote user.
     pub user: &'a str,
-    /// `%n`: the name as given (the inventory name).
+    /// `%n`: the name given to ssh (`ansible_host` for an Ansible
+    /// inventory that sets it, else the inventory name).
     pub name: &'a str,
 }
 
 /// `command` with `%h %p %r %n %%` expanded as OpenSSH does; any other
 /// token refuses the host, naming it.
 pub(super) fn expand_command(command: &str, tokens: &Tokens) -> Result<String, String> {
-    let mut out = String::with_capacity(command.len());
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('h') => out.push_str(tokens.host_name),
-            Some('p') => out.push_str(&tokens.port.to_string()),
-            Some('r') => out.push_str(tokens.user),
-            Some('n') => out.push_str(tokens.name),
-            other => {
-                let token = other.map_or_else(|| "%".to_owned(), |c| format!("%{c}"));
-                return Err(format!(
-                    "`ProxyCommand {command}` uses the token `{token}`, which swpush does not expand (it expands %h %p %r %n %%)"
-                ));
-            }
-        }
-    }
-    Ok(out)
+    expand_percent(command, |token| {
+        Some(match token {
+            'h' => tokens.host_name.to_owned(),
+            'p' => tokens.port.to_string(),
+            'r' => tokens.user.to_owned(),
+            'n' => tokens.name.to_owned(),
+            _ => return None,
+        })
+    })
+    .map_err(|token| {
+        let token = token.map_or_else(|| "%".to_owned(), |c| format!("%{c}"));
+        format!(
+            "`ProxyCommand {command}` uses the token `{token}`, which swpush does not expand (it expands %h %p %r %n %%)"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ mod tokens;
 pub use command_line::{command_line_settings, option};
 use keywords::keyword;
 use resolve::{Resolve, State};
+pub(super) use tokens::expand_percent;
 
 /// All of `~/.ssh/config` and its Includes together: far beyond any real
 /// configuration, small enough that a mistaken Include costs nothing.

@@ -110,20 +110,29 @@ impl Tokens<'_> {
 
 /// `HostName` takes `%h` (the name given) and `%%` only.
 pub(super) fn expand_host_name(name: &str, original: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = name.chars();
+    expand_percent(name, |token| (token == 'h').then(|| original.to_owned())).ok()
+}
+
+/// `text` with `%%` made `%` and every other `%X` made `value(X)`. The
+/// error is the token `value` does not know, or `None` for a `%` at the end.
+pub(in crate::inventory) fn expand_percent(
+    text: &str,
+    value: impl Fn(char) -> Option<String>,
+) -> Result<String, Option<char>> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
-        match chars.next()? {
-            '%' => out.push('%'),
-            'h' => out.push_str(original),
-            _ => return None,
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some(token) => out.push_str(&value(token).ok_or(Some(token))?),
+            None => return Err(None),
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 /// The machine's name as gethostname(2) gives it (`%l`).
