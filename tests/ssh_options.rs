@@ -548,6 +548,12 @@ async fn identities_are_offered_as_openssh_offers_them() {
     let holds_k3 = Agent::holding(&dir.join("agent-k3"), &[&k3]);
     let holds_k2_cert = Agent::holding(&dir.join("agent-k2"), &[&k2]);
     let missing_socket = dir.join("no-agent.sock");
+    // Only the public half on disk, the key in the agent (as 1Password or a
+    // YubiKey agent is set up): `IdentityFile login.pub`.
+    let public_only = dir.join("login.pub");
+    let mut login_public = login_key.as_os_str().to_owned();
+    login_public.push(".pub");
+    fs::copy(&login_public, &public_only).expect("copy the login key's .pub");
 
     struct Case<'a> {
         name: &'a str,
@@ -616,6 +622,15 @@ async fn identities_are_offered_as_openssh_offers_them() {
             ..case(
                 "the agent's copy of the identity file, IdentitiesOnly",
                 &k2,
+                true,
+            )
+        },
+        Case {
+            agent: Some(&holds_login.socket),
+            only: true,
+            ..case(
+                "a public key file whose key the agent holds, IdentitiesOnly",
+                &public_only,
                 true,
             )
         },

@@ -122,10 +122,7 @@ impl Host {
     pub fn via(&self) -> Option<String> {
         match &self.proxy {
             Proxy::Direct => None,
-            Proxy::Jump(hops) => Some(self.proxy_jump.clone().unwrap_or_else(|| {
-                let names: Vec<&str> = hops.iter().map(|h| h.name.as_str()).collect();
-                names.join(",")
-            })),
+            Proxy::Jump(_) => self.proxy_jump.clone(),
             Proxy::Command(command) => Some(format!("ProxyCommand {command}")),
         }
     }
@@ -540,11 +537,14 @@ fn resolve_host(
         refused.get_or_insert(why.clone());
     }
     let mut refused = refused.or(from_ssh.refused);
-    let address = vars
-        .address
-        .or(from_ssh.host_name)
-        // As ssh, which lower-cases the name it is given.
-        .unwrap_or_else(|| raw.name.to_ascii_lowercase());
+    // An Ansible inventory's `ansible_host` is the name ssh is given, so
+    // its `HostName` wins; a native inventory's `address` is the last word.
+    let address = match dialect {
+        Dialect::Ansible => from_ssh.host_name.or(vars.address),
+        Dialect::Native => vars.address.or(from_ssh.host_name),
+    }
+    // As ssh, which lower-cases the name it is given.
+    .unwrap_or_else(|| raw.name.to_ascii_lowercase());
     let port = vars.port.or(from_ssh.port).unwrap_or(22);
     let user = login
         .user
@@ -555,6 +555,8 @@ fn resolve_host(
     // The inventory's `proxy_jump` is `ssh -J`: it beats a ProxyCommand
     // from the files, as the command line does.
     let (proxy_jump, proxy_command) = match vars.proxy_jump {
+        // `-J none`, as `ssh -J a b` gives a later hop b.
+        Some(jump) if jump.eq_ignore_ascii_case("none") => (None, None),
         Some(jump) => (Some(jump), None),
         None => (from_ssh.proxy_jump, from_ssh.proxy_command),
     };

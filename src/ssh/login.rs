@@ -17,6 +17,7 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
 use super::host_key::ClientHandler;
+use super::known_hosts::read_regular;
 use super::{ConnectOptions, SshError, one_line};
 use crate::inventory::{Host, IdentityAgent};
 
@@ -35,16 +36,10 @@ enum IdentityFile {
 const MAX_KEY_FILE: u64 = 1024 * 1024;
 
 async fn read_identity(path: &Path) -> IdentityFile {
-    let text = match tokio::fs::metadata(path).await {
-        Ok(m) if m.len() > MAX_KEY_FILE => {
-            return IdentityFile::Unusable("too large to be a private key".into());
-        }
-        Ok(_) => tokio::fs::read_to_string(path).await,
-        Err(e) => Err(e),
-    };
-    let text = match text {
-        Ok(text) => text,
-        Err(e) => return IdentityFile::Unusable(format!("cannot read it: {}", one_line(e))),
+    let text = match read_small(path).await {
+        Ok(Some(text)) => text,
+        Ok(None) => return IdentityFile::Unusable("cannot read it: no such file".into()),
+        Err(e) => return IdentityFile::Unusable(format!("cannot read it: {e}")),
     };
     if let Ok(key) = PrivateKey::from_openssh(text.as_bytes())
         && key.is_encrypted()
@@ -64,18 +59,46 @@ async fn read_identity(path: &Path) -> IdentityFile {
 
 /// Reads an OpenSSH certificate file; `Ok(None)` when it does not exist.
 async fn read_certificate(path: &Path) -> Result<Option<Certificate>, String> {
-    if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+    let Some(text) = read_small(path)
+        .await
+        .map_err(|e| format!("cannot read it: {e}"))?
+    else {
         return Ok(None);
-    }
-    let text = match tokio::fs::metadata(path).await {
-        Ok(m) if m.len() > MAX_KEY_FILE => return Err("too large to be a certificate".into()),
-        Ok(_) => tokio::fs::read_to_string(path).await,
-        Err(e) => Err(e),
-    }
-    .map_err(|e| format!("cannot read it: {}", one_line(e)))?;
+    };
     Certificate::from_openssh(text.trim())
         .map(Some)
         .map_err(|e| format!("not an OpenSSH certificate: {}", one_line(e)))
+}
+
+/// The public key in `path`, or else in `PATH.pub`, as ssh's
+/// `sshkey_load_public` looks for it.
+async fn read_public(path: &Path) -> Option<PublicKey> {
+    let mut beside = path.as_os_str().to_owned();
+    beside.push(".pub");
+    for candidate in [path.to_owned(), PathBuf::from(beside)] {
+        if let Ok(Some(text)) = read_small(&candidate).await
+            && let Ok(key) = PublicKey::from_openssh(text.trim())
+        {
+            return Some(key);
+        }
+    }
+    None
+}
+
+/// A key or certificate file as text, `None` when it does not exist: a
+/// regular file of at most [`MAX_KEY_FILE`] bytes (a fifo or `/dev/zero`
+/// named by a `CertificateFile` is an error, never a hang).
+async fn read_small(path: &Path) -> Result<Option<String>, String> {
+    let path = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || read_regular(&path, MAX_KEY_FILE)).await;
+    match read {
+        Ok(Ok(Some(bytes))) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| "it is not text".to_owned()),
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) => Err(one_line(e)),
+        Err(e) => Err(one_line(e)),
+    }
 }
 
 /// Connection to the ssh-agent `IdentityAgent` names.
@@ -231,7 +254,11 @@ impl<'a> Login<'a> {
         if let Some(agent) = &mut agent {
             for id in agent_ids {
                 let configured = files.iter_mut().find(|f| match &id {
-                    AgentIdentity::PublicKey { key, .. } => f.public.as_ref() == Some(key),
+                    // The key, whatever comment each copy carries.
+                    AgentIdentity::PublicKey { key, .. } => f
+                        .public
+                        .as_ref()
+                        .is_some_and(|public| public.key_data() == key.key_data()),
                     AgentIdentity::Certificate { certificate, .. } => {
                         f.cert.as_ref() == Some(certificate)
                     }
@@ -338,7 +365,13 @@ impl<'a> Login<'a> {
                     file.private = Some(key);
                 }
                 IdentityFile::Encrypted(public) => file.public = Some(public),
-                IdentityFile::Unusable(reason) => file.problem = Some(reason),
+                IdentityFile::Unusable(reason) => {
+                    // As ssh: the public half from the file itself or
+                    // `PATH.pub`, so the agent's copy can sign for it (an
+                    // `IdentityFile host.pub` with the key in the agent).
+                    file.public = read_public(&path).await;
+                    file.problem = Some(reason);
+                }
             }
             if let Some(public) = &file.public {
                 file.cert = self.certificate_beside(&path, public).await?;

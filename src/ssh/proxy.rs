@@ -1,5 +1,6 @@
 //! `ProxyCommand`: the host's command (tokens already expanded by the
-//! inventory) run as OpenSSH runs it, `/bin/sh -c 'exec COMMAND'`, with SSH
+//! inventory) run as OpenSSH runs it, `$SHELL -c 'exec COMMAND'` (else
+//! `/bin/sh`), with SSH
 //! spoken over its stdin and stdout. Its stderr never reaches the terminal:
 //! the first line is kept, made safe, for the error when the connection
 //! fails. The command is killed when the connection ends, fails or times out.
@@ -73,7 +74,11 @@ pub(super) async fn connect_through(
         command: terminal_safe(command).into_owned(),
         reason,
     };
-    let mut child = Command::new("/bin/sh")
+    // As ssh: the user's shell, else /bin/sh.
+    let shell = std::env::var_os("SHELL")
+        .filter(|shell| !shell.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let mut child = Command::new(&shell)
         .arg("-c")
         .arg(format!("exec {command}"))
         .stdin(Stdio::piped())
@@ -81,7 +86,13 @@ pub(super) async fn connect_through(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| failed(format!("cannot start /bin/sh: {}", one_line(e))))?;
+        .map_err(|e| {
+            failed(format!(
+                "cannot start {}: {}",
+                terminal_safe(&shell.to_string_lossy()),
+                one_line(e)
+            ))
+        })?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {

@@ -106,7 +106,9 @@ const KEYWORDS: &[(&str, Class)] = &[
     ("PermitRemoteOpen", Class::Harmless),
     ("PKCS11Provider", Class::Harmless),
     ("PreferredAuthentications", Class::Harmless),
-    ("ProxyUseFdpass", Class::Harmless),
+    // ssh would take a socket back from the ProxyCommand; swpush speaks
+    // over its stdin and stdout.
+    ("ProxyUseFdpass", Class::Refused(&["no", "false"])),
     ("PubkeyAcceptedAlgorithms", Class::Harmless),
     ("PubkeyAcceptedKeyTypes", Class::Harmless),
     ("PubkeyAuthentication", Class::Harmless),

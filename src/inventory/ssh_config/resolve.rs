@@ -215,7 +215,9 @@ impl<'a> Resolve<'a> {
             "Port" => self.port = parse_port(&value),
             "ProxyJump" if lower == "none" => self.proxy = Some(Proxy::Direct),
             "ProxyJump" => self.proxy = Some(Proxy::Jump(value)),
-            "ProxyCommand" if lower == "none" => self.proxy = Some(Proxy::Direct),
+            // ssh compares ProxyCommand with "none" case-sensitively (and
+            // runs a command `NONE`); ProxyJump's `none` takes any case.
+            "ProxyCommand" if value == "none" => self.proxy = Some(Proxy::Direct),
             "ProxyCommand" => self.proxy = Some(Proxy::Command(value)),
             "IdentitiesOnly" => self.identities_only = matches!(lower.as_str(), "yes" | "true"),
             "UserKnownHostsFile" => {

@@ -57,7 +57,14 @@ impl Tokens<'_> {
                 }
                 '$' if chars.peek() == Some(&'{') => {
                     chars.next();
-                    let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(format!("`{text}`: `${{` without its `}}`")),
+                        }
+                    }
                     let value = std::env::var(&name)
                         .map_err(|_| format!("`{text}`: environment variable `{name}` is not set (ssh refuses it too)"))?;
                     out.push_str(&value);
@@ -117,7 +124,7 @@ pub(super) fn expand_host_name(name: &str, original: &str) -> Option<String> {
 /// error is the token `value` does not know, or `None` for a `%` at the end.
 pub(in crate::inventory) fn expand_percent(
     text: &str,
-    value: impl Fn(char) -> Option<String>,
+    mut value: impl FnMut(char) -> Option<String>,
 ) -> Result<String, Option<char>> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
@@ -182,4 +189,28 @@ pub(super) fn parse_time(text: &str) -> Option<u64> {
         }
     }
     Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unterminated_variable_is_an_error_as_for_ssh() {
+        let tokens = Tokens {
+            home: Some(Path::new("/home/op")),
+            local_user: "op",
+            host: "h",
+            original: "h",
+            port: 22,
+            remote_user: "r",
+            alias: "h",
+        };
+        let error = tokens.expand_path("${HOME/x").expect_err("unterminated");
+        assert!(error.contains("without its"), "{error}");
+        assert_eq!(
+            tokens.expand_path("~/%h-%r-%%").as_deref(),
+            Ok("/home/op/h-r-%")
+        );
+    }
 }
