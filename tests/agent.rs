@@ -10,42 +10,19 @@ mod support;
 mod world;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use support::SSH_PORT;
+use support::keys::Agent;
 use world::*;
 
 const HOSTS: &[&str] = &[
     "ag1", "ag2", "ag3", "ag4", "ag5", "ag6", "ag7", "ag8", "ag9", "ag10",
 ];
 
-/// A real `ssh-agent` on a socket in a private directory; killed on drop.
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-}
-
+/// What agent.rs asks of an agent beyond holding keys.
 impl Agent {
-    fn start(dir: &Path) -> Agent {
-        std::fs::create_dir_all(dir).expect("agent dir");
-        let socket = dir.join("agent.sock");
-        let _ = std::fs::remove_file(&socket);
-        let child = Command::new("ssh-agent")
-            .args(["-D", "-a"])
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ssh-agent (apt-get install openssh-client)");
-        let agent = Agent { child, socket };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !agent.socket.exists() {
-            assert!(Instant::now() < deadline, "ssh-agent made no socket");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        agent
-    }
-
     /// `ssh-add ARGS` against this agent, with no askpass and no terminal.
     fn ssh_add(&self, args: &[&str], key: Option<&Path>, stdin: &str) {
         let mut command = Command::new("ssh-add");
@@ -70,13 +47,6 @@ impl Agent {
             text(&out.stdout),
             text(&out.stderr)
         );
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

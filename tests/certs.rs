@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::keys::{certify_user, new_key, run};
 use support::{Fleet, SSH_PORT};
 use swpush::inventory::Host;
 use swpush::ssh::{ConnectOptions, Connection, SshError};
@@ -25,22 +26,6 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("elsewhere", "other.example", "-1h:+1h", "ca"),
     ("stranger", "", "-1h:+1h", "rogue"),
 ];
-
-fn run(command: &mut Command) -> String {
-    let out = command.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn new_key(path: &Path) {
-    run(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
-        .arg(path));
-}
 
 fn host(fleet: &Fleet, name: &str) -> Host {
     host_with(fleet, name, fleet.login_key())
@@ -252,18 +237,6 @@ async fn host_certificates_are_checked_against_cert_authority_lines() {
     };
     assert!(e.to_string().contains("is @revoked at"), "{e}");
     assert!(!openssh_accepts(&fleet, "good", &known_hosts));
-}
-
-/// `ssh-keygen -s` a user certificate for `key` with `principal` as
-/// `KEY-cert.pub`, where OpenSSH and swpush look for it.
-fn certify_user(ca: &Path, key: &Path, principal: &str) {
-    let mut public = key.as_os_str().to_owned();
-    public.push(".pub");
-    run(Command::new("ssh-keygen")
-        .args(["-q", "-s"])
-        .arg(ca)
-        .args(["-I", "user", "-n", principal, "-V", "-1h:+1h"])
-        .arg(public));
 }
 
 #[tokio::test]

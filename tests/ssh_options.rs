@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use support::keys::{Agent, certify_user, new_key, run};
 use support::{Fleet, SSH_PORT};
 use swpush::inventory::{Host, IdentityAgent, StrictHostKeyChecking};
 use swpush::ssh::{ConnectOptions, Connection, SshError};
@@ -434,76 +435,11 @@ async fn connect_timeout_comes_from_the_host_unless_the_command_line_says() {
     drop(silent);
 }
 
-fn run(command: &mut Command) -> String {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn new_key(path: &Path) {
-    run(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
-        .arg(path));
-}
-
 /// `ssh-keygen -s CA` of `key.pub` for root, written to `to`.
 fn certify(ca: &Path, key: &Path, to: &Path) {
-    let public = PathBuf::from(format!("{}.pub", key.display()));
-    run(Command::new("ssh-keygen")
-        .args(["-q", "-s"])
-        .arg(ca)
-        .args(["-I", "swpush-test", "-n", "root", "-V", "-1h:+1h"])
-        .arg(&public));
-    let made = PathBuf::from(format!("{}-cert.pub", key.display()));
+    let made = certify_user(ca, key, "root");
     if made != to {
         fs::rename(&made, to).expect("move the certificate");
-    }
-}
-
-/// A real ssh-agent on a private socket holding `keys` (`ssh-add` also
-/// loads a key's `-cert.pub`); killed on drop.
-struct Agent {
-    child: std::process::Child,
-    socket: PathBuf,
-}
-
-impl Agent {
-    fn holding(dir: &Path, keys: &[&Path]) -> Agent {
-        fs::create_dir_all(dir).expect("agent dir");
-        let socket = dir.join("agent.sock");
-        let _ = fs::remove_file(&socket);
-        let child = Command::new("ssh-agent")
-            .args(["-D", "-a"])
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ssh-agent (apt-get install openssh-client)");
-        let agent = Agent { child, socket };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !agent.socket.exists() {
-            assert!(Instant::now() < deadline, "ssh-agent made no socket");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for key in keys {
-            run(Command::new("ssh-add")
-                .arg("-q")
-                .arg(key)
-                .env("SSH_AUTH_SOCK", &agent.socket));
-        }
-        agent
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

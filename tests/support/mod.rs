@@ -37,6 +37,7 @@
 
 #![allow(dead_code)]
 
+pub mod keys;
 mod site;
 
 pub use site::Site;
