@@ -104,26 +104,23 @@ fn openssh_accepts(fleet: &Fleet, name: &str, known_hosts: &Path) -> bool {
 
 /// Does the real `ssh -i IDENTITY` (which offers `IDENTITY-cert.pub` too) log in?
 fn openssh_logs_in(fleet: &Fleet, name: &str, known_hosts: &Path, identity: &Path) -> bool {
-    let h = fleet.host(name);
-    Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-        .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"])
-        .arg("-i")
-        .arg(identity)
-        .args(["-p", &SSH_PORT.to_string()])
-        .arg(format!("root@{}", h.addr))
-        .arg("true")
-        .output()
-        .expect("ssh (apt-get install openssh-client)")
-        .status
-        .success()
+    openssh(fleet, name, known_hosts, identity, None)
 }
 
 /// Does the real `ssh -o HostKeyAlias=ALIAS` log in to `name` with `known_hosts` alone?
 fn openssh_with_alias(fleet: &Fleet, name: &str, known_hosts: &Path, alias: Option<&str>) -> bool {
+    openssh(fleet, name, known_hosts, &fleet.login_key(), alias)
+}
+
+/// The real `ssh` to `name` as root with `identity`, checking host keys
+/// against `known_hosts` alone (and under `alias`, if any): does it log in?
+fn openssh(
+    fleet: &Fleet,
+    name: &str,
+    known_hosts: &Path,
+    identity: &Path,
+    alias: Option<&str>,
+) -> bool {
     let h = fleet.host(name);
     let mut ssh = Command::new("ssh");
     ssh.args(["-F", "/dev/null", "-o", "BatchMode=yes"])
@@ -135,7 +132,7 @@ fn openssh_with_alias(fleet: &Fleet, name: &str, known_hosts: &Path, alias: Opti
         ssh.arg("-o").arg(format!("HostKeyAlias={alias}"));
     }
     ssh.arg("-i")
-        .arg(fleet.login_key())
+        .arg(identity)
         .args(["-p", &SSH_PORT.to_string()])
         .arg(format!("root@{}", h.addr))
         .arg("true")

@@ -112,16 +112,6 @@ fn host_fingerprint(name: &str) -> String {
         .to_owned()
 }
 
-/// `ssh-ed25519 AAAA...` of a host's key.
-fn host_public_key(name: &str) -> String {
-    let public = fleet().host(name).dir.join("ssh_host_ed25519_key.pub");
-    let text = fs::read_to_string(&public).unwrap_or_else(|e| panic!("{}: {e}", public.display()));
-    text.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn target(name: &str) -> String {
     format!("{}:{SSH_PORT}", fleet().host(name).addr)
 }
@@ -361,7 +351,10 @@ async fn accept_new_records_the_key_and_later_connects_trust_it() {
     let addr = fleet().host("host2").addr;
     assert_eq!(
         recorded,
-        format!("[{addr}]:{SSH_PORT} {}\n", host_public_key("host2"))
+        format!(
+            "[{addr}]:{SSH_PORT} {}\n",
+            fleet().host("host2").public_key()
+        )
     );
     let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&known_hosts), 0o600);
@@ -387,7 +380,7 @@ async fn a_changed_host_key_is_refused_even_with_accept_new() {
     // host1's key recorded for host2: what a man in the middle looks like.
     let text = format!(
         "# a comment line, so the line number is checked too\n[{addr}]:{SSH_PORT} {}\n",
-        host_public_key("host1")
+        fleet().host("host1").public_key()
     );
     fs::write(&known_hosts, &text).expect("write known_hosts");
     for accept_new in [false, true] {
@@ -821,8 +814,8 @@ fn openssh_accepts(known_hosts: &Path, mode: &str) -> bool {
 async fn known_hosts_is_read_as_openssh_reads_it() {
     let dir = scratch("openssh-known-hosts");
     let addr = fleet().host("host2").addr.to_string();
-    let ours = host_public_key("host2");
-    let other = host_public_key("host1");
+    let ours = fleet().host("host2").public_key();
+    let other = fleet().host("host1").public_key();
     run(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "ca", "-f"])
         .arg(dir.join("ca")));
@@ -970,7 +963,7 @@ async fn a_revoked_key_is_never_learned() {
     let known_hosts = scratch("revoked-learn").join("known_hosts");
     let text = format!(
         "# revoked after the leak\n@revoked * {}\n",
-        host_public_key("host2")
+        fleet().host("host2").public_key()
     );
     fs::write(&known_hosts, &text).expect("write");
     assert!(!openssh_accepts(&known_hosts, "accept-new"));

@@ -61,16 +61,6 @@ fn options() -> ConnectOptions {
     }
 }
 
-/// `ssh-ed25519 AAAA...` of a host's key.
-fn host_public_key(name: &str) -> String {
-    let public = fleet().host(name).dir.join("ssh_host_ed25519_key.pub");
-    let text = fs::read_to_string(&public).unwrap_or_else(|e| panic!("{}: {e}", public.display()));
-    text.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn files_option(keyword: &str, files: &[PathBuf]) -> String {
     let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let files = if files.is_empty() {
@@ -172,7 +162,10 @@ fn read_or_empty(path: &Path) -> String {
 async fn strict_host_key_checking_modes_decide_as_openssh() {
     let dir = scratch("strict");
     let addr = fleet().host("keys").addr;
-    let changed = format!("[{addr}]:{SSH_PORT} {}\n", host_public_key("login"));
+    let changed = format!(
+        "[{addr}]:{SSH_PORT} {}\n",
+        fleet().host("login").public_key()
+    );
     let modes = [
         StrictHostKeyChecking::Ask,
         StrictHostKeyChecking::Yes,
@@ -273,7 +266,10 @@ async fn accept_new_host_keys_beats_the_files_strict_checking() {
 async fn every_known_hosts_file_is_read_and_the_first_user_file_written() {
     let dir = scratch("files");
     let addr = fleet().host("keys").addr;
-    let line = format!("[{addr}]:{SSH_PORT} {}\n", host_public_key("keys"));
+    let line = format!(
+        "[{addr}]:{SSH_PORT} {}\n",
+        fleet().host("keys").public_key()
+    );
     let (first, second, global) = (dir.join("first"), dir.join("second"), dir.join("global"));
     let mut failures = Vec::new();
     // (case, lines in first, second, global) -> connects as ssh does.
@@ -351,7 +347,7 @@ async fn every_known_hosts_file_is_read_and_the_first_user_file_written() {
 async fn host_key_alias_is_the_name_looked_up_and_recorded() {
     let dir = scratch("alias");
     let addr = fleet().host("keys").addr;
-    let key = host_public_key("keys");
+    let key = fleet().host("keys").public_key();
     let mut failures = Vec::new();
     for (case, text) in [
         ("alias listed", format!("keys.example {key}\n")),
@@ -359,7 +355,7 @@ async fn host_key_alias_is_the_name_looked_up_and_recorded() {
         ("only the address", format!("[{addr}]:{SSH_PORT} {key}\n")),
         (
             "alias with another key",
-            format!("keys.example {}\n", host_public_key("login")),
+            format!("keys.example {}\n", fleet().host("login").public_key()),
         ),
     ] {
         let path = dir.join("known_hosts");

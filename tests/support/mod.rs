@@ -191,9 +191,8 @@ impl Fleet {
         let mut known_hosts = String::new();
         for (i, (name, h)) in names.iter().zip(dirs).enumerate() {
             let addr = Ipv4Addr::new(127, a, b, i as u8 + 1);
-            let pubkey = read(&h.join("ssh_host_ed25519_key.pub"));
-            let key: Vec<&str> = pubkey.split_whitespace().take(2).collect();
-            known_hosts += &format!("[{addr}]:{SSH_PORT} {}\n", key.join(" "));
+            let key = public_key_in(&h.join("ssh_host_ed25519_key.pub"));
+            known_hosts += &format!("[{addr}]:{SSH_PORT} {key}\n");
             let mut config = sshd_config(&h, addr, &authorized);
             for (_, line) in extra.iter().filter(|(n, _)| n == name) {
                 // `{NAME}` in a line is that host's address.
@@ -408,7 +407,19 @@ impl Drop for Fleet {
     }
 }
 
+/// `TYPE BASE64` of the public key in `path` (no comment).
+fn public_key_in(path: &Path) -> String {
+    let text = read(path);
+    let key: Vec<&str> = text.split_whitespace().take(2).collect();
+    key.join(" ")
+}
+
 impl TestHost {
+    /// `ssh-ed25519 AAAA...` of the host's key, as known_hosts lines hold it.
+    pub fn public_key(&self) -> String {
+        public_key_in(&self.dir.join("ssh_host_ed25519_key.pub"))
+    }
+
     /// Where a client path such as `/opt/swpush/x` or `/etc/swpush/known_servers`
     /// is seen from outside. Panics for paths that are not private per host.
     pub fn path(&self, inside: &str) -> PathBuf {
