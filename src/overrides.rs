@@ -40,19 +40,14 @@ impl OverrideArgs {
         }
     }
 
-    /// `host` with what the command line says in place of its own settings.
+    /// `host` with `-b` in place of its own become setting (`-u` and
+    /// `--private-key` already took part in resolving it: [`Self::login`]).
     pub fn apply(&self, mut host: Host) -> Host {
-        if let Some(user) = &self.user {
-            host.user = user.clone();
-        }
         if self.become_root {
             host.become_root = true;
             if let Some(why) = &host.become_refused {
                 host.refused.get_or_insert(why.clone());
             }
-        }
-        if let Some(key) = &self.private_key {
-            host.identity_file = Some(key.clone());
         }
         host
     }

@@ -1115,9 +1115,8 @@ fn a_failing_proxy_never_falls_back_to_a_direct_connection() {
         assert!(message.contains(said), "{host}: {message}");
     }
     assert!(mark.exists(), "no ProxyCommand ran");
-    // Every TCP connection to a fleet host leaves a socket (TIME_WAIT at
-    // least) on this machine for a minute: target's shows the check can see
-    // a connection, guarded's must have none.
+    // A TCP connection to a fleet host leaves a socket (TIME_WAIT at least)
+    // on this machine for a minute: guarded's must have none.
     let sockets = |host: std::net::Ipv4Addr| -> Vec<String> {
         let listing = Command::new("ss").arg("-Htan").output().expect("ss");
         String::from_utf8_lossy(&listing.stdout)
@@ -1129,9 +1128,12 @@ fn a_failing_proxy_never_falls_back_to_a_direct_connection() {
             .map(str::to_owned)
             .collect()
     };
+    // A connection held open shows the check can see one (direct's own may
+    // have left no TIME_WAIT behind, when either end closed with a reset).
+    let _probe = std::net::TcpStream::connect((target, SSH_PORT)).expect("probe target");
     assert!(
         !sockets(target).is_empty(),
-        "no trace of direct's connection"
+        "no trace of a connection to target"
     );
     assert_eq!(
         sockets(addr),

@@ -545,13 +545,10 @@ fn resolve_host(
     }
     // As ssh, which lower-cases the name it is given.
     .unwrap_or_else(|| raw.name.to_ascii_lowercase());
-    let port = vars.port.or(from_ssh.port).unwrap_or(22);
-    let user = login
-        .user
-        .clone()
-        .or(vars.user)
-        .or(from_ssh.user)
-        .unwrap_or_else(|| context.local_user.clone());
+    // `-u`, then the inventory's user and port, were given to the lookup
+    // first (as `-l`, `-o User=`, `-o Port=`), so they are its answer.
+    let port = from_ssh.port.unwrap_or(22);
+    let user = from_ssh.user.unwrap_or_else(|| context.local_user.clone());
     // The inventory's `proxy_jump` is `ssh -J`: it beats a ProxyCommand
     // from the files, as the command line does.
     let (proxy_jump, proxy_command) = match vars.proxy_jump {
