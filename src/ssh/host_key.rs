@@ -125,16 +125,6 @@ impl HostKeyPolicy {
         }
         Ok(known)
     }
-
-    /// Like [`HostKeyPolicy::read_all`], skipping what cannot be read: for
-    /// choices made before the check, which reports those errors.
-    fn read_what_can_be_read(&self) -> KnownHosts {
-        let mut known = KnownHosts::default();
-        for path in self.user_files.iter().chain(&self.global_files) {
-            known.extend(known_hosts::read(path).unwrap_or_default());
-        }
-        known
-    }
 }
 
 /// Runs a blocking check of `policy` off the async threads; a check that
@@ -445,7 +435,9 @@ fn record_host_key(path: &Path, address: &str, port: u16, key: &PublicKey) -> io
 pub(super) async fn handshake_preferences(policy: &Arc<HostKeyPolicy>) -> (Vec<Algorithm>, bool) {
     // Errors here resurface, with their context, in the host-key check.
     blocking(policy, "reading known_hosts", |policy| {
-        let known = policy.read_what_can_be_read();
+        // For choices made before the check, which reports a file that
+        // cannot be read.
+        let known = policy.read_all().unwrap_or_default();
         Ok((
             known.key_types(&policy.address, policy.port),
             !known

@@ -229,6 +229,23 @@ impl SshError {
             SshError::Connect { .. } | SshError::Timeout { .. } | SshError::Io { .. }
         )
     }
+
+    /// Whether the host itself answered with this: its key or a login was
+    /// refused, or the files to check it against could not be used (not a
+    /// transport that failed on the way to it).
+    pub fn reached_host(&self) -> bool {
+        matches!(
+            self,
+            SshError::HostKeyUnknown { .. }
+                | SshError::HostKeyChanged { .. }
+                | SshError::HostKeyRevoked { .. }
+                | SshError::HostKeyCertAuthority { .. }
+                | SshError::HostCertificate { .. }
+                | SshError::KnownHosts { .. }
+                | SshError::Auth { .. }
+                | SshError::Identity { .. }
+        )
+    }
 }
 
 fn tried_list(tried: &[String]) -> String {

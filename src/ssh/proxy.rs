@@ -108,16 +108,7 @@ pub(super) async fn connect_through(
             Ok(connection)
         }
         // The host answered through the command: its verdict stands.
-        Err(
-            error @ (SshError::HostKeyUnknown { .. }
-            | SshError::HostKeyChanged { .. }
-            | SshError::HostKeyRevoked { .. }
-            | SshError::HostKeyCertAuthority { .. }
-            | SshError::HostCertificate { .. }
-            | SshError::KnownHosts { .. }
-            | SshError::Auth { .. }
-            | SshError::Identity { .. }),
-        ) => {
+        Err(error) if error.reached_host() => {
             process.end().await;
             Err(error)
         }
