@@ -11,11 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::fleet::{self, Job, RunLimits};
 use crate::inventory::{self, Host, LoadContext};
-use crate::order::{Op, rfc3339};
+use crate::order::{Change, Op, Policy, rfc3339};
 use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
 use crate::ssh::ConnectOptions;
-use crate::step::{Policy, StepRequest, Subject};
+use crate::step::{StepRequest, Subject};
 use crate::untrusted::{json_safe, terminal_safe};
 use crate::version::Version;
 use crate::{enroll, key, lock, package, status};
@@ -275,7 +275,7 @@ pub enum Outcome {
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Install(args) => push(
-            Op::Install,
+            Change::Install,
             &args.package,
             Policy {
                 force: args.force,
@@ -284,7 +284,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             &args.fleet,
         ),
         Command::Upgrade(args) => push(
-            Op::Upgrade,
+            Change::Upgrade,
             &args.package,
             Policy {
                 force: args.force,
@@ -293,10 +293,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             },
             &args.fleet,
         ),
-        Command::Rollback(args) => {
-            act_on_installed(Op::Rollback, &args.name, args.to.as_deref(), &args.fleet)
-        }
-        Command::Remove(args) => act_on_installed(Op::Remove, &args.name, None, &args.fleet),
+        Command::Rollback(args) => act_on_installed(
+            Change::Rollback,
+            &args.name,
+            args.to.as_deref(),
+            &args.fleet,
+        ),
+        Command::Remove(args) => act_on_installed(Change::Remove, &args.name, None, &args.fleet),
         Command::Status(args) => status(&args),
         Command::Enroll(args) => enroll(&args),
         Command::Pack(args) => pack(&args),
@@ -325,7 +328,7 @@ fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
 }
 
 /// `install` and `upgrade`: push a package; each client decides under `policy`.
-fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Result<Outcome> {
+fn push(op: Change, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Result<Outcome> {
     let hosts = selected_hosts(&fleet_args.hosts.select)?;
     let package = package::read(package)?;
     let info = PackageInfo {
@@ -346,7 +349,7 @@ fn push(op: Op, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Resul
 /// `rollback` and `remove`: act on a package already on the clients, by
 /// name; each client decides from its own records.
 fn act_on_installed(
-    op: Op,
+    op: Change,
     name: &str,
     version: Option<&str>,
     fleet_args: &FleetArgs,
@@ -372,7 +375,7 @@ fn act_on_installed(
 /// Runs the client step on `hosts`, each under an order signed with the
 /// distribution key.
 fn order_hosts(
-    op: Op,
+    op: Change,
     subject: Subject,
     policy: Policy,
     info: PackageInfo,
@@ -392,7 +395,7 @@ fn order_hosts(
         timeout: std::time::Duration::from_secs(fleet_args.hosts.timeout),
     };
     let args = &fleet_args.hosts;
-    run_on_hosts(op, Some(info), hosts, job, args, dry_run)
+    run_on_hosts(op.into(), Some(info), hosts, job, args, dry_run)
 }
 
 /// A package name given on the command line, checked before connecting.

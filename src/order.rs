@@ -28,6 +28,7 @@ use crate::key::NAMESPACE;
 /// `unpacked_size`.
 pub const FORMAT: u32 = 2;
 
+/// Every swpush command that runs on hosts, as the run report names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Install,
@@ -51,12 +52,51 @@ impl Op {
     }
 }
 
+/// What an order can ask of a host: the operations that change it. `status`
+/// and `enroll` are no order's, so none can be built for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Install,
+    Upgrade,
+    Rollback,
+    Remove,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        Op::from(self).as_str()
+    }
+}
+
+impl From<Change> for Op {
+    fn from(change: Change) -> Op {
+        match change {
+            Change::Install => Op::Install,
+            Change::Upgrade => Op::Upgrade,
+            Change::Rollback => Op::Rollback,
+            Change::Remove => Op::Remove,
+        }
+    }
+}
+
+/// What the signed order allows beyond the operation itself; the client
+/// enforces it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Replace the same version (also with the same content).
+    pub force: bool,
+    /// `upgrade`: also go down where a newer version is current.
+    pub allow_downgrade: bool,
+    /// `upgrade`: also install where the package is absent.
+    pub install_missing: bool,
+}
+
 /// One host's order. Every field is already validated by its source (the
 /// package manifest, the inventory, [`Challenge::parse`]), so none can hold
 /// a newline that would forge another line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
-    pub op: Op,
+    pub op: Change,
     pub package: String,
     pub version: String,
     pub sha256: String,
@@ -64,10 +104,7 @@ pub struct Order {
     /// What the package's release takes once extracted
     /// ([`crate::package::Package::unpacked_size`]); 0 without a package.
     pub unpacked_size: u64,
-    pub allow_downgrade: bool,
-    /// `upgrade --install-missing`: install where the package is absent.
-    pub install_missing: bool,
-    pub force: bool,
+    pub policy: Policy,
     /// `--dry-run`: verify and decide, report what would happen, change nothing.
     pub dry_run: bool,
     pub host: String,
@@ -114,9 +151,9 @@ impl Order {
             ("sha256", self.sha256.clone()),
             ("size", self.size.to_string()),
             ("unpacked_size", self.unpacked_size.to_string()),
-            ("allow_downgrade", self.allow_downgrade.to_string()),
-            ("install_missing", self.install_missing.to_string()),
-            ("force", self.force.to_string()),
+            ("allow_downgrade", self.policy.allow_downgrade.to_string()),
+            ("install_missing", self.policy.install_missing.to_string()),
+            ("force", self.policy.force.to_string()),
             ("dry_run", self.dry_run.to_string()),
             ("host", self.host.clone()),
             ("challenge", self.challenge.as_str().to_owned()),
@@ -132,13 +169,38 @@ impl Order {
     }
 
     /// The order's text and its armored SSHSIG signature.
-    pub fn sign(&self, key: &PrivateKey) -> Result<(String, String), SignError> {
+    pub fn sign(&self, key: &PrivateKey) -> Result<SignedOrder, SignError> {
         let text = self.to_text();
         let signature = key
             .sign(NAMESPACE, HashAlg::Sha512, text.as_bytes())
             .and_then(|sig| sig.to_pem(LineEnding::LF))
             .map_err(|e| SignError(e.to_string()))?;
-        Ok((text, signature))
+        Ok(SignedOrder { text, signature })
+    }
+}
+
+/// An order's text and its armored signature: what the step verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedOrder {
+    pub text: String,
+    pub signature: String,
+}
+
+impl SignedOrder {
+    /// The order as the step reads it on stdin (`src/step/step.sh`'s
+    /// header): `swpush order N`, the N lines of the text, then the
+    /// signature, ending in a newline.
+    pub fn framed(&self) -> String {
+        let mut framed = format!(
+            "swpush order {}\n{}{}",
+            self.text.lines().count(),
+            self.text,
+            self.signature
+        );
+        if !framed.ends_with('\n') {
+            framed.push('\n');
+        }
+        framed
     }
 }
 
@@ -175,15 +237,13 @@ mod tests {
 
     fn order() -> Order {
         Order {
-            op: Op::Install,
+            op: Change::Install,
             package: "hello".into(),
             version: "1.2.0".into(),
             sha256: "ab".repeat(32),
             size: 10_485_760,
             unpacked_size: 31_457_280,
-            allow_downgrade: false,
-            install_missing: false,
-            force: false,
+            policy: Policy::default(),
             dry_run: false,
             host: "web1".into(),
             challenge: Challenge::parse("0123456789abcdef0123456789abcdef").unwrap(),
@@ -203,6 +263,24 @@ mod tests {
              size 10485760\nunpacked_size 31457280\nallow_downgrade false\ninstall_missing false\nforce false\ndry_run false\nhost web1\n\
              challenge 0123456789abcdef0123456789abcdef\npre_install -\npost_install hooks/post.sh\n\
              pre_remove -\nissued 2026-11-24T10:00:00Z\n"
+        );
+    }
+
+    #[test]
+    fn framed_as_the_step_reads_it() {
+        let signed = |signature: &str| SignedOrder {
+            text: "format 2\nop remove\n".into(),
+            signature: signature.into(),
+        };
+        let end = "-----END SSH SIGNATURE-----";
+        assert_eq!(
+            signed(&format!("SIG\n{end}\n")).framed(),
+            format!("swpush order 2\nformat 2\nop remove\nSIG\n{end}\n")
+        );
+        assert_eq!(
+            signed(&format!("SIG\n{end}")).framed(),
+            format!("swpush order 2\nformat 2\nop remove\nSIG\n{end}\n"),
+            "the step reads lines: the last one ends too"
         );
     }
 
@@ -260,7 +338,7 @@ mod tests {
         let key = PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
         let public = key.public_key().to_openssh().unwrap();
         let trust_all = format!("* namespaces=\"swpush\" {public}\n");
-        let (text, signature) = order().sign(&key).unwrap();
+        let SignedOrder { text, signature } = order().sign(&key).unwrap();
 
         assert!(openssh_verifies(
             &dir,
@@ -315,7 +393,7 @@ mod tests {
 
         let stranger =
             PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
-        let (_, strangers_signature) = order().sign(&stranger).unwrap();
+        let strangers_signature = order().sign(&stranger).unwrap().signature;
         assert!(!openssh_verifies(
             &dir,
             &trust_all,

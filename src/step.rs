@@ -11,12 +11,14 @@ use russh::keys::PrivateKey;
 
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
-use crate::order::{Challenge, Op, Order, rfc3339};
+use crate::order::{Challenge, Change, Order, Policy, rfc3339};
 use crate::package::Package;
 use crate::progress::{HostProgress, Phase};
 use crate::report::Status;
 use crate::ssh::{Connection, Event, SshError};
-use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound};
+
+mod protocol;
+pub use protocol::{Completion, StepLine, StepPhase};
 
 /// The shell the step needs, in the order `sh -c` will define it.
 const SCRIPT: &str = concat!(
@@ -59,21 +61,9 @@ impl Subject {
     }
 }
 
-/// What the signed order allows beyond the operation itself; the client
-/// enforces it.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Policy {
-    /// Replace the same version (also with the same content).
-    pub force: bool,
-    /// `upgrade`: also go down where a newer version is current.
-    pub allow_downgrade: bool,
-    /// `upgrade`: also install where the package is absent.
-    pub install_missing: bool,
-}
-
 /// What one run of the step is asked to do; the same for every host.
 pub struct StepRequest {
-    pub op: Op,
+    pub op: Change,
     pub subject: Subject,
     pub policy: Policy,
     pub dry_run: bool,
@@ -223,7 +213,10 @@ pub fn done_line(stdout: &str) -> JobOutcome {
         .rev()
         .find_map(|l| l.strip_prefix("swpush done "))
         .unwrap_or("");
-    parse_done(rest, 0).unwrap_or_else(|e| JobOutcome::status(Status::Failed, e.to_string()))
+    Completion::parse(rest).map_or_else(
+        |e| JobOutcome::status(Status::Failed, e.to_string()),
+        |completion| completion.into_outcome(0, 1),
+    )
 }
 
 fn quote(text: &str) -> String {
@@ -263,41 +256,30 @@ pub async fn run_step(
             if std::mem::take(&mut rest_of_long_line) {
                 continue;
             }
-            let Some(words) = line.strip_prefix("swpush ") else {
+            let Some(step_line) = StepLine::parse(&line)? else {
                 continue;
             };
-            let mut parts = words.splitn(2, ' ');
-            match (parts.next().unwrap_or(""), parts.next().unwrap_or("")) {
-                ("hello", rest) => {
+            match step_line {
+                StepLine::Hello { challenge } => {
                     if std::mem::replace(&mut ordered, true) {
                         return Err(StepError::Protocol(
                             "the client asked for a second order in one run".into(),
                         ));
                     }
-                    let order = order_for(host, request, rest)?;
-                    let (text, signature) = order
+                    let order = order_for(host, request, challenge);
+                    let signed = order
                         .sign(&request.key)
                         .map_err(|e| StepError::Protocol(e.to_string()))?;
-                    let framed =
-                        format!("swpush order {}\n{text}{signature}", text.lines().count());
-                    let framed = if framed.ends_with('\n') {
-                        framed
-                    } else {
-                        framed + "\n"
-                    };
-                    stdin.send(framed.as_bytes()).await?;
+                    stdin.send(signed.framed().as_bytes()).await?;
                 }
-                ("phase", rest) => match rest.split(' ').next() {
-                    Some("verifying") => progress.phase(Phase::Verifying),
-                    Some("waiting") => {
-                        attempts += 1;
-                        progress.phase(Phase::Waiting);
-                        let retry = rest.trim_start_matches("waiting ").replace(' ', "/");
-                        progress.detail(&format!("busy, retry {retry}"));
-                    }
-                    _ => progress.phase(Phase::Installing),
-                },
-                ("need", size) => {
+                StepLine::Phase(StepPhase::Verifying) => progress.phase(Phase::Verifying),
+                StepLine::Phase(StepPhase::Waiting { retry, of }) => {
+                    attempts += 1;
+                    progress.phase(Phase::Waiting);
+                    progress.detail(&format!("busy, retry {retry}/{of}"));
+                }
+                StepLine::Phase(StepPhase::Installing) => progress.phase(Phase::Installing),
+                StepLine::Need(size) => {
                     // Package bytes only ever answer a verified order's
                     // decision: a client asking before it had its order,
                     // or in a dry run, is not a swpush step, and gets none.
@@ -322,7 +304,7 @@ pub async fn run_step(
                             "the client asked for the package a second time in one run".into(),
                         ));
                     }
-                    if size.trim() != package.size.to_string() {
+                    if size != package.size {
                         return Err(StepError::Protocol(format!(
                             "the client asked for {size} bytes, the package has {}",
                             package.size
@@ -351,13 +333,10 @@ pub async fn run_step(
                         }
                     }
                 }
-                ("done", rest) => {
-                    let mut outcome =
-                        parse_done(rest, progress.uploaded().load(Ordering::Relaxed))?;
-                    outcome.attempts = attempts;
-                    return Ok(outcome);
+                StepLine::Done(completion) => {
+                    let uploaded = progress.uploaded().load(Ordering::Relaxed);
+                    return Ok(completion.into_outcome(uploaded, attempts));
                 }
-                _ => {}
             }
         }
         if pending.len() > MAX_LINE {
@@ -410,17 +389,7 @@ fn absorb(
 }
 
 /// The signed order answering `swpush hello 1 CHALLENGE VERSION SHA256`.
-fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, StepError> {
-    let mut words = hello.split(' ');
-    if words.next() != Some("1") {
-        return Err(StepError::Protocol(format!(
-            "the client step speaks another protocol: {hello}"
-        )));
-    }
-    let challenge = words
-        .next()
-        .and_then(Challenge::parse)
-        .ok_or_else(|| StepError::Protocol("the client sent no usable challenge".into()))?;
+fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order {
     let (version, sha256, size, unpacked_size, hooks) = match &request.subject {
         Subject::Package(package) => (
             package.manifest.version.to_string(),
@@ -437,54 +406,26 @@ fn order_for(host: &Host, request: &StepRequest, hello: &str) -> Result<Order, S
             Default::default(),
         ),
     };
-    Ok(Order {
+    Order {
         op: request.op,
         package: request.subject.name().to_owned(),
         version,
         sha256,
         size,
         unpacked_size,
-        allow_downgrade: request.policy.allow_downgrade,
-        install_missing: request.policy.install_missing,
-        force: request.policy.force,
+        policy: request.policy,
         dry_run: request.dry_run,
         host: host.name.clone(),
         challenge,
         hooks,
         issued: rfc3339(SystemTime::now()),
-    })
-}
-
-/// `STATUS PREVIOUS VERSION MESSAGE...` from the completion line. What the
-/// client says is kept [bounded](bound): a version to [`MAX_FIELD`], the
-/// message to [`MAX_MESSAGE`] bytes.
-fn parse_done(rest: &str, bytes_sent: u64) -> Result<JobOutcome, StepError> {
-    let mut parts = rest.splitn(4, ' ');
-    let status = parts.next().unwrap_or("");
-    let status: Status = status.parse().map_err(|_| {
-        StepError::Protocol(format!(
-            "the client reported an unknown status `{}`",
-            bound(status, MAX_FIELD)
-        ))
-    })?;
-    let version = |v: Option<&str>| {
-        v.filter(|v| *v != "-" && !v.is_empty())
-            .map(|v| bound(v, MAX_FIELD).into_owned())
-    };
-    Ok(JobOutcome {
-        status,
-        previous_version: version(parts.next()),
-        version: version(parts.next()),
-        message: bound(parts.next().unwrap_or("").trim(), MAX_MESSAGE).into_owned(),
-        bytes_sent,
-        attempts: 1,
-        packages: None,
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::untrusted::MAX_MESSAGE;
 
     /// Function definitions (`NAME (line N), after line M`) that follow the
     /// first top-level line of `script` that runs something: anything but
@@ -550,38 +491,8 @@ mod tests {
     }
 
     #[test]
-    fn reads_completion_lines() {
-        let done = parse_done("installed - 1.2.0 ", 10).unwrap();
-        assert_eq!(done.status, Status::Installed);
-        assert_eq!(
-            (done.previous_version, done.version.as_deref()),
-            (None, Some("1.2.0"))
-        );
-        let failed = parse_done(
-            "failed 1.0 1.2.0 post_install failed, 1.0 is current again: boom",
-            0,
-        )
-        .unwrap();
-        assert_eq!(
-            failed.message,
-            "post_install failed, 1.0 is current again: boom"
-        );
-        assert!(parse_done("exploded - -", 0).is_err());
-    }
-
-    #[test]
-    fn keeps_a_bounded_part_of_what_a_client_says() {
+    fn a_scripts_outcome_is_its_last_completion_line() {
         let huge = "x".repeat(70_000);
-        let done = parse_done(&format!("failed {huge} {huge} {huge}"), 0).unwrap();
-        let kept = [done.previous_version.unwrap(), done.version.unwrap()];
-        for version in kept {
-            assert_eq!(version.len(), MAX_FIELD);
-            assert!(version.ends_with('…'));
-        }
-        assert_eq!(done.message.len(), MAX_MESSAGE);
-        assert!(done.message.ends_with('…'));
-        let error = parse_done(&huge, 0).unwrap_err().to_string();
-        assert!(error.len() < 400, "{error}");
         let outcome = done_line(&format!("swpush done installed - - {huge}\n"));
         assert_eq!(outcome.message.len(), MAX_MESSAGE);
     }

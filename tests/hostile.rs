@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::SSH_PORT;
-use swpush::order::Op;
+use swpush::order::Change;
 use world::*;
 
 const HOSTS: &[&str] = &[
@@ -1126,13 +1126,13 @@ fn framed_order(
     challenge: &str,
 ) -> String {
     world.framed_order(
-        Op::Install,
+        Change::Install,
         Ordered::Archive(archive),
         "hostile",
         challenge,
         |order| {
             order.version = version.into();
-            order.force = force;
+            order.policy.force = force;
         },
     )
 }
@@ -1735,7 +1735,7 @@ fn install_under_busybox(world: &World, host: &str, path: &Path) -> String {
 fn install_by_hand(world: &World, host: &str, path: &Path, command: &str) -> String {
     let mut answer = |challenge: &str| {
         world.framed_order(
-            Op::Install,
+            Change::Install,
             Ordered::Package(path),
             host,
             challenge,

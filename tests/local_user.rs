@@ -28,7 +28,7 @@ use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use swpush::order::Op;
+use swpush::order::Change;
 use world::*;
 
 const HOSTS: &[&str] = &["lu-gnu", "lu-bb"];
@@ -338,7 +338,7 @@ fn assert_release_is_the_package(world: &World, host: &str, version: &str, items
 
 /// The step command for `op` on `host`, under busybox ash with busybox's
 /// tools first on PATH when `busybox` (as hostile.rs does).
-fn step_command(world: &World, host: &str, op: Op, busybox: bool) -> String {
+fn step_command(world: &World, host: &str, op: Change, busybox: bool) -> String {
     let command = world.step_command(host).replacen(
         " swpush-step 'install' ",
         &format!(" swpush-step '{}' ", op.as_str()),
@@ -361,7 +361,7 @@ fn step_command(world: &World, host: &str, op: Op, busybox: bool) -> String {
 
 /// Drives the step for `op` of `archive` (hello `version`, post_install
 /// hooks/post.sh) on `host` by hand; returns the completion line.
-fn drive_step(world: &World, host: &str, op: Op, archive: &[u8], version: &str) -> String {
+fn drive_step(world: &World, host: &str, op: Change, archive: &[u8], version: &str) -> String {
     let command = step_command(world, host, op, true);
     let mut answer = |challenge: &str| {
         world.framed_order(op, Ordered::Archive(archive), host, challenge, |order| {
@@ -383,8 +383,8 @@ fn local_user_cannot_take_over_installs(host: &'static str, busybox: bool) {
     let open = package("2.0.0", 0o666, 0o777, 0);
     let attacker = Attacker::start(world, host);
     for (op, version, items, status) in [
-        (Op::Install, "1.0.0", &owned, "installed"),
-        (Op::Upgrade, "2.0.0", &open, "upgraded"),
+        (Change::Install, "1.0.0", &owned, "installed"),
+        (Change::Upgrade, "2.0.0", &open, "upgraded"),
     ] {
         let archive = tar_of(items);
         if busybox {

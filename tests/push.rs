@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use support::SSH_PORT;
-use swpush::order::Op;
+use swpush::order::Change;
 use world::*;
 
 const HOSTS: &[&str] = &[
@@ -420,7 +420,7 @@ fn drive(
 /// A signed order and its signature for `challenge`, framed for the step.
 fn framed_order(world: &World, host: &str, challenge: &str) -> String {
     world.framed_order(
-        Op::Install,
+        Change::Install,
         Ordered::Package(&world.hello),
         host,
         challenge,

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use swpush::order::{Op, Order};
+use swpush::order::{Change, Order};
 use world::*;
 
 const HOSTS: &[&str] = &[
@@ -272,13 +272,13 @@ fn step_command(host: &str, op: &str, name: &str) -> String {
 
 /// The order the controller would sign as `op` for the package file
 /// `package` and `challenge`: its text and signature.
-fn signed_order(op: Op, package: &Path, challenge: &str) -> (String, String) {
+fn signed_order(op: Change, package: &Path, challenge: &str) -> (String, String) {
     signed_order_with(op, package, challenge, |_| {})
 }
 
 /// Like [`signed_order`], with the order changed by `edit` before signing.
 fn signed_order_with(
-    op: Op,
+    op: Change,
     package: &Path,
     challenge: &str,
     edit: impl FnOnce(&mut Order),
@@ -300,7 +300,7 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
     let before = snapshot(world, host);
 
     // Refused before a package byte is asked for: nothing at all changes.
-    let upgrade_to_old = |challenge: &str| signed_order(Op::Upgrade, &old, challenge);
+    let upgrade_to_old = |challenge: &str| signed_order(Change::Upgrade, &old, challenge);
     let cases: [(&str, String, Answer, &str); 6] = [
         (
             "an order for hello, to a step for another package",
@@ -348,7 +348,7 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
             "a signed order whose hook leaves the package",
             step_command(host, "upgrade", "hello"),
             &|c| {
-                framed(signed_order_with(Op::Upgrade, &newer, c, |order| {
+                framed(signed_order_with(Change::Upgrade, &newer, c, |order| {
                     order.hooks.post_install = Some("../../../../bin/true".into());
                 }))
             },
@@ -374,7 +374,7 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
     let (done, asked) = drive(
         host,
         &step_command(host, "upgrade", "hello"),
-        &|c| framed(signed_order(Op::Upgrade, &newer, c)),
+        &|c| framed(signed_order(Change::Upgrade, &newer, c)),
         bytes(swapped),
     );
     assert!(
@@ -397,7 +397,7 @@ fn an_order_serves_only_its_package_operation_and_bytes() {
     let (done, _) = drive(
         host,
         &step_command(host, "upgrade", "hello"),
-        &|c| framed(signed_order(Op::Upgrade, &newer, c)),
+        &|c| framed(signed_order(Change::Upgrade, &newer, c)),
         bytes(std::fs::read(&newer).unwrap()),
     );
     assert!(done.starts_with("upgraded 1.1.0 1.2.0"), "{done}");
@@ -429,7 +429,7 @@ fn the_client_reads_only_the_signed_size_of_an_endless_stream() {
     let (done, written) = drive(
         host,
         &world.step_command(host),
-        &|c| framed(signed_order(Op::Install, &world.hello, c)),
+        &|c| framed(signed_order(Change::Install, &world.hello, c)),
         endless,
     );
     assert!(done.starts_with("installed - 1.0.0"), "{done}");
@@ -582,7 +582,12 @@ fn sign_text(text: &str) -> String {
 
 /// The order for `package` as `op` and `challenge`, its text changed by
 /// `edit` and then signed: a validly signed order saying anything.
-fn signed_text(op: Op, package: &Path, challenge: &str, edit: &dyn Fn(String) -> String) -> String {
+fn signed_text(
+    op: Change,
+    package: &Path,
+    challenge: &str,
+    edit: &dyn Fn(String) -> String,
+) -> String {
     let (text, _) = signed_order(op, package, challenge);
     let text = edit(text);
     framed((text.clone(), sign_text(&text)))
@@ -621,7 +626,7 @@ fn a_name_that_is_no_package_name_is_refused_before_any_path_is_made_of_it() {
     let newer = world.hello_at("1.1.0");
     let evil = "web-/../hello";
     for busybox in [false, true] {
-        for op in [Op::Install, Op::Remove] {
+        for op in [Change::Install, Change::Remove] {
             let case = format!("{} {evil} (busybox {busybox})", op.as_str());
             let before = snapshot(world, host);
             let command = under(busybox, step_command(host, op.as_str(), evil));
@@ -631,7 +636,7 @@ fn a_name_that_is_no_package_name_is_refused_before_any_path_is_made_of_it() {
                 &|c| {
                     framed(signed_order_with(op, &newer, c, |order| {
                         order.package = evil.into();
-                        if op == Op::Remove {
+                        if op == Change::Remove {
                             order.version = "-".into();
                             order.sha256 = "-".into();
                             order.size = 0;
@@ -775,7 +780,7 @@ fn every_field_of_the_order_is_checked_before_it_is_used() {
             let (done, asked) = drive(
                 host,
                 &command,
-                &|c| signed_text(Op::Upgrade, &newer, c, edit),
+                &|c| signed_text(Change::Upgrade, &newer, c, edit),
                 never(),
             );
             let want = format!("rejected 1.0.0 1.0.0 {want}");
@@ -807,7 +812,7 @@ fn every_field_of_the_order_is_checked_before_it_is_used() {
     let (done, _) = drive(
         host,
         &step_command(host, "upgrade", "hello"),
-        &|c| signed_text(Op::Upgrade, &newer, c, &|t| t),
+        &|c| signed_text(Change::Upgrade, &newer, c, &|t| t),
         bytes(std::fs::read(&newer).unwrap()),
     );
     assert!(done.starts_with("upgraded 1.0.0 1.1.0"), "{done}");
@@ -891,9 +896,14 @@ fn enroll_binds_a_client_to_its_name_and_an_order_for_another_host_is_refused() 
         host,
         &under(true, step_command(host, "install", "hello")),
         &|c| {
-            framed(signed_order_with(Op::Install, &world.hello, c, |order| {
-                order.host = "impostor".into();
-            }))
+            framed(signed_order_with(
+                Change::Install,
+                &world.hello,
+                c,
+                |order| {
+                    order.host = "impostor".into();
+                },
+            ))
         },
         bytes(std::fs::read(&world.hello).unwrap()),
     );
@@ -1030,7 +1040,7 @@ fn a_package_that_would_not_fit_is_refused_before_it_is_extracted() {
     let (done, _) = drive(
         host,
         &under(true, step_command(host, "upgrade", "hello")),
-        &|c| framed(signed_order(Op::Upgrade, &fat, c)),
+        &|c| framed(signed_order(Change::Upgrade, &fat, c)),
         bytes(std::fs::read(&fat).unwrap()),
     );
     assert!(
@@ -1059,7 +1069,7 @@ fn a_package_that_unpacks_to_more_than_its_signed_size_is_refused() {
         let (done, asked) = drive(
             host,
             &under(busybox, step_command(host, "upgrade", "hello")),
-            &|c| signed_text(Op::Upgrade, &fat, c, &set("unpacked_size", "1048576")),
+            &|c| signed_text(Change::Upgrade, &fat, c, &set("unpacked_size", "1048576")),
             bytes(std::fs::read(&fat).unwrap()),
         );
         assert!(
@@ -1097,7 +1107,7 @@ fn a_package_that_unpacks_to_more_than_its_signed_size_is_refused() {
     let (done, asked) = drive(
         host,
         &command,
-        &|c| framed(signed_order(Op::Upgrade, &fat, c)),
+        &|c| framed(signed_order(Change::Upgrade, &fat, c)),
         bytes(std::fs::read(&fat).unwrap()),
     );
     assert!(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use swpush::order::{Challenge, Op, Order};
+use swpush::order::{Challenge, Change, Order, SignedOrder};
 
 use crate::support::{Fleet, SSH_PORT};
 
@@ -109,7 +109,7 @@ impl World {
         )
         .unwrap();
         let request = swpush::step::StepRequest {
-            op: swpush::order::Op::Install,
+            op: swpush::order::Change::Install,
             subject: swpush::step::Subject::Package(swpush::package::read(&self.hello).unwrap()),
             policy: Default::default(),
             dry_run: false,
@@ -224,7 +224,7 @@ impl World {
     /// world's key: its text and signature.
     pub fn signed_order(
         &self,
-        op: Op,
+        op: Change,
         what: Ordered,
         host: &str,
         challenge: &str,
@@ -261,9 +261,7 @@ impl World {
             sha256,
             size,
             unpacked_size,
-            allow_downgrade: false,
-            install_missing: false,
-            force: false,
+            policy: Default::default(),
             dry_run: false,
             host: host.into(),
             challenge: Challenge::parse(challenge).unwrap(),
@@ -271,13 +269,14 @@ impl World {
             issued: "2026-11-25T00:00:00Z".into(),
         };
         edit(&mut order);
-        order.sign(&swpush::key::load(&self.key).unwrap()).unwrap()
+        let signed = order.sign(&swpush::key::load(&self.key).unwrap()).unwrap();
+        (signed.text, signed.signature)
     }
 
     /// [`World::signed_order`], framed as the step reads it.
     pub fn framed_order(
         &self,
-        op: Op,
+        op: Change,
         what: Ordered,
         host: &str,
         challenge: &str,
@@ -320,7 +319,7 @@ pub enum Ordered<'a> {
 
 /// An order's text and signature as the step reads them.
 pub fn framed((text, signature): (String, String)) -> String {
-    format!("swpush order {}\n{text}{signature}", text.lines().count())
+    SignedOrder { text, signature }.framed()
 }
 
 /// Sets the version in the manifest of the package source in `dir`.

@@ -1,0 +1,324 @@
+//! The lines the client step prints, parsed once into [`StepLine`]. The
+//! protocol itself is documented in the header of `src/step/step.sh`; this
+//! module only reads it. A line that does not start with `swpush ` is noise
+//! (a login banner, a shell's chatter) and is skipped; a `swpush` line with
+//! a word this controller does not know is an error, never guessed at.
+//! Everything a client says is kept [bounded](bound).
+
+use crate::fleet::JobOutcome;
+use crate::order::Challenge;
+use crate::report::Status;
+use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound};
+
+use super::StepError;
+
+/// One protocol line of the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepLine {
+    /// `swpush hello 1 CHALLENGE VERSION SHA256`: answer with the order.
+    Hello { challenge: Challenge },
+    /// `swpush phase ...`: progress for the live display.
+    Phase(StepPhase),
+    /// `swpush need SIZE`: send the package, exactly SIZE bytes.
+    Need(u64),
+    /// `swpush done STATUS PREVIOUS VERSION MESSAGE...`: the end.
+    Done(Completion),
+}
+
+/// What `swpush phase` says the step is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepPhase {
+    Verifying,
+    /// `waiting I N`: the host is busy; retry I of N comes next.
+    Waiting {
+        retry: u32,
+        of: u32,
+    },
+    Installing,
+}
+
+/// The completion line: what the step did, from and to which version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub status: Status,
+    pub previous_version: Option<String>,
+    pub version: Option<String>,
+    pub message: String,
+}
+
+impl StepLine {
+    /// The protocol line `line` (without its newline) is, `None` for noise.
+    pub fn parse(line: &str) -> Result<Option<StepLine>, StepError> {
+        let Some(words) = line.strip_prefix("swpush ") else {
+            return Ok(None);
+        };
+        let (word, rest) = words.split_once(' ').unwrap_or((words, ""));
+        let line = match word {
+            "hello" => parse_hello(rest)?,
+            "phase" => StepLine::Phase(parse_phase(rest)?),
+            "need" => StepLine::Need(parse_size(rest)?),
+            "done" => StepLine::Done(Completion::parse(rest)?),
+            _ => {
+                return Err(protocol(format!(
+                    "the client sent an unknown line `swpush {}`",
+                    bound(word, MAX_FIELD)
+                )));
+            }
+        };
+        Ok(Some(line))
+    }
+}
+
+impl Completion {
+    /// The host's outcome: this line, `bytes_sent` of package sent, after
+    /// `attempts` tries (busy retries count).
+    pub fn into_outcome(self, bytes_sent: u64, attempts: u32) -> JobOutcome {
+        JobOutcome {
+            status: self.status,
+            previous_version: self.previous_version,
+            version: self.version,
+            message: self.message,
+            bytes_sent,
+            attempts,
+            packages: None,
+        }
+    }
+
+    /// `STATUS PREVIOUS VERSION MESSAGE...`: a version is kept to
+    /// [`MAX_FIELD`], the message to [`MAX_MESSAGE`] bytes.
+    pub fn parse(rest: &str) -> Result<Completion, StepError> {
+        let mut parts = rest.splitn(4, ' ');
+        let status = parts.next().unwrap_or("");
+        let status: Status = status.parse().map_err(|_| {
+            protocol(format!(
+                "the client reported an unknown status `{}`",
+                bound(status, MAX_FIELD)
+            ))
+        })?;
+        let version = |v: Option<&str>| {
+            v.filter(|v| *v != "-" && !v.is_empty())
+                .map(|v| bound(v, MAX_FIELD).into_owned())
+        };
+        Ok(Completion {
+            status,
+            previous_version: version(parts.next()),
+            version: version(parts.next()),
+            message: bound(parts.next().unwrap_or("").trim(), MAX_MESSAGE).into_owned(),
+        })
+    }
+}
+
+fn parse_hello(rest: &str) -> Result<StepLine, StepError> {
+    let mut words = rest.split(' ');
+    if words.next() != Some("1") {
+        return Err(protocol(format!(
+            "the client step speaks another protocol: {}",
+            bound(rest, MAX_FIELD)
+        )));
+    }
+    let challenge = words
+        .next()
+        .and_then(Challenge::parse)
+        .ok_or_else(|| protocol("the client sent no usable challenge".into()))?;
+    Ok(StepLine::Hello { challenge })
+}
+
+fn parse_phase(rest: &str) -> Result<StepPhase, StepError> {
+    let count = |word: Option<&str>| word.filter(|w| is_number(w)).and_then(|w| w.parse().ok());
+    let mut words = rest.split(' ');
+    let phase = match words.next() {
+        Some("verifying") if rest == "verifying" => StepPhase::Verifying,
+        Some("installing") if rest == "installing" => StepPhase::Installing,
+        Some("waiting") => match (count(words.next()), count(words.next()), words.next()) {
+            (Some(retry), Some(of), None) => StepPhase::Waiting { retry, of },
+            _ => return Err(unknown_phase(rest)),
+        },
+        _ => return Err(unknown_phase(rest)),
+    };
+    Ok(phase)
+}
+
+fn parse_size(rest: &str) -> Result<u64, StepError> {
+    let size = rest.trim();
+    match size.parse() {
+        Ok(bytes) if is_number(size) => Ok(bytes),
+        _ => Err(protocol(format!(
+            "the client asked for `{}` bytes: not a size",
+            bound(size, MAX_FIELD)
+        ))),
+    }
+}
+
+fn is_number(word: &str) -> bool {
+    !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn unknown_phase(rest: &str) -> StepError {
+    protocol(format!(
+        "the client sent an unknown phase `{}`",
+        bound(rest, MAX_FIELD)
+    ))
+}
+
+fn protocol(message: String) -> StepError {
+    StepError::Protocol(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHALLENGE: &str = "0123456789abcdef0123456789abcdef";
+
+    fn parsed(line: &str) -> Result<Option<StepLine>, String> {
+        StepLine::parse(line).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn protocol_lines() {
+        let done = |status, previous: Option<&str>, version: Option<&str>, message: &str| {
+            Ok(Some(StepLine::Done(Completion {
+                status,
+                previous_version: previous.map(Into::into),
+                version: version.map(Into::into),
+                message: message.into(),
+            })))
+        };
+        let cases: &[(&str, Result<Option<StepLine>, String>)] = &[
+            (
+                &format!("swpush hello 1 {CHALLENGE} - -"),
+                Ok(Some(StepLine::Hello {
+                    challenge: Challenge::parse(CHALLENGE).unwrap(),
+                })),
+            ),
+            (
+                &format!("swpush hello 1 {CHALLENGE} 1.0.0 {}", "ab".repeat(32)),
+                Ok(Some(StepLine::Hello {
+                    challenge: Challenge::parse(CHALLENGE).unwrap(),
+                })),
+            ),
+            (
+                &format!("swpush hello 2 {CHALLENGE} - -"),
+                Err(format!(
+                    "the client step speaks another protocol: 2 {CHALLENGE} - -"
+                )),
+            ),
+            (
+                "swpush hello 1 NOTHEX - -",
+                Err("the client sent no usable challenge".into()),
+            ),
+            (
+                "swpush phase verifying",
+                Ok(Some(StepLine::Phase(StepPhase::Verifying))),
+            ),
+            (
+                "swpush phase installing",
+                Ok(Some(StepLine::Phase(StepPhase::Installing))),
+            ),
+            (
+                "swpush phase waiting 2 5",
+                Ok(Some(StepLine::Phase(StepPhase::Waiting {
+                    retry: 2,
+                    of: 5,
+                }))),
+            ),
+            (
+                "swpush phase waiting 2",
+                Err("the client sent an unknown phase `waiting 2`".into()),
+            ),
+            (
+                "swpush phase waiting two 5",
+                Err("the client sent an unknown phase `waiting two 5`".into()),
+            ),
+            (
+                "swpush phase",
+                Err("the client sent an unknown phase ``".into()),
+            ),
+            (
+                "swpush phase dancing",
+                Err("the client sent an unknown phase `dancing`".into()),
+            ),
+            (
+                "swpush phase installing now",
+                Err("the client sent an unknown phase `installing now`".into()),
+            ),
+            ("swpush need 1048576", Ok(Some(StepLine::Need(1_048_576)))),
+            (
+                "swpush need +5",
+                Err("the client asked for `+5` bytes: not a size".into()),
+            ),
+            (
+                "swpush need",
+                Err("the client asked for `` bytes: not a size".into()),
+            ),
+            (
+                "swpush need 99999999999999999999999",
+                Err("the client asked for `99999999999999999999999` bytes: not a size".into()),
+            ),
+            (
+                "swpush done upgraded 1.0.0 1.1.0 upgraded, 1.0.0 kept",
+                done(
+                    Status::Upgraded,
+                    Some("1.0.0"),
+                    Some("1.1.0"),
+                    "upgraded, 1.0.0 kept",
+                ),
+            ),
+            (
+                "swpush done removed 1.0.0 -",
+                done(Status::Removed, Some("1.0.0"), None, ""),
+            ),
+            ("swpush done failed", done(Status::Failed, None, None, "")),
+            (
+                "swpush done bogus - - x",
+                Err("the client reported an unknown status `bogus`".into()),
+            ),
+            (
+                "swpush dance 1 2",
+                Err("the client sent an unknown line `swpush dance`".into()),
+            ),
+            ("swpush", Ok(None)),
+            ("Welcome to host1", Ok(None)),
+            ("swpushdone installed - 1.0.0", Ok(None)),
+            ("", Ok(None)),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(&parsed(line), expected, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn reads_completion_lines() {
+        let done = Completion::parse("installed - 1.2.0 ").unwrap();
+        assert_eq!(done.status, Status::Installed);
+        assert_eq!(
+            (done.previous_version, done.version.as_deref()),
+            (None, Some("1.2.0"))
+        );
+        let failed =
+            Completion::parse("failed 1.0 1.2.0 post_install failed, 1.0 is current again: boom")
+                .unwrap();
+        assert_eq!(
+            failed.message,
+            "post_install failed, 1.0 is current again: boom"
+        );
+        assert!(Completion::parse("exploded - -").is_err());
+    }
+
+    #[test]
+    fn keeps_a_bounded_part_of_what_a_client_says() {
+        let huge = "x".repeat(70_000);
+        let done = Completion::parse(&format!("failed {huge} {huge} {huge}")).unwrap();
+        let kept = [done.previous_version.unwrap(), done.version.unwrap()];
+        for version in kept {
+            assert_eq!(version.len(), MAX_FIELD);
+            assert!(version.ends_with('…'));
+        }
+        assert_eq!(done.message.len(), MAX_MESSAGE);
+        assert!(done.message.ends_with('…'));
+        let error = Completion::parse(&huge).unwrap_err().to_string();
+        assert!(error.len() < 400, "{error}");
+        let error = parsed(&format!("swpush {huge}")).unwrap_err();
+        assert!(error.len() < 400, "{error}");
+    }
+}
