@@ -6,12 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::fleet::{self, Job, RunLimits};
 use crate::inventory::{self, Host, LoadContext};
 use crate::order::{Change, Op, Policy, rfc3339};
+use crate::package::manifest::PackageName;
 use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
 use crate::ssh::ConnectOptions;
@@ -354,21 +355,15 @@ fn act_on_installed(
     version: Option<&str>,
     fleet_args: &FleetArgs,
 ) -> Result<Outcome> {
-    check_name(name)?;
-    let version = version
-        .map(|v| Version::parse(v).map(|v| v.as_str().to_owned()))
-        .transpose()
-        .context("--to")?;
+    let name = PackageName::parse(name)?;
+    let version = version.map(Version::parse).transpose().context("--to")?;
     let hosts = selected_hosts(&fleet_args.hosts.select)?;
     let info = PackageInfo {
-        name: name.to_owned(),
-        version: version.clone(),
+        name: name.to_string(),
+        version: version.as_ref().map(|v| v.as_str().to_owned()),
         sha256: None,
     };
-    let subject = Subject::Installed {
-        name: name.to_owned(),
-        version,
-    };
+    let subject = Subject::Installed { name, version };
     order_hosts(op, subject, Policy::default(), info, hosts, fleet_args)
 }
 
@@ -398,50 +393,25 @@ fn order_hosts(
     run_on_hosts(op.into(), Some(info), hosts, job, args, dry_run)
 }
 
-/// A package name given on the command line, checked before connecting.
-fn check_name(name: &str) -> Result<()> {
-    if !package::manifest::valid_name(name) {
-        bail!(
-            "`{name}` is not a package name: 1 to 64 of a-z 0-9 . _ + -, starting with a letter or digit"
-        );
-    }
-    Ok(())
-}
-
 /// `status`: what each host has installed; changes nothing.
 fn status(args: &StatusArgs) -> Result<Outcome> {
-    if let Some(name) = &args.name {
-        check_name(name)?;
-    }
+    let name = args.name.as_deref().map(PackageName::parse).transpose()?;
     let hosts = selected_hosts(&args.hosts.select)?;
-    let info = args.name.as_ref().map(|name| PackageInfo {
-        name: name.clone(),
+    let info = name.as_ref().map(|name| PackageInfo {
+        name: name.to_string(),
         version: None,
         sha256: None,
     });
-    let job = status::StatusQuery {
-        name: args.name.clone(),
-    };
+    let job = status::StatusQuery { name };
     run_on_hosts(Op::Status, info, hosts, job, &args.hosts, false)
 }
 
 fn enroll(args: &EnrollArgs) -> Result<Outcome> {
-    let patterns = args.packages.trim();
-    let valid = !patterns.is_empty()
-        && patterns.split(',').all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._+-*?!".contains(c))
-        });
-    if !valid {
-        bail!(
-            "--packages `{patterns}`: expected comma-separated package-name patterns such as `*` or `hello,web-*`"
-        );
-    }
+    let patterns = key::Patterns::parse(&args.packages)?;
     let hosts = selected_hosts(&args.hosts.select)?;
     let public = key::load(&key_path(&args.change)?)?.public_key().clone();
     let job = enroll::Enroll {
-        line: key::known_servers_line(&public, patterns),
+        line: key::known_servers_line(&public, &patterns),
         key: public
             .to_openssh()
             .map(|k| k.split(' ').take(2).collect::<Vec<_>>().join(" "))?,
@@ -628,7 +598,7 @@ fn keygen(args: &KeygenArgs) -> Result<Outcome> {
         path.display(),
         key::fingerprint(&public),
         key::public_path(&path).display(),
-        key::known_servers_line(&public, "*")
+        key::known_servers_line(&public, &key::Patterns::every_package())
     ));
     Ok(Outcome::Success)
 }

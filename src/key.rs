@@ -124,11 +124,50 @@ fn write_new(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// The package-name patterns a key is trusted for on a client (`enroll
+/// --packages`): comma-separated, each of package-name characters and the
+/// pattern characters `*?!`, as allowed_signers principals are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patterns(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--packages `{0}`: expected comma-separated package-name patterns such as `*` or `hello,web-*`"
+)]
+pub struct BadPatterns(String);
+
+impl Patterns {
+    /// `text` without surrounding blanks, if every pattern in it is good.
+    pub fn parse(text: &str) -> Result<Patterns, BadPatterns> {
+        let patterns = text.trim();
+        let valid = !patterns.is_empty()
+            && patterns.split(',').all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._+-*?!".contains(c))
+            });
+        if valid {
+            Ok(Patterns(patterns.to_owned()))
+        } else {
+            Err(BadPatterns(patterns.to_owned()))
+        }
+    }
+
+    /// `*`: every package.
+    pub fn every_package() -> Patterns {
+        Patterns("*".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The allowed_signers line a client's known_servers needs to trust `key`
 /// for the package names matching `patterns`.
-pub fn known_servers_line(key: &PublicKey, patterns: &str) -> String {
+pub fn known_servers_line(key: &PublicKey, patterns: &Patterns) -> String {
     let encoded = key.to_openssh().unwrap_or_default();
-    format!("{patterns} namespaces=\"{NAMESPACE}\" {encoded}")
+    format!("{} namespaces=\"{NAMESPACE}\" {encoded}", patterns.as_str())
 }
 
 /// `SHA256:...`, as `ssh-keygen -l` prints it.
@@ -151,6 +190,25 @@ pub fn default_comment(user: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enroll_patterns() {
+        for good in ["*", " hello,web-* ", "a?c,!beta", "hello+x.y_z"] {
+            let patterns = Patterns::parse(good).unwrap();
+            assert_eq!(patterns.as_str(), good.trim());
+        }
+        for bad in [
+            "",
+            " ",
+            "hello,",
+            ",x",
+            "a b",
+            "x\"y",
+            "x namespaces=\"file\"",
+        ] {
+            assert!(Patterns::parse(bad).is_err(), "{bad:?}");
+        }
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

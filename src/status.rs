@@ -6,6 +6,7 @@
 
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
+use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
 use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, columns, plural};
 use crate::ssh::Connection;
@@ -38,7 +39,7 @@ printf '%s\n' "swpush done unchanged - - "
 
 /// Asks each host what it has installed (of `name` only, if given).
 pub struct StatusQuery {
-    pub name: Option<String>,
+    pub name: Option<PackageName>,
 }
 
 impl Job for StatusQuery {
@@ -50,7 +51,10 @@ impl Job for StatusQuery {
     ) -> JobOutcome {
         progress.phase(Phase::Verifying);
         let args = [
-            self.name.clone().unwrap_or_default(),
+            self.name
+                .as_ref()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
             host.paths.prefix.clone(),
             host.paths.state_dir.clone(),
         ];

@@ -13,9 +13,11 @@ use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
 use crate::order::{Challenge, Change, Order, Policy, rfc3339};
 use crate::package::Package;
+use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
 use crate::report::Status;
 use crate::ssh::{Connection, Event, SshError};
+use crate::version::Version;
 
 mod protocol;
 pub use protocol::{Completion, StepLine, StepPhase};
@@ -47,8 +49,8 @@ pub enum Subject {
     /// `rollback` (to `version`, or else the previous kept release) and
     /// `remove`: a package already on the client, by name.
     Installed {
-        name: String,
-        version: Option<String>,
+        name: PackageName,
+        version: Option<Version>,
     },
 }
 
@@ -56,7 +58,7 @@ impl Subject {
     pub fn name(&self) -> &str {
         match self {
             Subject::Package(package) => &package.manifest.name,
-            Subject::Installed { name, .. } => name,
+            Subject::Installed { name, .. } => name.as_str(),
         }
     }
 }
@@ -399,7 +401,9 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
             package.manifest.hooks.clone(),
         ),
         Subject::Installed { version, .. } => (
-            version.clone().unwrap_or_else(|| "-".into()),
+            version
+                .as_ref()
+                .map_or_else(|| "-".into(), |v| v.as_str().to_owned()),
             "-".into(),
             0,
             0,

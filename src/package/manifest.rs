@@ -112,6 +112,36 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
     })
 }
 
+/// A package name as the operator gives it (`rollback NAME`, `status
+/// NAME`), checked once where it comes in: [`valid_name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageName(String);
+
+/// What is wrong with a package name given on the command line.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a package name: 1 to 64 of a-z 0-9 . _ + -, starting with a letter or digit")]
+pub struct BadName(String);
+
+impl PackageName {
+    pub fn parse(name: &str) -> Result<PackageName, BadName> {
+        if valid_name(name) {
+            Ok(PackageName(name.to_owned()))
+        } else {
+            Err(BadName(name.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PackageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `[a-z0-9][a-z0-9._+-]{0,63}`
 pub fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
