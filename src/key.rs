@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(mode(&root.join("sub")), 0o700);
         let reread = PrivateKey::read_openssh_file(&path).unwrap();
         assert_eq!(reread.public_key().key_data(), key.key_data());
-        let line = known_servers_line(&key, "*");
+        let line = known_servers_line(&key, &Patterns::every_package());
         assert!(
             line.starts_with("* namespaces=\"swpush\" ssh-ed25519 AAAA"),
             "{line}"
