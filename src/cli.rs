@@ -1,7 +1,9 @@
-//! The command line: clap definitions and one function per command.
+//! The command line: clap definitions, dispatch, and one short function per
+//! command, which checks its arguments, builds its job and hands it to
+//! [`crate::run`].
 //!
-//! Every command returns an [`Outcome`] or an error; `main` turns those into
-//! the exit status (SPEC §7). Commands that act on hosts share
+//! Every command returns how it [`Ended`] or an error; `main` turns those
+//! into the exit status (SPEC §7). Commands that act on hosts share
 //! [`FleetArgs`]; nothing here knows how SSH works.
 
 use std::path::{Path, PathBuf};
@@ -9,17 +11,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::fleet::{self, Job, RunLimits};
-use crate::inventory::{self, Host, LoadContext};
-use crate::order::{Change, Op, Policy, rfc3339};
+use crate::inventory::{self, Host};
+use crate::order::{Change, Policy};
 use crate::package::manifest::PackageName;
-use crate::progress::Progress;
-use crate::report::{PackageInfo, RunReport};
-use crate::ssh::ConnectOptions;
+use crate::report::PackageInfo;
+use crate::run::{self, Ended, Env, Settings, emit};
 use crate::step::{StepRequest, Subject};
-use crate::untrusted::{json_safe, terminal_safe};
+use crate::untrusted::json_safe;
 use crate::version::Version;
-use crate::{enroll, key, lock, package, status};
+use crate::{enroll, key, package, status};
 
 /// `--version`: the crate's version and the git revision it was built
 /// from (`unknown` when built outside a git checkout; see build.rs).
@@ -95,10 +95,6 @@ pub enum Format {
     Text,
     Json,
 }
-
-/// Seconds to wait for an SSH connection when neither the command line nor
-/// the host's `ConnectTimeout` says.
-const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 
 /// Options of every command that connects to hosts.
 #[derive(Args, Debug)]
@@ -264,16 +260,9 @@ pub struct CompletionsArgs {
     pub shell: crate::manual::Shell,
 }
 
-/// How a command that ran went, for the exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every selected host succeeded or was skipped (or no host was involved).
-    Success,
-    /// At least one host did not succeed.
-    HostsFailed,
-}
-
-pub fn run(cli: Cli) -> Result<Outcome> {
+/// Runs the command `cli` gives; the environment is read here, once.
+pub fn run(cli: Cli) -> Result<Ended> {
+    let env = Env::read();
     match cli.command {
         Command::Install(args) => push(
             Change::Install,
@@ -283,6 +272,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 ..Policy::default()
             },
             &args.fleet,
+            &env,
         ),
         Command::Upgrade(args) => push(
             Change::Upgrade,
@@ -293,29 +283,33 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 install_missing: args.install_missing,
             },
             &args.fleet,
+            &env,
         ),
         Command::Rollback(args) => act_on_installed(
             Change::Rollback,
             &args.name,
             args.to.as_deref(),
             &args.fleet,
+            &env,
         ),
-        Command::Remove(args) => act_on_installed(Change::Remove, &args.name, None, &args.fleet),
-        Command::Status(args) => status(&args),
-        Command::Enroll(args) => enroll(&args),
+        Command::Remove(args) => {
+            act_on_installed(Change::Remove, &args.name, None, &args.fleet, &env)
+        }
+        Command::Status(args) => status(&args, &env),
+        Command::Enroll(args) => enroll(&args, &env),
         Command::Pack(args) => pack(&args),
-        Command::Keygen(args) => keygen(&args),
-        Command::Hosts(args) => hosts(&args),
+        Command::Keygen(args) => keygen(&args, &env),
+        Command::Hosts(args) => hosts(&args, &env),
         Command::Completions(args) => crate::manual::completions(args.shell),
         Command::Man => crate::manual::man(),
     }
 }
 
 /// Loads the inventory and applies `--limit`.
-fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
+fn selected_hosts(select: &SelectArgs, env: &Env) -> Result<Vec<Host>> {
     let inventory = inventory::load_as(
         &select.inventory,
-        &LoadContext::from_env(),
+        &env.load_context(),
         &select.overrides.login(),
     )?;
     let hosts = inventory::select_hosts(&inventory, select.limit.as_deref())?;
@@ -329,22 +323,22 @@ fn selected_hosts(select: &SelectArgs) -> Result<Vec<Host>> {
 }
 
 /// `install` and `upgrade`: push a package; each client decides under `policy`.
-fn push(op: Change, package: &Path, policy: Policy, fleet_args: &FleetArgs) -> Result<Outcome> {
-    let hosts = selected_hosts(&fleet_args.hosts.select)?;
+fn push(
+    op: Change,
+    package: &Path,
+    policy: Policy,
+    fleet_args: &FleetArgs,
+    env: &Env,
+) -> Result<Ended> {
+    let hosts = selected_hosts(&fleet_args.hosts.select, env)?;
     let package = package::read(package)?;
     let info = PackageInfo {
         name: package.manifest.name.clone(),
         version: Some(package.manifest.version.to_string()),
         sha256: Some(package.sha256.clone()),
     };
-    order_hosts(
-        op,
-        Subject::Package(package),
-        policy,
-        info,
-        hosts,
-        fleet_args,
-    )
+    let subject = Subject::Package(package);
+    order_hosts(op, subject, policy, info, hosts, fleet_args, env)
 }
 
 /// `rollback` and `remove`: act on a package already on the clients, by
@@ -354,17 +348,18 @@ fn act_on_installed(
     name: &str,
     version: Option<&str>,
     fleet_args: &FleetArgs,
-) -> Result<Outcome> {
+    env: &Env,
+) -> Result<Ended> {
     let name = PackageName::parse(name)?;
     let version = version.map(Version::parse).transpose().context("--to")?;
-    let hosts = selected_hosts(&fleet_args.hosts.select)?;
+    let hosts = selected_hosts(&fleet_args.hosts.select, env)?;
     let info = PackageInfo {
         name: name.to_string(),
         version: version.as_ref().map(|v| v.as_str().to_owned()),
         sha256: None,
     };
     let subject = Subject::Installed { name, version };
-    order_hosts(op, subject, Policy::default(), info, hosts, fleet_args)
+    order_hosts(op, subject, Policy::default(), info, hosts, fleet_args, env)
 }
 
 /// Runs the client step on `hosts`, each under an order signed with the
@@ -376,40 +371,42 @@ fn order_hosts(
     info: PackageInfo,
     hosts: Vec<Host>,
     fleet_args: &FleetArgs,
-) -> Result<Outcome> {
-    let key = key::load(&key_path(&fleet_args.change)?)?;
-    let dry_run = fleet_args.change.dry_run;
+    env: &Env,
+) -> Result<Ended> {
+    let key = key::load(&key_path(&fleet_args.change, env)?)?;
     let job = StepRequest {
         op,
         subject,
         policy,
-        dry_run,
+        dry_run: fleet_args.change.dry_run,
         key,
         busy_wait: fleet_args.busy.busy_wait,
         busy_retries: fleet_args.busy.busy_retries,
         timeout: std::time::Duration::from_secs(fleet_args.hosts.timeout),
     };
-    let args = &fleet_args.hosts;
-    run_on_hosts(op.into(), Some(info), hosts, job, args, dry_run)
+    let settings = Settings::resolve(&fleet_args.hosts, env);
+    run::run(job, Some(info), hosts, &settings, env)
 }
 
 /// `status`: what each host has installed; changes nothing.
-fn status(args: &StatusArgs) -> Result<Outcome> {
+fn status(args: &StatusArgs, env: &Env) -> Result<Ended> {
     let name = args.name.as_deref().map(PackageName::parse).transpose()?;
-    let hosts = selected_hosts(&args.hosts.select)?;
+    let hosts = selected_hosts(&args.hosts.select, env)?;
     let info = name.as_ref().map(|name| PackageInfo {
         name: name.to_string(),
         version: None,
         sha256: None,
     });
     let job = status::StatusQuery { name };
-    run_on_hosts(Op::Status, info, hosts, job, &args.hosts, false)
+    run::run(job, info, hosts, &Settings::resolve(&args.hosts, env), env)
 }
 
-fn enroll(args: &EnrollArgs) -> Result<Outcome> {
+fn enroll(args: &EnrollArgs, env: &Env) -> Result<Ended> {
     let patterns = key::Patterns::parse(&args.packages)?;
-    let hosts = selected_hosts(&args.hosts.select)?;
-    let public = key::load(&key_path(&args.change)?)?.public_key().clone();
+    let hosts = selected_hosts(&args.hosts.select, env)?;
+    let public = key::load(&key_path(&args.change, env)?)?
+        .public_key()
+        .clone();
     let job = enroll::Enroll {
         line: key::known_servers_line(&public, &patterns),
         key: public
@@ -417,155 +414,17 @@ fn enroll(args: &EnrollArgs) -> Result<Outcome> {
             .map(|k| k.split(' ').take(2).collect::<Vec<_>>().join(" "))?,
         dry_run: args.change.dry_run,
     };
-    run_on_hosts(
-        Op::Enroll,
-        None,
-        hosts,
-        job,
-        &args.hosts,
-        args.change.dry_run,
-    )
+    run::run(job, None, hosts, &Settings::resolve(&args.hosts, env), env)
 }
 
-fn key_path(args: &ChangeArgs) -> Result<PathBuf> {
+fn key_path(args: &ChangeArgs, env: &Env) -> Result<PathBuf> {
     match &args.key {
         Some(path) => Ok(path.clone()),
-        None => Ok(key::default_path(&home("--key PATH")?)),
+        None => Ok(key::default_path(&env.home("--key PATH")?)),
     }
 }
 
-/// How hosts are connected to, from the command line. As `ssh -o`: what
-/// the command line gives beats each host's ssh_config, and ssh_config
-/// beats swpush's defaults (so a default must not pass for a given value).
-fn connect_options(args: &HostArgs, home: Option<PathBuf>) -> ConnectOptions {
-    ConnectOptions {
-        known_hosts: args.known_hosts.clone(),
-        accept_new_host_keys: args.accept_new_host_keys,
-        connect_timeout: std::time::Duration::from_secs(
-            args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        ),
-        home,
-        connect_timeout_given: args.connect_timeout.is_some(),
-    }
-}
-
-/// Runs `job` on every host, prints and records the report, and tells
-/// `main` whether every host made it.
-fn run_on_hosts<J: Job>(
-    op: Op,
-    package: Option<PackageInfo>,
-    hosts: Vec<Host>,
-    job: J,
-    args: &HostArgs,
-    dry_run: bool,
-) -> Result<Outcome> {
-    // Runs that change clients take the inventory's run lock; a status or
-    // a dry run may watch one in flight.
-    let _lock = if dry_run || op == Op::Status {
-        None
-    } else {
-        let state_home = crate::report::state_home()
-            .context("neither XDG_STATE_HOME nor HOME is set: no place for the run lock")?;
-        let command_line: Vec<String> = std::env::args().collect();
-        Some(lock::acquire(
-            &state_home,
-            &args.select.inventory,
-            &command_line.join(" "),
-        )?)
-    };
-    // A report that cannot be written is found out before any host is.
-    if let Some(path) = &args.report {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
-    let context = LoadContext::from_env();
-    let connect = connect_options(args, context.home.clone());
-    let limits = RunLimits {
-        forks: usize::try_from(args.forks).unwrap_or(usize::MAX),
-        timeout: std::time::Duration::from_secs(args.timeout),
-    };
-    let show_progress =
-        Progress::stdout_is_terminal() && args.format == Format::Text && !args.quiet;
-    let progress = Progress::new(hosts.len(), show_progress);
-    let started = rfc3339(std::time::SystemTime::now());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let reports = runtime.block_on(fleet::run_all(
-        hosts,
-        std::sync::Arc::new(job),
-        std::sync::Arc::new(connect),
-        limits,
-        progress.clone(),
-    ));
-    progress.finish();
-    let report = RunReport {
-        op: op.as_str().to_owned(),
-        package,
-        started,
-        finished: rfc3339(std::time::SystemTime::now()),
-        dry_run,
-        hosts: reports,
-    };
-    // The JSON report and the run record are written before any text is
-    // rendered: the hosts have been acted on, and nothing that goes wrong
-    // in showing the result may lose the record of it.
-    let json = report.to_json();
-    if let Some(path) = &args.report
-        && let Err(error) = std::fs::write(path, format!("{json}\n"))
-    {
-        // The hosts have been acted on: the exit status must still say how.
-        warn(&format!(
-            "cannot write the report to {}: {error}",
-            path.display()
-        ));
-    }
-    // The record is of what was done to the fleet; a status query did nothing.
-    if let Some(state_home) = crate::report::state_home().filter(|_| op != Op::Status)
-        && let Err(error) = crate::report::save_run_record(&report, &state_home)
-    {
-        warn(&format!(
-            "cannot keep the run record under {}: {error}",
-            state_home.display()
-        ));
-    }
-    match args.format {
-        Format::Text if op == Op::Status => emit(status::render_text(&report, args.quiet)),
-        Format::Text => emit(report.render_text(args.quiet)),
-        Format::Json => emit(format!("{json}\n")),
-    }
-    Ok(if report.all_ok() {
-        Outcome::Success
-    } else {
-        Outcome::HostsFailed
-    })
-}
-
-/// Writes `text` to stdout. A reader that has gone (`swpush hosts | head`)
-/// is not an error of the run: the report was also the exit status, and
-/// the rest of the output has nobody to read it.
-pub(crate) fn emit(text: impl AsRef<[u8]>) {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    if let Err(error) = stdout
-        .write_all(text.as_ref())
-        .and_then(|()| stdout.flush())
-        && error.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("warning: cannot write to stdout: {error}");
-    }
-}
-
-/// A warning on stderr, on one terminal-safe line.
-fn warn(text: &str) {
-    eprintln!("warning: {}", terminal_safe(text));
-}
-
-fn pack(args: &PackArgs) -> Result<Outcome> {
+fn pack(args: &PackArgs) -> Result<Ended> {
     let package = package::pack::pack(&args.dir, args.output.as_deref())?;
     emit(format!(
         "{}\n  name     {}\n  version  {}\n  size     {} bytes\n  sha256   {}\n",
@@ -575,23 +434,15 @@ fn pack(args: &PackArgs) -> Result<Outcome> {
         package.size,
         package.sha256
     ));
-    Ok(Outcome::Success)
+    Ok(Ended::Success)
 }
 
-/// `$HOME`, or an error telling which option to pass instead.
-fn home(instead: &str) -> Result<PathBuf> {
-    LoadContext::from_env()
-        .home
-        .with_context(|| format!("HOME is not set: pass {instead}"))
-}
-
-fn keygen(args: &KeygenArgs) -> Result<Outcome> {
+fn keygen(args: &KeygenArgs, env: &Env) -> Result<Ended> {
     let path = match &args.output {
         Some(path) => path.clone(),
-        None => key::default_path(&home("-o PATH")?),
+        None => key::default_path(&env.home("-o PATH")?),
     };
-    let context = LoadContext::from_env();
-    let public = key::generate(&path, &key::default_comment(&context.local_user))?;
+    let public = key::generate(&path, &key::default_comment(&env.local_user))?;
     emit(format!(
         "Created distribution key {} ({})\nPublic key: {}\n\
          Clients trust it through this line in /etc/swpush/known_servers (`swpush enroll` adds it):\n{}\n",
@@ -600,11 +451,11 @@ fn keygen(args: &KeygenArgs) -> Result<Outcome> {
         key::public_path(&path).display(),
         key::known_servers_line(&public, &key::Patterns::every_package())
     ));
-    Ok(Outcome::Success)
+    Ok(Ended::Success)
 }
 
-fn hosts(args: &HostsArgs) -> Result<Outcome> {
-    let hosts = selected_hosts(&args.select)?;
+fn hosts(args: &HostsArgs, env: &Env) -> Result<Ended> {
+    let hosts = selected_hosts(&args.select, env)?;
     match args.format {
         Format::Json => emit(format!(
             "{}\n",
@@ -612,7 +463,7 @@ fn hosts(args: &HostsArgs) -> Result<Outcome> {
         )),
         Format::Text => emit(hosts_table(&hosts)),
     }
-    Ok(Outcome::Success)
+    Ok(Ended::Success)
 }
 
 /// `HOST  ADDRESS  USER  GROUPS`, columns padded to their widest cell;
@@ -648,42 +499,4 @@ fn hosts_table(hosts: &[Host]) -> String {
         }
     }
     table
-}
-
-#[cfg(test)]
-mod connect_options_tests {
-    use super::*;
-    use clap::Parser;
-
-    fn options_of(extra: &[&str]) -> ConnectOptions {
-        let mut argv = vec!["swpush", "status", "-i", "web1,"];
-        argv.extend(extra);
-        let cli = Cli::try_parse_from(argv).expect("parses");
-        let Command::Status(args) = cli.command else {
-            panic!("not status");
-        };
-        connect_options(&args.hosts, None)
-    }
-
-    #[test]
-    fn only_what_the_command_line_gives_beats_the_hosts_ssh_config() {
-        let defaults = options_of(&[]);
-        assert_eq!(defaults.connect_timeout, std::time::Duration::from_secs(10));
-        assert!(!defaults.connect_timeout_given);
-        assert_eq!(defaults.known_hosts, None);
-        assert!(!defaults.accept_new_host_keys);
-
-        let given = options_of(&[
-            "--connect-timeout",
-            "10",
-            "--known-hosts",
-            "/k",
-            "--accept-new-host-keys",
-        ]);
-        // The default's value, given: it still beats ConnectTimeout.
-        assert_eq!(given.connect_timeout, std::time::Duration::from_secs(10));
-        assert!(given.connect_timeout_given);
-        assert_eq!(given.known_hosts, Some(PathBuf::from("/k")));
-        assert!(given.accept_new_host_keys);
-    }
 }

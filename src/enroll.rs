@@ -7,6 +7,7 @@
 
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
+use crate::order::Op;
 use crate::progress::{HostProgress, Phase};
 use crate::ssh::Connection;
 use crate::step::{run_script, shell_command};
@@ -96,5 +97,15 @@ impl Job for Enroll {
             host.name.clone(),
         ];
         run_script(connection, &shell_command(host, SCRIPT, &args)).await
+    }
+}
+
+impl crate::run::Command for Enroll {
+    fn op(&self) -> Op {
+        Op::Enroll
+    }
+
+    fn dry_run(&self) -> bool {
+        self.dry_run
     }
 }

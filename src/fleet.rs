@@ -73,7 +73,8 @@ pub async fn run_all<J: Job>(
 ) -> Vec<HostReport> {
     let forks = Arc::new(Semaphore::new(limits.forks.max(1)));
     let stopping = Arc::new(AtomicBool::new(false));
-    let signals = tokio::spawn(watch_interrupts(stopping.clone()));
+    let (stop_now, stopped) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(watch_interrupts(stopping.clone(), stop_now));
     let mut tasks = Vec::with_capacity(hosts.len());
     for host in hosts {
         let (name, address) = (host.name.clone(), host.address.clone());
@@ -81,11 +82,12 @@ pub async fn run_all<J: Job>(
         // after the other, not inside the tasks, which would race for it
         // (with --forks 1 the third host could go first).
         let permit = forks.clone().acquire_owned().await;
-        let (job, connect, progress, stopping) = (
+        let (job, connect, progress, stopping, mut stopped) = (
             job.clone(),
             connect.clone(),
             progress.clone(),
             stopping.clone(),
+            stopped.clone(),
         );
         let timeout = limits.timeout;
         let task = tokio::spawn(async move {
@@ -99,12 +101,25 @@ pub async fn run_all<J: Job>(
             }
             let started = Instant::now();
             let host_progress = progress.host(&host.name);
-            let outcome = match tokio::time::timeout(
-                timeout,
-                run_one(&*job, &host, &connect, &host_progress),
-            )
-            .await
-            {
+            let run =
+                tokio::time::timeout(timeout, run_one(&*job, &host, &connect, &host_progress));
+            let ran = tokio::select! {
+                ran = run => ran,
+                // Dropping the run closes its connection: the client's
+                // watchdog undoes what the step started.
+                _ = stopped.wait_for(|now| *now) => {
+                    let outcome = JobOutcome {
+                        bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
+                        ..JobOutcome::status(
+                            Status::Failed,
+                            "interrupted again: stopped at once (the client undoes what it started)",
+                        )
+                    };
+                    host_progress.done(outcome.status);
+                    return report(&host, outcome, started.elapsed());
+                }
+            };
+            let outcome = match ran {
                 // A host that did not make it and ended only past the
                 // deadline (the controller was stalled, say, and then saw
                 // the step give up) is a timeout too.
@@ -144,9 +159,10 @@ pub async fn run_all<J: Job>(
 }
 
 /// First Ctrl-C (or SIGTERM): start no new host and let the ones in flight
-/// finish. Second: stop at once; clients whose controller vanished undo
-/// what they started (see the watchdog in `src/step/step.sh`).
-async fn watch_interrupts(stopping: Arc<AtomicBool>) {
+/// finish. Second: stop the hosts in flight at once (their connections
+/// close; clients whose controller vanished undo what they started, see the
+/// watchdog in `src/step/step.sh`); the run still reports and records them.
+async fn watch_interrupts(stopping: Arc<AtomicBool>, stop_now: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
@@ -161,7 +177,8 @@ async fn watch_interrupts(stopping: Arc<AtomicBool>) {
         }
         if stopping.swap(true, Ordering::SeqCst) {
             eprintln!("swpush: interrupted again: stopping now");
-            std::process::exit(2);
+            let _ = stop_now.send(true);
+            return;
         }
         eprintln!(
             "swpush: interrupted: starting no new host, waiting for those in flight (interrupt again to stop at once)"

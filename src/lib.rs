@@ -18,6 +18,7 @@ pub mod overrides;
 pub mod package;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod ssh;
 pub mod status;
 pub mod step;

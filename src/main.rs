@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use swpush::cli;
+use swpush::run::Ended;
 use swpush::untrusted::{MAX_ERROR_LINE, bound, terminal_safe};
 
 fn main() -> ExitCode {
@@ -26,8 +27,8 @@ fn main() -> ExitCode {
         }
     };
     match cli::run(cli) {
-        Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
-        Ok(cli::Outcome::HostsFailed) => ExitCode::from(2),
+        Ok(Ended::Success) => ExitCode::SUCCESS,
+        Ok(Ended::HostsFailed) => ExitCode::from(2),
         Err(error) => {
             // An error may quote a file or a client (a host name, an entry
             // name): one line, bounded, nothing a terminal acts on.

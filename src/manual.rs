@@ -7,7 +7,8 @@ use std::io::Write;
 use anyhow::Result;
 use clap::{CommandFactory, ValueEnum};
 
-use crate::cli::{Cli, Outcome};
+use crate::cli::Cli;
+use crate::run::Ended;
 
 /// The shells `swpush completions` writes a script for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -17,7 +18,7 @@ pub enum Shell {
     Fish,
 }
 
-pub fn completions(shell: Shell) -> Result<Outcome> {
+pub fn completions(shell: Shell) -> Result<Ended> {
     let generator = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
@@ -30,7 +31,7 @@ pub fn completions(shell: Shell) -> Result<Outcome> {
 
 /// One man page: the top-level command, then a section per subcommand
 /// with its options, so `man swpush` documents everything.
-pub fn man() -> Result<Outcome> {
+pub fn man() -> Result<Ended> {
     let command = Cli::command();
     let mut page = Vec::new();
     let top = clap_mangen::Man::new(command.clone());
@@ -78,7 +79,7 @@ fn subsections(roff: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<Outcome> {
-    crate::cli::emit(bytes);
-    Ok(Outcome::Success)
+fn write_stdout(bytes: &[u8]) -> Result<Ended> {
+    crate::run::emit(bytes);
+    Ok(Ended::Success)
 }

@@ -6,6 +6,7 @@
 
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
+use crate::order::Op;
 use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
 use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, columns, plural};
@@ -65,6 +66,25 @@ impl Job for StatusQuery {
             },
             Err(outcome) => outcome,
         }
+    }
+}
+
+impl crate::run::Command for StatusQuery {
+    fn op(&self) -> Op {
+        Op::Status
+    }
+
+    /// A status query reads; it needs no lock and leaves no run record.
+    fn changes_clients(&self) -> bool {
+        false
+    }
+
+    fn dry_run(&self) -> bool {
+        false
+    }
+
+    fn render_text(&self, report: &RunReport, quiet: bool) -> String {
+        render_text(report, quiet)
     }
 }
 

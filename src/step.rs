@@ -11,7 +11,7 @@ use russh::keys::PrivateKey;
 
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
-use crate::order::{Challenge, Change, Order, Policy, rfc3339};
+use crate::order::{Challenge, Change, Op, Order, Policy, rfc3339};
 use crate::package::Package;
 use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
@@ -109,6 +109,16 @@ impl Job for StepRequest {
             bytes_sent: progress.uploaded().load(Ordering::Relaxed),
             ..failed
         }
+    }
+}
+
+impl crate::run::Command for StepRequest {
+    fn op(&self) -> Op {
+        self.op.into()
+    }
+
+    fn dry_run(&self) -> bool {
+        self.dry_run
     }
 }
 

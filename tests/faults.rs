@@ -606,7 +606,8 @@ fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
 }
 
 /// A second interrupt stops swpush at once; the host it left mid-install
-/// undoes what was started (the step sees its controller vanish).
+/// undoes what was started (the step sees its controller vanish). The run
+/// still prints its report, with that host `failed`, and keeps its record.
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
     let world = world();
@@ -639,6 +640,20 @@ fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
         text(&output.stderr).contains("interrupted again"),
         "{}",
         text(&output.stderr)
+    );
+    let (_, report) = parse(&output);
+    let (status, message) = status_of(&report, "int5");
+    assert_eq!(status, "failed", "{report:#}");
+    assert!(message.contains("interrupted again"), "{message}");
+    let runs = fleet.home().join(".local/state/swpush/runs");
+    let recorded = std::fs::read_dir(&runs)
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .any(|record| record.contains("\"int5\"") && record.contains("interrupted again"));
+    assert!(
+        recorded,
+        "no run record of the interrupted run in {}",
+        runs.display()
     );
     assert_settled(world, "int5", None);
 }
