@@ -978,6 +978,98 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         assert_eq!(json["package"], serde_json::Value::Null);
     }
 
+    /// Every field set, `via` and `packages` included: the exact bytes of
+    /// the JSON report (SPEC §7) and of a run record.
+    #[test]
+    fn json_report_bytes_with_every_field_set() {
+        let mut report = mixed();
+        report.dry_run = true;
+        report.hosts.truncate(2);
+        report.hosts[0].bytes_sent = 10_485_760;
+        report.hosts[0].attempts = 3;
+        report.hosts[1].via = Some("ops@bastion,inner".into());
+        report.hosts[1].packages = Some(vec![InstalledPackage {
+            name: "hello".into(),
+            version: "1.2.0".into(),
+            sha256: "cd".repeat(4),
+            since: Some("2026-11-25T10:00:00Z".into()),
+            releases: vec![
+                KeptRelease {
+                    version: "1.1.0".into(),
+                    sha256: "ef".repeat(4),
+                    installed: None,
+                },
+                KeptRelease {
+                    version: "1.2.0".into(),
+                    sha256: "cd".repeat(4),
+                    installed: Some("2026-11-25T10:00:00Z".into()),
+                },
+            ],
+        }]);
+        report.hosts[1].message = "line1\nline2\x1b[2J".into();
+        let expected = r#"{
+  "op": "install",
+  "package": {
+    "name": "hello",
+    "version": "1.2.0",
+    "sha256": "abababababababababababababababababababababababababababababababab"
+  },
+  "started": "2026-11-24T10:00:00Z",
+  "finished": "2026-11-24T10:01:02Z",
+  "dry_run": true,
+  "hosts": [
+    {
+      "host": "web1",
+      "address": "192.0.2.4",
+      "status": "installed",
+      "previous_version": null,
+      "version": "1.2.0",
+      "seconds": 1.84,
+      "attempts": 3,
+      "bytes_sent": 10485760,
+      "message": ""
+    },
+    {
+      "host": "web2",
+      "address": "192.0.2.4",
+      "status": "busy",
+      "previous_version": null,
+      "version": null,
+      "seconds": 60.2,
+      "attempts": 1,
+      "bytes_sent": 0,
+      "message": "line1\nline2\u001b[2J",
+      "packages": [
+        {
+          "name": "hello",
+          "version": "1.2.0",
+          "sha256": "cdcdcdcd",
+          "since": "2026-11-25T10:00:00Z",
+          "releases": [
+            {
+              "version": "1.1.0",
+              "sha256": "efefefef",
+              "installed": null
+            },
+            {
+              "version": "1.2.0",
+              "sha256": "cdcdcdcd",
+              "installed": "2026-11-25T10:00:00Z"
+            }
+          ]
+        }
+      ],
+      "via": "ops@bastion,inner"
+    }
+  ],
+  "summary": {
+    "installed": 1,
+    "busy": 1
+  }
+}"#;
+        assert_eq!(report.to_json(), expected);
+    }
+
     #[test]
     fn seconds_are_kept_to_the_millisecond() {
         let mut report = mixed();
