@@ -17,6 +17,8 @@ use std::str::FromStr;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::file_error::FileError;
+use crate::state_home::runs_dir;
 use crate::untrusted::{json_safe, terminal_safe};
 
 /// How one host ended. Every host ends in exactly one of these.
@@ -243,7 +245,7 @@ pub struct RunReport {
     pub op: String,
     /// `None` for commands that are not about one package (`status` with no name).
     pub package: Option<PackageInfo>,
-    /// RFC 3339, e.g. from [`crate::order::rfc3339`].
+    /// RFC 3339, e.g. from [`crate::time::rfc3339`].
     pub started: String,
     pub finished: String,
     /// `--dry-run`: statuses say what would have happened; nothing changed.
@@ -499,34 +501,17 @@ fn seconds(s: f64) -> String {
     }
 }
 
-/// The controller's state directory: `$XDG_STATE_HOME` if set and absolute,
-/// else `$HOME/.local/state`; `None` when neither is usable.
-pub fn state_home() -> Option<PathBuf> {
-    state_home_from(
-        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
-        std::env::var_os("HOME").map(PathBuf::from),
-    )
-}
-
-fn state_home_from(xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
-    xdg_state_home.filter(|p| p.is_absolute()).or_else(|| {
-        home.filter(|p| p.is_absolute())
-            .map(|h| h.join(".local/state"))
-    })
-}
-
-/// Where run records are kept: `STATE_HOME/swpush/runs`.
-pub fn runs_dir(state_home: &Path) -> PathBuf {
-    state_home.join("swpush/runs")
-}
-
 /// Keep `report` as a run record: `STATE_HOME/swpush/runs/STARTED-OP-NAME.json`
 /// (colons in the time replaced by `-`; `-2`, `-3`, … appended when a record
 /// of that name exists). Directories are created 0700, the file 0600; an
 /// existing record is never overwritten. Returns the file written.
-pub fn save_run_record(report: &RunReport, state_home: &Path) -> io::Result<PathBuf> {
-    let dir = runs_dir(state_home);
-    DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+pub fn save_run_record(report: &RunReport, state_home: &Path) -> Result<PathBuf, FileError> {
+    write_run_record(report, &runs_dir(state_home))
+        .map_err(FileError::doing("keep the run record under", state_home))
+}
+
+fn write_run_record(report: &RunReport, dir: &Path) -> io::Result<PathBuf> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let mut stem = format!("{}-{}", file_part(&report.started), file_part(&report.op));
     if let Some(package) = &report.package {
         stem.push('-');
@@ -547,7 +532,7 @@ pub fn save_run_record(report: &RunReport, state_home: &Path) -> io::Result<Path
         {
             Ok(mut file) => {
                 file.write_all(json.as_bytes())?;
-                prune_run_records(&dir, KEEP_RUN_RECORDS)?;
+                prune_run_records(dir, KEEP_RUN_RECORDS)?;
                 return Ok(path);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -1076,26 +1061,6 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         report.hosts[0].seconds = 1.234_567_8;
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["hosts"][0]["seconds"], 1.235);
-    }
-
-    #[test]
-    fn state_home_prefers_absolute_xdg_state_home() {
-        let p = |s: &str| Some(PathBuf::from(s));
-        let cases = [
-            (p("/x/state"), p("/home/u"), p("/x/state")),
-            (p("relative"), p("/home/u"), p("/home/u/.local/state")),
-            (p(""), p("/home/u"), p("/home/u/.local/state")),
-            (None, p("/home/u"), p("/home/u/.local/state")),
-            (None, p(""), None),
-            (None, None, None),
-        ];
-        for (xdg, home, expected) in cases {
-            assert_eq!(
-                state_home_from(xdg.clone(), home.clone()),
-                expected,
-                "{xdg:?} {home:?}"
-            );
-        }
     }
 
     #[test]

@@ -5,13 +5,12 @@
 //! header of `src/step/step.sh`; this side only follows it.
 
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use russh::keys::PrivateKey;
 
 use crate::fleet::{Job, JobOutcome};
 use crate::inventory::Host;
-use crate::order::{Challenge, Change, Op, Order, Policy, rfc3339};
+use crate::order::{Challenge, Change, Op, Order, Policy};
 use crate::package::Package;
 use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
@@ -432,7 +431,7 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
         host: host.name.clone(),
         challenge,
         hooks,
-        issued: rfc3339(SystemTime::now()),
+        issued: crate::time::now_rfc3339(),
     }
 }
 
