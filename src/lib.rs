@@ -15,6 +15,7 @@ pub mod key;
 pub mod lock;
 pub mod manual;
 pub mod order;
+pub mod outcome;
 pub mod overrides;
 pub mod package;
 pub mod progress;

@@ -7,215 +7,109 @@
 //! [`progress`](crate::progress) display has been cleared).
 
 use std::borrow::Cow;
-use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::file_error::FileError;
+use crate::outcome::{InstalledPackage, Outcome, Status};
 use crate::state_home::runs_dir;
 use crate::untrusted::{json_safe, terminal_safe};
 
-/// How one host ended. Every host ends in exactly one of these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    Installed,
-    Upgraded,
-    Unchanged,
-    Removed,
-    RolledBack,
-    /// Policy said no (e.g. another version is installed); not an error.
-    Skipped,
-    /// The distribution right or the order check failed on the client.
-    Rejected,
-    /// Still busy after the retries.
-    Busy,
-    /// The operation failed; the previous release stays current.
-    Failed,
-    /// Connect, host key or login failed.
-    Unreachable,
-    /// No completion line within `--timeout`.
-    Timeout,
-    /// Never started (`--max-fail` or Ctrl-C).
-    NotAttempted,
-}
-
-impl Status {
-    /// Every status, in the order the summary lists them.
-    pub const ALL: [Status; 12] = [
-        Status::Installed,
-        Status::Upgraded,
-        Status::Unchanged,
-        Status::Removed,
-        Status::RolledBack,
-        Status::Skipped,
-        Status::Rejected,
-        Status::Busy,
-        Status::Failed,
-        Status::Unreachable,
-        Status::Timeout,
-        Status::NotAttempted,
-    ];
-
-    /// The operation succeeded on this host.
-    pub fn succeeded(self) -> bool {
-        matches!(
-            self,
-            Status::Installed
-                | Status::Upgraded
-                | Status::Unchanged
-                | Status::Removed
-                | Status::RolledBack
-        )
-    }
-
-    /// This host allows exit status 0: it succeeded or was skipped.
-    pub fn ok_for_exit(self) -> bool {
-        self.succeeded() || self == Status::Skipped
-    }
-}
-
-/// The status word of the report, the JSON and the client step's lines.
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
-            Status::Installed => "installed",
-            Status::Upgraded => "upgraded",
-            Status::Unchanged => "unchanged",
-            Status::Removed => "removed",
-            Status::RolledBack => "rolled-back",
-            Status::Skipped => "skipped",
-            Status::Rejected => "rejected",
-            Status::Busy => "busy",
-            Status::Failed => "failed",
-            Status::Unreachable => "unreachable",
-            Status::Timeout => "timeout",
-            Status::NotAttempted => "not-attempted",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown host status `{0}` (expected one of: {list})", list = status_list())]
-pub struct UnknownStatus(pub String);
-
-fn status_list() -> String {
-    Status::ALL.map(|s| s.to_string()).join(", ")
-}
-
-impl FromStr for Status {
-    type Err = UnknownStatus;
-
-    fn from_str(word: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.to_string() == word)
-            .ok_or_else(|| UnknownStatus(word.to_owned()))
-    }
-}
-
-impl Serialize for Status {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Status {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let word = Cow::<str>::deserialize(deserializer)?;
-        word.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// One host's line of the report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One host's line of the report: which host, how long it took, and how
+/// its job ended.
+///
+/// Serializes as SPEC §7's host object: the outcome's
+/// fields among the host's, `packages` and `via` only when there are some.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct HostReport {
     /// The inventory name.
     pub host: String,
     pub address: String,
-    pub status: Status,
-    /// The version current before the run, when the client had one.
-    pub previous_version: Option<String>,
-    /// The version current after the run (`None` after a remove).
-    pub version: Option<String>,
     /// Wall-clock time spent on this host.
-    #[serde(serialize_with = "millis")]
     pub seconds: f64,
-    /// Connection attempts made.
-    pub attempts: u32,
-    /// Package bytes uploaded (0 when the client had it cached or declined).
-    pub bytes_sent: u64,
-    /// Why, in the client's or the controller's words; empty when nothing to say.
-    pub message: String,
-    /// `status` only: what the host has installed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub packages: Option<Vec<InstalledPackage>>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
     /// The jump chain (`bastion` or `a,b`) or `ProxyCommand ...` the host
     /// is reached through; absent for a direct connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub via: Option<String>,
 }
 
-/// One package installed on a host, as `swpush status` reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstalledPackage {
-    pub name: String,
-    /// The current release.
-    pub version: String,
-    pub sha256: String,
-    /// When the current release became current (RFC 3339), if recorded.
-    pub since: Option<String>,
-    /// Kept releases, oldest first, the current one included.
-    pub releases: Vec<KeptRelease>,
-}
-
-/// A release kept on a host (a rollback can make it current again).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptRelease {
-    pub version: String,
-    pub sha256: String,
-    /// When it was installed (RFC 3339).
-    pub installed: Option<String>,
-}
-
 impl HostReport {
-    /// A report with no versions, no time and no message yet.
-    pub fn new(host: impl Into<String>, address: impl Into<String>, status: Status) -> HostReport {
+    /// The report of a host that took no time and is reached directly.
+    pub fn new(
+        host: impl Into<String>,
+        address: impl Into<String>,
+        outcome: Outcome,
+    ) -> HostReport {
         HostReport {
             host: host.into(),
             address: address.into(),
-            status,
-            previous_version: None,
-            version: None,
             seconds: 0.0,
-            attempts: 0,
-            bytes_sent: 0,
-            message: String::new(),
-            packages: None,
+            outcome,
             via: None,
         }
     }
+}
 
-    /// The status as the text report shows it: a dry run's successes say
-    /// what would have happened (`would install`).
-    pub fn shown_status(&self, dry_run: bool) -> String {
-        let would = match self.status {
-            Status::Installed => "would install",
-            Status::Upgraded => "would upgrade",
-            Status::Removed => "would remove",
-            Status::RolledBack => "would roll back",
-            _ => "",
-        };
-        if dry_run && !would.is_empty() {
-            would.to_owned()
-        } else {
-            self.status.to_string()
+/// The JSON shape of a [`HostReport`], in SPEC §7's field order.
+#[derive(Serialize)]
+struct HostReportJson<'a> {
+    host: &'a str,
+    address: &'a str,
+    status: Status,
+    previous_version: &'a Option<String>,
+    version: &'a Option<String>,
+    #[serde(serialize_with = "millis")]
+    seconds: f64,
+    attempts: u32,
+    bytes_sent: u64,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packages: Option<&'a [InstalledPackage]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<&'a str>,
+}
+
+impl Serialize for HostReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let outcome = &self.outcome;
+        HostReportJson {
+            host: &self.host,
+            address: &self.address,
+            status: outcome.status,
+            previous_version: &outcome.previous_version,
+            version: &outcome.version,
+            seconds: self.seconds,
+            attempts: outcome.attempts,
+            bytes_sent: outcome.bytes_sent,
+            message: &outcome.message,
+            packages: outcome.packages.as_deref(),
+            via: self.via.as_deref(),
         }
+        .serialize(serializer)
+    }
+}
+
+/// The status as the text report shows it: a dry run's successes say
+/// what would have happened (`would install`).
+fn shown_status(status: Status, dry_run: bool) -> String {
+    let would = match status {
+        Status::Installed => "would install",
+        Status::Upgraded => "would upgrade",
+        Status::Removed => "would remove",
+        Status::RolledBack => "would roll back",
+        _ => "",
+    };
+    if dry_run && !would.is_empty() {
+        would.to_owned()
+    } else {
+        status.to_string()
     }
 }
 
@@ -288,7 +182,11 @@ impl RunReport {
         Status::ALL
             .into_iter()
             .map(|status| {
-                let count = self.hosts.iter().filter(|h| h.status == status).count();
+                let count = self
+                    .hosts
+                    .iter()
+                    .filter(|h| h.outcome.status == status)
+                    .count();
                 (status, count)
             })
             .filter(|&(_, count)| count > 0)
@@ -297,7 +195,7 @@ impl RunReport {
 
     /// Every host succeeded or was skipped: exit status 0.
     pub fn all_ok(&self) -> bool {
-        self.hosts.iter().all(|h| h.status.ok_for_exit())
+        self.hosts.iter().all(|h| h.outcome.status.ok_for_exit())
     }
 
     /// The JSON report of SPEC §7, pretty-printed, without a final newline.
@@ -330,8 +228,10 @@ impl RunReport {
     pub fn summary_line(&self) -> String {
         let mut counts: IndexMap<String, usize> = IndexMap::new();
         for status in Status::ALL {
-            for h in self.hosts.iter().filter(|h| h.status == status) {
-                *counts.entry(h.shown_status(self.dry_run)).or_default() += 1;
+            for h in self.hosts.iter().filter(|h| h.outcome.status == status) {
+                *counts
+                    .entry(shown_status(h.outcome.status, self.dry_run))
+                    .or_default() += 1;
             }
         }
         let counts: Vec<String> = counts
@@ -362,11 +262,11 @@ impl RunReport {
                         Some(via) => format!("{} via {via}", h.host),
                         None => h.host.clone(),
                     },
-                    h.shown_status(self.dry_run),
-                    version_change(h),
+                    shown_status(h.outcome.status, self.dry_run),
+                    version_change(&h.outcome),
                     seconds(h.seconds),
-                    bytes(h.bytes_sent),
-                    h.message.clone(),
+                    bytes(h.outcome.bytes_sent),
+                    h.outcome.message.clone(),
                 ]
             })
             .collect();
@@ -380,7 +280,7 @@ impl RunReport {
         let not_done: Vec<&HostReport> = self
             .hosts
             .iter()
-            .filter(|h| !h.status.ok_for_exit())
+            .filter(|h| !h.outcome.status.ok_for_exit())
             .collect();
         if not_done.is_empty() {
             return String::new();
@@ -402,7 +302,13 @@ impl RunReport {
         );
         let rows: Vec<[String; 3]> = not_done
             .iter()
-            .map(|h| [h.host.clone(), h.status.to_string(), h.message.clone()])
+            .map(|h| {
+                [
+                    h.host.clone(),
+                    h.outcome.status.to_string(),
+                    h.outcome.message.clone(),
+                ]
+            })
             .collect();
         out.push_str(&columns(&rows, &[], "  "));
         out
@@ -466,11 +372,14 @@ pub(crate) fn plural(n: usize, noun: &str) -> String {
 }
 
 /// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it did not change.
-fn version_change(h: &HostReport) -> String {
+fn version_change(outcome: &Outcome) -> String {
     fn show(v: Option<&str>) -> &str {
         v.unwrap_or("-")
     }
-    let (before, after) = (h.previous_version.as_deref(), h.version.as_deref());
+    let (before, after) = (
+        outcome.previous_version.as_deref(),
+        outcome.version.as_deref(),
+    );
     if before == after {
         show(after).to_owned()
     } else {
@@ -584,6 +493,7 @@ fn file_part(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::KeptRelease;
 
     fn host(
         name: &str,
@@ -593,13 +503,14 @@ mod tests {
         seconds: f64,
         message: &str,
     ) -> HostReport {
-        HostReport {
+        let outcome = Outcome {
             previous_version: previous.map(String::from),
             version: version.map(String::from),
+            ..Outcome::status(status, message)
+        };
+        HostReport {
             seconds,
-            attempts: 1,
-            message: message.to_owned(),
-            ..HostReport::new(name, format!("192.0.2.{}", name.len()), status)
+            ..HostReport::new(name, format!("192.0.2.{}", name.len()), outcome)
         }
     }
 
@@ -647,57 +558,6 @@ mod tests {
     }
 
     #[test]
-    fn status_words_round_trip() {
-        let words = [
-            (Status::Installed, "installed"),
-            (Status::Upgraded, "upgraded"),
-            (Status::Unchanged, "unchanged"),
-            (Status::Removed, "removed"),
-            (Status::RolledBack, "rolled-back"),
-            (Status::Skipped, "skipped"),
-            (Status::Rejected, "rejected"),
-            (Status::Busy, "busy"),
-            (Status::Failed, "failed"),
-            (Status::Unreachable, "unreachable"),
-            (Status::Timeout, "timeout"),
-            (Status::NotAttempted, "not-attempted"),
-        ];
-        assert_eq!(words.map(|(s, _)| s), Status::ALL);
-        for (status, word) in words {
-            assert_eq!(status.to_string(), word);
-            assert_eq!(word.parse::<Status>(), Ok(status));
-            let json = serde_json::to_string(&status).unwrap();
-            assert_eq!(json, format!("\"{word}\""));
-            assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
-        }
-        for bad in ["", "Installed", "rolled_back", "ok"] {
-            let err = bad.parse::<Status>().unwrap_err();
-            assert!(err.to_string().contains("not-attempted"), "{err}");
-        }
-    }
-
-    #[test]
-    fn which_statuses_succeed_and_which_allow_exit_0() {
-        let ok: Vec<_> = Status::ALL.into_iter().filter(|s| s.succeeded()).collect();
-        assert_eq!(
-            ok,
-            [
-                Status::Installed,
-                Status::Upgraded,
-                Status::Unchanged,
-                Status::Removed,
-                Status::RolledBack
-            ]
-        );
-        let exit_0: Vec<_> = Status::ALL
-            .into_iter()
-            .filter(|s| s.ok_for_exit())
-            .collect();
-        assert_eq!(exit_0[..5], ok[..]);
-        assert_eq!(exit_0[5..], [Status::Skipped]);
-    }
-
-    #[test]
     fn summary_counts_in_status_order_without_zeros() {
         let summary: Vec<_> = mixed().summary().into_iter().collect();
         assert_eq!(
@@ -715,7 +575,7 @@ mod tests {
     fn all_ok_means_succeeded_or_skipped() {
         let mut report = mixed();
         assert!(!report.all_ok());
-        report.hosts.retain(|h| h.status.succeeded());
+        report.hosts.retain(|h| h.outcome.status.succeeded());
         report.hosts.push(host(
             "web3",
             Status::Skipped,
@@ -732,8 +592,8 @@ mod tests {
     #[test]
     fn text_report_table_summary_and_hosts_to_act_on() {
         let mut report = mixed();
-        report.hosts[0].bytes_sent = 10_485_760;
-        report.hosts[2].bytes_sent = 700;
+        report.hosts[0].outcome.bytes_sent = 10_485_760;
+        report.hosts[2].outcome.bytes_sent = 700;
         let text = report.render_text(false);
         let expected = "\
 HOST   STATUS     VERSION    SECONDS      SENT  MESSAGE
@@ -812,7 +672,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             "{text}"
         );
         let mut all_ok = mixed();
-        all_ok.hosts.retain(|h| h.status.succeeded());
+        all_ok.hosts.retain(|h| h.outcome.status.succeeded());
         assert_eq!(
             all_ok.render_text(true),
             "3 hosts: 2 installed, 1 unchanged\n"
@@ -830,16 +690,17 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         ];
         for (before, after, shown) in cases {
             let h = host("h", Status::Upgraded, before, after, 0.0, "");
-            assert_eq!(version_change(&h), shown, "{before:?} → {after:?}");
+            assert_eq!(version_change(&h.outcome), shown, "{before:?} → {after:?}");
         }
     }
 
     #[test]
     fn client_text_cannot_break_lines_or_send_escapes() {
         let mut report = mixed();
-        report.hosts[1].message = "line1\nline2\x1b[2J\r".to_owned();
-        report.hosts[1].previous_version = Some("1.0\x1b]0;x\x07".to_owned());
-        report.hosts[3].message = "ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}".to_owned();
+        report.hosts[1].outcome.message = "line1\nline2\x1b[2J\r".to_owned();
+        report.hosts[1].outcome.previous_version = Some("1.0\x1b]0;x\x07".to_owned());
+        report.hosts[3].outcome.message =
+            "ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}".to_owned();
         report.hosts[0].host = "web1\u{feff}".to_owned();
         let text = report.render_text(false);
         let raw = [
@@ -862,7 +723,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         assert!(!json_text.contains(raw), "{json_text}");
         let json: serde_json::Value = serde_json::from_str(&json_text).unwrap();
         assert_eq!(json["hosts"][1]["message"], "line1\nline2\x1b[2J\r");
-        assert_eq!(json["hosts"][3]["message"], report.hosts[3].message);
+        assert_eq!(json["hosts"][3]["message"], report.hosts[3].outcome.message);
     }
 
     #[test]
@@ -871,8 +732,8 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let huge = "x".repeat(70_000);
         let mut report = mixed();
         report.hosts[0].host = huge.clone();
-        report.hosts[1].message = huge.clone();
-        report.hosts[2].version = Some(huge.clone());
+        report.hosts[1].outcome.message = huge.clone();
+        report.hosts[2].outcome.version = Some(huge.clone());
         report.package.as_mut().unwrap().version = Some(huge.clone());
         let text = report.render_text(false);
         assert!(text.contains(&huge));
@@ -909,7 +770,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
                 .contains("\nNot done on 2 of 5 hosts:\n")
         );
         report.hosts.truncate(1);
-        report.hosts[0].status = Status::Unreachable;
+        report.hosts[0].outcome.status = Status::Unreachable;
         assert_eq!(
             report.render_text(true),
             "1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
@@ -970,10 +831,10 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut report = mixed();
         report.dry_run = true;
         report.hosts.truncate(2);
-        report.hosts[0].bytes_sent = 10_485_760;
-        report.hosts[0].attempts = 3;
+        report.hosts[0].outcome.bytes_sent = 10_485_760;
+        report.hosts[0].outcome.attempts = 3;
         report.hosts[1].via = Some("ops@bastion,inner".into());
-        report.hosts[1].packages = Some(vec![InstalledPackage {
+        report.hosts[1].outcome.packages = Some(vec![InstalledPackage {
             name: "hello".into(),
             version: "1.2.0".into(),
             sha256: "cd".repeat(4),
@@ -991,7 +852,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
                 },
             ],
         }]);
-        report.hosts[1].message = "line1\nline2\x1b[2J".into();
+        report.hosts[1].outcome.message = "line1\nline2\x1b[2J".into();
         let expected = r#"{
   "op": "install",
   "package": {

@@ -4,12 +4,13 @@
 //! tells a login no more than the files it could read anyway), takes no
 //! lock and never waits for a busy client.
 
-use crate::fleet::{Job, JobOutcome};
+use crate::fleet::Job;
 use crate::inventory::Host;
 use crate::order::Op;
+use crate::outcome::{InstalledPackage, KeptRelease, Outcome, Status};
 use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
-use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, columns, plural};
+use crate::report::{RunReport, columns, plural};
 use crate::ssh::Connection;
 use crate::step::{done_line, script_output, shell_command};
 use crate::untrusted::{MAX_FIELD, bound};
@@ -44,12 +45,7 @@ pub struct StatusQuery {
 }
 
 impl Job for StatusQuery {
-    async fn run(
-        &self,
-        connection: &Connection,
-        host: &Host,
-        progress: &HostProgress,
-    ) -> JobOutcome {
+    async fn run(&self, connection: &Connection, host: &Host, progress: &HostProgress) -> Outcome {
         progress.phase(Phase::Verifying);
         let args = [
             self.name
@@ -60,7 +56,7 @@ impl Job for StatusQuery {
             host.paths.state_dir.clone(),
         ];
         match script_output(connection, &shell_command(host, SCRIPT, &args)).await {
-            Ok(stdout) => JobOutcome {
+            Ok(stdout) => Outcome {
                 packages: Some(parse(&stdout)),
                 ..done_line(&stdout)
             },
@@ -140,7 +136,7 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
     let mut rows: Vec<[String; 5]> = Vec::new();
     for h in &report.hosts {
         let host = h.host.clone();
-        match &h.packages {
+        match &h.outcome.packages {
             Some(packages) if !packages.is_empty() => {
                 for p in packages {
                     let kept: Vec<&str> = p.releases.iter().map(|r| r.version.as_str()).collect();
@@ -171,7 +167,7 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
             }),
             None => rows.push([
                 host,
-                h.status.to_string(),
+                h.outcome.status.to_string(),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -188,7 +184,7 @@ pub fn render_text(report: &RunReport, quiet: bool) -> String {
     let answered = report
         .hosts
         .iter()
-        .filter(|h| h.status == Status::Unchanged)
+        .filter(|h| h.outcome.status == Status::Unchanged)
         .count();
     out.push_str(&format!(
         "{answered} of {} answered\n",
