@@ -212,7 +212,7 @@ pub fn run<C: Command>(
     }
     // The record is of what was done to the fleet; a status query did nothing.
     if let Some(state_home) = env.state_home.as_deref().filter(|_| records)
-        && let Err(error) = crate::report::save_run_record(&report, state_home)
+        && let Err(error) = crate::report::record::save_run_record(&report, state_home)
     {
         warn(&error.to_string());
     }

@@ -331,7 +331,7 @@ proptest! {
         let table = if quiet || report.hosts.is_empty() { 0 } else { 2 + report.hosts.len() };
         let block = if not_done == 0 { 0 } else { 2 + not_done };
         prop_assert_eq!(text.lines().count(), table + 1 + block, "{}", text);
-        let status = swpush::status::render_text(&report, quiet);
+        let status = report.render_status_text(quiet);
         check_printed(&status, &report);
         let json = report.to_json();
         prop_assert!(!json.chars().any(|c| is_unsafe(c) && c != '\n'));
