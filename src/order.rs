@@ -27,8 +27,10 @@ use crate::key::NAMESPACE;
 /// `unpacked_size`.
 pub const FORMAT: u32 = 2;
 
-/// Every swpush command that runs on hosts, as the run report names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every swpush command that runs on hosts, as the run report and the run
+/// record name it (serde writes the same word as [`Op::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Op {
     Install,
     Upgrade,
@@ -226,6 +228,23 @@ mod tests {
                 ..Default::default()
             },
             issued: "2026-11-24T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn an_op_is_written_in_json_as_its_word() {
+        let ops = [
+            Op::Install,
+            Op::Upgrade,
+            Op::Rollback,
+            Op::Remove,
+            Op::Status,
+            Op::Enroll,
+        ];
+        for op in ops {
+            let json = format!("\"{}\"", op.as_str());
+            assert_eq!(serde_json::to_string(&op).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);
         }
     }
 

@@ -192,7 +192,7 @@ pub fn run<C: Command>(
     ));
     progress.finish();
     let report = RunReport {
-        op: op.as_str().to_owned(),
+        op,
         package,
         started,
         finished: crate::time::now_rfc3339(),

@@ -244,7 +244,7 @@ fn run_report() -> impl Strategy<Value = RunReport> {
         prop::collection::vec(host_report(), 0..5),
     )
         .prop_map(|(package, dry_run, hosts)| RunReport {
-            op: "install".into(),
+            op: swpush::order::Op::Install,
             package: package.map(|(name, version)| PackageInfo {
                 name,
                 version,

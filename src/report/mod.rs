@@ -13,6 +13,7 @@ pub mod text;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::order::Op;
 use crate::outcome::{InstalledPackage, Outcome, Status};
 use crate::untrusted::json_safe;
 
@@ -115,10 +116,10 @@ pub struct PackageInfo {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct RunReport {
     /// The command: `install`, `upgrade`, `rollback`, `remove`, `status`, `enroll`.
-    pub op: String,
+    pub op: Op,
     /// `None` for commands that are not about one package (`status` with no name).
     pub package: Option<PackageInfo>,
-    /// RFC 3339, e.g. from [`crate::order::rfc3339`].
+    /// RFC 3339, e.g. from [`crate::time::rfc3339`].
     pub started: String,
     pub finished: String,
     /// `--dry-run`: statuses say what would have happened; nothing changed.
@@ -130,7 +131,7 @@ pub struct RunReport {
 /// The JSON shape of a [`RunReport`]: its fields plus the summary.
 #[derive(Serialize)]
 struct RunReportJson<'a> {
-    op: &'a str,
+    op: Op,
     package: &'a Option<PackageInfo>,
     started: &'a str,
     finished: &'a str,
@@ -143,7 +144,7 @@ struct RunReportJson<'a> {
 impl Serialize for RunReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         RunReportJson {
-            op: &self.op,
+            op: self.op,
             package: &self.package,
             started: &self.started,
             finished: &self.finished,
@@ -216,7 +217,7 @@ mod tests {
     /// 5 hosts of an install of hello 1.2.0, two of which did not make it.
     pub(super) fn mixed() -> RunReport {
         RunReport {
-            op: "install".to_owned(),
+            op: Op::Install,
             package: Some(PackageInfo {
                 name: "hello".to_owned(),
                 version: Some("1.2.0".to_owned()),

@@ -23,7 +23,11 @@ pub fn save_run_record(report: &RunReport, state_home: &Path) -> Result<PathBuf,
 
 fn write_run_record(report: &RunReport, dir: &Path) -> io::Result<PathBuf> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let mut stem = format!("{}-{}", file_part(&report.started), file_part(&report.op));
+    let mut stem = format!(
+        "{}-{}",
+        file_part(&report.started),
+        file_part(report.op.as_str())
+    );
     if let Some(package) = &report.package {
         stem.push('-');
         stem.push_str(&file_part(&package.name));

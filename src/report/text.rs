@@ -333,6 +333,7 @@ pub fn hosts_table(hosts: &[Host]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::Op;
     use crate::report::PackageInfo;
     use crate::report::tests::{host, mixed};
 
@@ -499,7 +500,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
     #[test]
     fn no_package_or_no_version_in_the_not_done_block() {
         let mut report = mixed();
-        report.op = "remove".to_owned();
+        report.op = Op::Remove;
         report.package = Some(PackageInfo {
             name: "hello".to_owned(),
             version: None,
