@@ -20,8 +20,8 @@ use crate::untrusted::json_safe;
 /// One host's line of the report: which host, how long it took, and how
 /// its job ended.
 ///
-/// Serializes as SPEC §7's host object: the outcome's
-/// fields among the host's, `packages` and `via` only when there are some.
+/// Serializes as SPEC §7's host object: the outcome's fields among the
+/// host's, in SPEC order, `packages` and `via` only when there are some.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct HostReport {
     /// The inventory name.
