@@ -461,42 +461,7 @@ fn hosts(args: &HostsArgs, env: &Env) -> Result<Ended> {
             "{}\n",
             json_safe(serde_json::to_string_pretty(&hosts)?)
         )),
-        Format::Text => emit(hosts_table(&hosts)),
+        Format::Text => emit(crate::report::text::hosts_table(&hosts)),
     }
     Ok(Ended::Success)
-}
-
-/// `HOST  ADDRESS  USER  GROUPS`, columns padded to their widest cell;
-/// then one line per host swpush will refuse to connect to, saying why.
-fn hosts_table(hosts: &[Host]) -> String {
-    let rows: Vec<[String; 4]> =
-        std::iter::once(["HOST", "ADDRESS", "USER", "GROUPS"].map(String::from))
-            .chain(hosts.iter().map(|h| {
-                let mut user = h.user.clone();
-                if h.become_root {
-                    user.push_str(" (sudo)");
-                }
-                let name = match h.via() {
-                    Some(via) => crate::untrusted::terminal_safe(&format!("{} via {via}", h.name))
-                        .into_owned(),
-                    None => h.name.clone(),
-                };
-                [
-                    name,
-                    format!("{}:{}", h.address, h.port),
-                    user,
-                    h.groups.join(","),
-                ]
-            }))
-            .collect();
-    let mut table = crate::report::columns(&rows, &[], "");
-    for host in hosts {
-        if let Some(why) = &host.refused {
-            table.push_str(&crate::untrusted::terminal_safe(&format!(
-                "{}: not connected to: {why}\n",
-                host.name
-            )));
-        }
-    }
-    table
 }

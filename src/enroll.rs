@@ -5,9 +5,10 @@
 //! order's signed `host`. Idempotent: a key already present is left alone,
 //! whatever patterns its line has, and so is a recorded name.
 
-use crate::fleet::{Job, JobOutcome};
+use crate::fleet::Job;
 use crate::inventory::Host;
 use crate::order::Op;
+use crate::outcome::Outcome;
 use crate::progress::{HostProgress, Phase};
 use crate::ssh::Connection;
 use crate::step::{run_script, shell_command};
@@ -82,12 +83,7 @@ pub struct Enroll {
 }
 
 impl Job for Enroll {
-    async fn run(
-        &self,
-        connection: &Connection,
-        host: &Host,
-        progress: &HostProgress,
-    ) -> JobOutcome {
+    async fn run(&self, connection: &Connection, host: &Host, progress: &HostProgress) -> Outcome {
         progress.phase(Phase::Installing);
         let args = [
             host.paths.known_servers.clone(),

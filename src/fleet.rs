@@ -12,38 +12,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::inventory::Host;
+use crate::outcome::{Outcome, Status};
 use crate::progress::{HostProgress, Phase, Progress};
-use crate::report::{HostReport, InstalledPackage, Status};
+use crate::report::HostReport;
 use crate::ssh::{ConnectOptions, Connection};
 use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound_owned};
-
-/// How a job ended on one host (before timing and addressing are added).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobOutcome {
-    pub status: Status,
-    pub previous_version: Option<String>,
-    pub version: Option<String>,
-    pub message: String,
-    pub bytes_sent: u64,
-    /// Busy checks made, the first included.
-    pub attempts: u32,
-    /// `status` only: what the host has installed.
-    pub packages: Option<Vec<InstalledPackage>>,
-}
-
-impl JobOutcome {
-    pub fn status(status: Status, message: impl Into<String>) -> Self {
-        JobOutcome {
-            status,
-            previous_version: None,
-            version: None,
-            message: message.into(),
-            bytes_sent: 0,
-            attempts: 1,
-            packages: None,
-        }
-    }
-}
 
 /// Limits shared by every host of one run.
 #[derive(Debug, Clone)]
@@ -60,7 +33,7 @@ pub trait Job: Send + Sync + 'static {
         connection: &Connection,
         host: &Host,
         progress: &HostProgress,
-    ) -> impl Future<Output = JobOutcome> + Send;
+    ) -> impl Future<Output = Outcome> + Send;
 }
 
 /// Runs `job` on every host and returns one report per host, in host order.
@@ -93,9 +66,9 @@ pub async fn run_all<J: Job>(
         let task = tokio::spawn(async move {
             let _permit = permit;
             if stopping.load(Ordering::SeqCst) {
-                let outcome = JobOutcome {
+                let outcome = Outcome {
                     attempts: 0,
-                    ..JobOutcome::status(Status::NotAttempted, "not started: interrupted")
+                    ..Outcome::status(Status::NotAttempted, "not started: interrupted")
                 };
                 return report(&host, outcome, Duration::ZERO);
             }
@@ -108,9 +81,9 @@ pub async fn run_all<J: Job>(
                 // Dropping the run closes its connection: the client's
                 // watchdog undoes what the step started.
                 _ = stopped.wait_for(|now| *now) => {
-                    let outcome = JobOutcome {
+                    let outcome = Outcome {
                         bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
-                        ..JobOutcome::status(
+                        ..Outcome::status(
                             Status::Failed,
                             "interrupted again: stopped at once (the client undoes what it started)",
                         )
@@ -126,9 +99,9 @@ pub async fn run_all<J: Job>(
                 Ok(outcome) if outcome.status.ok_for_exit() || started.elapsed() < timeout => {
                     outcome
                 }
-                _ => JobOutcome {
+                _ => Outcome {
                     bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
-                    ..JobOutcome::status(
+                    ..Outcome::status(
                         Status::Timeout,
                         format!(
                             "no completion line within {} s (--timeout)",
@@ -147,11 +120,11 @@ pub async fn run_all<J: Job>(
         match task.await {
             Ok(report) => reports.push(report),
             // A panicking host task is a bug; it must still leave a line in the report.
-            Err(error) => reports.push(HostReport {
-                attempts: 1,
-                message: format!("internal error: {error}"),
-                ..HostReport::new(host, address, Status::Failed)
-            }),
+            Err(error) => reports.push(HostReport::new(
+                host,
+                address,
+                Outcome::status(Status::Failed, format!("internal error: {error}")),
+            )),
         }
     }
     signals.abort();
@@ -191,12 +164,12 @@ async fn run_one<J: Job>(
     host: &Host,
     connect: &ConnectOptions,
     progress: &HostProgress,
-) -> JobOutcome {
+) -> Outcome {
     // A host behind a jump host fails in Connection::connect, never connecting directly.
     progress.phase(Phase::Connecting);
     let connection = match Connection::connect(host, connect).await {
         Ok(connection) => connection,
-        Err(error) => return JobOutcome::status(Status::Unreachable, error.to_string()),
+        Err(error) => return Outcome::status(Status::Unreachable, error.to_string()),
     };
     let mut outcome = job.run(&connection, host, progress).await;
     if let Some(key) = connection.learned_host_key() {
@@ -215,19 +188,18 @@ async fn run_one<J: Job>(
 /// The report of one host. Versions and message may hold a client's words
 /// (its answers, its stderr, its SSH disconnect text): whatever path they
 /// came by, no more than a bounded part of them is kept.
-fn report(host: &Host, outcome: JobOutcome, elapsed: Duration) -> HostReport {
+fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
     let field = |v: Option<String>| v.map(|v| bound_owned(v, MAX_FIELD));
     HostReport {
         host: host.name.clone(),
         address: host.address.clone(),
-        status: outcome.status,
-        previous_version: field(outcome.previous_version),
-        version: field(outcome.version),
         seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
-        attempts: outcome.attempts,
-        bytes_sent: outcome.bytes_sent,
-        message: bound_owned(outcome.message, MAX_MESSAGE),
-        packages: outcome.packages,
+        outcome: Outcome {
+            previous_version: field(outcome.previous_version),
+            version: field(outcome.version),
+            message: bound_owned(outcome.message, MAX_MESSAGE),
+            ..outcome
+        },
         via: host.via().map(|v| bound_owned(v, MAX_MESSAGE)),
     }
 }

@@ -8,21 +8,25 @@
 
 pub mod cli;
 pub mod enroll;
+pub mod file_error;
 pub mod fleet;
 pub mod inventory;
 pub mod key;
 pub mod lock;
 pub mod manual;
 pub mod order;
+pub mod outcome;
 pub mod overrides;
 pub mod package;
 pub mod progress;
 pub mod report;
 pub mod run;
 pub mod ssh;
+pub mod state_home;
 pub mod status;
 pub mod step;
 pub mod sudo;
+pub mod time;
 pub mod untrusted;
 pub mod version;
 pub mod yaml;

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::file_error::FileError;
+
 /// Held for the whole run; released when dropped (or the process ends).
 #[derive(Debug)]
 pub struct RunLock {
@@ -29,11 +31,8 @@ pub enum LockError {
         holder: String,
         lock: String,
     },
-    #[error("cannot take the run lock {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
 }
 
 /// `STATE_HOME/swpush/locks/FILE-HASH.lock` for `inventory`: one lock per
@@ -55,19 +54,14 @@ pub fn path_for(state_home: &Path, inventory: &Path) -> PathBuf {
         })
         .take(40)
         .collect();
-    state_home
-        .join("swpush/locks")
-        .join(format!("{stem}-{}.lock", &digest[..16]))
+    crate::state_home::locks_dir(state_home).join(format!("{stem}-{}.lock", &digest[..16]))
 }
 
 /// Takes the lock for `inventory`, or says who holds it. `what` (the
 /// command line) is written into the lock for that message.
 pub fn acquire(state_home: &Path, inventory: &Path, what: &str) -> Result<RunLock, LockError> {
     let path = path_for(state_home, inventory);
-    let io = |source| LockError::Io {
-        path: path.display().to_string(),
-        source,
-    };
+    let io = |error| LockError::Io(FileError::doing("take the run lock", &path)(error));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -97,7 +91,7 @@ pub fn acquire(state_home: &Path, inventory: &Path, what: &str) -> Result<RunLoc
         }
         Err(TryLockError::Error(error)) => return Err(io(error)),
     }
-    let started = crate::order::rfc3339(std::time::SystemTime::now());
+    let started = crate::time::now_rfc3339();
     let note = format!("pid {}, since {started}: {what}\n", std::process::id());
     file.set_len(0)
         .and_then(|()| file.rewind())

@@ -18,7 +18,6 @@
 //! refuses an order that lacks one or has one it does not know.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
 use russh::keys::{HashAlg, PrivateKey, ssh_key::LineEnding};
 
@@ -28,8 +27,10 @@ use crate::key::NAMESPACE;
 /// `unpacked_size`.
 pub const FORMAT: u32 = 2;
 
-/// Every swpush command that runs on hosts, as the run report names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every swpush command that runs on hosts, as the run report and the run
+/// record name it (serde writes the same word as [`Op::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Op {
     Install,
     Upgrade,
@@ -204,36 +205,11 @@ impl SignedOrder {
     }
 }
 
-/// `2026-11-24T10:00:00Z`.
-pub fn rfc3339(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant), valid for every date after 1970.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
     use std::process::{Command, Stdio};
-    use std::time::Duration;
 
     fn order() -> Order {
         Order {
@@ -252,6 +228,23 @@ mod tests {
                 ..Default::default()
             },
             issued: "2026-11-24T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn an_op_is_written_in_json_as_its_word() {
+        let ops = [
+            Op::Install,
+            Op::Upgrade,
+            Op::Rollback,
+            Op::Remove,
+            Op::Status,
+            Op::Enroll,
+        ];
+        for op in ops {
+            let json = format!("\"{}\"", op.as_str());
+            assert_eq!(serde_json::to_string(&op).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);
         }
     }
 
@@ -296,14 +289,6 @@ mod tests {
         ] {
             assert!(Challenge::parse(bad).is_none(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn formats_utc_times() {
-        let at = |secs| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_795_514_400), "2026-11-24T10:00:00Z");
     }
 
     /// `ssh-keygen -Y verify` with the client's exact arguments.

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{MAX_COLUMN_WIDTH, Status};
+use crate::outcome::Status;
+use crate::report::text::MAX_COLUMN_WIDTH;
 use crate::untrusted::{bound, terminal_safe};
 
 /// Most of a detail shown after a host's phase: the line is one row of

@@ -8,14 +8,15 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::cli::{Format, HostArgs};
+use crate::file_error::FileError;
 use crate::fleet::{self, Job, RunLimits};
 use crate::inventory::{Host, LoadContext};
-use crate::order::{Op, rfc3339};
+use crate::order::Op;
 use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
 use crate::ssh::ConnectOptions;
@@ -46,7 +47,7 @@ impl Env {
         Env {
             home: context.home,
             local_user: context.local_user,
-            state_home: crate::report::state_home(),
+            state_home: crate::state_home::state_home(),
             stdout_is_terminal: std::io::stdout().is_terminal(),
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
         }
@@ -141,6 +142,9 @@ pub enum Ended {
     HostsFailed,
 }
 
+/// What a `--report` file is for, in its errors.
+const WRITE_REPORT: &str = "write the report to";
+
 /// Runs `command` on every host, prints and records the report.
 pub fn run<C: Command>(
     command: C,
@@ -169,10 +173,10 @@ pub fn run<C: Command>(
             .append(true)
             .create(true)
             .open(path)
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            .map_err(FileError::doing(WRITE_REPORT, path))?;
     }
     let progress = Progress::new(hosts.len(), settings.show_progress);
-    let started = rfc3339(SystemTime::now());
+    let started = crate::time::now_rfc3339();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -188,10 +192,10 @@ pub fn run<C: Command>(
     ));
     progress.finish();
     let report = RunReport {
-        op: op.as_str().to_owned(),
+        op,
         package,
         started,
-        finished: rfc3339(SystemTime::now()),
+        finished: crate::time::now_rfc3339(),
         dry_run,
         hosts: reports,
     };
@@ -200,22 +204,17 @@ pub fn run<C: Command>(
     // in showing the result may lose the record of it.
     let json = report.to_json();
     if let Some(path) = &settings.report
-        && let Err(error) = std::fs::write(path, format!("{json}\n"))
+        && let Err(error) =
+            std::fs::write(path, format!("{json}\n")).map_err(FileError::doing(WRITE_REPORT, path))
     {
         // The hosts have been acted on: the exit status must still say how.
-        warn(&format!(
-            "cannot write the report to {}: {error}",
-            path.display()
-        ));
+        warn(&error.to_string());
     }
     // The record is of what was done to the fleet; a status query did nothing.
     if let Some(state_home) = env.state_home.as_deref().filter(|_| records)
-        && let Err(error) = crate::report::save_run_record(&report, state_home)
+        && let Err(error) = crate::report::record::save_run_record(&report, state_home)
     {
-        warn(&format!(
-            "cannot keep the run record under {}: {error}",
-            state_home.display()
-        ));
+        warn(&error.to_string());
     }
     match settings.format {
         Format::Text => emit(command.render_text(&report, settings.quiet)),

@@ -4,12 +4,13 @@
 //! tells a login no more than the files it could read anyway), takes no
 //! lock and never waits for a busy client.
 
-use crate::fleet::{Job, JobOutcome};
+use crate::fleet::Job;
 use crate::inventory::Host;
 use crate::order::Op;
+use crate::outcome::{InstalledPackage, KeptRelease, Outcome};
 use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
-use crate::report::{InstalledPackage, KeptRelease, RunReport, Status, columns, plural};
+use crate::report::RunReport;
 use crate::ssh::Connection;
 use crate::step::{done_line, script_output, shell_command};
 use crate::untrusted::{MAX_FIELD, bound};
@@ -44,12 +45,7 @@ pub struct StatusQuery {
 }
 
 impl Job for StatusQuery {
-    async fn run(
-        &self,
-        connection: &Connection,
-        host: &Host,
-        progress: &HostProgress,
-    ) -> JobOutcome {
+    async fn run(&self, connection: &Connection, host: &Host, progress: &HostProgress) -> Outcome {
         progress.phase(Phase::Verifying);
         let args = [
             self.name
@@ -60,7 +56,7 @@ impl Job for StatusQuery {
             host.paths.state_dir.clone(),
         ];
         match script_output(connection, &shell_command(host, SCRIPT, &args)).await {
-            Ok(stdout) => JobOutcome {
+            Ok(stdout) => Outcome {
                 packages: Some(parse(&stdout)),
                 ..done_line(&stdout)
             },
@@ -84,7 +80,7 @@ impl crate::run::Command for StatusQuery {
     }
 
     fn render_text(&self, report: &RunReport, quiet: bool) -> String {
-        render_text(report, quiet)
+        report.render_status_text(quiet)
     }
 }
 
@@ -131,71 +127,6 @@ fn parse(stdout: &str) -> Vec<InstalledPackage> {
         }
     }
     packages
-}
-
-/// The text report of `status`: one line per host and package (current
-/// version, since when, kept releases), a summary, and the hosts that did
-/// not answer.
-pub fn render_text(report: &RunReport, quiet: bool) -> String {
-    let mut rows: Vec<[String; 5]> = Vec::new();
-    for h in &report.hosts {
-        let host = h.host.clone();
-        match &h.packages {
-            Some(packages) if !packages.is_empty() => {
-                for p in packages {
-                    let kept: Vec<&str> = p.releases.iter().map(|r| r.version.as_str()).collect();
-                    rows.push([
-                        host.clone(),
-                        p.name.clone(),
-                        p.version.clone(),
-                        p.since.clone().unwrap_or_else(|| "-".into()),
-                        kept.join(" "),
-                    ]);
-                }
-            }
-            Some(_) => rows.push(match &report.package {
-                Some(only) => [
-                    host,
-                    only.name.clone(),
-                    "(not installed)".into(),
-                    String::new(),
-                    String::new(),
-                ],
-                None => [
-                    host,
-                    "(nothing installed)".into(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ],
-            }),
-            None => rows.push([
-                host,
-                h.status.to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]),
-        }
-    }
-    let mut out = String::new();
-    if !quiet && !rows.is_empty() {
-        let header = ["HOST", "PACKAGE", "CURRENT", "SINCE", "KEPT"].map(String::from);
-        rows.insert(0, header);
-        out.push_str(&columns(&rows, &[], ""));
-        out.push('\n');
-    }
-    let answered = report
-        .hosts
-        .iter()
-        .filter(|h| h.status == Status::Unchanged)
-        .count();
-    out.push_str(&format!(
-        "{answered} of {} answered\n",
-        plural(report.hosts.len(), "host")
-    ));
-    out.push_str(&report.not_done_block());
-    out
 }
 
 #[cfg(test)]

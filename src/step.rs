@@ -5,17 +5,16 @@
 //! header of `src/step/step.sh`; this side only follows it.
 
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use russh::keys::PrivateKey;
 
-use crate::fleet::{Job, JobOutcome};
+use crate::fleet::Job;
 use crate::inventory::Host;
-use crate::order::{Challenge, Change, Op, Order, Policy, rfc3339};
+use crate::order::{Challenge, Change, Op, Order, Policy};
+use crate::outcome::{Outcome, Status};
 use crate::package::Package;
 use crate::package::manifest::PackageName;
 use crate::progress::{HostProgress, Phase};
-use crate::report::Status;
 use crate::ssh::{Connection, Event, SshError};
 use crate::version::Version;
 
@@ -92,20 +91,15 @@ pub enum StepError {
 }
 
 impl Job for StepRequest {
-    async fn run(
-        &self,
-        connection: &Connection,
-        host: &Host,
-        progress: &HostProgress,
-    ) -> JobOutcome {
+    async fn run(&self, connection: &Connection, host: &Host, progress: &HostProgress) -> Outcome {
         let failed = match run_step(connection, host, self, progress).await {
             Ok(outcome) => return outcome,
             Err(StepError::Ssh(error)) => {
-                JobOutcome::status(Status::Failed, format!("connection lost: {error}"))
+                Outcome::status(Status::Failed, format!("connection lost: {error}"))
             }
-            Err(StepError::Protocol(message)) => JobOutcome::status(Status::Failed, message),
+            Err(StepError::Protocol(message)) => Outcome::status(Status::Failed, message),
         };
-        JobOutcome {
+        Outcome {
             bytes_sent: progress.uploaded().load(Ordering::Relaxed),
             ..failed
         }
@@ -169,7 +163,7 @@ pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
 }
 
 /// Runs a script that needs no input and ends with one `swpush done` line.
-pub async fn run_script(connection: &Connection, command: &str) -> JobOutcome {
+pub async fn run_script(connection: &Connection, command: &str) -> Outcome {
     match script_output(connection, command).await {
         Ok(stdout) => done_line(&stdout),
         Err(outcome) => outcome,
@@ -177,8 +171,8 @@ pub async fn run_script(connection: &Connection, command: &str) -> JobOutcome {
 }
 
 /// The whole stdout of a script that needs no input, or how it failed.
-pub async fn script_output(connection: &Connection, command: &str) -> Result<String, JobOutcome> {
-    let lost = |error| JobOutcome::status(Status::Failed, format!("connection lost: {error}"));
+pub async fn script_output(connection: &Connection, command: &str) -> Result<String, Outcome> {
+    let lost = |error| Outcome::status(Status::Failed, format!("connection lost: {error}"));
     let mut process = connection.exec(command).await.map_err(lost)?;
     if let Some(line) = crate::sudo::stdin_head(command) {
         process.stdin().send(&line).await.map_err(lost)?;
@@ -189,7 +183,7 @@ pub async fn script_output(connection: &Connection, command: &str) -> Result<Str
         match event {
             Event::Stdout(data) => {
                 if stdout.len() + data.len() > MAX_SCRIPT_OUTPUT {
-                    return Err(JobOutcome::status(
+                    return Err(Outcome::status(
                         Status::Failed,
                         format!(
                             "the client printed more than {} MiB: not a swpush answer",
@@ -210,7 +204,7 @@ pub async fn script_output(connection: &Connection, command: &str) -> Result<Str
     }
     let said = String::from_utf8_lossy(&stderr);
     let said = said.trim().lines().last().unwrap_or("");
-    Err(JobOutcome::status(
+    Err(Outcome::status(
         Status::Failed,
         crate::sudo::explain(said).unwrap_or_else(|| {
             format!("the remote command ended without a completion line: {said}")
@@ -219,14 +213,14 @@ pub async fn script_output(connection: &Connection, command: &str) -> Result<Str
 }
 
 /// The outcome the last `swpush done` line of `stdout` gives.
-pub fn done_line(stdout: &str) -> JobOutcome {
+pub fn done_line(stdout: &str) -> Outcome {
     let rest = stdout
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix("swpush done "))
         .unwrap_or("");
     Completion::parse(rest).map_or_else(
-        |e| JobOutcome::status(Status::Failed, e.to_string()),
+        |e| Outcome::status(Status::Failed, e.to_string()),
         |completion| completion.into_outcome(0, 1),
     )
 }
@@ -241,7 +235,7 @@ pub async fn run_step(
     host: &Host,
     request: &StepRequest,
     progress: &HostProgress,
-) -> Result<JobOutcome, StepError> {
+) -> Result<Outcome, StepError> {
     let command = remote_command(host, request);
     let mut process = connection.exec(&command).await?;
     let stdin = process.stdin();
@@ -432,7 +426,7 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
         host: host.name.clone(),
         challenge,
         hooks,
-        issued: rfc3339(SystemTime::now()),
+        issued: crate::time::now_rfc3339(),
     }
 }
 

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use swpush::inventory::{self, LoadContext};
-use swpush::report::{HostReport, InstalledPackage, KeptRelease, PackageInfo, RunReport, Status};
+use swpush::outcome::{InstalledPackage, KeptRelease, Outcome, Status};
+use swpush::report::{HostReport, PackageInfo, RunReport};
 use swpush::untrusted::{MAX_FIELD, MAX_MESSAGE, is_unsafe};
 
 fn config() -> ProptestConfig {
@@ -220,14 +221,17 @@ fn host_report() -> impl Strategy<Value = HostReport> {
     )
         .prop_map(
             |(host, address, status, (previous, version), seconds, sent, message, packages)| {
-                HostReport {
+                let outcome = Outcome {
                     previous_version: previous,
                     version,
-                    seconds,
                     bytes_sent: sent,
                     message,
                     packages,
-                    ..HostReport::new(host, address, status)
+                    ..Outcome::status(status, "")
+                };
+                HostReport {
+                    seconds,
+                    ..HostReport::new(host, address, outcome)
                 }
             },
         )
@@ -240,7 +244,7 @@ fn run_report() -> impl Strategy<Value = RunReport> {
         prop::collection::vec(host_report(), 0..5),
     )
         .prop_map(|(package, dry_run, hosts)| RunReport {
-            op: "install".into(),
+            op: swpush::order::Op::Install,
             package: package.map(|(name, version)| PackageInfo {
                 name,
                 version,
@@ -263,6 +267,7 @@ fn input_size(report: &RunReport) -> usize {
         .iter()
         .map(|h| {
             let kept: usize = h
+                .outcome
                 .packages
                 .iter()
                 .flatten()
@@ -276,10 +281,10 @@ fn input_size(report: &RunReport) -> usize {
                             .sum::<usize>()
                 })
                 .sum();
-            h.host.len() * (1 + h.packages.as_ref().map_or(1, Vec::len))
-                + h.message.len()
-                + h.previous_version.as_ref().map_or(0, String::len)
-                + h.version.as_ref().map_or(0, String::len)
+            h.host.len() * (1 + h.outcome.packages.as_ref().map_or(1, Vec::len))
+                + h.outcome.message.len()
+                + h.outcome.previous_version.as_ref().map_or(0, String::len)
+                + h.outcome.version.as_ref().map_or(0, String::len)
                 + kept
         })
         .sum::<usize>()
@@ -302,7 +307,7 @@ fn check_printed(text: &str, report: &RunReport) {
         + report
             .hosts
             .iter()
-            .flat_map(|h| h.packages.iter().flatten())
+            .flat_map(|h| h.outcome.packages.iter().flatten())
             .count();
     let bound = 6 * input_size(report) + 400 * rows;
     assert!(
@@ -322,11 +327,11 @@ proptest! {
         check_printed(&text, &report);
         // One row per host, a summary, and one row per host not done: no
         // cell breaks a line.
-        let not_done = report.hosts.iter().filter(|h| !h.status.ok_for_exit()).count();
+        let not_done = report.hosts.iter().filter(|h| !h.outcome.status.ok_for_exit()).count();
         let table = if quiet || report.hosts.is_empty() { 0 } else { 2 + report.hosts.len() };
         let block = if not_done == 0 { 0 } else { 2 + not_done };
         prop_assert_eq!(text.lines().count(), table + 1 + block, "{}", text);
-        let status = swpush::status::render_text(&report, quiet);
+        let status = report.render_status_text(quiet);
         check_printed(&status, &report);
         let json = report.to_json();
         prop_assert!(!json.chars().any(|c| is_unsafe(c) && c != '\n'));

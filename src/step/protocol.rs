@@ -5,9 +5,8 @@
 //! a word this controller does not know is an error, never guessed at.
 //! Everything a client says is kept [bounded](bound).
 
-use crate::fleet::JobOutcome;
 use crate::order::Challenge;
-use crate::report::Status;
+use crate::outcome::{Outcome, Status};
 use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound};
 
 use super::StepError;
@@ -72,8 +71,8 @@ impl StepLine {
 impl Completion {
     /// The host's outcome: this line, `bytes_sent` of package sent, after
     /// `attempts` tries (busy retries count).
-    pub fn into_outcome(self, bytes_sent: u64, attempts: u32) -> JobOutcome {
-        JobOutcome {
+    pub fn into_outcome(self, bytes_sent: u64, attempts: u32) -> Outcome {
+        Outcome {
             status: self.status,
             previous_version: self.previous_version,
             version: self.version,

@@ -1,0 +1,527 @@
+//! The text an operator reads: the report of a run (a table of the hosts,
+//! the summary line, the hosts not done), `status`'s table of what each
+//! host has installed, and `hosts`' table of the selected hosts. Every
+//! cell is made terminal-safe as it is laid out.
+//!
+//! Nothing here decides an outcome or prints: the command prints what
+//! these functions return.
+
+use std::borrow::Cow;
+
+use indexmap::IndexMap;
+
+use super::{HostReport, RunReport};
+use crate::inventory::Host;
+use crate::outcome::{Outcome, Status};
+use crate::untrusted::terminal_safe;
+
+impl RunReport {
+    /// The text report, ending in a newline: the table (unless `quiet`), the
+    /// summary line, and the hosts that did not succeed, if any.
+    pub fn render_text(&self, quiet: bool) -> String {
+        let mut out = String::new();
+        if !quiet && !self.hosts.is_empty() {
+            out.push_str(&self.table());
+            out.push('\n');
+        }
+        out.push_str(&self.summary_line());
+        out.push('\n');
+        out.push_str(&self.not_done_block());
+        out
+    }
+
+    /// `12 hosts: 10 installed, 1 unchanged, 1 busy`; a dry run's says
+    /// `would install` and ends `(dry run: nothing changed)`.
+    pub fn summary_line(&self) -> String {
+        let mut counts: IndexMap<String, usize> = IndexMap::new();
+        for status in Status::ALL {
+            for h in self.hosts.iter().filter(|h| h.outcome.status == status) {
+                *counts
+                    .entry(shown_status(h.outcome.status, self.dry_run))
+                    .or_default() += 1;
+            }
+        }
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(status, count)| format!("{count} {status}"))
+            .collect();
+        let hosts = plural(self.hosts.len(), "host");
+        let line = if counts.is_empty() {
+            hosts
+        } else {
+            format!("{hosts}: {}", counts.join(", "))
+        };
+        if self.dry_run {
+            format!("{line} (dry run: nothing changed)")
+        } else {
+            line
+        }
+    }
+
+    fn table(&self) -> String {
+        let header = ["HOST", "STATUS", "VERSION", "SECONDS", "SENT", "MESSAGE"].map(String::from);
+        let rows: Vec<[String; 6]> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                [
+                    match &h.via {
+                        Some(via) => format!("{} via {via}", h.host),
+                        None => h.host.clone(),
+                    },
+                    shown_status(h.outcome.status, self.dry_run),
+                    version_change(&h.outcome),
+                    seconds(h.seconds),
+                    bytes(h.outcome.bytes_sent),
+                    h.outcome.message.clone(),
+                ]
+            })
+            .collect();
+        let all: Vec<[String; 6]> = std::iter::once(header).chain(rows).collect();
+        columns(&all, &[3, 4], "")
+    }
+
+    /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
+    /// host; empty when every host succeeded or was skipped.
+    fn not_done_block(&self) -> String {
+        let not_done: Vec<&HostReport> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.outcome.status.ok_for_exit())
+            .collect();
+        if not_done.is_empty() {
+            return String::new();
+        }
+        let what = match &self.package {
+            Some(p) => {
+                let name = terminal_safe(&p.name);
+                match &p.version {
+                    Some(v) => format!(" — {name} {}", terminal_safe(v)),
+                    None => format!(" — {name}"),
+                }
+            }
+            None => String::new(),
+        };
+        let mut out = format!(
+            "\nNot done{what} on {} of {}:\n",
+            not_done.len(),
+            plural(self.hosts.len(), "host")
+        );
+        let rows: Vec<[String; 3]> = not_done
+            .iter()
+            .map(|h| {
+                [
+                    h.host.clone(),
+                    h.outcome.status.to_string(),
+                    h.outcome.message.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&columns(&rows, &[], "  "));
+        out
+    }
+
+    /// The text report of `status`: one line per host and package (current
+    /// version, since when, kept releases), a summary, and the hosts that did
+    /// not answer.
+    pub fn render_status_text(&self, quiet: bool) -> String {
+        let mut rows: Vec<[String; 5]> = Vec::new();
+        for h in &self.hosts {
+            let host = h.host.clone();
+            match &h.outcome.packages {
+                Some(packages) if !packages.is_empty() => {
+                    for p in packages {
+                        let kept: Vec<&str> =
+                            p.releases.iter().map(|r| r.version.as_str()).collect();
+                        rows.push([
+                            host.clone(),
+                            p.name.clone(),
+                            p.version.clone(),
+                            p.since.clone().unwrap_or_else(|| "-".into()),
+                            kept.join(" "),
+                        ]);
+                    }
+                }
+                Some(_) => rows.push(match &self.package {
+                    Some(only) => [
+                        host,
+                        only.name.clone(),
+                        "(not installed)".into(),
+                        String::new(),
+                        String::new(),
+                    ],
+                    None => [
+                        host,
+                        "(nothing installed)".into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ],
+                }),
+                None => rows.push([
+                    host,
+                    h.outcome.status.to_string(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]),
+            }
+        }
+        let mut out = String::new();
+        if !quiet && !rows.is_empty() {
+            let header = ["HOST", "PACKAGE", "CURRENT", "SINCE", "KEPT"].map(String::from);
+            rows.insert(0, header);
+            out.push_str(&columns(&rows, &[], ""));
+            out.push('\n');
+        }
+        let answered = self
+            .hosts
+            .iter()
+            .filter(|h| h.outcome.status == Status::Unchanged)
+            .count();
+        out.push_str(&format!(
+            "{answered} of {} answered\n",
+            plural(self.hosts.len(), "host")
+        ));
+        out.push_str(&self.not_done_block());
+        out
+    }
+}
+
+/// The status as the text report shows it: a dry run's successes say
+/// what would have happened (`would install`).
+fn shown_status(status: Status, dry_run: bool) -> String {
+    let would = match status {
+        Status::Installed => "would install",
+        Status::Upgraded => "would upgrade",
+        Status::Removed => "would remove",
+        Status::RolledBack => "would roll back",
+        _ => "",
+    };
+    if dry_run && !would.is_empty() {
+        would.to_owned()
+    } else {
+        status.to_string()
+    }
+}
+
+/// Widest a column is padded to: a longer cell (a long host name, a
+/// client's message) is printed whole and only its own row is out of line.
+pub(crate) const MAX_COLUMN_WIDTH: usize = 48;
+
+/// Rows as lines of columns padded to their widest cell (at most
+/// [`MAX_COLUMN_WIDTH`]), two spaces apart, after `indent`; the columns
+/// numbered in `right` are aligned right. Every cell is made
+/// [terminal-safe](terminal_safe), so no cell can break its line or send
+/// the terminal a control sequence. No line ends in spaces.
+fn columns<const N: usize>(rows: &[[String; N]], right: &[usize], indent: &str) -> String {
+    let safe: Vec<[Cow<'_, str>; N]> = rows
+        .iter()
+        .map(|row| std::array::from_fn(|column| terminal_safe(&row[column])))
+        .collect();
+    let mut widths = [0; N];
+    for row in &safe {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count()).min(MAX_COLUMN_WIDTH);
+        }
+    }
+    let mut out = String::new();
+    for row in &safe {
+        let mut line = String::from(indent);
+        for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if column > 0 {
+                line.push_str("  ");
+            }
+            // Padding by hand, not with `{:<width$}`: format widths panic
+            // past 65 535.
+            let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
+            if right.contains(&column) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it did not change.
+fn version_change(outcome: &Outcome) -> String {
+    fn show(v: Option<&str>) -> &str {
+        v.unwrap_or("-")
+    }
+    let (before, after) = (
+        outcome.previous_version.as_deref(),
+        outcome.version.as_deref(),
+    );
+    if before == after {
+        show(after).to_owned()
+    } else {
+        format!("{} → {}", show(before), show(after))
+    }
+}
+
+/// Bytes sent, for people: `0`, `512 B`, `9.8 KiB`, `100.0 MiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return if n == 0 { "0".into() } else { format!("{n} B") };
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn seconds(s: f64) -> String {
+    if s.is_finite() && s >= 0.0 {
+        format!("{s:.1}")
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// `HOST  ADDRESS  USER  GROUPS`, columns padded to their widest cell;
+/// then one line per host swpush will refuse to connect to, saying why.
+pub fn hosts_table(hosts: &[Host]) -> String {
+    let rows: Vec<[String; 4]> =
+        std::iter::once(["HOST", "ADDRESS", "USER", "GROUPS"].map(String::from))
+            .chain(hosts.iter().map(|h| {
+                let mut user = h.user.clone();
+                if h.become_root {
+                    user.push_str(" (sudo)");
+                }
+                let name = match h.via() {
+                    Some(via) => terminal_safe(&format!("{} via {via}", h.name)).into_owned(),
+                    None => h.name.clone(),
+                };
+                [
+                    name,
+                    format!("{}:{}", h.address, h.port),
+                    user,
+                    h.groups.join(","),
+                ]
+            }))
+            .collect();
+    let mut table = columns(&rows, &[], "");
+    for host in hosts {
+        if let Some(why) = &host.refused {
+            table.push_str(&terminal_safe(&format!(
+                "{}: not connected to: {why}\n",
+                host.name
+            )));
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::Op;
+    use crate::report::PackageInfo;
+    use crate::report::tests::{host, mixed};
+
+    #[test]
+    fn text_report_table_summary_and_hosts_to_act_on() {
+        let mut report = mixed();
+        report.hosts[0].outcome.bytes_sent = 10_485_760;
+        report.hosts[2].outcome.bytes_sent = 700;
+        let text = report.render_text(false);
+        let expected = "\
+HOST   STATUS     VERSION    SECONDS      SENT  MESSAGE
+web1   installed  - → 1.2.0      1.8  10.0 MiB
+web2   busy       -             60.2         0  still busy after 6 checks
+web10  installed  - → 1.2.0      2.0     700 B
+db1    failed     1.0.0          3.3         0  post_install exited 1 1.0.0 stays current
+app1   unchanged  1.2.0          0.4         0
+
+5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed
+
+Not done — hello 1.2.0 on 2 of 5 hosts:
+  web2  busy    still busy after 6 checks
+  db1   failed  post_install exited 1 1.0.0 stays current
+";
+        assert_eq!(text, expected, "\n{text}");
+    }
+
+    /// `via` appears only for a host reached through a jump host or a
+    /// ProxyCommand: after the last SPEC §7 field in JSON, after the name
+    /// in the text table.
+    #[test]
+    fn the_jump_a_host_was_reached_through_is_named() {
+        let mut report = mixed();
+        report.hosts[1].via = Some("ops@bastion,inner".into());
+        let text = report.render_text(false);
+        assert!(
+            text.contains("\nweb2 via ops@bastion,inner  busy "),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["hosts"][1]["via"], "ops@bastion,inner");
+        assert!(json["hosts"][0].get("via").is_none(), "{json:#}");
+        let compact = serde_json::to_string(&report.hosts[1]).unwrap();
+        assert!(
+            compact
+                .ends_with(r#","message":"still busy after 6 checks","via":"ops@bastion,inner"}"#),
+            "{compact}"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_says_what_would_happen() {
+        let mut report = mixed();
+        report.dry_run = true;
+        let text = report.render_text(false);
+        assert!(text.contains("web1   would install  - → 1.2.0"), "{text}");
+        assert!(
+            text.contains(
+                "5 hosts: 2 would install, 1 unchanged, 1 busy, 1 failed (dry run: nothing changed)"
+            ),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            (&json["dry_run"], &json["hosts"][0]["status"]),
+            (&true.into(), &"installed".into())
+        );
+        let plain: serde_json::Value = serde_json::from_str(&mixed().to_json()).unwrap();
+        assert!(
+            plain.get("dry_run").is_none(),
+            "SPEC's shape unless a dry run"
+        );
+    }
+
+    #[test]
+    fn quiet_text_report_is_summary_and_hosts_to_act_on() {
+        let text = mixed().render_text(true);
+        assert!(!text.contains("HOST"), "{text}");
+        assert!(
+            text.starts_with("5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nNot done — hello 1.2.0 on 2 of 5 hosts:\n  web2  busy "),
+            "{text}"
+        );
+        let mut all_ok = mixed();
+        all_ok.hosts.retain(|h| h.outcome.status.succeeded());
+        assert_eq!(
+            all_ok.render_text(true),
+            "3 hosts: 2 installed, 1 unchanged\n"
+        );
+    }
+
+    #[test]
+    fn version_column() {
+        let cases = [
+            (None, Some("1.2.0"), "- → 1.2.0"),
+            (Some("1.0.0"), Some("1.2.0"), "1.0.0 → 1.2.0"),
+            (Some("1.2.0"), Some("1.2.0"), "1.2.0"),
+            (Some("1.2.0"), None, "1.2.0 → -"),
+            (None, None, "-"),
+        ];
+        for (before, after, shown) in cases {
+            let h = host("h", Status::Upgraded, before, after, 0.0, "");
+            assert_eq!(version_change(&h.outcome), shown, "{before:?} → {after:?}");
+        }
+    }
+
+    #[test]
+    fn client_text_cannot_break_lines_or_send_escapes() {
+        let mut report = mixed();
+        report.hosts[1].outcome.message = "line1\nline2\x1b[2J\r".to_owned();
+        report.hosts[1].outcome.previous_version = Some("1.0\x1b]0;x\x07".to_owned());
+        report.hosts[3].outcome.message =
+            "ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}".to_owned();
+        report.hosts[0].host = "web1\u{feff}".to_owned();
+        let text = report.render_text(false);
+        let raw = [
+            '\x1b', '\r', '\x07', '\u{202e}', '\u{202c}', '\u{200b}', '\u{2028}',
+        ];
+        assert!(!text.contains(raw), "{text:?}");
+        assert!(!text.contains(['\u{2066}', '\u{feff}']), "{text:?}");
+        // Shown as escapes: the operator sees that something was sent.
+        assert!(text.contains(r"line1 line2\u{1b}[2J"), "{text}");
+        assert!(text.contains(r"1.0\u{1b}]0;x\u{7} → -"), "{text}");
+        assert!(
+            text.contains(r"ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}"),
+            "{text}"
+        );
+        assert!(text.contains(r"web1\u{feff}  installed"), "{text}");
+        assert_eq!(text.lines().count(), 12, "{text}");
+        // The JSON keeps what the client said, escaped so that printing it
+        // sends the terminal nothing either.
+        let json_text = report.to_json();
+        assert!(!json_text.contains(raw), "{json_text}");
+        let json: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+        assert_eq!(json["hosts"][1]["message"], "line1\nline2\x1b[2J\r");
+        assert_eq!(json["hosts"][3]["message"], report.hosts[3].outcome.message);
+    }
+
+    #[test]
+    fn cells_of_any_length_render_without_panic() {
+        // Rust's format width panics from 65 536 on.
+        let huge = "x".repeat(70_000);
+        let mut report = mixed();
+        report.hosts[0].host = huge.clone();
+        report.hosts[1].outcome.message = huge.clone();
+        report.hosts[2].outcome.version = Some(huge.clone());
+        report.package.as_mut().unwrap().version = Some(huge.clone());
+        let text = report.render_text(false);
+        assert!(text.contains(&huge));
+        assert_eq!(text.lines().count(), 12, "{text:.300}");
+        // Short cells stay aligned, padded to at most MAX_COLUMN_WIDTH.
+        let app1 = text.lines().find(|l| l.starts_with("app1")).unwrap();
+        assert!(app1.starts_with(&format!(
+            "app1{}unchanged",
+            " ".repeat(MAX_COLUMN_WIDTH - 2)
+        )));
+        let rows = [[huge.clone(), "a".into()], ["b".into(), "c".into()]];
+        let shown = columns(&rows, &[0], "  ");
+        assert!(shown.ends_with(&format!("\n  {}b  c\n", " ".repeat(MAX_COLUMN_WIDTH - 1))));
+    }
+
+    #[test]
+    fn no_package_or_no_version_in_the_not_done_block() {
+        let mut report = mixed();
+        report.op = Op::Remove;
+        report.package = Some(PackageInfo {
+            name: "hello".to_owned(),
+            version: None,
+            sha256: None,
+        });
+        assert!(
+            report
+                .render_text(true)
+                .contains("\nNot done — hello on 2 of 5 hosts:\n")
+        );
+        report.package = None;
+        assert!(
+            report
+                .render_text(true)
+                .contains("\nNot done on 2 of 5 hosts:\n")
+        );
+        report.hosts.truncate(1);
+        report.hosts[0].outcome.status = Status::Unreachable;
+        assert_eq!(
+            report.render_text(true),
+            "1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
+        );
+    }
+}
