@@ -732,11 +732,20 @@ fn a_connection_gone_silent_mid_upload_does_not_hold_the_client() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The step creates its `.incoming.` file before the first byte comes:
+    // wait for more than one of the controller's 256 KiB chunks to have
+    // arrived, so the controller has counted at least one sent.
+    let cache = h.path("/var/cache/swpush");
+    let received = || -> u64 {
+        names_in(&cache)
+            .iter()
+            .filter(|name| name.starts_with(".incoming."))
+            .filter_map(|name| std::fs::metadata(cache.join(name)).ok())
+            .map(|meta| meta.len())
+            .sum()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !names_in(&h.path("/var/cache/swpush"))
-        .iter()
-        .any(|name| name.starts_with(".incoming."))
-    {
+    while received() <= 256 << 10 {
         assert!(Instant::now() < deadline, "the upload never started");
         sleep(Duration::from_millis(5));
     }
