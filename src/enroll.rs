@@ -5,13 +5,11 @@
 //! order's signed `host`. Idempotent: a key already present is left alone,
 //! whatever patterns its line has, and so is a recorded name.
 
-use crate::fleet::Job;
-use crate::inventory::Host;
+use crate::fleet::{Job, OnHost};
 use crate::order::Op;
 use crate::outcome::Outcome;
-use crate::progress::{HostProgress, Phase};
-use crate::ssh::Connection;
-use crate::step::{run_script, shell_command};
+use crate::progress::Phase;
+use crate::protocol::run_to_its_end;
 
 /// Appends LINE to KNOWN_SERVERS unless KEY (type and base64) is already
 /// there, and records HOST (the inventory name) in `host_name` beside it
@@ -83,8 +81,9 @@ pub struct Enroll {
 }
 
 impl Job for Enroll {
-    async fn run(&self, connection: &Connection, host: &Host, progress: &HostProgress) -> Outcome {
-        progress.phase(Phase::Installing);
+    async fn run(&self, on: OnHost<'_>) -> Outcome {
+        on.progress.phase(Phase::Installing);
+        let host = on.host;
         let args = [
             host.paths.known_servers.clone(),
             self.line.clone(),
@@ -92,7 +91,9 @@ impl Job for Enroll {
             self.dry_run.to_string(),
             host.name.clone(),
         ];
-        run_script(connection, &shell_command(host, SCRIPT, &args)).await
+        run_to_its_end(on, SCRIPT, &args)
+            .await
+            .map_or_else(|failed| failed, |(_, outcome)| outcome)
     }
 }
 

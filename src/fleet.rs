@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::inventory::Host;
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{BytesSent, Outcome, Status};
 use crate::progress::{HostProgress, Phase, Progress};
 use crate::report::HostReport;
 use crate::ssh::{ConnectOptions, Connection};
@@ -28,12 +28,19 @@ pub struct RunLimits {
 
 /// What to do on one host once connected.
 pub trait Job: Send + Sync + 'static {
-    fn run(
-        &self,
-        connection: &Connection,
-        host: &Host,
-        progress: &HostProgress,
-    ) -> impl Future<Output = Outcome> + Send;
+    fn run(&self, on: OnHost<'_>) -> impl Future<Output = Outcome> + Send;
+}
+
+/// The host a [`Job`] runs on, connected.
+#[derive(Clone, Copy)]
+pub struct OnHost<'a> {
+    pub connection: &'a Connection,
+    pub host: &'a Host,
+    pub progress: &'a HostProgress,
+    /// Package bytes the job sends are added here: the fan-out puts them in
+    /// the host's outcome however the run ends (a job's own outcome leaves
+    /// `bytes_sent` to it).
+    pub sent: &'a BytesSent,
 }
 
 /// Runs `job` on every host and returns one report per host, in host order.
@@ -74,15 +81,18 @@ pub async fn run_all<J: Job>(
             }
             let started = Instant::now();
             let host_progress = progress.host(&host.name);
-            let run =
-                tokio::time::timeout(timeout, run_one(&*job, &host, &connect, &host_progress));
+            let sent = BytesSent::default();
+            let run = tokio::time::timeout(
+                timeout,
+                run_one(&*job, &host, &connect, &host_progress, &sent),
+            );
             let ran = tokio::select! {
                 ran = run => ran,
                 // Dropping the run closes its connection: the client's
                 // watchdog undoes what the step started.
                 _ = stopped.wait_for(|now| *now) => {
                     let outcome = Outcome {
-                        bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
+                        bytes_sent: sent.get(),
                         ..Outcome::status(
                             Status::Failed,
                             "interrupted again: stopped at once (the client undoes what it started)",
@@ -97,10 +107,13 @@ pub async fn run_all<J: Job>(
                 // deadline (the controller was stalled, say, and then saw
                 // the step give up) is a timeout too.
                 Ok(outcome) if outcome.status.ok_for_exit() || started.elapsed() < timeout => {
-                    outcome
+                    Outcome {
+                        bytes_sent: sent.get(),
+                        ..outcome
+                    }
                 }
                 _ => Outcome {
-                    bytes_sent: host_progress.uploaded().load(Ordering::Relaxed),
+                    bytes_sent: sent.get(),
                     ..Outcome::status(
                         Status::Timeout,
                         format!(
@@ -164,6 +177,7 @@ async fn run_one<J: Job>(
     host: &Host,
     connect: &ConnectOptions,
     progress: &HostProgress,
+    sent: &BytesSent,
 ) -> Outcome {
     // A host behind a jump host fails in Connection::connect, never connecting directly.
     progress.phase(Phase::Connecting);
@@ -171,7 +185,13 @@ async fn run_one<J: Job>(
         Ok(connection) => connection,
         Err(error) => return Outcome::status(Status::Unreachable, error.to_string()),
     };
-    let mut outcome = job.run(&connection, host, progress).await;
+    let on = OnHost {
+        connection: &connection,
+        host,
+        progress,
+        sent,
+    };
+    let mut outcome = job.run(on).await;
     if let Some(key) = connection.learned_host_key() {
         // What was trusted on first use must be auditable in the report.
         let note = format!("new host key {key} recorded in known_hosts");

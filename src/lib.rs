@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod overrides;
 pub mod package;
 pub mod progress;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod ssh;

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -154,6 +155,24 @@ impl Outcome {
             attempts: 1,
             packages: None,
         }
+    }
+}
+
+/// Package bytes sent to one host so far, counted as they go: the host's
+/// [`Outcome::bytes_sent`] however its run ends (done, failed, a timeout,
+/// a second Ctrl-C), not only when the client says it is done.
+#[derive(Debug, Default)]
+pub struct BytesSent(AtomicU64);
+
+impl BytesSent {
+    /// The counter to add each chunk to as it is sent.
+    pub fn counter(&self) -> &AtomicU64 {
+        &self.0
+    }
+
+    /// The bytes counted so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

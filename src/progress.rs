@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -103,10 +103,7 @@ impl Progress {
     /// [`HostProgress::done`].
     pub fn host(&self, name: &str) -> HostProgress {
         let Some(shared) = &self.shared else {
-            return HostProgress {
-                line: None,
-                uploaded: AtomicU64::new(0),
-            };
+            return HostProgress { line: None };
         };
         let name = terminal_safe(name);
         let len = name.chars().count().min(MAX_COLUMN_WIDTH);
@@ -129,7 +126,6 @@ impl Progress {
                 phase: Mutex::new(Phase::Connecting),
                 shared: Arc::clone(shared),
             }),
-            uploaded: AtomicU64::new(0),
         }
     }
 
@@ -150,9 +146,6 @@ impl Progress {
 /// cancelled by its timeout) removes the line and counts the host as not done.
 pub struct HostProgress {
     line: Option<Line>,
-    /// Package bytes sent to the host so far: the report's `bytes_sent`
-    /// also when the run ends in a timeout or a lost connection.
-    uploaded: AtomicU64,
 }
 
 struct Line {
@@ -183,11 +176,6 @@ impl HostProgress {
                 terminal_safe(&bound(text, MAX_DETAIL))
             ));
         }
-    }
-
-    /// The counter of package bytes sent to this host.
-    pub fn uploaded(&self) -> &AtomicU64 {
-        &self.uploaded
     }
 
     /// Remove the line and advance the overall bar.

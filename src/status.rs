@@ -4,15 +4,13 @@
 //! tells a login no more than the files it could read anyway), takes no
 //! lock and never waits for a busy client.
 
-use crate::fleet::Job;
-use crate::inventory::Host;
+use crate::fleet::{Job, OnHost};
 use crate::order::Op;
 use crate::outcome::{InstalledPackage, KeptRelease, Outcome};
 use crate::package::manifest::PackageName;
-use crate::progress::{HostProgress, Phase};
+use crate::progress::Phase;
+use crate::protocol::run_to_its_end;
 use crate::report::RunReport;
-use crate::ssh::Connection;
-use crate::step::{done_line, script_output, shell_command};
 use crate::untrusted::{MAX_FIELD, bound};
 
 /// Prints `swpush package NAME VERSION SHA256 SINCE` for each installed
@@ -45,8 +43,9 @@ pub struct StatusQuery {
 }
 
 impl Job for StatusQuery {
-    async fn run(&self, connection: &Connection, host: &Host, progress: &HostProgress) -> Outcome {
-        progress.phase(Phase::Verifying);
+    async fn run(&self, on: OnHost<'_>) -> Outcome {
+        on.progress.phase(Phase::Verifying);
+        let host = on.host;
         let args = [
             self.name
                 .as_ref()
@@ -55,10 +54,10 @@ impl Job for StatusQuery {
             host.paths.prefix.clone(),
             host.paths.state_dir.clone(),
         ];
-        match script_output(connection, &shell_command(host, SCRIPT, &args)).await {
-            Ok(stdout) => Outcome {
+        match run_to_its_end(on, SCRIPT, &args).await {
+            Ok((stdout, outcome)) => Outcome {
                 packages: Some(parse(&stdout)),
-                ..done_line(&stdout)
+                ..outcome
             },
             Err(outcome) => outcome,
         }

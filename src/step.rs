@@ -4,22 +4,18 @@
 //! line. The step itself, and its line protocol, are documented in the
 //! header of `src/step/step.sh`; this side only follows it.
 
-use std::sync::atomic::Ordering;
-
 use russh::keys::PrivateKey;
 
-use crate::fleet::Job;
+use crate::fleet::{Job, OnHost};
 use crate::inventory::Host;
 use crate::order::{Challenge, Change, Op, Order, Policy};
 use crate::outcome::{Outcome, Status};
 use crate::package::Package;
 use crate::package::manifest::PackageName;
-use crate::progress::{HostProgress, Phase};
-use crate::ssh::{Connection, Event, SshError};
+use crate::progress::Phase;
+use crate::protocol::{ProtocolError, StepLine, StepPhase};
+use crate::ssh::{Event, SshError};
 use crate::version::Version;
-
-mod protocol;
-pub use protocol::{Completion, StepLine, StepPhase};
 
 /// The shell the step needs, in the order `sh -c` will define it.
 const SCRIPT: &str = concat!(
@@ -35,11 +31,6 @@ const MAX_LINE: usize = 4096;
 /// wait to be read, and a step prints nothing then. A client that prints
 /// this much meanwhile is failed, not kept in memory.
 const MAX_UNREAD: usize = 1024 * 1024;
-
-/// Most output a script run by [`script_output`] may print: a client that
-/// floods is failed, not kept in memory (status of hundreds of packages is
-/// a few hundred KiB).
-const MAX_SCRIPT_OUTPUT: usize = 4 * 1024 * 1024;
 
 /// What the step acts on.
 pub enum Subject {
@@ -90,18 +81,20 @@ pub enum StepError {
     Protocol(String),
 }
 
+impl From<ProtocolError> for StepError {
+    fn from(error: ProtocolError) -> Self {
+        StepError::Protocol(error.0)
+    }
+}
+
 impl Job for StepRequest {
-    async fn run(&self, connection: &Connection, host: &Host, progress: &HostProgress) -> Outcome {
-        let failed = match run_step(connection, host, self, progress).await {
-            Ok(outcome) => return outcome,
+    async fn run(&self, on: OnHost<'_>) -> Outcome {
+        match run_step(on, self).await {
+            Ok(outcome) => outcome,
             Err(StepError::Ssh(error)) => {
                 Outcome::status(Status::Failed, format!("connection lost: {error}"))
             }
             Err(StepError::Protocol(message)) => Outcome::status(Status::Failed, message),
-        };
-        Outcome {
-            bytes_sent: progress.uploaded().load(Ordering::Relaxed),
-            ..failed
         }
     }
 }
@@ -133,115 +126,20 @@ pub fn remote_command(host: &Host, request: &StepRequest) -> String {
         host.busy_check.clone().unwrap_or_default(),
         (request.timeout.as_secs() + STEP_GRACE_SECS).to_string(),
     ];
-    shell_command(host, SCRIPT, &args)
-}
-
-/// `/bin/sh -c 'SCRIPT' swpush-step 'ARG'...`, single-quoted for the login
-/// shell (POSIX quoting), through `sudo -n` (`-u USER` for `become_user`)
-/// for `become`.
-pub fn shell_command(host: &Host, script: &str, args: &[String]) -> String {
-    let mut command = String::new();
-    if host.become_root {
-        command.push_str("sudo -n ");
-        if let Some(user) = &host.become_user {
-            command.push_str("-u ");
-            command.push_str(&quote(user));
-            command.push(' ');
-        }
-    }
-    command.push_str("/bin/sh -c ");
-    command.push_str(&quote(script));
-    command.push_str(" swpush-step");
-    for arg in args {
-        command.push(' ');
-        command.push_str(&quote(arg));
-    }
-    if host.become_root {
-        return crate::sudo::wrap(command);
-    }
-    command
-}
-
-/// Runs a script that needs no input and ends with one `swpush done` line.
-pub async fn run_script(connection: &Connection, command: &str) -> Outcome {
-    match script_output(connection, command).await {
-        Ok(stdout) => done_line(&stdout),
-        Err(outcome) => outcome,
-    }
-}
-
-/// The whole stdout of a script that needs no input, or how it failed.
-pub async fn script_output(connection: &Connection, command: &str) -> Result<String, Outcome> {
-    let lost = |error| Outcome::status(Status::Failed, format!("connection lost: {error}"));
-    let mut process = connection.exec(command).await.map_err(lost)?;
-    if let Some(line) = crate::sudo::stdin_head(command) {
-        process.stdin().send(&line).await.map_err(lost)?;
-    }
-    let _ = process.stdin().eof().await;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    while let Some(event) = process.next_event().await {
-        match event {
-            Event::Stdout(data) => {
-                if stdout.len() + data.len() > MAX_SCRIPT_OUTPUT {
-                    return Err(Outcome::status(
-                        Status::Failed,
-                        format!(
-                            "the client printed more than {} MiB: not a swpush answer",
-                            MAX_SCRIPT_OUTPUT >> 20
-                        ),
-                    ));
-                }
-                stdout.extend_from_slice(&data);
-            }
-            Event::Stderr(data) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&data),
-            Event::Lost(error) => return Err(lost(error)),
-            _ => {}
-        }
-    }
-    let stdout = String::from_utf8_lossy(&stdout).into_owned();
-    if stdout.lines().any(|l| l.starts_with("swpush done ")) {
-        return Ok(stdout);
-    }
-    let said = String::from_utf8_lossy(&stderr);
-    let said = said.trim().lines().last().unwrap_or("");
-    Err(Outcome::status(
-        Status::Failed,
-        crate::sudo::explain(said).unwrap_or_else(|| {
-            format!("the remote command ended without a completion line: {said}")
-        }),
-    ))
-}
-
-/// The outcome the last `swpush done` line of `stdout` gives.
-pub fn done_line(stdout: &str) -> Outcome {
-    let rest = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("swpush done "))
-        .unwrap_or("");
-    Completion::parse(rest).map_or_else(
-        |e| Outcome::status(Status::Failed, e.to_string()),
-        |completion| completion.into_outcome(0, 1),
-    )
-}
-
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+    crate::ssh::script::command(host, SCRIPT, &args)
 }
 
 /// Runs the step on an open connection and returns its completion line.
-pub async fn run_step(
-    connection: &Connection,
-    host: &Host,
-    request: &StepRequest,
-    progress: &HostProgress,
-) -> Result<Outcome, StepError> {
+pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, StepError> {
+    let OnHost {
+        connection,
+        host,
+        progress,
+        sent,
+    } = on;
     let command = remote_command(host, request);
-    let mut process = connection.exec(&command).await?;
+    let mut process = connection.start_script(&command).await?;
     let stdin = process.stdin();
-    if let Some(line) = crate::sudo::stdin_head(&command) {
-        stdin.send(&line).await?;
-    }
     let mut pending = Vec::new();
     let mut stderr = Vec::new();
     let mut attempts = 1u32;
@@ -319,7 +217,7 @@ pub async fn run_step(
                     progress.phase(Phase::Uploading);
                     // stdin stays open: the step's watchdog takes its end
                     // as "the controller is gone".
-                    let upload = stdin.send_file(&package.path, package.size, progress.uploaded());
+                    let upload = stdin.send_file(&package.path, package.size, sent.counter());
                     tokio::pin!(upload);
                     // The channel is watched while sending: russh waits for
                     // window space forever when the connection dies (or the
@@ -339,10 +237,7 @@ pub async fn run_step(
                         }
                     }
                 }
-                StepLine::Done(completion) => {
-                    let uploaded = progress.uploaded().load(Ordering::Relaxed);
-                    return Ok(completion.into_outcome(uploaded, attempts));
-                }
+                StepLine::Done(completion) => return Ok(completion.into_outcome(attempts)),
             }
         }
         if pending.len() > MAX_LINE {
@@ -433,7 +328,6 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::untrusted::MAX_MESSAGE;
 
     /// Function definitions (`NAME (line N), after line M`) that follow the
     /// first top-level line of `script` that runs something: anything but
@@ -485,23 +379,5 @@ mod tests {
             functions_defined_late(late),
             ["cleanup (line 6), after line 4"]
         );
-    }
-
-    #[test]
-    fn quoting_survives_single_quotes() {
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf %s {}", quote("a 'b' $c \\d")))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "a 'b' $c \\d");
-    }
-
-    #[test]
-    fn a_scripts_outcome_is_its_last_completion_line() {
-        let huge = "x".repeat(70_000);
-        let outcome = done_line(&format!("swpush done installed - - {huge}\n"));
-        assert_eq!(outcome.message.len(), MAX_MESSAGE);
     }
 }

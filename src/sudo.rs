@@ -213,13 +213,13 @@ mod tests {
     #[test]
     fn become_user_runs_the_step_as_that_user_and_bad_names_are_refused() {
         let app = host("all:\n  hosts:\n    a: {ansible_become: true, ansible_become_user: app}\n");
-        let command = crate::step::shell_command(&app, "true", &[]);
+        let command = crate::ssh::script::command(&app, "true", &[]);
         assert!(
             command.starts_with("sudo -n -u 'app' /bin/sh -c "),
             "{command}"
         );
         let root = host("all:\n  hosts:\n    a: {ansible_become: true}\n");
-        let command = crate::step::shell_command(&root, "true", &[]);
+        let command = crate::ssh::script::command(&root, "true", &[]);
         assert!(command.starts_with("sudo -n /bin/sh -c "), "{command}");
         let context = crate::inventory::LoadContext {
             home: None,

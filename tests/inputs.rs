@@ -15,7 +15,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use swpush::inventory::{self, LoadContext};
 use swpush::outcome::{InstalledPackage, KeptRelease, Outcome, Status};
+use swpush::protocol::script_outcome;
 use swpush::report::{HostReport, PackageInfo, RunReport};
+use swpush::ssh::ScriptOutput;
 use swpush::untrusted::{MAX_FIELD, MAX_MESSAGE, is_unsafe};
 
 fn config() -> ProptestConfig {
@@ -168,7 +170,8 @@ proptest! {
     ) {
         let line = format!("swpush done {status} {previous} {version} {message}");
         for stdout in [format!("{noise}\n{line}\n"), format!("{line}\n{noise}"), noise.clone()] {
-            let outcome = swpush::step::done_line(&stdout);
+            let output = ScriptOutput { stdout: stdout.into_bytes(), ..ScriptOutput::default() };
+            let (Ok((_, outcome)) | Err(outcome)) = script_outcome(Ok(output));
             prop_assert!(outcome.message.len() <= MAX_MESSAGE);
             for version in [&outcome.previous_version, &outcome.version].into_iter().flatten() {
                 prop_assert!(version.len() <= MAX_FIELD);

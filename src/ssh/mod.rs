@@ -20,7 +20,8 @@
 //!
 //! This file holds the connection itself: options, errors, connect, exec
 //! and close. `host_key.rs` checks and records host keys, `login.rs` offers
-//! identities, and `process.rs` streams a running command's input and output.
+//! identities, `process.rs` streams a running command's input and output,
+//! and `script.rs` runs swpush's remote scripts (through sudo for `become`).
 
 mod host_key;
 pub(crate) mod jump;
@@ -28,6 +29,7 @@ mod known_hosts;
 mod login;
 mod process;
 mod proxy;
+pub mod script;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -45,6 +47,7 @@ use host_key::{ClientHandler, HostKeyPolicy, handshake_preferences, host_key_pre
 use login::Login;
 
 pub use process::{Event, RemoteProcess, Stdin};
+pub use script::{ScriptError, ScriptOutput};
 
 /// OpenSSH's `*`/`?` pattern match, shared with `~/.ssh/config` reading.
 pub(crate) use known_hosts::wildcard_match;

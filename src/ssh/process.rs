@@ -76,7 +76,6 @@ impl RemoteProcess {
             stdin: Stdin {
                 write: Arc::new(write),
                 shared: Arc::clone(&shared),
-                sent: Arc::new(AtomicU64::new(0)),
             },
             shared,
             done: false,
@@ -147,20 +146,17 @@ fn signal_name_of(sig: &Sig) -> String {
     name.to_owned()
 }
 
-/// The writing end of a [`RemoteProcess`]'s stdin. Clones share the channel
-/// and the count of bytes sent.
+/// The writing end of a [`RemoteProcess`]'s stdin. Clones share the channel.
 #[derive(Clone)]
 pub struct Stdin {
     write: Arc<ChannelWriteHalf<client::Msg>>,
     shared: Arc<Shared>,
-    sent: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Stdin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stdin")
             .field("target", &self.shared.target)
-            .field("sent", &self.bytes_sent())
             .finish_non_exhaustive()
     }
 }
@@ -172,13 +168,10 @@ impl Stdin {
     }
 
     async fn send_owned(&self, data: Vec<u8>) -> Result<(), SshError> {
-        let len = data.len() as u64;
         self.write
             .data_bytes(data)
             .await
-            .map_err(|_| self.shared.lost_error())?;
-        self.sent.fetch_add(len, Ordering::Relaxed);
-        Ok(())
+            .map_err(|_| self.shared.lost_error())
     }
 
     /// Streams the first `len` bytes of the file at `path` in fixed-size
@@ -189,7 +182,7 @@ impl Stdin {
         &self,
         path: &Path,
         len: u64,
-        sent: &std::sync::atomic::AtomicU64,
+        sent: &AtomicU64,
     ) -> Result<u64, SshError> {
         let local = |reason: String| SshError::LocalFile {
             target: self.shared.target.clone(),
@@ -222,10 +215,5 @@ impl Stdin {
     /// Closes stdin: the command reads end-of-file.
     pub async fn eof(&self) -> Result<(), SshError> {
         self.write.eof().await.map_err(|_| self.shared.lost_error())
-    }
-
-    /// Bytes written so far through this stdin and its clones.
-    pub fn bytes_sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
     }
 }

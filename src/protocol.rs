@@ -1,15 +1,27 @@
-//! The lines the client step prints, parsed once into [`StepLine`]. The
-//! protocol itself is documented in the header of `src/step/step.sh`; this
-//! module only reads it. A line that does not start with `swpush ` is noise
+//! The lines swpush's client scripts print: the step's, parsed once into
+//! [`StepLine`], and the `swpush done` completion line every script (the
+//! step, `status`, `enroll`) ends with. The protocol itself is documented in
+//! the header of `src/step/step.sh`; this module only reads it. A line that does not start with `swpush ` is noise
 //! (a login banner, a shell's chatter) and is skipped; a `swpush` line with
 //! a word this controller does not know is an error, never guessed at.
 //! Everything a client says is kept [bounded](bound).
 
+use crate::fleet::OnHost;
 use crate::order::Challenge;
 use crate::outcome::{Outcome, Status};
+use crate::ssh::{ScriptError, ScriptOutput};
 use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound};
 
-use super::StepError;
+/// Most output a script run to its end (`status`, `enroll`) may print: a
+/// client that floods is failed, not kept in memory (status of hundreds of
+/// packages is a few hundred KiB).
+pub const MAX_SCRIPT_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// A line that breaks the protocol: the client is not a swpush step (or not
+/// this controller's), and the host has failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProtocolError(pub String);
 
 /// One protocol line of the step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +59,7 @@ pub struct Completion {
 
 impl StepLine {
     /// The protocol line `line` (without its newline) is, `None` for noise.
-    pub fn parse(line: &str) -> Result<Option<StepLine>, StepError> {
+    pub fn parse(line: &str) -> Result<Option<StepLine>, ProtocolError> {
         let Some(words) = line.strip_prefix("swpush ") else {
             return Ok(None);
         };
@@ -69,15 +81,15 @@ impl StepLine {
 }
 
 impl Completion {
-    /// The host's outcome: this line, `bytes_sent` of package sent, after
-    /// `attempts` tries (busy retries count).
-    pub fn into_outcome(self, bytes_sent: u64, attempts: u32) -> Outcome {
+    /// The host's outcome: this line, after `attempts` tries (busy retries
+    /// count). The fan-out adds the package bytes sent.
+    pub fn into_outcome(self, attempts: u32) -> Outcome {
         Outcome {
             status: self.status,
             previous_version: self.previous_version,
             version: self.version,
             message: self.message,
-            bytes_sent,
+            bytes_sent: 0,
             attempts,
             packages: None,
         }
@@ -85,7 +97,7 @@ impl Completion {
 
     /// `STATUS PREVIOUS VERSION MESSAGE...`: a version is kept to
     /// [`MAX_FIELD`], the message to [`MAX_MESSAGE`] bytes.
-    pub fn parse(rest: &str) -> Result<Completion, StepError> {
+    pub fn parse(rest: &str) -> Result<Completion, ProtocolError> {
         let mut parts = rest.splitn(4, ' ');
         let status = parts.next().unwrap_or("");
         let status: Status = status.parse().map_err(|_| {
@@ -107,7 +119,54 @@ impl Completion {
     }
 }
 
-fn parse_hello(rest: &str) -> Result<StepLine, StepError> {
+/// Runs `script` with `args` on the host (through sudo for `become`) to its
+/// end: see [`script_outcome`].
+pub async fn run_to_its_end(
+    on: OnHost<'_>,
+    script: &str,
+    args: &[String],
+) -> Result<(String, Outcome), Outcome> {
+    let command = crate::ssh::script::command(on.host, script, args);
+    script_outcome(on.connection.run_script(&command, MAX_SCRIPT_OUTPUT).await)
+}
+
+/// How a script that needs no input and ends with one `swpush done` line
+/// (`status`, `enroll`) ended: its stdout and the outcome its last
+/// completion line gives, or the failed outcome saying why it has none.
+pub fn script_outcome(
+    output: Result<ScriptOutput, ScriptError>,
+) -> Result<(String, Outcome), Outcome> {
+    let output = output.map_err(|error| {
+        Outcome::status(
+            Status::Failed,
+            match error {
+                ScriptError::Ssh(error) => format!("connection lost: {error}"),
+                flooded @ ScriptError::Flooded(_) => flooded.to_string(),
+            },
+        )
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let Some(rest) = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("swpush done "))
+    else {
+        let said = output.last_said();
+        return Err(Outcome::status(
+            Status::Failed,
+            crate::sudo::explain(&said).unwrap_or_else(|| {
+                format!("the remote command ended without a completion line: {said}")
+            }),
+        ));
+    };
+    let outcome = Completion::parse(rest).map_or_else(
+        |e| Outcome::status(Status::Failed, e.to_string()),
+        |completion| completion.into_outcome(1),
+    );
+    Ok((stdout, outcome))
+}
+
+fn parse_hello(rest: &str) -> Result<StepLine, ProtocolError> {
     let mut words = rest.split(' ');
     if words.next() != Some("1") {
         return Err(protocol(format!(
@@ -122,7 +181,7 @@ fn parse_hello(rest: &str) -> Result<StepLine, StepError> {
     Ok(StepLine::Hello { challenge })
 }
 
-fn parse_phase(rest: &str) -> Result<StepPhase, StepError> {
+fn parse_phase(rest: &str) -> Result<StepPhase, ProtocolError> {
     let count = |word: Option<&str>| word.filter(|w| is_number(w)).and_then(|w| w.parse().ok());
     let mut words = rest.split(' ');
     let phase = match words.next() {
@@ -137,7 +196,7 @@ fn parse_phase(rest: &str) -> Result<StepPhase, StepError> {
     Ok(phase)
 }
 
-fn parse_size(rest: &str) -> Result<u64, StepError> {
+fn parse_size(rest: &str) -> Result<u64, ProtocolError> {
     let size = rest.trim();
     match size.parse() {
         Ok(bytes) if is_number(size) => Ok(bytes),
@@ -152,15 +211,15 @@ fn is_number(word: &str) -> bool {
     !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn unknown_phase(rest: &str) -> StepError {
+fn unknown_phase(rest: &str) -> ProtocolError {
     protocol(format!(
         "the client sent an unknown phase `{}`",
         bound(rest, MAX_FIELD)
     ))
 }
 
-fn protocol(message: String) -> StepError {
-    StepError::Protocol(message)
+fn protocol(message: String) -> ProtocolError {
+    ProtocolError(message)
 }
 
 #[cfg(test)]
@@ -302,6 +361,17 @@ mod tests {
             "post_install failed, 1.0 is current again: boom"
         );
         assert!(Completion::parse("exploded - -").is_err());
+    }
+
+    #[test]
+    fn a_scripts_outcome_is_its_last_completion_line() {
+        let huge = "x".repeat(70_000);
+        let output = ScriptOutput {
+            stdout: format!("swpush done installed - - {huge}\n").into_bytes(),
+            ..ScriptOutput::default()
+        };
+        let (_, outcome) = script_outcome(Ok(output)).unwrap();
+        assert_eq!(outcome.message.len(), MAX_MESSAGE);
     }
 
     #[test]
