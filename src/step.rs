@@ -109,23 +109,35 @@ impl crate::run::Command for StepRequest {
     }
 }
 
-/// The remote command that runs the step for `request` on `host`.
+/// The remote command that runs the step for `request` on `host`. Its
+/// arguments are named (`key=value`, see the header of `src/step/step.sh`):
+/// the step refuses an unknown, repeated or missing one.
 pub fn remote_command(host: &Host, request: &StepRequest) -> String {
     let args = [
-        request.op.as_str().to_owned(),
-        request.subject.name().to_owned(),
-        host.paths.known_servers.clone(),
-        host.paths.prefix.clone(),
-        host.paths.state_dir.clone(),
-        host.paths.cache_dir.clone(),
-        host.keep_releases.to_string(),
-        host.busy_wait.unwrap_or(request.busy_wait).to_string(),
-        host.busy_retries
-            .unwrap_or(request.busy_retries)
-            .to_string(),
-        host.busy_check.clone().unwrap_or_default(),
-        (request.timeout.as_secs() + STEP_GRACE_SECS).to_string(),
-    ];
+        ("op", request.op.as_str().to_owned()),
+        ("name", request.subject.name().to_owned()),
+        ("known_servers", host.paths.known_servers.clone()),
+        ("prefix", host.paths.prefix.clone()),
+        ("state_dir", host.paths.state_dir.clone()),
+        ("cache_dir", host.paths.cache_dir.clone()),
+        ("keep_releases", host.keep_releases.to_string()),
+        (
+            "busy_wait",
+            host.busy_wait.unwrap_or(request.busy_wait).to_string(),
+        ),
+        (
+            "busy_retries",
+            host.busy_retries
+                .unwrap_or(request.busy_retries)
+                .to_string(),
+        ),
+        ("busy_check", host.busy_check.clone().unwrap_or_default()),
+        (
+            "deadline",
+            (request.timeout.as_secs() + STEP_GRACE_SECS).to_string(),
+        ),
+    ]
+    .map(|(key, value)| format!("{key}={value}"));
     crate::ssh::script::command(host, SCRIPT, &args)
 }
 
@@ -329,6 +341,11 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
 mod tests {
     use super::*;
 
+    const ARGS: &str = "'op=remove' 'name=hello' 'known_servers=/etc/swpush/known_servers' \
+        'prefix=/opt/swpush' 'state_dir=/var/lib/swpush' 'cache_dir=/var/cache/swpush' \
+        'keep_releases=3' 'busy_wait=7' 'busy_retries=3' 'busy_check=test -e /run/x' \
+        'deadline=605'";
+
     /// Function definitions (`NAME (line N), after line M`) that follow the
     /// first top-level line of `script` that runs something: anything but
     /// `set`, `umask`, `export` and plain assignments without a command
@@ -368,6 +385,46 @@ mod tests {
             }
         }
         late
+    }
+
+    /// The step's command line, argument by argument: what the header of
+    /// `src/step/step.sh` reads.
+    #[test]
+    fn the_step_is_given_named_arguments() {
+        let context = crate::inventory::LoadContext {
+            home: None,
+            local_user: "operator".into(),
+        };
+        let path = std::path::Path::new("inv.yml");
+        let yaml = "all:\n  hosts:\n    web1: {busy_check: \"test -e /run/x\"}\n";
+        let host = crate::inventory::parse(yaml, path, path, &context)
+            .unwrap()
+            .hosts[0]
+            .clone();
+        let request = StepRequest {
+            op: Change::Remove,
+            subject: Subject::Installed {
+                name: PackageName::parse("hello").unwrap(),
+                version: None,
+            },
+            policy: Policy::default(),
+            dry_run: false,
+            key: PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap(),
+            busy_wait: 7,
+            busy_retries: 3,
+            timeout: std::time::Duration::from_secs(600),
+        };
+        let command = remote_command(&host, &request);
+        let script = format!(
+            "/bin/sh -c '{}' swpush-step ",
+            SCRIPT.replace('\'', r"'\''")
+        );
+        assert_eq!(
+            command.strip_prefix(&script),
+            Some(ARGS),
+            "{}",
+            &command[command.len().saturating_sub(400)..]
+        );
     }
 
     #[test]

@@ -340,8 +340,8 @@ fn assert_release_is_the_package(world: &World, host: &str, version: &str, items
 /// tools first on PATH when `busybox` (as hostile.rs does).
 fn step_command(world: &World, host: &str, op: Change, busybox: bool) -> String {
     let command = world.step_command(host).replacen(
-        " swpush-step 'install' ",
-        &format!(" swpush-step '{}' ", op.as_str()),
+        " swpush-step 'op=install' ",
+        &format!(" swpush-step 'op={}' ", op.as_str()),
         1,
     );
     if !busybox {

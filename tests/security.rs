@@ -265,9 +265,9 @@ fn drive(host: &str, command: &str, answer: Answer, send: Sender) -> (String, Op
 /// The step for hello on `host`, as the controller starts it for `op`.
 fn step_command(host: &str, op: &str, name: &str) -> String {
     let command = world().step_command(host);
-    let args = " swpush-step 'install' 'hello' ";
+    let args = " swpush-step 'op=install' 'name=hello' ";
     assert!(command.contains(args), "the step's arguments moved");
-    command.replacen(args, &format!(" swpush-step '{op}' '{name}' "), 1)
+    command.replacen(args, &format!(" swpush-step 'op={op}' 'name={name}' "), 1)
 }
 
 /// The order the controller would sign as `op` for the package file

@@ -1,12 +1,14 @@
 #!/bin/sh
 # swpush client step: runs on each client for one install, upgrade,
-# rollback or remove, sent by the controller over SSH as `/bin/sh -c '<check_entries.sh + this file>' swpush-step ARGS`.
+# rollback or remove, sent by the controller over SSH as
+# `/bin/sh -c '<check_entries.sh + version.sh + this file>' swpush-step ARGS`.
 # POSIX sh (dash, busybox ash); needs tar, sha256sum (or shasum -a 256),
 # ssh-keygen >= 8.2 (OpenSSH), od, mktemp. Leaves nothing behind: every
 # temporary file is under one mktemp -d removed on exit.
 #
-# Arguments: OP NAME KNOWN_SERVERS PREFIX STATE_DIR CACHE_DIR KEEP_RELEASES
-#            BUSY_WAIT BUSY_RETRIES BUSY_CHECK DEADLINE
+# Arguments, each as KEY=VALUE, in any order, every one given once:
+#   op= name= known_servers= prefix= state_dir= cache_dir= keep_releases=
+#   busy_wait= busy_retries= busy_check= deadline=
 #   NAME is the package the controller means; it is checked as a package
 #   name before any path is made of it, then against the signed order,
 #   never trusted alone. BUSY_CHECK may be empty. DEADLINE
@@ -826,13 +828,53 @@ restore_release() {
     if [ -e "$aside" ]; then mv "$aside" "$release"; fi
 }
 
+# parse_arguments KEY=VALUE...: sets each of the step's arguments (see the
+# header), every one of them exactly once; an unknown, repeated or missing
+# one is a controller that does not speak this step, and ends it.
+parse_arguments() {
+    given=' '
+    for arg in "$@"; do
+        key=${arg%%=*} value=${arg#*=}
+        case " $given " in
+        *" $key "*)
+            echo "swpush step: argument $key given twice" >&2
+            exit 2
+            ;;
+        esac
+        case $arg in
+        op=*) op=$value ;;
+        name=*) name=$value ;;
+        known_servers=*) known_servers=$value ;;
+        prefix=*) prefix=$value ;;
+        state_dir=*) state_dir=$value ;;
+        cache_dir=*) cache_dir=$value ;;
+        keep_releases=*) keep_releases=$value ;;
+        busy_wait=*) busy_wait=$value ;;
+        busy_retries=*) busy_retries=$value ;;
+        busy_check=*) busy_check=$value ;;
+        deadline=*) deadline=$value ;;
+        *)
+            echo "swpush step: unknown argument: $(printf '%s' "$key" | cut -c 1-40)" >&2
+            exit 2
+            ;;
+        esac
+        given="$given$key "
+    done
+    for key in op name known_servers prefix state_dir cache_dir keep_releases \
+        busy_wait busy_retries busy_check deadline; do
+        case $given in
+        *" $key "*) ;;
+        *)
+            echo "swpush step: argument $key missing" >&2
+            exit 2
+            ;;
+        esac
+    done
+}
+
 # --- the run -----------------------------------------------------------------
 
-op=$1 name=$2 known_servers=$3 prefix=$4 state_dir=$5 cache_dir=$6
-keep_releases=$7 busy_wait=$8 busy_retries=$9
-shift 9
-busy_check=${1:-}
-deadline=${2:-}
+parse_arguments "$@"
 busy_file=/run/swpush/busy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.$$.XXXXXXXX")
