@@ -155,9 +155,7 @@ pub struct Stdin {
 
 impl fmt::Debug for Stdin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stdin")
-            .field("target", &self.shared.target)
-            .finish_non_exhaustive()
+        write!(f, "Stdin({})", self.shared.target)
     }
 }
 
