@@ -17,10 +17,28 @@ use crate::protocol::{ProtocolError, StepLine, StepPhase};
 use crate::ssh::{Event, SshError};
 use crate::version::Version;
 
-/// The shell the step needs, in the order `sh -c` will define it.
+/// The step: its libraries, each defining functions only (and saying in
+/// its header which variables it reads and sets), then `step.sh`, whose
+/// `main` runs them, phase by phase, from its last line.
 const SCRIPT: &str = concat!(
     include_str!("step/check_entries.sh"),
     include_str!("step/version.sh"),
+    include_str!("step/arguments.sh"),
+    include_str!("step/run.sh"),
+    include_str!("step/watch.sh"),
+    include_str!("step/state.sh"),
+    include_str!("step/trust.sh"),
+    include_str!("step/order.sh"),
+    include_str!("step/decide.sh"),
+    include_str!("step/busy.sh"),
+    include_str!("step/repair.sh"),
+    include_str!("step/package.sh"),
+    include_str!("step/room.sh"),
+    include_str!("step/release.sh"),
+    include_str!("step/hooks.sh"),
+    include_str!("step/record.sh"),
+    include_str!("step/rollback.sh"),
+    include_str!("step/remove.sh"),
     include_str!("step/step.sh")
 );
 
@@ -338,6 +356,9 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
 }
 
 #[cfg(test)]
+pub(crate) mod shells;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -345,47 +366,6 @@ mod tests {
         'prefix=/opt/swpush' 'state_dir=/var/lib/swpush' 'cache_dir=/var/cache/swpush' \
         'keep_releases=3' 'busy_wait=7' 'busy_retries=3' 'busy_check=test -e /run/x' \
         'deadline=605'";
-
-    /// Function definitions (`NAME (line N), after line M`) that follow the
-    /// first top-level line of `script` that runs something: anything but
-    /// `set`, `umask`, `export` and plain assignments without a command
-    /// substitution. A trap (or anything else) that runs before a function
-    /// is defined fails with `NAME: not found` in dash and busybox ash.
-    fn functions_defined_late(script: &str) -> Vec<String> {
-        let ident = |w: &str| {
-            !w.is_empty()
-                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !w.starts_with(|c: char| c.is_ascii_digit())
-        };
-        let setup = |line: &str| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            matches!(words.first(), Some(&("set" | "umask" | "export")))
-                || (!line.contains("$(")
-                    && !line.contains('`')
-                    && words
-                        .iter()
-                        .all(|w| w.split_once('=').is_some_and(|(name, _)| ident(name))))
-        };
-        let mut running = None;
-        let mut late = Vec::new();
-        for (n, line) in script.lines().enumerate() {
-            // Indented lines, comments, blank lines and `}` are inside
-            // something or nothing.
-            if !line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-                continue;
-            }
-            if let Some((name, _)) = line.split_once("()").filter(|(name, _)| ident(name)) {
-                if let Some(at) = running {
-                    late.push(format!("{name} (line {}), after line {at}", n + 1));
-                }
-                continue;
-            }
-            if running.is_none() && !setup(line) {
-                running = Some(n + 1);
-            }
-        }
-        late
-    }
 
     /// The step's command line, argument by argument: what the header of
     /// `src/step/step.sh` reads.
@@ -427,14 +407,11 @@ mod tests {
         );
     }
 
+    /// A trap (or anything else) that ran before a function is defined
+    /// would fail with `NAME: not found` in dash and busybox ash: the step
+    /// defines functions only, and runs `main` from its last line.
     #[test]
     fn every_function_of_the_step_is_defined_before_anything_runs() {
-        assert_eq!(functions_defined_late(SCRIPT), Vec::<String>::new());
-        // The check itself can fail.
-        let late = "set -eu\numask 022\nx=1 y=$2\nwork=$(mktemp -d)\ntrap cleanup EXIT\ncleanup() {\n    :\n}\n";
-        assert_eq!(
-            functions_defined_late(late),
-            ["cleanup (line 6), after line 4"]
-        );
+        assert_eq!(shells::runs_before_main(SCRIPT), Vec::<String>::new());
     }
 }
