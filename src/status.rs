@@ -13,29 +13,13 @@ use crate::protocol::run_to_its_end;
 use crate::report::RunReport;
 use crate::untrusted::{MAX_FIELD, bound};
 
-/// Prints `swpush package NAME VERSION SHA256 SINCE` for each installed
-/// package (or only NAME), each followed by `swpush release NAME VERSION
-/// SHA256 INSTALLED` for its kept releases, oldest first. The files are the
-/// step's (src/step/step.sh); `-` stands for a missing value.
-const SCRIPT: &str = r#"set -eu
-only=$1 prefix=$2 state_dir=$3
-# printf, never echo: dash's echo would read backslashes in a record.
-field() { v=$(sed -n "s/^$1 //p" "$2" 2>/dev/null | head -n 1); printf '%s\n' "${v:--}"; }
-for record in "$state_dir"/packages/*; do
-    [ -f "$record" ] || continue
-    name=${record##*/}
-    if [ -n "$only" ] && [ "$name" != "$only" ]; then continue; fi
-    printf 'swpush package %s %s %s %s\n' "$name" "$(field version "$record")" "$(field sha256 "$record")" "$(field since "$record")"
-    [ -f "$state_dir/history/$name" ] || continue
-    while IFS= read -r v; do
-        release=$state_dir/releases/$name/$v
-        if [ -n "$v" ] && [ -f "$release" ] && [ -d "$prefix/$name/releases/$v" ]; then
-            printf 'swpush release %s %s %s %s\n' "$name" "$v" "$(field sha256 "$release")" "$(field installed "$release")"
-        fi
-    done <"$state_dir/history/$name"
-done
-printf '%s\n' "swpush done unchanged - - "
-"#;
+/// The script: the step's own reading of its records (`state.sh`: where a
+/// package's files are, the record layout, which releases are kept), then
+/// `status.sh`, whose header says what it prints.
+const SCRIPT: &str = concat!(
+    include_str!("step/state.sh"),
+    include_str!("step/status.sh")
+);
 
 /// Asks each host what it has installed (of `name` only, if given).
 pub struct StatusQuery {
@@ -179,6 +163,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_script_runs_nothing_before_main() {
+        assert_eq!(
+            crate::step::shells::runs_before_main(SCRIPT),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
