@@ -86,8 +86,9 @@ main() {
     if [ "$dry_run" = true ]; then
         end_dry_run           # decide.sh: what it would do, and ends
     fi
-    # The first decision judges the committed state; a state that a killed
-    # run left half-done is repaired (below, under the lock) before any.
+    # Decided now, before the wait for the lock, unless a killed run left
+    # a half-done state: that is repaired first (under the lock), then
+    # decided.
     interrupted || decide     # repair.sh, decide.sh
     need_tools                # package.sh: tar, df for a package
     wait_while_busy           # busy.sh: then holds the lock
