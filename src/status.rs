@@ -173,6 +173,68 @@ mod tests {
         );
     }
 
+    /// The script reads records as the step writes them (state.sh), under
+    /// dash and busybox ash: fields by key, `-` for a missing one, kept
+    /// releases in install order, not one whose release dir is gone.
+    #[test]
+    fn the_script_reads_the_steps_records() {
+        let root = std::env::temp_dir().join(format!("swpush-status-{}", std::process::id()));
+        let (prefix, state) = (root.join("prefix"), root.join("state"));
+        let files = [
+            (
+                "state/packages/hello",
+                "version 1.2.0\nsha256 aa\nprevious 1.1.0\nsince 2026-11-25T10:00:00Z\nrun 0f\n",
+            ),
+            ("state/packages/other", "version 2\nsha256  x\\y\n"),
+            (
+                "state/releases/hello/1.0.0",
+                "version 1.0.0\nsha256 cc\ninstalled 2026-11-01T10:00:00Z\n",
+            ),
+            ("state/releases/hello/1.1.0", "version 1.1.0\nsha256 bb\n"),
+            (
+                "state/releases/hello/1.2.0",
+                "version 1.2.0\nsha256 aa\ninstalled 2026-11-25T10:00:00Z\n",
+            ),
+            ("state/history/hello", "1.0.0\n\n1.1.0\n0.9.0\n1.2.0\n"),
+        ];
+        for (path, text) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        for release in ["1.1.0", "1.2.0"] {
+            std::fs::create_dir_all(prefix.join("hello/releases").join(release)).unwrap();
+        }
+        let args = [prefix.to_str().unwrap(), state.to_str().unwrap()];
+        for shell in &crate::step::shells::SHELLS {
+            for (only, want) in [
+                (
+                    "",
+                    "swpush package hello 1.2.0 aa 2026-11-25T10:00:00Z\n\
+                     swpush release hello 1.1.0 bb -\n\
+                     swpush release hello 1.2.0 aa 2026-11-25T10:00:00Z\n\
+                     swpush package other 2  x\\y -\n\
+                     swpush done unchanged - - \n",
+                ),
+                (
+                    "other",
+                    "swpush package other 2  x\\y -\nswpush done unchanged - - \n",
+                ),
+                ("none", "swpush done unchanged - - \n"),
+            ] {
+                let ran = shell.run(&[], SCRIPT, &[&[only][..], &args].concat(), "");
+                assert_eq!(
+                    (ran.stdout.as_str(), ran.code),
+                    (want, Some(0)),
+                    "{only:?} under {}: {}",
+                    shell.name,
+                    ran.stderr
+                );
+            }
+        }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
     #[test]
     fn reads_packages_and_their_kept_releases() {
         let stdout = "noise\n\
