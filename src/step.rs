@@ -415,6 +415,26 @@ mod tests {
         assert_eq!(shells::runs_before_main(SCRIPT), Vec::<String>::new());
     }
 
+    /// Each library the step is made of says in its header which
+    /// variables it reads and which it sets, before its first function.
+    #[test]
+    fn every_library_of_the_step_says_what_it_reads_and_sets() {
+        let libraries: Vec<&str> = SCRIPT.split("# shellcheck shell=sh\n").skip(1).collect();
+        assert_eq!(
+            libraries.len(),
+            18,
+            "each library starts `# shellcheck shell=sh`, and SCRIPT has 18"
+        );
+        for library in libraries {
+            let header = library.split("() {").next().unwrap_or_default();
+            let first = library.lines().next().unwrap_or_default();
+            assert!(
+                header.contains("\n# Reads: ") && header.contains("\n# Sets: "),
+                "the library that starts `{first}` does not say what it reads and sets"
+            );
+        }
+    }
+
     /// A case of the decision: what is installed (`current`, with the
     /// content `CURRENT_SHA`, and the releases in the history, in install
     /// order, `V gone` for one no longer kept), what the order offers
