@@ -13,29 +13,13 @@ use crate::protocol::run_to_its_end;
 use crate::report::RunReport;
 use crate::untrusted::{MAX_FIELD, bound};
 
-/// Prints `swpush package NAME VERSION SHA256 SINCE` for each installed
-/// package (or only NAME), each followed by `swpush release NAME VERSION
-/// SHA256 INSTALLED` for its kept releases, oldest first. The files are the
-/// step's (src/step/step.sh); `-` stands for a missing value.
-const SCRIPT: &str = r#"set -eu
-only=$1 prefix=$2 state_dir=$3
-# printf, never echo: dash's echo would read backslashes in a record.
-field() { v=$(sed -n "s/^$1 //p" "$2" 2>/dev/null | head -n 1); printf '%s\n' "${v:--}"; }
-for record in "$state_dir"/packages/*; do
-    [ -f "$record" ] || continue
-    name=${record##*/}
-    if [ -n "$only" ] && [ "$name" != "$only" ]; then continue; fi
-    printf 'swpush package %s %s %s %s\n' "$name" "$(field version "$record")" "$(field sha256 "$record")" "$(field since "$record")"
-    [ -f "$state_dir/history/$name" ] || continue
-    while IFS= read -r v; do
-        release=$state_dir/releases/$name/$v
-        if [ -n "$v" ] && [ -f "$release" ] && [ -d "$prefix/$name/releases/$v" ]; then
-            printf 'swpush release %s %s %s %s\n' "$name" "$v" "$(field sha256 "$release")" "$(field installed "$release")"
-        fi
-    done <"$state_dir/history/$name"
-done
-printf '%s\n' "swpush done unchanged - - "
-"#;
+/// The script: the step's own reading of its records (`state.sh`: where a
+/// package's files are, the record layout, which releases are kept), then
+/// `status.sh`, whose header says what it prints.
+const SCRIPT: &str = concat!(
+    include_str!("step/state.sh"),
+    include_str!("step/status.sh")
+);
 
 /// Asks each host what it has installed (of `name` only, if given).
 pub struct StatusQuery {
@@ -179,6 +163,76 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_script_runs_nothing_before_main() {
+        assert_eq!(
+            crate::step::shells::runs_before_main(SCRIPT),
+            Vec::<String>::new()
+        );
+    }
+
+    /// The script reads records as the step writes them (state.sh), under
+    /// dash and busybox ash: fields by key, `-` for a missing one, kept
+    /// releases in install order, not one whose release dir is gone.
+    #[test]
+    fn the_script_reads_the_steps_records() {
+        let root = std::env::temp_dir().join(format!("swpush-status-{}", std::process::id()));
+        let (prefix, state) = (root.join("prefix"), root.join("state"));
+        let files = [
+            (
+                "state/packages/hello",
+                "version 1.2.0\nsha256 aa\nprevious 1.1.0\nsince 2026-11-25T10:00:00Z\nrun 0f\n",
+            ),
+            ("state/packages/other", "version 2\nsha256  x\\y\n"),
+            (
+                "state/releases/hello/1.0.0",
+                "version 1.0.0\nsha256 cc\ninstalled 2026-11-01T10:00:00Z\n",
+            ),
+            ("state/releases/hello/1.1.0", "version 1.1.0\nsha256 bb\n"),
+            (
+                "state/releases/hello/1.2.0",
+                "version 1.2.0\nsha256 aa\ninstalled 2026-11-25T10:00:00Z\n",
+            ),
+            ("state/history/hello", "1.0.0\n\n1.1.0\n0.9.0\n1.2.0\n"),
+        ];
+        for (path, text) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        for release in ["1.1.0", "1.2.0"] {
+            std::fs::create_dir_all(prefix.join("hello/releases").join(release)).unwrap();
+        }
+        let args = [prefix.to_str().unwrap(), state.to_str().unwrap()];
+        for shell in &crate::step::shells::SHELLS {
+            for (only, want) in [
+                (
+                    "",
+                    "swpush package hello 1.2.0 aa 2026-11-25T10:00:00Z\n\
+                     swpush release hello 1.1.0 bb -\n\
+                     swpush release hello 1.2.0 aa 2026-11-25T10:00:00Z\n\
+                     swpush package other 2  x\\y -\n\
+                     swpush done unchanged - - \n",
+                ),
+                (
+                    "other",
+                    "swpush package other 2  x\\y -\nswpush done unchanged - - \n",
+                ),
+                ("none", "swpush done unchanged - - \n"),
+            ] {
+                let ran = shell.run(&[], SCRIPT, &[&[only][..], &args].concat(), "");
+                assert_eq!(
+                    (ran.stdout.as_str(), ran.code),
+                    (want, Some(0)),
+                    "{only:?} under {}: {}",
+                    shell.name,
+                    ran.stderr
+                );
+            }
+        }
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

@@ -17,10 +17,28 @@ use crate::protocol::{ProtocolError, StepLine, StepPhase};
 use crate::ssh::{Event, SshError};
 use crate::version::Version;
 
-/// The shell the step needs, in the order `sh -c` will define it.
+/// The step: its libraries, each defining functions only (and saying in
+/// its header which variables it reads and sets), then `step.sh`, whose
+/// `main` runs them, phase by phase, from its last line.
 const SCRIPT: &str = concat!(
     include_str!("step/check_entries.sh"),
     include_str!("step/version.sh"),
+    include_str!("step/arguments.sh"),
+    include_str!("step/run.sh"),
+    include_str!("step/watch.sh"),
+    include_str!("step/state.sh"),
+    include_str!("step/trust.sh"),
+    include_str!("step/order.sh"),
+    include_str!("step/decide.sh"),
+    include_str!("step/busy.sh"),
+    include_str!("step/repair.sh"),
+    include_str!("step/package.sh"),
+    include_str!("step/room.sh"),
+    include_str!("step/release.sh"),
+    include_str!("step/hooks.sh"),
+    include_str!("step/record.sh"),
+    include_str!("step/rollback.sh"),
+    include_str!("step/remove.sh"),
     include_str!("step/step.sh")
 );
 
@@ -338,6 +356,9 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
 }
 
 #[cfg(test)]
+pub(crate) mod shells;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -345,47 +366,6 @@ mod tests {
         'prefix=/opt/swpush' 'state_dir=/var/lib/swpush' 'cache_dir=/var/cache/swpush' \
         'keep_releases=3' 'busy_wait=7' 'busy_retries=3' 'busy_check=test -e /run/x' \
         'deadline=605'";
-
-    /// Function definitions (`NAME (line N), after line M`) that follow the
-    /// first top-level line of `script` that runs something: anything but
-    /// `set`, `umask`, `export` and plain assignments without a command
-    /// substitution. A trap (or anything else) that runs before a function
-    /// is defined fails with `NAME: not found` in dash and busybox ash.
-    fn functions_defined_late(script: &str) -> Vec<String> {
-        let ident = |w: &str| {
-            !w.is_empty()
-                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !w.starts_with(|c: char| c.is_ascii_digit())
-        };
-        let setup = |line: &str| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            matches!(words.first(), Some(&("set" | "umask" | "export")))
-                || (!line.contains("$(")
-                    && !line.contains('`')
-                    && words
-                        .iter()
-                        .all(|w| w.split_once('=').is_some_and(|(name, _)| ident(name))))
-        };
-        let mut running = None;
-        let mut late = Vec::new();
-        for (n, line) in script.lines().enumerate() {
-            // Indented lines, comments, blank lines and `}` are inside
-            // something or nothing.
-            if !line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-                continue;
-            }
-            if let Some((name, _)) = line.split_once("()").filter(|(name, _)| ident(name)) {
-                if let Some(at) = running {
-                    late.push(format!("{name} (line {}), after line {at}", n + 1));
-                }
-                continue;
-            }
-            if running.is_none() && !setup(line) {
-                running = Some(n + 1);
-            }
-        }
-        late
-    }
 
     /// The step's command line, argument by argument: what the header of
     /// `src/step/step.sh` reads.
@@ -427,14 +407,200 @@ mod tests {
         );
     }
 
+    /// A trap (or anything else) that ran before a function is defined
+    /// would fail with `NAME: not found` in dash and busybox ash: the step
+    /// defines functions only, and runs `main` from its last line.
     #[test]
     fn every_function_of_the_step_is_defined_before_anything_runs() {
-        assert_eq!(functions_defined_late(SCRIPT), Vec::<String>::new());
-        // The check itself can fail.
-        let late = "set -eu\numask 022\nx=1 y=$2\nwork=$(mktemp -d)\ntrap cleanup EXIT\ncleanup() {\n    :\n}\n";
+        assert_eq!(shells::runs_before_main(SCRIPT), Vec::<String>::new());
+    }
+
+    /// Each library the step is made of says in its header which
+    /// variables it reads and which it sets, before its first function.
+    #[test]
+    fn every_library_of_the_step_says_what_it_reads_and_sets() {
+        let libraries: Vec<&str> = SCRIPT.split("# shellcheck shell=sh\n").skip(1).collect();
         assert_eq!(
-            functions_defined_late(late),
-            ["cleanup (line 6), after line 4"]
+            libraries.len(),
+            18,
+            "each library starts `# shellcheck shell=sh`, and SCRIPT has 18"
         );
+        for library in libraries {
+            let header = library.split("() {").next().unwrap_or_default();
+            let first = library.lines().next().unwrap_or_default();
+            assert!(
+                header.contains("\n# Reads: ") && header.contains("\n# Sets: "),
+                "the library that starts `{first}` does not say what it reads and sets"
+            );
+        }
+    }
+
+    /// A case of the decision: what is installed (`current`, with the
+    /// content `CURRENT_SHA`, and the releases in the history, in install
+    /// order, `V gone` for one no longer kept), what the order offers
+    /// (`offered`, with `sha`) and its policy → the status and message the
+    /// step ends with; for a decision that goes on, the status a
+    /// successful run reports and what a dry run says it would do.
+    struct Case {
+        op: &'static str,
+        current: &'static str,
+        history: &'static [&'static str],
+        offered: &'static str,
+        sha: &'static str,
+        policy: &'static [&'static str],
+        expect: (&'static str, &'static str),
+    }
+
+    const CURRENT_SHA: &str = "c0ffee";
+
+    #[rustfmt::skip]
+    const DECISIONS: &[Case] = &[
+        // install
+        Case { op: "install", current: "-", history: &[], offered: "1.0.0", sha: CURRENT_SHA, policy: &[],
+            expect: ("installed", "would install 1.0.0") },
+        Case { op: "install", current: "1.0.0", history: &["1.0.0"], offered: "1.0.0", sha: CURRENT_SHA, policy: &[],
+            expect: ("unchanged", "already current") },
+        Case { op: "install", current: "1.0.0", history: &["1.0.0"], offered: "1.0.0", sha: "beef", policy: &[],
+            expect: ("skipped", "hello 1.0.0 is installed with other content: bump the version (or --force)") },
+        Case { op: "install", current: "1.0.0", history: &["1.0.0"], offered: "1.0.0", sha: "beef", policy: &["force"],
+            expect: ("installed", "would reinstall 1.0.0 (--force)") },
+        Case { op: "install", current: "1.0.0", history: &["1.0.0"], offered: "1.0.0", sha: CURRENT_SHA, policy: &["force"],
+            expect: ("installed", "would reinstall 1.0.0 (--force)") },
+        Case { op: "install", current: "1.0.0", history: &["1.0.0"], offered: "1.1.0", sha: CURRENT_SHA, policy: &["force"],
+            expect: ("skipped", "hello 1.0.0 is installed: use swpush upgrade") },
+        // upgrade
+        Case { op: "upgrade", current: "1.0.0", history: &["1.0.0"], offered: "1.1.0", sha: "beef", policy: &[],
+            expect: ("upgraded", "would upgrade 1.0.0 → 1.1.0") },
+        Case { op: "upgrade", current: "1.9.0", history: &["1.9.0"], offered: "1.10.0", sha: "beef", policy: &[],
+            expect: ("upgraded", "would upgrade 1.9.0 → 1.10.0") },
+        Case { op: "upgrade", current: "1.2.0-rc1", history: &["1.2.0-rc1"], offered: "1.2.0", sha: "beef", policy: &[],
+            expect: ("upgraded", "would upgrade 1.2.0-rc1 → 1.2.0") },
+        Case { op: "upgrade", current: "1.10.0", history: &["1.10.0"], offered: "1.9.0", sha: "beef", policy: &[],
+            expect: ("skipped", "hello 1.10.0 is newer than 1.9.0 (--allow-downgrade goes back)") },
+        Case { op: "upgrade", current: "1.10.0", history: &["1.10.0"], offered: "1.9.0", sha: "beef", policy: &["allow_downgrade"],
+            expect: ("upgraded", "would downgrade 1.10.0 → 1.9.0") },
+        Case { op: "upgrade", current: "-", history: &[], offered: "1.0.0", sha: "beef", policy: &["allow_downgrade"],
+            expect: ("skipped", "hello is not installed here (--install-missing installs it)") },
+        Case { op: "upgrade", current: "-", history: &[], offered: "1.0.0", sha: "beef", policy: &["install_missing"],
+            expect: ("installed", "would install 1.0.0") },
+        Case { op: "upgrade", current: "1.0.0", history: &["1.0.0"], offered: "1.0.0", sha: CURRENT_SHA, policy: &["allow_downgrade"],
+            expect: ("unchanged", "already current") },
+        Case { op: "upgrade", current: "1.0.0", history: &["1.0.0"], offered: "1.0.0", sha: "beef", policy: &[],
+            expect: ("skipped", "hello 1.0.0 is installed with other content: bump the version (or --force)") },
+        Case { op: "upgrade", current: "1.0.0", history: &["1.0.0"], offered: "1.0.0", sha: "beef", policy: &["force"],
+            expect: ("upgraded", "would reinstall 1.0.0 (--force)") },
+        // rollback (`-`: to the kept release installed before the current one)
+        Case { op: "rollback", current: "-", history: &[], offered: "-", sha: "-", policy: &[],
+            expect: ("skipped", "hello is not installed here") },
+        Case { op: "rollback", current: "1.1.0", history: &["1.0.0", "1.1.0"], offered: "-", sha: "-", policy: &[],
+            expect: ("rolled-back", "would roll back 1.1.0 → 1.0.0") },
+        Case { op: "rollback", current: "1.1.0", history: &["1.0.0", "0.9.0", "1.1.0"], offered: "-", sha: "-", policy: &[],
+            expect: ("rolled-back", "would roll back 1.1.0 → 0.9.0") },
+        Case { op: "rollback", current: "1.1.0", history: &["1.0.0", "1.0.5 gone", "1.1.0"], offered: "-", sha: "-", policy: &[],
+            expect: ("rolled-back", "would roll back 1.1.0 → 1.0.0") },
+        Case { op: "rollback", current: "1.0.0", history: &["1.0.0"], offered: "-", sha: "-", policy: &[],
+            expect: ("skipped", "nothing to roll back to: hello 1.0.0 is the oldest release kept here") },
+        Case { op: "rollback", current: "1.1.0", history: &["0.9.0 gone", "1.1.0"], offered: "-", sha: "-", policy: &[],
+            expect: ("skipped", "nothing to roll back to: hello 1.1.0 is the oldest release kept here") },
+        Case { op: "rollback", current: "1.2.0", history: &["1.0.0", "1.1.0", "1.2.0"], offered: "1.0.0", sha: "-", policy: &[],
+            expect: ("rolled-back", "would roll back 1.2.0 → 1.0.0") },
+        Case { op: "rollback", current: "1.1.0", history: &["1.0.0", "1.1.0"], offered: "1.1.0", sha: "-", policy: &[],
+            expect: ("unchanged", "hello 1.1.0 is already current") },
+        Case { op: "rollback", current: "1.1.0", history: &["0.9.0 gone", "1.0.0", "1.1.0"], offered: "0.9.0", sha: "-", policy: &[],
+            expect: ("skipped", "hello 0.9.0 is not kept here (kept: 1.0.0 1.1.0)") },
+        // remove
+        Case { op: "remove", current: "-", history: &[], offered: "-", sha: "-", policy: &[],
+            expect: ("skipped", "hello is not installed here") },
+        Case { op: "remove", current: "1.1.0", history: &["1.0.0", "1.0.5 gone", "1.1.0"], offered: "-", sha: "-", policy: &[],
+            expect: ("removed", "would remove hello 1.1.0 and its kept releases (1.0.0 1.1.0)") },
+        // anything else
+        Case { op: "frobnicate", current: "1.1.0", history: &["1.1.0"], offered: "-", sha: "-", policy: &[],
+            expect: ("rejected", "this step cannot do frobnicate") },
+    ];
+
+    /// Runs `decide` (src/step/decide.sh) on a host laid out as the case
+    /// says: `prefix` and `state_dir` under the first argument, what is
+    /// installed read by `read_state`, the kept releases by `kept`. Prints
+    /// `STATUS<TAB>MESSAGE`, `finish`'s or, when the decision goes on,
+    /// the result and plan.
+    const DECIDE: &str = concat!(
+        include_str!("step/state.sh"),
+        include_str!("step/version.sh"),
+        include_str!("step/decide.sh"),
+        r#"
+finish() { printf '%s\t%s\n' "$1" "$2"; exit 0; }
+set -eu
+prefix=$1/prefix state_dir=$1/state name=hello
+op=$2 asked=$3 sha256=$4 force=$5 allow_downgrade=$6 install_missing=$7
+package_files "$name"
+read_state
+decide
+printf '%s\t%s\n' "$result" "$plan"
+"#
+    );
+
+    /// The client's decision, under dash and busybox ash, without sshd:
+    /// every case of the table ends as it says.
+    #[test]
+    fn the_client_decides_by_the_signed_policy() {
+        let root = std::env::temp_dir().join(format!("swpush-decide-{}", std::process::id()));
+        for (n, case) in DECISIONS.iter().enumerate() {
+            let host = root.join(n.to_string());
+            let (state, releases) = (host.join("state"), host.join("prefix/hello/releases"));
+            for dir in ["packages", "releases/hello", "history"] {
+                std::fs::create_dir_all(state.join(dir)).unwrap();
+            }
+            std::fs::create_dir_all(&releases).unwrap();
+            if case.current != "-" {
+                let record = format!("version {}\nsha256 {CURRENT_SHA}\n", case.current);
+                std::fs::write(state.join("packages/hello"), record).unwrap();
+            }
+            let mut history = String::new();
+            for entry in case.history {
+                let (version, gone) = match entry.split_once(' ') {
+                    Some((version, "gone")) => (version, true),
+                    _ => (*entry, false),
+                };
+                history += &format!("{version}\n");
+                if !gone {
+                    std::fs::create_dir(releases.join(version)).unwrap();
+                    let record = format!("version {version}\nsha256 {CURRENT_SHA}\n");
+                    std::fs::write(state.join("releases/hello").join(version), record).unwrap();
+                }
+            }
+            if !case.history.is_empty() {
+                std::fs::write(state.join("history/hello"), history).unwrap();
+            }
+            let flag = |name| case.policy.contains(&name).to_string();
+            let (force, downgrade, missing) = (
+                flag("force"),
+                flag("allow_downgrade"),
+                flag("install_missing"),
+            );
+            let args = [
+                host.to_str().unwrap(),
+                case.op,
+                case.offered,
+                case.sha,
+                &force,
+                &downgrade,
+                &missing,
+            ];
+            for shell in &shells::SHELLS {
+                let ran = shell.run(&[], DECIDE, &args, "");
+                let got = ran.stdout.trim_end_matches('\n').split_once('\t');
+                assert_eq!(
+                    got,
+                    Some(case.expect),
+                    "case {n} ({} {} on {}) under {}: {}",
+                    case.op,
+                    case.offered,
+                    case.current,
+                    shell.name,
+                    ran.stderr
+                );
+            }
+        }
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -228,7 +228,6 @@ mod tests {
             "99999999999999999999999",
             "0.9",
         ];
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/step/version.sh");
         let mut pairs = String::new();
         let mut expected = String::new();
         for a in versions {
@@ -242,45 +241,22 @@ mod tests {
                 expected.push('\n');
             }
         }
-        // busybox's own awk, found first on PATH.
-        let tools = std::env::temp_dir().join(format!("swpush-bb-awk-{}", std::process::id()));
-        std::fs::create_dir_all(&tools).unwrap();
-        let _ = std::os::unix::fs::symlink("/bin/busybox", tools.join("awk"));
-        for shell in [&["dash"][..], &["busybox", "sh"]] {
-            let awk_path = if shell[0] == "busybox" {
-                format!("PATH={}:$PATH;", tools.display())
-            } else {
-                String::new()
-            };
-            let mut child = std::process::Command::new(shell[0])
-                .args(&shell[1..])
-                .arg("-c")
-                .arg(format!(
-                    ". {script}; {awk_path} while read -r a b; do version_cmp \"$a\" \"$b\"; done"
-                ))
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(pairs.as_bytes())
-                .unwrap();
-            let output = child.wait_with_output().unwrap();
-            let got = String::from_utf8_lossy(&output.stdout);
+        let script = concat!(
+            include_str!("step/version.sh"),
+            "while read -r a b; do version_cmp \"$a\" \"$b\"; done\n"
+        );
+        for shell in &crate::step::shells::SHELLS {
+            let got = shell.run(&[], script, &[], &pairs).stdout;
             for ((pair, want), got) in pairs.lines().zip(expected.lines()).zip(got.lines()) {
-                assert_eq!(got, want, "{pair} under {shell:?}");
+                assert_eq!(got, want, "{pair} under {}", shell.name);
             }
             assert_eq!(
                 got.lines().count(),
                 versions.len() * versions.len(),
-                "{shell:?}"
+                "{}",
+                shell.name
             );
         }
-        std::fs::remove_dir_all(tools).unwrap();
     }
 
     #[test]

@@ -17,6 +17,10 @@
 #   listing is asked for in that style explicitly and decoded exactly, so
 #   that the rules apply to the bytes tar will write, as busybox lists them.
 #   Works with GNU tar and busybox tar, under dash and busybox ash.
+#
+# Reads: its arguments only.
+# Sets: ce_*, its own; nothing another library reads.
+
 check_entries() {
     ce_tar=$1 ce_archive=$2 ce_flags=${3:-}
     ce_dir=$(mktemp -d) || return 1

@@ -7,6 +7,9 @@
 # The client needs it to enforce the signed upgrade policy itself: it
 # refuses a downgrade the order does not allow, whatever the controller says.
 #
+# Reads: its arguments only.
+# Sets: nothing.
+
 # version_cmp A B: prints `<`, `=` or `>`.
 version_cmp() {
     awk -v a="$1" -v b="$2" '

@@ -1,0 +1,58 @@
+# shellcheck shell=sh
+# Running a package's hooks: each in a process group of its own, recorded
+# in the lock before the hook runs, so that a run that dies cannot leave
+# one running unseen.
+#
+# Reads: name, lock, work; previous, current_post_install, pkgdir
+#   (restore_previous).
+# Sets: hook_groups (run.sh's: cleanup stops them); hook_pid, hook_status.
+# shellcheck disable=SC2154 # see Reads
+
+# run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
+# to $work/hook.out. In the background, so that a signal (the watchdog's)
+# interrupts the wait instead of waiting for the hook.
+# In a process group of its own (setsid), recorded in the lock as `PGID
+# START` by the hook's own process before the hook runs: when only the
+# step is killed (the OOM killer), the hook runs on, and the next run stops
+# that group before it touches anything. A hook that did not record itself
+# under the pid waited for (setsid missing, or forked) is a failed hook.
+run_hook() {
+    (
+        cd "$2" || exit
+        SWPUSH_OP=$1 SWPUSH_PACKAGE=$name SWPUSH_VERSION=$3 \
+            SWPUSH_PREVIOUS_VERSION=$(if [ "$4" = - ]; then echo; else echo "$4"; fi) \
+            SWPUSH_RELEASE_DIR=$2
+        export SWPUSH_OP SWPUSH_PACKAGE SWPUSH_VERSION SWPUSH_PREVIOUS_VERSION SWPUSH_RELEASE_DIR
+        # The hook's own process records its group (pid = pgid after
+        # setsid) and start time, as start_of prints it, then becomes the
+        # hook.
+        # shellcheck disable=SC2016 # expanded by that process
+        hook_launcher='st=$(cat "/proc/$$/stat" 2>/dev/null) || st=
+st=${st##*) }
+record=$1 hook=$2
+set -- $st
+if [ "$#" -ge 20 ]; then st=proc:${20}; else st=-; fi
+printf "%s %s\n" "$$" "$st" >>"$record" || exit 125
+exec /bin/sh "$hook"'
+        exec setsid /bin/sh -c "$hook_launcher" swpush-hook "$lock/hooks" "$5" \
+            </dev/null >"$work/hook.out" 2>&1 3<&-
+    ) &
+    hook_pid=$!
+    hook_groups="$hook_groups $hook_pid"
+    hook_status=0
+    wait "$hook_pid" || hook_status=$?
+    if ! grep -q "^$hook_pid " "$lock/hooks" 2>/dev/null; then
+        echo "swpush: the hook could not start in a process group of its own (setsid)" >>"$work/hook.out"
+        return 1
+    fi
+    return "$hook_status"
+}
+
+# After a failed post_install: the previous release's post_install, run as
+# a rollback, restores what pre_install stopped. Prints what went wrong.
+restore_previous() { # FAILED_VERSION
+    if [ "$current_post_install" != - ] && [ -f "$pkgdir/releases/$previous/$current_post_install" ] &&
+        ! run_hook rollback "$pkgdir/releases/$previous" "$previous" "$1" "$current_post_install"; then
+        printf ' (its post_install failed too: %s)\n' "$(tail_of "$work/hook.out")"
+    fi
+}

@@ -1,0 +1,93 @@
+# shellcheck shell=sh
+# The run itself: what it holds while it works (start_run), how it ends
+# (finish: the one completion line) and what is undone when it ends
+# otherwise (cleanup, the EXIT trap).
+#
+# Reads: previous, target, repaired, undo, hook_groups, work, incoming,
+#   unpacked, journal, committed, lock (set here, then by the phases).
+# Sets: busy_file work lock incoming unpacked undo hook_groups committed
+#   journal repaired boot holder previous target (start_run); the traps
+#   and fd 3, the controller's stdin kept for the watchdog.
+# shellcheck disable=SC2034 # what start_run sets is read by the other libraries
+
+# start_run: the run's work dir, its state (nothing done yet) and identity,
+# and the traps that undo what it starts, however it ends.
+start_run() {
+    busy_file=/run/swpush/busy
+    work=$(mktemp -d "${TMPDIR:-/tmp}/swpush.$$.XXXXXXXX")
+    lock=
+    # A package being received into the cache folder (so keeping it is a rename).
+    incoming=
+    # The package decompressed, beside the cache, while it is installed.
+    unpacked=
+    # What an interruption must undo: "" (nothing changed yet), staged (a
+    # release dir was put in place), switched (`current` points at it too),
+    # flipped (`current` points at another kept release: a rollback).
+    undo=
+    # The process groups of the hooks this run started (see run_hook).
+    hook_groups=
+    # Set once the state record names what this run installed (or, for a
+    # remove, no longer names NAME): the run is then finished, not undone.
+    committed=
+    # This run's journal, once written; and what the repair of an earlier,
+    # interrupted run did, for the message.
+    journal=
+    repaired=
+    # This run, as a lock or journal names it: pid, boot, start time.
+    boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+    holder="$$ $boot $(start_of "$$")"
+    trap cleanup EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 141' PIPE
+    trap 'exit 143' TERM
+    # The controller's end of stdin, kept for the watchdog (an asynchronous
+    # command would otherwise get /dev/null as its stdin).
+    exec 3<&0
+    # The version current before and after this run, for the completion line.
+    previous=-
+    target=-
+}
+
+cleanup() {
+    trap '' HUP INT TERM PIPE
+    # The hooks first: nothing of theirs may run on while it is undone.
+    for group in $hook_groups; do kill -TERM "-$group" 2>/dev/null || true; done
+    case $undo in
+        switched) switch_to "$previous" && restore_release ;;
+        staged) restore_release ;;
+        flipped) switch_to "$previous" ;;
+    esac
+    # The watchdogs and whatever else this step started.
+    kill -TERM 0 2>/dev/null
+    rm -rf "$work" "$incoming" "$unpacked"
+    # A run stopped between its commit and its end keeps its journal: the
+    # next run finishes what it left and says so.
+    if [ -n "$journal" ] && [ -z "$committed" ]; then forget_journal; fi
+    if [ -n "$lock" ]; then rm -rf "$lock"; fi
+}
+
+# done STATUS MESSAGE: prints the completion line and ends the step.
+finish() {
+    message=$(printf '%s' "$2" | tr '\n\r\t' '   ')
+    # Trailing blanks (a hook's last newline) say nothing.
+    message=${message%"${message##*[! ]}"}
+    if [ -n "$repaired" ]; then message="$repaired${message:+; $message}"; fi
+    # Free the lock and the work dir before the completion line, not after
+    # it in the EXIT trap: once the controller has the line, the next run
+    # may start at once and must not find this one's lock still held.
+    if [ -z "$undo" ]; then
+        rm -rf "$work" "$incoming" "$unpacked"
+        if [ -n "$journal" ]; then forget_journal && journal=; fi
+        if [ -n "$lock" ]; then rm -rf "$lock" && lock=; fi
+    fi
+    # printf, never echo: dash's echo reads `\c`, `\n` and `\0NNN` in a
+    # hook's words, losing the message or printing a second protocol line.
+    printf 'swpush done %s %s %s %s\n' "$1" "$previous" "$target" "$message"
+    exit 0
+}
+
+# A hook's or tool's last output lines, as one line for a message.
+tail_of() {
+    tail -n 3 "$1" 2>/dev/null | tr '\n' ' ' | cut -c 1-300
+}
