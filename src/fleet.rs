@@ -147,7 +147,7 @@ pub async fn run_all<J: Job>(
 /// First Ctrl-C (or SIGTERM): start no new host and let the ones in flight
 /// finish. Second: stop the hosts in flight at once (their connections
 /// close; clients whose controller vanished undo what they started, see the
-/// watchdog in `src/step/step.sh`); the run still reports and records them.
+/// watchdog in `src/step/watch.sh`); the run still reports and records them.
 async fn watch_interrupts(stopping: Arc<AtomicBool>, stop_now: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
