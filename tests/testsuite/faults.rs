@@ -14,7 +14,7 @@ use crate::support::world;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -55,8 +55,8 @@ fn inventory(world: &World, tag: &str, hosts: &[&str], extra: &str) -> PathBuf {
     world.fleet_inventory(tag, hosts, extra)
 }
 
-fn install_command(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> Command {
-    world.push_command("install", inventory, package, more)
+fn install_run(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> Swpush {
+    world.push_run("install", inventory, package, more)
 }
 
 fn parse(output: &Output) -> (i32, Report) {
@@ -365,16 +365,13 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
     // the client's lock and then finds the package current.
     let runs: Vec<_> = (0..2)
         .map(|n| {
-            install_command(
+            install_run(
                 world,
                 &inventory(world, &format!("lockrace{n}"), &["lockrace"], ""),
                 &slow,
                 &["--busy-wait", "1", "--busy-retries", "10"],
             )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
         })
         .collect();
     let mut reports: Vec<(i32, Report)> = runs
@@ -548,11 +545,7 @@ fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
     });
     let hosts = ["int1", "int2", "int3", "int4"];
     let inv = inventory(world, "interrupt", &hosts, "");
-    let run = install_command(world, &inv, &slow, &["--forks", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = install_run(world, &inv, &slow, &["--forks", "1"]).spawn();
     // Interrupt once the first host's step is running (its pre_install then
     // sleeps 2 s): that host is in flight, the others wait for its fork.
     let first = fleet.host("int1").path("/tmp");
@@ -608,11 +601,7 @@ fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
     });
     let inv = inventory(world, "interrupt-twice", &["int5"], "");
     let started = Instant::now();
-    let run = install_command(world, &inv, &slow, &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = install_run(world, &inv, &slow, &[]).spawn();
     wait_until(Duration::from_secs(20), "the host started", || {
         !is_empty_dir(&fleet.host("int5").path("/tmp"))
     });
@@ -660,11 +649,7 @@ fn a_connection_cut_mid_upload_fails_cleanly_and_a_rerun_succeeds() {
     let h = fleet.host("cut");
     let inv = inventory(world, "cut", &["cut"], "");
     // --timeout bounds a regression: the cut must end the host long before.
-    let run = install_command(world, &inv, &big, &["--timeout", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = install_run(world, &inv, &big, &["--timeout", "60"]).spawn();
     // Wait until the step is receiving the package, then cut the connection.
     let mut receiving = 0;
     wait_until(Duration::from_secs(30), "the upload started", || {
@@ -713,11 +698,7 @@ fn a_connection_gone_silent_mid_upload_does_not_hold_the_client() {
     });
     let h = world.fleet.host("silent");
     let inv = inventory(world, "silent", &["silent"], "");
-    let run = install_command(world, &inv, &big, &["--timeout", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = install_run(world, &inv, &big, &["--timeout", "3"]).spawn();
     // The step creates its `.incoming.` file before the first byte comes:
     // wait for more than one of the controller's 256 KiB chunks to have
     // arrived, so the controller has counted at least one sent.

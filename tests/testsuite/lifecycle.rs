@@ -634,12 +634,7 @@ fn overlapping_runs_on_one_inventory_are_refused_but_status_may_watch() {
     });
     std::fs::write(h.path("/run/swpush/hang"), "").unwrap();
     let inventory = world.fleet_inventory("cron", &["cron"], "");
-    let first = world
-        .push_command("install", &inventory, &hanging, &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = world.push_run("install", &inventory, &hanging, &[]).spawn();
     wait_until(
         Duration::from_secs(20),
         "the first run's hook started",

@@ -20,7 +20,7 @@ use crate::support::world;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::Duration;
@@ -352,12 +352,7 @@ fn killed_when(
     let world = world();
     let h = world.fleet.host(host);
     let inventory = world.fleet_inventory(host, &[host], "");
-    let run = world
-        .push_command(op, &inventory, &subject(spec), more)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = world.push_run(op, &inventory, &subject(spec), more).spawn();
     wait_until(
         Duration::from_secs(60),
         &format!("{host}: the {op} got there"),
@@ -1080,16 +1075,13 @@ fn runs_racing_for_a_stale_lock_take_turns() {
         .map(|n| {
             let inventory = world.fleet_inventory(&format!("{host}-{n}"), &[host], "");
             world
-                .push_command(
+                .push_run(
                     "install",
                     &inventory,
                     &slow,
                     &["--busy-wait", "1", "--busy-retries", "30"],
                 )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
                 .spawn()
-                .unwrap()
         })
         .collect();
     let mut statuses: Vec<String> = runs

@@ -8,7 +8,7 @@
 use std::ffi::OsStr;
 use std::ops::Deref;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use crate::support::report::Report;
 
@@ -83,6 +83,18 @@ impl Swpush {
     /// The command line, to spawn (or adjust) by hand.
     pub fn command(self) -> Command {
         self.command
+    }
+
+    /// Starts the run, stdin closed, stdout and stderr piped (for
+    /// `wait_with_output`).
+    pub fn spawn(self) -> Child {
+        let mut command = self.command;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start swpush")
     }
 
     /// Runs to the end (stdin closed); what it said.
