@@ -5,16 +5,13 @@
 //! to confirm it) or holds nothing (locked with `ssh-add -x`) fails the
 //! hosts with a message naming the agent.
 
-use crate::support;
-use crate::support::world;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use support::SSH_PORT;
-use support::keys::Agent;
-use world::*;
+use crate::support::SSH_PORT;
+use crate::support::keys::Agent;
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &[
     "ag1", "ag2", "ag3", "ag4", "ag5", "ag6", "ag7", "ag8", "ag9", "ag10",
@@ -137,9 +134,9 @@ fn agent_throughput() {
     let agent = Agent::start(&world.fleet.dir().join("bench-agent"));
     agent.ssh_add(&["-q"], Some(&world.fleet.login_key()), "");
     let forks = count.to_string();
-    let timed = |what: &str, command: &mut Command| {
+    let timed = |what: &str, run: Swpush| {
         let started = Instant::now();
-        let (code, report) = parse_report(&command.output().expect("run swpush"));
+        let (code, report) = run.run().code_and_report();
         let seconds = started.elapsed().as_secs_f64();
         for host in &names {
             let (status, message) = status_of(&report, host);
@@ -164,21 +161,17 @@ fn agent_throughput() {
             "--connect-timeout",
             "60",
         ];
-        let mut command = world.push_command("install", &inventory, &world.hello, &more);
-        command
+        world
+            .push_run("install", &inventory, &world.hello, &more)
             .env("HOME", &home)
-            .env("SSH_AUTH_SOCK", &agent.socket);
-        command
+            .env("SSH_AUTH_SOCK", &agent.socket)
     };
-    timed(
-        "install through one ssh-agent",
-        &mut through_agent("bench1"),
-    );
-    timed("re-run through one ssh-agent", &mut through_agent("bench2"));
+    timed("install through one ssh-agent", through_agent("bench1"));
+    timed("re-run through one ssh-agent", through_agent("bench2"));
     let inventory = world.fleet_inventory("bench-key", &names, "");
     let more = ["--forks", forks.as_str(), "--connect-timeout", "60"];
     timed(
         "re-run with identity_file (no agent)",
-        &mut world.push_command("install", &inventory, &world.hello, &more),
+        world.push_run("install", &inventory, &world.hello, &more),
     );
 }

@@ -5,8 +5,6 @@
 //! sudo on the host, a wrong password failing clearly, and the become
 //! variables swpush cannot honour refusing the host.
 
-use crate::support::world;
-
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +13,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use world::*;
+
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &["ov", "pw", "pw2", "pwzero", "pwbad", "nopw", "asapp"];
 

@@ -6,19 +6,18 @@
 //! are refused with a message saying which. The real OpenSSH client is
 //! asked the same question and must agree.
 
-use crate::support;
-use crate::support::wait_until;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::keys::{certify_user, new_key, run};
-use support::{Fleet, SSH_PORT};
 use swpush::inventory::Host;
 use swpush::ssh::{ConnectOptions, Connection, SshError};
+
+use crate::support::keys::{certify_user, new_key, run};
+use crate::support::wait_until;
+use crate::support::{Fleet, SSH_PORT};
 
 /// host name, principal to certify ("" = its address), validity, signing CA.
 const CASES: &[(&str, &str, &str, &str)] = &[

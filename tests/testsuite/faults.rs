@@ -8,10 +8,6 @@
 //! is installed on a fresh host), no process is left on the host, its /tmp is
 //! empty, and a normal re-run of `swpush install` succeeds.
 
-use crate::support;
-use crate::support::wait_until;
-use crate::support::world;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,8 +15,9 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::TestHost;
-use world::*;
+use crate::support::TestHost;
+use crate::support::wait_until;
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &[
     "busyfile",
@@ -57,10 +54,6 @@ fn inventory(world: &World, tag: &str, hosts: &[&str], extra: &str) -> PathBuf {
 
 fn install_run(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> Swpush {
     world.push_run("install", inventory, package, more)
-}
-
-fn parse(output: &Output) -> (i32, Report) {
-    parse_report(output)
 }
 
 fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i32, Report) {
@@ -376,7 +369,7 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
         .collect();
     let mut reports: Vec<(i32, Report)> = runs
         .into_iter()
-        .map(|run| parse(&run.wait_with_output().unwrap()))
+        .map(|run| parse_report(&run.wait_with_output().unwrap()))
         .collect();
     reports.sort_by_key(|(_, r)| status_of(r, "lockrace").0);
     let (installed, unchanged) = (&reports[0], &reports[1]);
@@ -554,7 +547,7 @@ fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
     });
     signal("INT", run.id());
     let output = run.wait_with_output().unwrap();
-    let (code, report) = parse(&output);
+    let (code, report) = parse_report(&output);
     assert_eq!(code, 2, "{report:#}");
     assert!(
         text(&output.stderr).contains("interrupted"),
@@ -619,7 +612,7 @@ fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
         "{}",
         text(&output.stderr)
     );
-    let (_, report) = parse(&output);
+    let (_, report) = parse_report(&output);
     let (status, message) = status_of(&report, "int5");
     assert_eq!(status, "failed", "{report:#}");
     assert!(message.contains("interrupted again"), "{message}");
@@ -668,7 +661,7 @@ fn a_connection_cut_mid_upload_fails_cleanly_and_a_rerun_succeeds() {
     for pid in sessions {
         signal("KILL", pid);
     }
-    let (code, report) = parse(&run.wait_with_output().unwrap());
+    let (code, report) = parse_report(&run.wait_with_output().unwrap());
     assert_eq!(code, 2, "{report:#}");
     let entry = report.host("cut");
     let message = entry.message.as_str();
@@ -739,7 +732,7 @@ fn a_connection_gone_silent_mid_upload_does_not_hold_the_client() {
     assert!(is_empty_dir(&h.path("/var/cache/swpush")), "cache");
     assert!(!h.path("/var/lib/swpush/packages/hello").exists());
     drop(frozen);
-    let (code, report) = parse(&run.wait_with_output().unwrap());
+    let (code, report) = parse_report(&run.wait_with_output().unwrap());
     let entry = report.host("silent");
     assert_eq!(
         (code, Some(entry.status.as_str())),

@@ -1,17 +1,15 @@
 //! The test fleet itself: real sshd hosts, each with a private filesystem,
 //! reachable with the controller's key, and gone without a trace afterwards.
 
-use crate::support;
-use crate::support::wait_until;
-
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::swpush::Swpush;
-use support::{Fleet, SSH_PORT};
+use crate::support::swpush::Swpush;
+use crate::support::wait_until;
+use crate::support::{Fleet, SSH_PORT};
 
 #[test]
 fn each_host_sees_only_its_own_files() {

@@ -2,14 +2,11 @@
 //! The name resolves through a private `~/.ssh/config` (HostName, Port,
 //! User, IdentityFile), as any inventory host does, and one install lands.
 
-use crate::support;
-use crate::support::world;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::SSH_PORT;
-use world::*;
+use crate::support::SSH_PORT;
+use crate::support::world::*;
 
 #[test]
 fn an_inline_host_list_installs_through_ssh_config() {

@@ -8,16 +8,14 @@
 //! may forward only to `inner` (sshd's PermitOpen), so the hosts behind it
 //! need the chain `outer,inner`.
 
-use crate::support;
-use crate::support::world;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use support::SSH_PORT;
-use world::*;
+
+use crate::support::SSH_PORT;
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &[
     "bastion", "outer", "inner", "t1", "t2", "t3", "deep", "cfg", "newkey", "piped", "pipefail",

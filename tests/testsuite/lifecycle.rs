@@ -4,16 +4,15 @@
 //! nothing; entries no kept release needs are pruned), `--dry-run` (the
 //! client's files compared byte for byte), and the controller's run lock.
 
-use crate::support::wait_until;
-use crate::support::world;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
-use world::*;
+
+use crate::support::wait_until;
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &[
     "roll", "rollfail", "rollkill", "rm", "rmfail", "rmkill", "aside", "stat1", "stat2", "dry",

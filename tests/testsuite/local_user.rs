@@ -16,8 +16,6 @@
 //! Under dash with GNU tar (the real controller pushing) and under busybox
 //! ash with busybox's tools (the step driven by hand, as in hostile.rs).
 
-use crate::support::{step, wait_until, world};
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
@@ -28,7 +26,9 @@ use std::time::Duration;
 
 use swpush::order::Change;
 use swpush::testing::{RawEntry, dir, file};
-use world::*;
+
+use crate::support::world::*;
+use crate::support::{step, wait_until};
 
 const HOSTS: &[&str] = &["lu-gnu", "lu-bb"];
 

@@ -8,14 +8,13 @@
 //! The compromised clients are logins on one real sshd host whose shell is
 //! a script: whatever it prints is what the controller meets there.
 
-use crate::support::world;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use world::*;
+
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &["hostile", "honest"];
 

@@ -4,17 +4,16 @@
 //!
 //! One fleet serves every test in this file; each test owns its hosts.
 
-use crate::support;
-use crate::support::{step, wait_until, world};
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::SSH_PORT;
 use swpush::order::Change;
-use world::*;
+
+use crate::support::SSH_PORT;
+use crate::support::world::*;
+use crate::support::{step, wait_until};
 
 const HOSTS: &[&str] = &[
     "ok1",

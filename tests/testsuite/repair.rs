@@ -15,9 +15,6 @@
 //! dash with GNU tools, and under busybox ash with busybox tools (busybox
 //! bound over `/bin/sh` and the tools inside that host's mount namespace).
 
-use crate::support::wait_until;
-use crate::support::world;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +22,8 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::Duration;
 
-use world::*;
+use crate::support::wait_until;
+use crate::support::world::*;
 
 const DASH_HOSTS: &[&str] = &[
     "inst-pre",

@@ -12,9 +12,6 @@
 //!
 //! One fleet serves every test in this file; each test owns its hosts.
 
-use crate::support::step::{self, Sender, bytes};
-use crate::support::world;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::Output;
@@ -22,7 +19,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use swpush::order::{Change, Order};
-use world::*;
+
+use crate::support::step::{self, Sender, bytes};
+use crate::support::world;
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &[
     "narrow", "expiry", "guarded", "rotated", "mix", "endless", "hostile", "pathname", "fields",

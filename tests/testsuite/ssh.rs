@@ -9,9 +9,6 @@
 //! `SSH_AUTH_SOCK` (or `IdentityAgent none` beside one) run in a child process of this test binary, as the
 //! environment is shared by all threads.
 
-use crate::support;
-use crate::support::wait_until;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,9 +17,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use support::{Fleet, SSH_PORT};
 use swpush::inventory::{Host, LoadContext};
 use swpush::ssh::{ConnectOptions, Connection, Event, SshError};
+
+use crate::support::wait_until;
+use crate::support::{Fleet, SSH_PORT};
 
 struct Shared {
     fleet: Fleet,

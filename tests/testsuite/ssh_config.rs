@@ -11,9 +11,6 @@
 //! / `-J` in ansible_ssh_common_args/extra_args) fails ends `unreachable`
 //! naming it, and nothing connects to its address.
 
-use crate::support;
-use crate::support::world;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpListener;
@@ -23,8 +20,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::SSH_PORT;
-use world::*;
+
+use crate::support::SSH_PORT;
+use crate::support::world::*;
 
 fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -12,19 +12,18 @@
 //! One fleet serves the file: `keys` is only ever handshaken with, `login`
 //! is logged in to.
 
-use crate::support;
-use crate::support::wait_until;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::keys::{Agent, certify_user, new_key, run};
-use support::{Fleet, SSH_PORT};
 use swpush::inventory::{Host, IdentityAgent, StrictHostKeyChecking};
 use swpush::ssh::{ConnectOptions, Connection, SshError};
+
+use crate::support::keys::{Agent, certify_user, new_key, run};
+use crate::support::wait_until;
+use crate::support::{Fleet, SSH_PORT};
 
 fn fleet() -> &'static Fleet {
     static FLEET: OnceLock<Fleet> = OnceLock::new();

@@ -3,14 +3,11 @@
 //! the client itself, and pruning to `keep_releases`. The controller never
 //! compares versions: every refusal below is the client's own decision.
 
-use crate::support;
-use crate::support::world;
-
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use support::SSH_PORT;
-use world::*;
+use crate::support::SSH_PORT;
+use crate::support::world::*;
 
 const HOSTS: &[&str] = &["up", "absent", "keep"];
 

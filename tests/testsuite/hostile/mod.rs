@@ -22,9 +22,6 @@ mod inventories;
 mod literal;
 mod packages;
 
-use crate::support;
-use crate::support::{step, wait_until, world};
-
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
@@ -34,13 +31,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::SSH_PORT;
 use swpush::order::Change;
 use swpush::testing::{
     CHAR, FIFO, FILE, GNU_SPARSE, RawEntry as Entry, dir, entry, file, gzip, hard_link, pax_record,
     special, symlink, tar_body, tar_of,
 };
-use world::*;
+
+use crate::support::SSH_PORT;
+use crate::support::world::*;
+use crate::support::{step, wait_until};
 
 const HOSTS: &[&str] = &[
     "pkgguard",
