@@ -334,8 +334,8 @@ fn install_while_busy(world: &World, inv: &Path, host: &str, retries: &str, chec
     assert_eq!(code, 2, "{report:#}");
     let entry = report.host(host);
     assert_eq!(
-        (&entry["status"], &entry["attempts"], &entry["bytes_sent"]),
-        (&"busy".into(), &checks.into(), &0.into()),
+        (entry.status.as_str(), entry.attempts, entry.bytes_sent),
+        ("busy", checks, 0),
         "{entry}"
     );
     let h = world.fleet.host(host);
@@ -385,11 +385,15 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
     );
     let waited = unchanged.1.host("lockrace");
     assert!(
-        waited["attempts"].as_u64().unwrap() >= 2,
+        waited.attempts >= 2,
         "the second run waited for the lock: {waited}"
     );
-    assert_eq!(waited["previous_version"], "1.0.0", "{waited}");
-    assert_eq!(waited["version"], "1.0.0", "{waited}");
+    assert_eq!(
+        waited.previous_version.as_deref(),
+        Some("1.0.0"),
+        "{waited}"
+    );
+    assert_eq!(waited.version.as_deref(), Some("1.0.0"), "{waited}");
     let h = world.fleet.host("lockrace");
     let hooks = std::fs::read_to_string(h.path("/opt/swpush/hello/hooks.log")).unwrap();
     assert_eq!(hooks.lines().count(), 2, "the hooks ran once: {hooks}");
@@ -411,8 +415,8 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
     assert_eq!(code, 0, "{report:#}");
     let entry = report.host("lockstale");
     assert_eq!(
-        (&entry["status"], &entry["attempts"]),
-        (&"installed".into(), &1.into()),
+        (entry.status.as_str(), entry.attempts),
+        ("installed", 1),
         "{entry}"
     );
     assert_settled(world, "lockstale", Some("1.0.0"));

@@ -380,7 +380,7 @@ fn status_shows_current_and_kept_releases_and_changes_nothing() {
     assert_eq!(code, 2, "the dead host did not answer: {report:#}");
     assert_eq!(report["op"], "status");
     let stat1 = report.host("stat1");
-    assert_eq!(stat1["status"], "unchanged", "{stat1}");
+    assert_eq!(stat1.status, "unchanged", "{stat1}");
     let packages = stat1["packages"].as_array().unwrap();
     assert_eq!(packages.len(), 1, "{stat1}");
     assert_eq!(
@@ -558,7 +558,7 @@ fn a_rerun_after_an_interrupted_run_uploads_nothing() {
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(outcome(&report, "cache").0, "timeout", "{report:#}");
     assert_eq!(
-        report.host("cache")["bytes_sent"],
+        report.host("cache").bytes_sent,
         size,
         "a timeout still says what was sent"
     );
@@ -577,8 +577,8 @@ fn a_rerun_after_an_interrupted_run_uploads_nothing() {
     assert_eq!(code, 0, "{report:#}");
     let entry = report.host("cache");
     assert_eq!(
-        (&entry["status"], &entry["bytes_sent"]),
-        (&"installed".into(), &0.into()),
+        (entry.status.as_str(), entry.bytes_sent),
+        ("installed", 0),
         "{entry} (the package is {size} bytes)"
     );
 }
@@ -777,12 +777,12 @@ fn a_committed_reinstall_is_kept_even_if_the_step_died_before_tidying_up() {
     assert_eq!(code, 0, "{report:#}");
     let entry = report.host("aside");
     assert_eq!(
-        (&entry["status"], &entry["message"], &entry["bytes_sent"]),
         (
-            &"installed".into(),
-            &"reinstalled 1.0.0 (--force)".into(),
-            &0.into()
+            entry.status.as_str(),
+            entry.message.as_str(),
+            entry.bytes_sent
         ),
+        ("installed", "reinstalled 1.0.0 (--force)", 0),
         "{entry}"
     );
     assert!(

@@ -87,7 +87,7 @@ fn operator_args<'a>(op: &'a str, inventory: &'a Path, more: &[&'a str]) -> Vec<
 }
 
 /// The run records of `op` that name host `host`.
-fn run_records(op: &str, host: &str) -> Vec<Value> {
+fn run_records(op: &str, host: &str) -> Vec<Report> {
     let dir = world().fleet.home().join(".local/state/swpush/runs");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -95,7 +95,10 @@ fn run_records(op: &str, host: &str) -> Vec<Value> {
     entries
         .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
         .filter_map(|text| serde_json::from_str::<Value>(&text).ok())
-        .filter(|record| record["op"] == op && record["hosts"][0]["host"] == host)
+        .map(Report::from_json)
+        .filter(|record| {
+            record["op"] == op && record.hosts.first().is_some_and(|entry| entry.host == host)
+        })
         .collect()
 }
 
@@ -172,7 +175,7 @@ fn a_huge_answer_from_a_client_loses_no_report() {
     );
     let records = run_records("install", "hugepush");
     assert_eq!(records.len(), 1, "one run record of the run");
-    assert_eq!(records[0]["hosts"][0]["status"], "failed");
+    assert_eq!(records[0].hosts[0].status, "failed");
 
     // status: a huge field of one package, and a huge package name.
     hostile_login(
@@ -424,14 +427,11 @@ fn the_end_of_an_overlong_line_is_not_read_as_a_line() {
     let inventory = inventory_of("longline", &["longline"]);
     let world = world();
     let (code, report) = world.push("install", &inventory, &world.hello, &[]);
-    let (status, version) = (
-        report.host("longline")["status"].clone(),
-        report.host("longline")["version"].clone(),
-    );
+    let entry = report.host("longline");
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(
-        (status.as_str(), version.as_str()),
-        (Some("failed"), None),
+        (entry.status.as_str(), entry.version.as_deref()),
+        ("failed", None),
         "{report:#}"
     );
 }

@@ -148,7 +148,7 @@ fn installs_where_trusted_and_refuses_everyone_else() {
     assert_eq!(report["package"]["sha256"].as_str().unwrap().len(), 64);
     assert!(report["started"].as_str().unwrap().ends_with('Z'));
     assert!(report["finished"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(report["hosts"].as_array().unwrap().len(), 10);
+    assert_eq!(report.hosts.len(), 10);
     assert_eq!(report["summary"]["installed"], 3);
     assert_eq!(report["summary"]["rejected"], 4);
     assert_eq!(report["summary"]["unreachable"], 3);
@@ -159,7 +159,7 @@ fn installs_where_trusted_and_refuses_everyone_else() {
         assert_eq!(entry.status, "installed", "{entry}");
         assert_eq!(entry.previous_version, None);
         assert_eq!(entry.version.as_deref(), Some("1.0.0"));
-        assert_eq!(entry["bytes_sent"], size);
+        assert_eq!(entry.bytes_sent, size);
         assert_eq!(entry.attempts, 1);
         assert_eq!(entry.address, fleet.host(host).addr.to_string());
         assert_eq!(

@@ -912,15 +912,12 @@ fn stale_lock_with_reused_pid(host: &str) {
     let (code, report) = run(host, "install", "v:1.0.0", &["--busy-retries", "0"]);
     let entry = report.host(host);
     assert_eq!(
-        (code, &entry["status"], &entry["attempts"]),
-        (0, &"installed".into(), &1.into()),
+        (code, entry.status.as_str(), entry.attempts),
+        (0, "installed", 1),
         "{host}: {entry}"
     );
     assert!(
-        entry["message"]
-            .as_str()
-            .unwrap()
-            .contains("repaired an interrupted install"),
+        entry.message.contains("repaired an interrupted install"),
         "{entry}"
     );
     assert_repaired(world, host, Some("1.0.0"), "1.0.0\n");
@@ -1021,15 +1018,12 @@ fn a_host_without_setsid_fails_before_anything_changes() {
     world.in_host(host, &["umount", setsid]);
     let entry = report.host(host);
     assert_eq!(
-        (code, &entry["status"], &entry["bytes_sent"]),
-        (2, &"failed".into(), &0.into()),
+        (code, entry.status.as_str(), entry.bytes_sent),
+        (2, "failed", 0),
         "{entry}"
     );
     assert!(
-        entry["message"]
-            .as_str()
-            .unwrap()
-            .contains("setsid is missing on this host"),
+        entry.message.contains("setsid is missing on this host"),
         "{entry}"
     );
     assert!(

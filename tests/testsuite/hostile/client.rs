@@ -387,9 +387,9 @@ fn client_refusal_keeps_the_installed_release(host: &str, busybox: bool) {
     let h = fleet.host(host);
     let inventory = one_host_inventory(world, host, &h.addr.to_string());
     let output = install(world, &inventory, &world.hello, &["--format", "json"]);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = output.report();
     assert_eq!(output.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["hosts"][0]["status"], "installed", "{report:#}");
+    assert_eq!(report.hosts[0].status, "installed", "{report:#}");
 
     let state = h.path("/var/lib/swpush/packages/hello");
     let state_before = std::fs::read_to_string(&state).unwrap();
@@ -530,9 +530,8 @@ fn foreign_modes_and_owners_are_made_safe_on_the_client() {
     std::fs::write(&package, &archive).unwrap();
     let inventory = one_host_inventory(world, host, &h.addr.to_string());
     let output = install(world, &inventory, &package, &["--format", "json"]);
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
-    assert_eq!(report["hosts"][0]["status"], "installed", "{report:#}");
+    let report = output.report();
+    assert_eq!(report.hosts[0].status, "installed", "{report:#}");
     let release = "/opt/swpush/modes/releases/1.0.0";
     let stat = |inside: &str| {
         let meta = std::fs::symlink_metadata(h.path(&format!("{release}{inside}"))).unwrap();

@@ -30,7 +30,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::Value;
 use swpush::order::Change;
 use swpush::testing::{
     CHAR, FIFO, FILE, GNU_SPARSE, RawEntry as Entry, dir, entry, file, gzip, hard_link, pax_record,
