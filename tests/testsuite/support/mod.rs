@@ -34,11 +34,18 @@
 //! live in the target dir (not on an overlayfs itself, as in some containers),
 //! outside the dirs the hosts replace. A failed start panics with the host's
 //! `sshd.log` and the setup's stderr.
+//!
+//! Beside the fleet: [`keys`] (keys, certificates, agents) and
+//! [`wait_until`]; and for the test modules only, [`world`] (a controller
+//! around a fleet: its key, the example package, inventories, orders),
+//! [`swpush`] (runs of the binary), [`report`] (its JSON report) and
+//! [`step`] (the client step driven by hand).
 
 pub mod keys;
 mod site;
-// The world runs the test binary's swpush (`CARGO_BIN_EXE_swpush`), which
-// only a test target has; examples/fleet.rs includes this module too.
+// Only the test target has these: swpush.rs runs the test binary's swpush
+// (`CARGO_BIN_EXE_swpush`), and examples/fleet.rs, which includes this
+// module too, needs only the fleet.
 #[cfg(test)]
 pub mod report;
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! What the end-to-end test files share on top of the fleet: a controller
-//! with its distribution key and the example package, the `swpush` binary
-//! run as an operator would (private HOME, no agent), and reading the JSON
-//! report.
+//! A controller around a fleet, as the test modules share it: its
+//! distribution key and the example package packed, inventories, signed
+//! orders and the step's command line as the controller would make them,
+//! `swpush` run as this controller's operator ([`World::swpush`],
+//! [`World::push`]), and checks of what a host was left with.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
