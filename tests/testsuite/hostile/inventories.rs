@@ -226,12 +226,7 @@ fn broken_inventories_are_refused_before_connecting() {
     // tripwire is live, so the checks above prove something.
     let path = dir.join("good.yaml");
     std::fs::write(&path, &good).unwrap();
-    let mut run = install_run(world, &path, &world.hello, &["--limit", "tripwire"])
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = install_run(world, &path, &world.hello, &["--limit", "tripwire"]).spawn();
     // Hanging up at once makes the host `unreachable` without a wait.
     wait_until(
         Duration::from_secs(10),
