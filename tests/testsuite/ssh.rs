@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use swpush::inventory::{Host, LoadContext};
 use swpush::ssh::{ConnectOptions, Connection, Event, SshError};
 
-use crate::support::wait_until;
+use crate::support::keys::{Agent, run};
 use crate::support::{Fleet, SSH_PORT};
 
 struct Shared {
@@ -78,19 +78,6 @@ fn scratch(test: &str) -> PathBuf {
     let dir = fleet().dir().join("ssh-tests").join(test);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     dir
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn new_key(path: &Path, passphrase: &str) {
@@ -586,44 +573,19 @@ fn the_default_identity_in_home_is_used_without_an_agent() {
     );
 }
 
-/// Kills the ssh-agent this test started.
-struct AgentProcess(std::process::Child);
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn keys_in_ssh_agent_are_used() {
     let dir = scratch("agent");
-    let socket = dir.join("agent.sock");
-    let agent = Command::new("ssh-agent")
-        .args(["-D", "-a"])
-        .arg(&socket)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("ssh-agent (apt-get install openssh-client)");
-    let _agent = AgentProcess(agent);
-    wait_until(Duration::from_secs(5), "ssh-agent's socket", || {
-        socket.exists()
-    });
     // A key the hosts do not know first, then the login key.
     let stranger = dir.join("stranger");
     new_key(&stranger, "");
-    for key in [stranger.as_path(), fleet().login_key().as_path()] {
-        run(Command::new("ssh-add")
-            .arg("-q")
-            .arg(key)
-            .env("SSH_AUTH_SOCK", &socket));
-    }
+    let agent = Agent::holding(&dir, &[&stranger, &fleet().login_key()]);
+    let socket = &agent.socket;
     // An empty HOME: only the agent can log in.
-    let out = connect_in_child(Some(&socket), &scratch("agent-home"));
+    let out = connect_in_child(Some(socket), &scratch("agent-home"));
     assert!(out.contains("child connected"), "{out}");
     // IdentityAgent none: SSH_AUTH_SOCK is not asked.
-    let out = connect_in_child_with(Some(&socket), &scratch("agent-home"), "none");
+    let out = connect_in_child_with(Some(socket), &scratch("agent-home"), "none");
     assert!(
         out.contains("child failed: no identity accepted") && out.contains("tried nothing"),
         "{out}"
@@ -633,8 +595,8 @@ fn keys_in_ssh_agent_are_used() {
     run(Command::new("ssh-add")
         .arg("-d")
         .arg(fleet().login_key())
-        .env("SSH_AUTH_SOCK", &socket));
-    let out = connect_in_child(Some(&socket), &scratch("agent-home"));
+        .env("SSH_AUTH_SOCK", socket));
+    let out = connect_in_child(Some(socket), &scratch("agent-home"));
     assert!(out.contains("tried ssh-agent (1 key)"), "{out}");
 }
 
