@@ -15,7 +15,6 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::support::TestHost;
 use crate::support::wait_until;
 use crate::support::world::*;
 
@@ -60,17 +59,6 @@ fn install(world: &World, inventory: &Path, package: &Path, more: &[&str]) -> (i
     world.push("install", inventory, package, more)
 }
 
-fn names_in(path: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(path)
-        .map(|d| {
-            d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 fn variant(world: &World, file: &str, edit: impl FnOnce(&Path)) -> PathBuf {
     world.variant(file, edit)
 }
@@ -92,40 +80,6 @@ fn sha256_of(report: &Report) -> String {
 
 // --- what a host has left ------------------------------------------------
 
-fn mount_ns(pid: u32) -> Option<u64> {
-    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|m| m.ino())
-}
-
-/// Every process in `host`'s mount namespace but its sshd listener, as
-/// `PID COMMAND LINE` (zombies have no namespace left and are not listed).
-fn processes_on(host: &TestHost) -> Vec<String> {
-    let listener = host.sshd_pid();
-    let Some(ns) = mount_ns(listener) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != listener && mount_ns(pid) == Some(ns))
-        .map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = text(&cmdline).replace('\0', " ");
-            format!("{pid} {}", cmdline.chars().take(120).collect::<String>())
-        })
-        .collect()
-}
-
-/// No process is left on `host` (polled for up to 5 s).
-fn assert_no_process_left(world: &World, host: &str) {
-    let h = world.fleet.host(host);
-    let what = format!("{host}: every process gone");
-    wait_until(Duration::from_secs(5), &what, || processes_on(h).is_empty());
-}
-
 fn assert_no_temp_left(world: &World, host: &str) {
     let tmp = world.fleet.host(host).path("/tmp");
     assert!(
@@ -142,7 +96,7 @@ fn assert_no_temp_left(world: &World, host: &str) {
 fn assert_settled(world: &World, host: &str, current: Option<&str>) {
     // A step whose controller is gone cleans up on its own time: first let
     // it end.
-    assert_no_process_left(world, host);
+    world.fleet.host(host).assert_no_process_left();
     let h = world.fleet.host(host);
     let link = read_link(world, host, "/opt/swpush/hello/current");
     let record = std::fs::read_to_string(h.path("/var/lib/swpush/packages/hello")).ok();
@@ -725,7 +679,7 @@ fn a_connection_gone_silent_mid_upload_does_not_hold_the_client() {
     // half-received package and its lock are gone.
     // (The lock goes first in the step's cleanup: let the cleanup end.)
     let steps_left = || -> Vec<String> {
-        processes_on(h)
+        h.processes()
             .into_iter()
             .filter(|p| !p.contains("sshd: "))
             .collect()
@@ -774,7 +728,7 @@ fn a_step_killed_in_pre_install_is_cleaned_up_by_the_next_run() {
         temp.len() == 1 && temp[0].starts_with("swpush."),
         "a work dir: {temp:?}"
     );
-    assert_no_process_left(world, "killpre");
+    world.fleet.host("killpre").assert_no_process_left();
 
     // The next run takes the lock over, clears the leftovers and says so.
     let report = rerun(world, "killpre", &world.hello, "installed");
@@ -814,7 +768,7 @@ fn a_step_killed_after_switching_is_undone_by_the_next_run() {
         std::fs::read_to_string(&bin).unwrap(),
         "#!/bin/sh\necho killer\n"
     );
-    assert_no_process_left(world, "killpost");
+    world.fleet.host("killpost").assert_no_process_left();
     // The re-run puts the recorded release back and finds it current.
     let report = rerun(world, "killpost", &world.hello, "unchanged");
     assert_eq!(
@@ -890,7 +844,7 @@ fn a_full_disk_fails_the_install_and_changes_nothing() {
             == Some(1)
     );
     assert!(!fleet.host("full").path("/var/lib/swpush/packages").exists());
-    assert_no_process_left(world, "full");
+    world.fleet.host("full").assert_no_process_left();
     assert_no_temp_left(world, "full");
     tmpfs.unmount();
     assert_settled(world, "full", None);

@@ -15,7 +15,6 @@
 //! dash with GNU tools, and under busybox ash with busybox tools (busybox
 //! bound over `/bin/sh` and the tools inside that host's mount namespace).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -260,7 +259,7 @@ fn row(row: Row) {
             })
         }
         At::Extracting => killed_when(row.host, op, spec, more, row.how, &|| {
-            processes_on(world, row.host).iter().any(|p| {
+            world.fleet.host(row.host).processes().iter().any(|p| {
                 p.split_once(' ')
                     .is_some_and(|(_, cmd)| cmd.starts_with("tar ") && cmd.contains("-x"))
             })
@@ -388,7 +387,7 @@ fn signal(name: &str, target: &str) {
 /// history lists `history`.
 fn assert_repaired(world: &World, host: &str, current: Option<&str>, history: &str) {
     let h = world.fleet.host(host);
-    assert_no_process_left(world, host);
+    world.fleet.host(host).assert_no_process_left();
     assert!(
         !h.path("/opt/survived").exists(),
         "{host}: the killed run's hook ran on after the repair: {}",
@@ -441,51 +440,6 @@ fn assert_repaired(world: &World, host: &str, current: Option<&str>, history: &s
         "{host}: /tmp: {:?}",
         names_in(&h.path("/tmp"))
     );
-}
-
-fn names_in(path: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(path)
-        .map(|d| {
-            d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-fn mount_ns(pid: u32) -> Option<u64> {
-    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|m| m.ino())
-}
-
-/// Every process in `host`'s mount namespace but its sshd listener.
-fn processes_on(world: &World, host: &str) -> Vec<String> {
-    let listener = world.fleet.host(host).sshd_pid();
-    let Some(ns) = mount_ns(listener) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != listener && mount_ns(pid) == Some(ns))
-        .map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = text(&cmdline).replace('\0', " ");
-            format!("{pid} {}", cmdline.chars().take(120).collect::<String>())
-        })
-        .collect()
-}
-
-/// No process is left on `host` (polled for up to 5 s).
-fn assert_no_process_left(world: &World, host: &str) {
-    let what = format!("{host}: every process gone");
-    wait_until(Duration::from_secs(5), &what, || {
-        processes_on(world, host).is_empty()
-    });
 }
 
 // --- install ----------------------------------------------------------------

@@ -305,10 +305,10 @@ fn assert_nothing_escaped(world: &World, host: &str, case: &str, cache_before: &
     assert!(
         is_empty_dir(&h.path("/tmp")),
         "{host} {case}: leftovers in /tmp: {:?}",
-        listing(&h.path("/tmp"))
+        names_in(&h.path("/tmp"))
     );
     assert_eq!(
-        listing(&h.path("/var/cache/swpush")),
+        names_in(&h.path("/var/cache/swpush")),
         cache_before,
         "{host} {case}: the cache changed"
     );
@@ -325,7 +325,7 @@ fn assert_nothing_escaped(world: &World, host: &str, case: &str, cache_before: &
         "{host} {case}: known_servers was linked to or its mode changed"
     );
     assert_eq!(
-        listing(&h.path("/etc/swpush")),
+        names_in(&h.path("/etc/swpush")),
         ["known_servers"],
         "{host} {case}"
     );
@@ -361,7 +361,7 @@ fn client_refuses_on_a_fresh_host(host: &str, busybox: bool) {
             is_empty_dir(&h.path("/opt")),
             "{host} {}: /opt holds {:?}",
             case.name,
-            listing(&h.path("/opt"))
+            names_in(&h.path("/opt"))
         );
         assert!(
             !h.path("/var/lib/swpush/packages/hello").exists(),
@@ -393,7 +393,7 @@ fn client_refusal_keeps_the_installed_release(host: &str, busybox: bool) {
 
     let state = h.path("/var/lib/swpush/packages/hello");
     let state_before = std::fs::read_to_string(&state).unwrap();
-    let cache_before = listing(&h.path("/var/cache/swpush"));
+    let cache_before = names_in(&h.path("/var/cache/swpush"));
     assert_eq!(cache_before.len(), 1, "hello is cached");
     let command = step_command(world, host, busybox);
     let mux = Mux::open(world, host);
@@ -428,7 +428,7 @@ fn client_refusal_keeps_the_installed_release(host: &str, busybox: bool) {
             case.name
         );
         assert_eq!(
-            listing(&h.path("/opt/swpush/hello/releases")),
+            names_in(&h.path("/opt/swpush/hello/releases")),
             ["1.0.0"],
             "{host} {}: no other release, no staging dir",
             case.name

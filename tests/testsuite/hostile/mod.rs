@@ -86,17 +86,6 @@ fn one_host_inventory(world: &World, name: &str, address: &str) -> PathBuf {
     world.inventory(name, &[(name, address.to_owned())], "")
 }
 
-fn listing(path: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(path)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 // --- archives, byte by byte -------------------------------------------------
 
 // The builder is the library's own (`swpush::testing`), shared with the
@@ -194,7 +183,7 @@ fn assert_guard_untouched(world: &World, guard: &str, case: &str) {
         assert!(
             is_empty_dir(&h.path(dir)),
             "{case}: {guard}:{dir} is not empty: {:?}",
-            listing(&h.path(dir))
+            names_in(&h.path(dir))
         );
     }
 }

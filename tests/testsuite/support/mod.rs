@@ -471,6 +471,35 @@ impl TestHost {
         self.sshd.id()
     }
 
+    /// Every process in this host's mount namespace but its sshd
+    /// listener, as `PID COMMAND LINE` (zombies have no namespace left and
+    /// are not listed).
+    pub fn processes(&self) -> Vec<String> {
+        let listener = self.sshd_pid();
+        let Some(ns) = mount_ns(listener) else {
+            return Vec::new();
+        };
+        live_processes()
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .filter(|&pid| pid != listener && mount_ns(pid) == Some(ns))
+            .map(|pid| {
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                format!("{pid} {}", cmdline.chars().take(120).collect::<String>())
+            })
+            .collect()
+    }
+
+    /// Panics unless every process on this host (see
+    /// [`TestHost::processes`]) is gone within 5 s.
+    pub fn assert_no_process_left(&self) {
+        let what = format!("{}: every process gone", self.name);
+        wait_until(Duration::from_secs(5), &what, || {
+            self.processes().is_empty()
+        });
+    }
+
     /// The listener's children: one per live connection.
     pub fn session_pids(&self) -> Vec<u32> {
         let parent = self.sshd_pid();
@@ -545,6 +574,13 @@ fn reserve_slot(n: usize) -> u32 {
         }
     }
     panic!("no free 127.A.B.0/24 for a test fleet on port {SSH_PORT}")
+}
+
+/// The mount namespace of process `pid`, if it still has one.
+fn mount_ns(pid: u32) -> Option<u64> {
+    fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// `(pid, parent pid)` of every process that is not a zombie.
