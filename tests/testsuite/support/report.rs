@@ -20,15 +20,21 @@ pub struct Report {
 /// One host's entry in [`Report::hosts`].
 #[derive(Debug, Clone)]
 pub struct HostEntry {
+    /// The inventory name, and the address connected to.
     pub host: String,
     pub address: String,
+    /// One word of SPEC §7: `installed`, `busy`, `unreachable`, ...
     pub status: String,
-    /// `None` for JSON `null` (none), `Some("unknown")` when never learned.
+    /// Before and after the run: `None` for JSON `null` (none),
+    /// `Some("unknown")` when the controller never learned it.
     pub previous_version: Option<String>,
     pub version: Option<String>,
+    /// How long the host took, and how many busy checks it made.
     pub seconds: f64,
     pub attempts: u64,
+    /// Package bytes uploaded.
     pub bytes_sent: u64,
+    /// Why, in the client's or the controller's words.
     pub message: String,
     /// The jump chain, when the host was reached through one.
     pub via: Option<String>,
