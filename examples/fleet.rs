@@ -1,6 +1,6 @@
 //! A local fleet of real OpenSSH `sshd` hosts to try swpush on, outside the
 //! test suite: the quick start and `bench/run.sh` drive it. It reuses the test
-//! fleet of `tests/support` (one sshd per loopback address, each in its own
+//! fleet of `tests/testsuite/support` (one sshd per loopback address, each in its own
 //! mount namespace with private `/opt`, `/etc/swpush`, `/var/lib/swpush`,
 //! `/var/cache/swpush`, `/run/swpush` and `/tmp`), so nothing a host writes
 //! reaches this machine's real directories.
@@ -30,7 +30,10 @@
 //! process holds). Needs root (mount namespaces, sshd) and openssh-server:
 //! `bash scripts/install-test-deps.sh`.
 
-#[path = "../tests/support/mod.rs"]
+// The test fleet itself, shared with the test suite; this program uses only
+// `Fleet` and `TestHost`, not every helper the tests call.
+#[path = "../tests/testsuite/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::io::{self, Read};

@@ -2,9 +2,9 @@
 # Installs what the test suite needs on a Debian/Ubuntu machine: OpenSSH's
 # sshd (the tests start real sshd hosts), the shells and tar flavours the
 # client step must run under (dash, busybox), zstd, shellcheck, sudo (for
-# `become: true` hosts), ansible-core (the oracle tests/ansible.rs compares
+# `become: true` hosts), ansible-core (the oracle tests/testsuite/ansible.rs compares
 # Ansible inventories with), iproute2 (`ss`: a test checks that a refused
-# host saw no connection; `ip netns`: tests/jump.rs puts targets in a network
+# host saw no connection; `ip netns`: tests/testsuite/jump.rs puts targets in a network
 # namespace only a bastion reaches), util-linux (`unshare`, `nsenter`), bsdutils (`script`: -K is typed on a real pty).
 # Idempotent and quiet when everything is already
 # there. Needs root (the test fleet does too: it uses mount namespaces).

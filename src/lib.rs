@@ -27,6 +27,8 @@ pub mod state_home;
 pub mod status;
 pub mod step;
 pub mod sudo;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod untrusted;
 pub mod version;

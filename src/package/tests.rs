@@ -1,150 +1,65 @@
 //! Package reading and packing, on archives built byte by byte, so that the
 //! hostile ones are exactly as an attacker would write them.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::testing::{
+    CHAR, DIR, FIFO, FILE, HARD, RawEntry, SYMLINK, entry, file, gnu_sparse_with_hole, gzip,
+    pax_sparse, tar_body, tar_of,
+};
 
 const MANIFEST_TEXT: &[u8] =
     b"name: hello\nversion: 1.2.0\nhooks:\n  post_install: hooks/post.sh\n";
 
-/// One raw tar entry: name, type flag, link target, content.
-struct Raw<'a>(&'a [u8], u8, &'a [u8], &'a [u8]);
-
-const FILE: u8 = b'0';
-const HARD: u8 = b'1';
-const LINK: u8 = b'2';
-const CHAR: u8 = b'3';
-const DIR: u8 = b'5';
-const FIFO: u8 = b'6';
-
-/// A tar stream with exactly these headers (no path checks on the way).
-fn tar_bytes(entries: &[Raw]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for Raw(name, kind, link, data) in entries {
-        let mut header = tar::Header::new_gnu();
-        let gnu = header.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name);
-        gnu.linkname[..link.len()].copy_from_slice(link);
-        header.set_entry_type(tar::EntryType::new(*kind));
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.extend_from_slice(&[0; 1024]);
-    out
-}
-
-/// `archive` with one more regular file `name` of the given mode.
-fn with_mode(mut archive: Vec<u8>, name: &str, mode: u32) -> Vec<u8> {
-    archive.truncate(archive.len() - 1024);
-    let mut header = tar::Header::new_gnu();
-    header.set_path(name).unwrap();
-    header.set_size(2);
-    header.set_mode(mode);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_cksum();
-    archive.extend_from_slice(header.as_bytes());
-    archive.extend_from_slice(b"x\n");
-    archive.resize(archive.len().div_ceil(512) * 512 + 1024, 0);
-    archive
+/// A good package's archive plus a regular file `name` of the given mode.
+fn with_mode(name: &str, mode: u32) -> Vec<u8> {
+    let mut entries = good_entries();
+    entries.push(file(name, b"x\n").mode(mode));
+    tar_of(&entries)
 }
 
 /// The entries of a good package, to which a test adds one hostile entry.
-fn good_entries() -> Vec<Raw<'static>> {
+fn good_entries() -> Vec<RawEntry> {
     vec![
-        Raw(b"swpush.yaml", FILE, b"", MANIFEST_TEXT),
-        Raw(b"hooks/", DIR, b"", b""),
-        Raw(b"hooks/post.sh", FILE, b"", b"#!/bin/sh\necho post\n"),
-        Raw(b"bin/hello", FILE, b"", b"#!/bin/sh\necho hello\n"),
+        entry(b"swpush.yaml", FILE, b"", MANIFEST_TEXT),
+        entry(b"hooks/", DIR, b"", b""),
+        entry(b"hooks/post.sh", FILE, b"", b"#!/bin/sh\necho post\n"),
+        entry(b"bin/hello", FILE, b"", b"#!/bin/sh\necho hello\n"),
     ]
 }
 
 /// A good package plus a GNU sparse member `bin/sparse` (type `S`) whose
 /// 6 bytes of data are followed by a 4 KiB hole.
 fn with_gnu_sparse() -> Vec<u8> {
-    let mut archive = tar_bytes(&good_entries());
-    archive.truncate(archive.len() - 1024);
-    let mut header = tar::Header::new_gnu();
-    header.set_path("bin/sparse").unwrap();
-    header.set_entry_type(tar::EntryType::GNUSparse);
-    header.set_size(6);
-    header.set_mode(0o644);
-    let gnu = header.as_gnu_mut().unwrap();
-    gnu.set_real_size(6 + 4096);
-    gnu.sparse[0].set_offset(0);
-    gnu.sparse[0].set_length(6);
-    header.set_cksum();
-    archive.extend_from_slice(header.as_bytes());
-    archive.extend_from_slice(b"pwned\n");
-    archive.resize(archive.len().div_ceil(512) * 512 + 1024, 0);
-    archive
-}
-
-/// One pax record, `LEN key=value\n`, where LEN counts itself.
-fn pax_record(key: &str, value: &str) -> Vec<u8> {
-    let body = format!(" {key}={value}\n");
-    let mut len = body.len() + 1;
-    while format!("{len}{body}").len() != len {
-        len += 1;
-    }
-    format!("{len}{body}").into_bytes()
+    with_member(gnu_sparse_with_hole("bin/sparse", b"pwned\n", 4096))
 }
 
 /// A good package plus a pax 1.0 sparse member: GNU tar extracts it as
 /// `bin/sparse`, busybox and the tar crate see `GNUSparseFile.0/sparse`.
 fn with_pax_sparse() -> Vec<u8> {
-    let content = b"pwned\n";
-    let records = [
-        pax_record("GNU.sparse.major", "1"),
-        pax_record("GNU.sparse.minor", "0"),
-        pax_record("GNU.sparse.name", "bin/sparse"),
-        pax_record("GNU.sparse.realsize", &content.len().to_string()),
-    ]
-    .concat();
-    let mut map = format!("1\n0\n{}\n", content.len()).into_bytes();
-    map.resize(512, 0);
-    let data = [&map[..], content].concat();
-    let mut archive = tar_bytes(&good_entries());
-    archive.truncate(archive.len() - 1024);
-    // ustar headers: GNU tar reads pax headers only in that format.
-    for (name, kind, data) in [
-        ("PaxHeaders/sparse", tar::EntryType::XHeader, &records[..]),
-        ("GNUSparseFile.0/sparse", tar::EntryType::Regular, &data[..]),
-    ] {
-        let mut header = tar::Header::new_ustar();
-        header.set_path(name).unwrap();
-        header.set_entry_type(kind);
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        archive.extend_from_slice(header.as_bytes());
-        archive.extend_from_slice(data);
-        archive.resize(archive.len().div_ceil(512) * 512, 0);
-    }
-    archive.extend_from_slice(&[0; 1024]);
-    archive
+    with_member(pax_sparse("bin/sparse", b"pwned\n"))
+}
+
+/// A good package plus `member` (its headers and data blocks).
+fn with_member(member: Vec<u8>) -> Vec<u8> {
+    [tar_body(&good_entries()), member, vec![0; 1024]].concat()
 }
 
 /// A good package whose names and link target are UTF-8 beyond ASCII.
 fn with_utf8_names() -> Vec<u8> {
     let mut entries = good_entries();
-    entries.push(Raw("données/".as_bytes(), DIR, b"", b""));
-    entries.push(Raw("données/café.txt".as_bytes(), FILE, b"", b"x"));
-    entries.push(Raw(
+    entries.push(entry("données/".as_bytes(), DIR, b"", b""));
+    entries.push(entry("données/café.txt".as_bytes(), FILE, b"", b"x"));
+    entries.push(entry(
         "lien".as_bytes(),
-        LINK,
+        SYMLINK,
         "données/café.txt".as_bytes(),
         b"",
     ));
-    entries.push(Raw("日本/".as_bytes(), DIR, b"", b""));
-    tar_bytes(&entries)
+    entries.push(entry("日本/".as_bytes(), DIR, b"", b""));
+    tar_of(&entries)
 }
 
 fn scratch(test: &str) -> PathBuf {
@@ -160,16 +75,10 @@ fn read_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<Package, PackageEr
     read(&path)
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
 #[test]
 fn reads_good_packages_in_every_format() {
     let dir = scratch("good");
-    let plain = tar_bytes(&good_entries());
+    let plain = tar_of(&good_entries());
     let zst = zstd::encode_all(&plain[..], 3).unwrap();
     for (name, bytes) in [
         ("p.tar", plain.clone()),
@@ -184,12 +93,12 @@ fn reads_good_packages_in_every_format() {
         assert_eq!(package.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
     }
     // `tar -C dir -cf pkg.tar .` writes `./` names and a root entry.
-    let dotted = tar_bytes(&[
-        Raw(b"./", DIR, b"", b""),
-        Raw(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
-        Raw(b"./lib/", DIR, b"", b""),
-        Raw(b"./lib/libx.so", LINK, b"libx.so.1", b""),
-        Raw(b"./lib/up", LINK, b"../swpush.yaml", b""),
+    let dotted = tar_of(&[
+        entry(b"./", DIR, b"", b""),
+        entry(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
+        entry(b"./lib/", DIR, b"", b""),
+        entry(b"./lib/libx.so", SYMLINK, b"libx.so.1", b""),
+        entry(b"./lib/up", SYMLINK, b"../swpush.yaml", b""),
     ]);
     assert!(read_bytes(&dir, "dotted.tar", &dotted).is_ok());
     let utf8 = read_bytes(&dir, "utf8.tar", &with_utf8_names());
@@ -200,11 +109,11 @@ fn reads_good_packages_in_every_format() {
 #[test]
 fn counts_the_unpacked_size_the_order_signs() {
     let dir = scratch("unpacked");
-    let plain = tar_bytes(&good_entries());
+    let plain = tar_of(&good_entries());
     let files: u64 = good_entries()
         .iter()
-        .filter(|Raw(_, kind, _, _)| *kind == FILE)
-        .map(|Raw(_, _, _, data)| data.len() as u64)
+        .filter(|entry| entry.kind == FILE)
+        .map(|entry| entry.data.len() as u64)
         .sum();
     let want = files + 4 * ENTRY_ALLOWANCE;
     // The same whatever the compression: it is the release's size.
@@ -216,10 +125,10 @@ fn counts_the_unpacked_size_the_order_signs() {
         );
     }
     // A root entry and symlinks count their allowance, not their target.
-    let dotted = tar_bytes(&[
-        Raw(b"./", DIR, b"", b""),
-        Raw(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
-        Raw(b"./up", LINK, b"swpush.yaml", b""),
+    let dotted = tar_of(&[
+        entry(b"./", DIR, b"", b""),
+        entry(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
+        entry(b"./up", SYMLINK, b"swpush.yaml", b""),
     ]);
     assert_eq!(
         read_bytes(&dir, "d.tar", &dotted).unwrap().unpacked_size,
@@ -231,110 +140,110 @@ fn counts_the_unpacked_size_the_order_signs() {
 /// Hostile and broken archives: (name, bytes, what the refusal must say).
 /// An empty expectation accepts any refusal (compression-level corruption).
 fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
-    let with = |extra: Raw<'static>| {
+    let with = |extra: RawEntry| {
         let mut entries = good_entries();
         entries.push(extra);
-        tar_bytes(&entries)
+        tar_of(&entries)
     };
     vec![
         (
             "dotdot",
-            with(Raw(b"../x", FILE, b"", b"x")),
+            with(entry(b"../x", FILE, b"", b"x")),
             "entry `../x` has a `..` component",
         ),
         (
             "dotdot-deep",
-            with(Raw(b"a/../../x", FILE, b"", b"x")),
+            with(entry(b"a/../../x", FILE, b"", b"x")),
             "entry `a/../../x` has a `..` component",
         ),
         (
             "absolute",
-            with(Raw(b"/etc/cron.d/x", FILE, b"", b"x")),
+            with(entry(b"/etc/cron.d/x", FILE, b"", b"x")),
             "entry `/etc/cron.d/x` is an absolute path",
         ),
         (
             "link-absolute",
-            with(Raw(b"lnk", LINK, b"/etc", b"")),
+            with(entry(b"lnk", SYMLINK, b"/etc", b"")),
             "entry `lnk` is a symlink to the absolute path `/etc`",
         ),
         (
             "link-climbs",
-            with(Raw(b"a/lnk", LINK, b"../../etc", b"")),
+            with(entry(b"a/lnk", SYMLINK, b"../../etc", b"")),
             "entry `a/lnk` is a symlink to `../../etc`, outside the package",
         ),
         (
             "link-zigzag",
-            with(Raw(b"lnk", LINK, b"bin/../../etc", b"")),
+            with(entry(b"lnk", SYMLINK, b"bin/../../etc", b"")),
             "entry `lnk` is a symlink to `bin/../../etc`: `..` may only stand at the start of a target",
         ),
         (
             "through-link",
             {
                 let mut e = good_entries();
-                e.push(Raw(b"lnk", LINK, b"bin", b""));
-                e.push(Raw(b"lnk/pwned", FILE, b"", b"x"));
-                tar_bytes(&e)
+                e.push(entry(b"lnk", SYMLINK, b"bin", b""));
+                e.push(entry(b"lnk/pwned", FILE, b"", b"x"));
+                tar_of(&e)
             },
             "entry `lnk/pwned` lies below the symlink `lnk`",
         ),
         (
             "hardlink-out",
-            with(Raw(b"h", HARD, b"/etc/hostname", b"")),
+            with(entry(b"h", HARD, b"/etc/hostname", b"")),
             "entry `h` is a hard link",
         ),
         (
             "hardlink-in",
-            with(Raw(b"h", HARD, b"bin/hello", b"")),
+            with(entry(b"h", HARD, b"bin/hello", b"")),
             "entry `h` is a hard link",
         ),
         (
             "device",
-            with(Raw(b"dev", CHAR, b"", b"")),
+            with(entry(b"dev", CHAR, b"", b"")),
             "entry `dev` is a device file",
         ),
         (
             "fifo",
-            with(Raw(b"fifo", FIFO, b"", b"")),
+            with(entry(b"fifo", FIFO, b"", b"")),
             "entry `fifo` is a fifo",
         ),
         (
             "setuid",
-            with_mode(tar_bytes(&good_entries()), "bin/su", 0o4755),
+            with_mode("bin/su", 0o4755),
             "entry `bin/su` has a setuid or setgid bit",
         ),
         (
             "setgid",
-            with_mode(tar_bytes(&good_entries()), "bin/sg", 0o2755),
+            with_mode("bin/sg", 0o2755),
             "entry `bin/sg` has a setuid or setgid bit",
         ),
         (
             "newline",
-            with(Raw(b"a\nb", FILE, b"", b"x")),
+            with(entry(b"a\nb", FILE, b"", b"x")),
             "entry `a\\nb` contains a control character",
         ),
         (
             "arrow",
-            with(Raw(b"a -> b", FILE, b"", b"x")),
+            with(entry(b"a -> b", FILE, b"", b"x")),
             "entry `a -> b` contains ` -> `",
         ),
         (
             "duplicate",
-            with(Raw(b"./bin/hello", FILE, b"", b"x")),
+            with(entry(b"./bin/hello", FILE, b"", b"x")),
             "entry `./bin/hello` appears twice in the archive",
         ),
         (
             "under-file",
-            with(Raw(b"bin/hello/x", FILE, b"", b"x")),
+            with(entry(b"bin/hello/x", FILE, b"", b"x")),
             "entry `bin/hello/x` lies below the file `bin/hello`",
         ),
         (
             "not-utf8",
-            with(Raw(b"lat\xe9", FILE, b"", b"x")),
+            with(entry(b"lat\xe9", FILE, b"", b"x")),
             "is not UTF-8",
         ),
         (
             "c1-control",
-            with(Raw(b"c1\xc2\x85x", FILE, b"", b"x")),
+            with(entry(b"c1\xc2\x85x", FILE, b"", b"x")),
             "contains a control character",
         ),
         (
@@ -345,41 +254,46 @@ fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("pax-sparse", with_pax_sparse(), "has a pax sparse file"),
         (
             "no-manifest",
-            tar_bytes(&[Raw(b"bin/hello", FILE, b"", b"x")]),
+            tar_of(&[entry(b"bin/hello", FILE, b"", b"x")]),
             "has no swpush.yaml at its root",
         ),
         (
             "bad-manifest",
-            tar_bytes(&[Raw(b"swpush.yaml", FILE, b"", b"name: Hello\nversion: 1\n")]),
+            tar_of(&[entry(
+                b"swpush.yaml",
+                FILE,
+                b"",
+                b"name: Hello\nversion: 1\n",
+            )]),
             "swpush.yaml:1:7: name `Hello` must match",
         ),
         (
             "manifest-link",
-            tar_bytes(&[Raw(b"swpush.yaml", LINK, b"x", b"")]),
+            tar_of(&[entry(b"swpush.yaml", SYMLINK, b"x", b"")]),
             "swpush.yaml must be a regular file",
         ),
         (
             "hook-missing",
-            tar_bytes(&[Raw(b"swpush.yaml", FILE, b"", MANIFEST_TEXT)]),
+            tar_of(&[entry(b"swpush.yaml", FILE, b"", MANIFEST_TEXT)]),
             "swpush.yaml: hook `post_install` names `hooks/post.sh`, which is not a regular file in the package",
         ),
         (
             "hook-dir",
-            tar_bytes(&[
-                Raw(b"swpush.yaml", FILE, b"", MANIFEST_TEXT),
-                Raw(b"hooks/post.sh/", DIR, b"", b""),
+            tar_of(&[
+                entry(b"swpush.yaml", FILE, b"", MANIFEST_TEXT),
+                entry(b"hooks/post.sh/", DIR, b"", b""),
             ]),
             "hook `post_install` names `hooks/post.sh`, which is not a regular file",
         ),
         (
             "cut-mid-entry",
-            tar_bytes(&good_entries())[..1700].to_vec(),
+            tar_of(&good_entries())[..1700].to_vec(),
             "is truncated or corrupt",
         ),
         (
             "cut-at-boundary",
             {
-                let b = tar_bytes(&good_entries());
+                let b = tar_of(&good_entries());
                 b[..b.len() - 1024].to_vec()
             },
             "is truncated: the archive has no end-of-archive marker",
@@ -387,7 +301,7 @@ fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "corrupt-gzip",
             {
-                let mut g = gzip(&tar_bytes(&good_entries()));
+                let mut g = gzip(&tar_of(&good_entries()));
                 let n = g.len();
                 g[n / 2] ^= 0xff;
                 g
@@ -397,7 +311,7 @@ fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "cut-gzip",
             {
-                let g = gzip(&tar_bytes(&good_entries()));
+                let g = gzip(&tar_of(&good_entries()));
                 g[..g.len() - 12].to_vec()
             },
             "",
@@ -405,7 +319,7 @@ fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "cut-zstd",
             {
-                let z = zstd::encode_all(&tar_bytes(&good_entries())[..], 3).unwrap();
+                let z = zstd::encode_all(&tar_of(&good_entries())[..], 3).unwrap();
                 z[..z.len() - 8].to_vec()
             },
             "",
@@ -524,7 +438,7 @@ fn pack_normalises_entries() {
         ("bin/", 0o755, DIR),
         ("bin/hello", 0o755, FILE),
         ("bin/hello-again", 0o755, FILE),
-        ("bin/hi", 0o777, LINK),
+        ("bin/hi", 0o777, SYMLINK),
         ("hooks/", 0o755, DIR),
         ("hooks/post.sh", 0o644, FILE),
         ("swpush.yaml", 0o644, FILE),
@@ -594,7 +508,7 @@ fn pack_refuses_what_read_would_refuse() {
 #[test]
 fn no_archive_panics() {
     let dir = scratch("mangled");
-    let plain = tar_bytes(&good_entries());
+    let plain = tar_of(&good_entries());
     let seeds = [
         plain.clone(),
         gzip(&plain),
@@ -661,15 +575,15 @@ fn client_check_agrees_with_the_controller() {
         .map(|(name, bytes, _)| (name.to_owned(), bytes, false))
         .collect();
     assert_eq!(archives.len(), entry_cases.len());
-    archives.push(("good".into(), tar_bytes(&good_entries()), true));
+    archives.push(("good".into(), tar_of(&good_entries()), true));
     archives.push((
         "good-dotted".into(),
-        tar_bytes(&[
-            Raw(b"./", DIR, b"", b""),
-            Raw(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
-            Raw(b"./a b/", DIR, b"", b""),
-            Raw(b"./a b/c d", FILE, b"", b"x"),
-            Raw(b"./a b/lnk", LINK, b"../swpush.yaml", b""),
+        tar_of(&[
+            entry(b"./", DIR, b"", b""),
+            entry(b"./swpush.yaml", FILE, b"", b"name: hello\nversion: 1\n"),
+            entry(b"./a b/", DIR, b"", b""),
+            entry(b"./a b/c d", FILE, b"", b"x"),
+            entry(b"./a b/lnk", SYMLINK, b"../swpush.yaml", b""),
         ]),
         true,
     ));
