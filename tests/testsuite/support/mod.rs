@@ -424,12 +424,24 @@ impl Drop for Fleet {
 
 /// Polls `condition` every 2 ms until it holds; panics naming `what` if it
 /// still does not after `within`.
-pub fn wait_until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+pub fn wait_until(within: Duration, what: &str, condition: impl FnMut() -> bool) {
+    assert!(
+        holds_within(within, condition),
+        "{what}: not within {within:?}"
+    );
+}
+
+/// Polls `condition` every 2 ms until it holds (true) or `within` has
+/// passed (false), for a caller that says more than [`wait_until`] can.
+pub fn holds_within(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         sleep(Duration::from_millis(2));
     }
+    true
 }
 
 /// `TYPE BASE64` of the public key in `path` (no comment).
@@ -494,10 +506,12 @@ impl TestHost {
     /// Panics unless every process on this host (see
     /// [`TestHost::processes`]) is gone within 5 s.
     pub fn assert_no_process_left(&self) {
-        let what = format!("{}: every process gone", self.name);
-        wait_until(Duration::from_secs(5), &what, || {
-            self.processes().is_empty()
+        let mut left = Vec::new();
+        let gone = holds_within(Duration::from_secs(5), || {
+            left = self.processes();
+            left.is_empty()
         });
+        assert!(gone, "{}: processes left after 5 s: {left:#?}", self.name);
     }
 
     /// The listener's children: one per live connection.
