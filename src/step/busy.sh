@@ -4,9 +4,9 @@
 # taken over, and the hooks it left running are stopped first.
 #
 # Reads: busy_file, busy_check, busy_retries, busy_wait, state_dir,
-#   cache_dir (the arguments); boot, holder (start_run, run.sh).
-# Sets: lock (wait_while_busy); holder_pid holder_boot holder_start
-#   (lock_held).
+#   cache_dir (the arguments); boot, holder, work (start_run, run.sh).
+# Sets: lock (wait_while_busy); reason (check_idle, wait_while_busy);
+#   holder_pid holder_boot holder_start (lock_held).
 # shellcheck disable=SC2154 # see Reads
 
 # start_of PID: when process PID started, as `proc:TICKS` (field 22 of
@@ -89,6 +89,22 @@ take_over_lock() { # HOLDER_BOOT
     rm -rf "$state_dir/lock"
 }
 
+# check_idle: whether busy_check (when set) says the host is idle: exit 1.
+# Exit 0 is busy; any other exit is a check that failed (a syntax error: 2,
+# a command not found: 127), which says nothing about the host and counts
+# as busy, with the check's last stderr lines in `reason`.
+check_idle() {
+    [ -n "$busy_check" ] || return 0
+    checked=0
+    sh -c "$busy_check" </dev/null >/dev/null 2>"$work/busy_check.err" || checked=$?
+    case $checked in
+        0) reason="busy_check says busy" ;;
+        1) return 0 ;;
+        *) reason="busy_check failed (exit $checked): $(tail_of "$work/busy_check.err")" ;;
+    esac
+    return 1
+}
+
 # Waits while the host is busy ($busy_file, busy_check, another run's
 # lock), busy_retries times busy_wait seconds at most, then takes the lock;
 # ends the step (busy) when it is still busy then.
@@ -103,8 +119,8 @@ wait_while_busy() {
         reason=
         if [ -e "$busy_file" ]; then
             reason="$busy_file exists"
-        elif [ -n "$busy_check" ] && sh -c "$busy_check" </dev/null >/dev/null 2>&1; then
-            reason="busy_check says busy"
+        elif ! check_idle; then
+            : # reason set by check_idle
         elif ! mkdir "$state_dir/lock" 2>/dev/null; then
             # The holder's pid, boot and start time: a lock from before a
             # reboot, from a dead run, from a run whose pid another process

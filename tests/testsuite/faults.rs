@@ -21,6 +21,7 @@ use crate::support::world::*;
 const HOSTS: &[&str] = &[
     "busyfile",
     "busycheck",
+    "busybroken",
     "busyfree",
     "lockrace",
     "lockstale",
@@ -244,6 +245,31 @@ fn a_busy_host_is_retried_then_given_up_or_served_once_free() {
             assert_eq!(code, 0, "{report:#}");
             assert_eq!(status_of(&report, "busycheck").0, "installed");
             assert_settled(world, "busycheck", Some("1.0.0"));
+        });
+
+        // A busy_check that is itself broken (not found: 127; a syntax
+        // error: 2) says nothing about the host: busy, never installed
+        // during the job it guards, with what the check said.
+        scope.spawn(|| {
+            let h = fleet.host("busybroken");
+            for (check, exit, said) in [
+                ("pg_dumpp_is_running", 127, "not found"),
+                ("if then fi", 2, "Syntax error"),
+            ] {
+                let extra = format!(
+                    "  busybroken: {{address: {}, busy_check: \"{check}\"}}\n",
+                    h.addr
+                );
+                let inv = inventory(world, "busybroken", &[], &extra);
+                let message = install_while_busy(world, &inv, "busybroken", "1", 2);
+                let failed = format!("busy_check failed (exit {exit}): ");
+                assert!(
+                    message.contains(&failed)
+                        && message.contains(said)
+                        && message.contains("1 retries"),
+                    "{message}"
+                );
+            }
         });
 
         // Free again ~1.5 s after the step started: installed on a later
