@@ -6,10 +6,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::inventory::Host;
 use crate::outcome::{BytesSent, Outcome, Status};
@@ -52,9 +51,8 @@ pub async fn run_all<J: Job>(
     progress: Progress,
 ) -> Vec<HostReport> {
     let forks = Arc::new(Semaphore::new(limits.forks.max(1)));
-    let stopping = Arc::new(AtomicBool::new(false));
-    let (stop_now, stopped) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(watch_interrupts(stopping.clone(), stop_now));
+    let (interrupt, interrupted) = watch::channel(Interrupted::No);
+    let signals = tokio::spawn(watch_interrupts(interrupt, progress.clone()));
     let mut tasks = Vec::with_capacity(hosts.len());
     for host in hosts {
         let (name, address) = (host.name.clone(), host.address.clone());
@@ -62,17 +60,16 @@ pub async fn run_all<J: Job>(
         // after the other, not inside the tasks, which would race for it
         // (with --forks 1 the third host could go first).
         let permit = forks.clone().acquire_owned().await;
-        let (job, connect, progress, stopping, mut stopped) = (
+        let (job, connect, progress, mut interrupted) = (
             job.clone(),
             connect.clone(),
             progress.clone(),
-            stopping.clone(),
-            stopped.clone(),
+            interrupted.clone(),
         );
         let timeout = limits.timeout;
         let task = tokio::spawn(async move {
             let _permit = permit;
-            if stopping.load(Ordering::SeqCst) {
+            if *interrupted.borrow() != Interrupted::No {
                 let outcome = Outcome {
                     attempts: 0,
                     ..Outcome::status(Status::NotAttempted, "not started: interrupted")
@@ -86,17 +83,33 @@ pub async fn run_all<J: Job>(
                 timeout,
                 run_one(&*job, &host, &connect, &host_progress, &sent),
             );
+            // Stopped by an interrupt: at the first, unless it is installing
+            // (it has changed nothing yet); at the second, whatever it does.
+            let stop = |now: &Interrupted| match now {
+                Interrupted::No => false,
+                Interrupted::Once => !host_progress.installing(),
+                Interrupted::Twice => true,
+            };
             let ran = tokio::select! {
                 ran = run => ran,
                 // Dropping the run closes its connection: the client's
-                // watchdog undoes what the step started.
-                _ = stopped.wait_for(|now| *now) => {
-                    let outcome = Outcome {
-                        bytes_sent: sent.get(),
-                        ..Outcome::status(
+                // watchdog undoes what the step started, a step not yet
+                // installing ends at its next line.
+                now = stopped(&mut interrupted, stop) => {
+                    let outcome = if now == Interrupted::Twice {
+                        Outcome::status(
                             Status::Failed,
                             "interrupted again: stopped at once (the client undoes what it started)",
                         )
+                    } else {
+                        Outcome::status(
+                            Status::NotAttempted,
+                            "interrupted before it started installing: nothing was changed",
+                        )
+                    };
+                    let outcome = Outcome {
+                        bytes_sent: sent.get(),
+                        ..outcome
                     };
                     host_progress.done(outcome.status);
                     return report(&host, outcome, started.elapsed());
@@ -144,11 +157,34 @@ pub async fn run_all<J: Job>(
     reports
 }
 
-/// First Ctrl-C (or SIGTERM): start no new host and let the ones in flight
-/// finish. Second: stop the hosts in flight at once (their connections
-/// close; clients whose controller vanished undo what they started, see the
-/// watchdog in `src/step/watch.sh`); the run still reports and records them.
-async fn watch_interrupts(stopping: Arc<AtomicBool>, stop_now: tokio::sync::watch::Sender<bool>) {
+/// Waits until `stop` holds for the interrupts so far; never, if no
+/// interrupt can come (the signal handlers could not be set up).
+async fn stopped(
+    interrupted: &mut watch::Receiver<Interrupted>,
+    stop: impl FnMut(&Interrupted) -> bool,
+) -> Interrupted {
+    let now = interrupted.wait_for(stop).await.map(|now| *now);
+    match now {
+        Ok(now) => now,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// How many times the run was interrupted (Ctrl-C or SIGTERM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupted {
+    No,
+    Once,
+    Twice,
+}
+
+/// First Ctrl-C (or SIGTERM): start no new host, stop those not yet
+/// installing (waiting while busy, say: they end `not-attempted`) and let
+/// the ones installing finish. Second: stop the hosts in flight at once
+/// (their connections close; clients whose controller vanished undo what
+/// they started, see the watchdog in `src/step/watch.sh`); the run still
+/// reports and records them.
+async fn watch_interrupts(state: watch::Sender<Interrupted>, progress: Progress) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
@@ -161,14 +197,15 @@ async fn watch_interrupts(stopping: Arc<AtomicBool>, stop_now: tokio::sync::watc
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        if stopping.swap(true, Ordering::SeqCst) {
-            eprintln!("swpush: interrupted again: stopping now");
-            let _ = stop_now.send(true);
+        if *state.borrow() == Interrupted::Once {
+            progress.stopping("swpush: interrupted again: stopping now");
+            state.send_replace(Interrupted::Twice);
             return;
         }
-        eprintln!(
-            "swpush: interrupted: starting no new host, waiting for those in flight (interrupt again to stop at once)"
+        progress.stopping(
+            "swpush: interrupted: starting no new host, stopping those not yet installing, waiting for those installing (interrupt again to stop at once)",
         );
+        state.send_replace(Interrupted::Once);
     }
 }
 

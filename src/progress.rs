@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +59,8 @@ struct Shared {
     not_done: Mutex<u64>,
     /// The longest host name so far, so that phases line up.
     name_width: AtomicUsize,
+    /// Set by [`Progress::stopping`]: the bar says so from then on.
+    stopping: AtomicBool,
 }
 
 impl Progress {
@@ -95,6 +97,7 @@ impl Progress {
                 overall,
                 not_done: Mutex::new(0),
                 name_width: AtomicUsize::new(0),
+                stopping: AtomicBool::new(false),
             })),
         }
     }
@@ -102,8 +105,9 @@ impl Progress {
     /// A line for `name`, in phase [`Phase::Connecting`], until
     /// [`HostProgress::done`].
     pub fn host(&self, name: &str) -> HostProgress {
+        let phase = Mutex::new(Phase::Connecting);
         let Some(shared) = &self.shared else {
-            return HostProgress { line: None };
+            return HostProgress { line: None, phase };
         };
         let name = terminal_safe(name);
         let len = name.chars().count().min(MAX_COLUMN_WIDTH);
@@ -123,9 +127,27 @@ impl Progress {
         HostProgress {
             line: Some(Line {
                 bar,
-                phase: Mutex::new(Phase::Connecting),
                 shared: Arc::clone(shared),
             }),
+            phase,
+        }
+    }
+
+    /// A run that is stopping says so, in a line that stays above the
+    /// display (on stderr when there is none) and on the bar until the end.
+    pub fn stopping(&self, notice: &str) {
+        match &self.shared {
+            Some(shared) => {
+                shared.stopping.store(true, Ordering::SeqCst);
+                // A failed print leaves the bar's own word.
+                let _ = shared.multi.println(notice);
+                let n = shared
+                    .not_done
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                shared.overall.set_message(overall_message(*n, true));
+            }
+            None => eprintln!("{notice}"),
         }
     }
 
@@ -146,31 +168,53 @@ impl Progress {
 /// cancelled by its timeout) removes the line and counts the host as not done.
 pub struct HostProgress {
     line: Option<Line>,
+    /// Kept with or without a display: the fan-out reads it.
+    phase: Mutex<Phase>,
 }
 
 struct Line {
     bar: ProgressBar,
-    phase: Mutex<Phase>,
     shared: Arc<Shared>,
+}
+
+/// The overall bar's text after `N/M hosts`.
+fn overall_message(not_done: u64, stopping: bool) -> String {
+    let not_done = if not_done > 0 {
+        format!(", {not_done} not done")
+    } else {
+        String::new()
+    };
+    let stopping = if stopping {
+        ", stopping: waiting for the hosts installing"
+    } else {
+        ""
+    };
+    format!("{not_done}{stopping}")
 }
 
 impl HostProgress {
     /// Show `phase`; a new phase drops the previous phase's detail, the same
     /// phase again keeps it.
     pub fn phase(&self, phase: Phase) {
-        if let Some(line) = &self.line {
-            let mut current = line.phase.lock().unwrap_or_else(PoisonError::into_inner);
-            if *current != phase {
-                *current = phase;
+        let mut current = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        if *current != phase {
+            *current = phase;
+            if let Some(line) = &self.line {
                 line.bar.set_message(phase.to_string());
             }
         }
     }
 
+    /// Whether the host has started changing anything: from
+    /// [`Phase::Installing`] on, stopping it would leave work to undo.
+    pub fn installing(&self) -> bool {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) == Phase::Installing
+    }
+
     /// Text after the phase, e.g. `waiting (busy, try 2/6)`.
     pub fn detail(&self, text: &str) {
         if let Some(line) = &self.line {
-            let phase = *line.phase.lock().unwrap_or_else(PoisonError::into_inner);
+            let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
             line.bar.set_message(format!(
                 "{phase} ({})",
                 terminal_safe(&bound(text, MAX_DETAIL))
@@ -190,7 +234,10 @@ impl HostProgress {
             if !ok {
                 let mut n = (line.shared.not_done.lock()).unwrap_or_else(PoisonError::into_inner);
                 *n += 1;
-                line.shared.overall.set_message(format!(", {n} not done"));
+                let stopping = line.shared.stopping.load(Ordering::SeqCst);
+                line.shared
+                    .overall
+                    .set_message(overall_message(*n, stopping));
             }
             line.shared.overall.inc(1);
         }
@@ -309,6 +356,37 @@ mod tests {
         assert_eq!(shared.overall.message(), ", 20 not done");
         progress.finish();
         assert!(shared.overall.is_finished());
+    }
+
+    /// The stop notice is printed above the display, so redraws (hosts
+    /// changing phase, ending) do not erase it, and the bar says stopping.
+    #[test]
+    fn a_stop_stays_on_screen_and_the_bar_says_so() {
+        let term = indicatif::InMemoryTerm::new(12, 100);
+        let progress =
+            Progress::with_target(3, ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let hosts: Vec<_> = ["web1", "web2", "web3"]
+            .iter()
+            .map(|h| progress.host(h))
+            .collect();
+        progress.stopping("swpush: interrupted: starting no new host");
+        let mut hosts = hosts.into_iter();
+        hosts.next().unwrap().done(Status::NotAttempted);
+        let second = hosts.next().unwrap();
+        second.phase(Phase::Installing);
+        second.detail("pre_install");
+        let shared = progress.shared.as_ref().unwrap();
+        shared.multi.suspend(|| {}); // a redraw, as indicatif's tick does
+        let screen = term.contents();
+        assert!(
+            screen.contains("swpush: interrupted: starting no new host"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("1 not done, stopping: waiting for the hosts installing"),
+            "{screen}"
+        );
+        assert!(screen.contains("web2 installing (pre_install)"), "{screen}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ const HOSTS: &[&str] = &[
     "int3",
     "int4",
     "int5",
+    "intbusy",
+    "int6",
     "cut",
     "silent",
     "killpre",
@@ -523,11 +525,12 @@ fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
     let hosts = ["int1", "int2", "int3", "int4"];
     let inv = inventory(world, "interrupt", &hosts, "");
     let run = install_run(world, &inv, &slow, &["--forks", "1"]).spawn();
-    // Interrupt once the first host's step is running (its pre_install then
-    // sleeps 2 s): that host is in flight, the others wait for its fork.
-    let first = fleet.host("int1").path("/tmp");
-    wait_until(Duration::from_secs(20), "the first host started", || {
-        !is_empty_dir(&first)
+    // Interrupt once the first host's step is installing (its release is
+    // being staged, then its pre_install sleeps 2 s): that host is in
+    // flight, the others wait for its fork.
+    let releases = fleet.host("int1").path("/opt/swpush/hello/releases");
+    wait_until(Duration::from_secs(20), "the first host installing", || {
+        releases.exists()
     });
     signal("INT", run.id());
     let output = run.wait_with_output().unwrap();
@@ -566,6 +569,52 @@ fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
     }
 }
 
+/// A host only waiting while busy is not kept waiting out its retries by
+/// an interrupt: it ends `not-attempted` at once, nothing changed, while
+/// the host installing finishes.
+#[test]
+fn ctrl_c_stops_a_host_waiting_while_busy_and_finishes_the_one_installing() {
+    let world = world();
+    let fleet = &world.fleet;
+    let slow = variant(world, "slow-pre-int-busy.tar.gz", |dir| {
+        append(dir, "hooks/pre.sh", "sleep 3\n");
+    });
+    let busy = fleet.host("intbusy").path("/run/swpush/busy");
+    std::fs::write(&busy, "backup running\n").unwrap();
+    let inv = inventory(world, "interrupt-busy", &["intbusy", "int6"], "");
+    let started = Instant::now();
+    let more = ["--busy-wait", "1", "--busy-retries", "60"];
+    let run = install_run(world, &inv, &slow, &more).spawn();
+    let releases = fleet.host("int6").path("/opt/swpush/hello/releases");
+    wait_until(Duration::from_secs(20), "int6 installing", || {
+        releases.exists()
+    });
+    signal("INT", run.id());
+    let output = run.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the busy host waited out its retries: {:?}",
+        started.elapsed()
+    );
+    let (code, report) = parse_report(&output);
+    assert_eq!(code, 2, "{report:#}");
+    let entry = report.host("intbusy");
+    assert_eq!(entry.status, "not-attempted", "{report:#}");
+    assert!(
+        entry.message.contains("before it started installing"),
+        "{entry}"
+    );
+    assert_eq!(entry.bytes_sent, 0, "{entry}");
+    assert_eq!(report.host("int6").status, "installed", "{report:#}");
+    assert_settled(world, "int6", Some("1.0.0"));
+    // The busy host's step ends at its next line, undoing nothing.
+    std::fs::remove_file(&busy).unwrap();
+    assert_settled(world, "intbusy", None);
+    assert!(is_empty_dir(
+        &fleet.host("intbusy").path("/var/cache/swpush")
+    ));
+}
+
 /// A second interrupt stops swpush at once; the host it left mid-install
 /// undoes what was started (the step sees its controller vanish). The run
 /// still prints its report, with that host `failed`, and keeps its record.
@@ -579,8 +628,10 @@ fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
     let inv = inventory(world, "interrupt-twice", &["int5"], "");
     let started = Instant::now();
     let run = install_run(world, &inv, &slow, &[]).spawn();
-    wait_until(Duration::from_secs(20), "the host started", || {
-        !is_empty_dir(&fleet.host("int5").path("/tmp"))
+    // Installing: a host not yet installing would end at the first.
+    let releases = fleet.host("int5").path("/opt/swpush/hello/releases");
+    wait_until(Duration::from_secs(20), "the host installing", || {
+        releases.exists()
     });
     signal("INT", run.id());
     sleep(Duration::from_millis(300));
