@@ -441,6 +441,13 @@ impl Drop for Stopped {
     }
 }
 
+/// Waits until `host`'s step is installing: its release is being staged.
+fn wait_installing(world: &World, host: &str) {
+    let releases = world.fleet.host(host).path("/opt/swpush/hello/releases");
+    let what = format!("{host} installing");
+    wait_until(Duration::from_secs(20), &what, || releases.exists());
+}
+
 fn signal(name: &str, pid: u32) {
     let sent = Command::new("kill")
         .args([format!("-{name}"), pid.to_string()])
@@ -528,10 +535,7 @@ fn ctrl_c_finishes_the_host_in_flight_and_starts_no_other() {
     // Interrupt once the first host's step is installing (its release is
     // being staged, then its pre_install sleeps 2 s): that host is in
     // flight, the others wait for its fork.
-    let releases = fleet.host("int1").path("/opt/swpush/hello/releases");
-    wait_until(Duration::from_secs(20), "the first host installing", || {
-        releases.exists()
-    });
+    wait_installing(world, "int1");
     signal("INT", run.id());
     let output = run.wait_with_output().unwrap();
     let (code, report) = parse_report(&output);
@@ -585,10 +589,7 @@ fn ctrl_c_stops_a_host_waiting_while_busy_and_finishes_the_one_installing() {
     let started = Instant::now();
     let more = ["--busy-wait", "1", "--busy-retries", "60"];
     let run = install_run(world, &inv, &slow, &more).spawn();
-    let releases = fleet.host("int6").path("/opt/swpush/hello/releases");
-    wait_until(Duration::from_secs(20), "int6 installing", || {
-        releases.exists()
-    });
+    wait_installing(world, "int6");
     signal("INT", run.id());
     let output = run.wait_with_output().unwrap();
     assert!(
@@ -629,10 +630,7 @@ fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
     let started = Instant::now();
     let run = install_run(world, &inv, &slow, &[]).spawn();
     // Installing: a host not yet installing would end at the first.
-    let releases = fleet.host("int5").path("/opt/swpush/hello/releases");
-    wait_until(Duration::from_secs(20), "the host installing", || {
-        releases.exists()
-    });
+    wait_installing(world, "int5");
     signal("INT", run.id());
     sleep(Duration::from_millis(300));
     signal("INT", run.id());
