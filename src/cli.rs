@@ -107,6 +107,11 @@ pub struct HostArgs {
     /// Seconds to wait for an SSH connection [default: the host's ConnectTimeout, else 10]
     #[arg(long, value_name = "S")]
     pub connect_timeout: Option<u64>,
+    /// Times connecting to a host is tried again after a transient failure
+    /// (refused, reset, timed out, handshake dropped), with backoff; never
+    /// after a host key or login refused
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub connect_retries: u32,
     /// Seconds a host may take in all, after which it is `timeout`
     #[arg(long, default_value_t = 600, value_name = "S")]
     pub timeout: u64,

@@ -14,7 +14,7 @@ use crate::inventory::Host;
 use crate::outcome::{BytesSent, Outcome, Status};
 use crate::progress::{HostProgress, Phase, Progress};
 use crate::report::HostReport;
-use crate::ssh::{ConnectOptions, Connection};
+use crate::ssh::{ConnectOptions, Connection, SshError};
 use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound_owned};
 
 /// Limits shared by every host of one run.
@@ -23,6 +23,9 @@ pub struct RunLimits {
     pub forks: usize,
     /// Whole run of one host, connection included.
     pub timeout: Duration,
+    /// `--connect-retries`: connecting is tried again this many times after
+    /// a transient failure (see [`SshError::is_transient`]).
+    pub connect_retries: u32,
 }
 
 /// What to do on one host once connected.
@@ -66,7 +69,7 @@ pub async fn run_all<J: Job>(
             progress.clone(),
             interrupted.clone(),
         );
-        let timeout = limits.timeout;
+        let (timeout, retries) = (limits.timeout, limits.connect_retries);
         let task = tokio::spawn(async move {
             let _permit = permit;
             if *interrupted.borrow() != Interrupted::No {
@@ -81,7 +84,7 @@ pub async fn run_all<J: Job>(
             let sent = BytesSent::default();
             let run = tokio::time::timeout(
                 timeout,
-                run_one(&*job, &host, &connect, &host_progress, &sent),
+                run_one(&*job, &host, &connect, retries, &host_progress, &sent),
             );
             // Stopped by an interrupt: at the first, unless it is installing
             // (it has changed nothing yet); at the second, whatever it does.
@@ -157,6 +160,39 @@ pub async fn run_all<J: Job>(
     reports
 }
 
+/// Connects, and after a transient failure (refused, reset, timed out, the
+/// handshake dropped, as sshd's `MaxStartups` does to a burst) tries again
+/// up to `retries` times, after 1 s, 2 s, 4 s ... (at most 30 s), each
+/// ±50 % so that hosts dropped together do not come back together. A host
+/// key or login refused is never retried. Returns the tries made.
+async fn connect_retrying(
+    host: &Host,
+    options: &ConnectOptions,
+    retries: u32,
+    progress: &HostProgress,
+) -> (Result<Connection, SshError>, u32) {
+    let mut tries = 1;
+    loop {
+        match Connection::connect(host, options).await {
+            Err(error) if error.is_transient() && tries <= retries => {
+                progress.detail(&format!("try {} of {}", tries + 1, retries + 1));
+                tokio::time::sleep(backoff(tries)).await;
+                tries += 1;
+            }
+            connected => return (connected, tries),
+        }
+    }
+}
+
+/// The wait before retry `n` (from 1): see [`connect_retrying`].
+fn backoff(n: u32) -> Duration {
+    use std::hash::BuildHasher;
+    let base = Duration::from_secs(1 << (n - 1).min(5)).min(Duration::from_secs(30));
+    // RandomState is seeded at random: jitter without a dependency.
+    let jitter = std::collections::hash_map::RandomState::new().hash_one(n) % 1001;
+    base.mul_f64(0.5 + jitter as f64 / 1000.0)
+}
+
 /// Waits until `stop` holds for the interrupts so far; never, if no
 /// interrupt can come (the signal handlers could not be set up).
 async fn stopped(
@@ -213,14 +249,21 @@ async fn run_one<J: Job>(
     job: &J,
     host: &Host,
     connect: &ConnectOptions,
+    retries: u32,
     progress: &HostProgress,
     sent: &BytesSent,
 ) -> Outcome {
     // A host behind a jump host fails in Connection::connect, never connecting directly.
     progress.phase(Phase::Connecting);
-    let connection = match Connection::connect(host, connect).await {
+    let (connected, tries) = connect_retrying(host, connect, retries, progress).await;
+    let connection = match connected {
         Ok(connection) => connection,
-        Err(error) => return Outcome::status(Status::Unreachable, error.to_string()),
+        Err(error) => {
+            return Outcome {
+                attempts: tries,
+                ..Outcome::status(Status::Unreachable, error.to_string())
+            };
+        }
     };
     let on = OnHost {
         connection: &connection,
@@ -229,6 +272,8 @@ async fn run_one<J: Job>(
         sent,
     };
     let mut outcome = job.run(on).await;
+    // The connection's retries are tries too.
+    outcome.attempts += tries - 1;
     if let Some(key) = connection.learned_host_key() {
         // What was trusted on first use must be auditable in the report.
         let note = format!("new host key {key} recorded in known_hosts");
@@ -258,5 +303,22 @@ fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
             ..outcome
         },
         via: host.via().map(|v| bound_owned(v, MAX_MESSAGE)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1 s, 2 s, 4 s ... at most 30 s, each within ±50 %, and not all alike.
+    #[test]
+    fn retries_back_off_with_jitter() {
+        for (n, base) in [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (10, 30.0)] {
+            let waits: Vec<f64> = (0..50).map(|_| backoff(n).as_secs_f64()).collect();
+            for wait in &waits {
+                assert!((base * 0.5..=base * 1.5).contains(wait), "retry {n}: {wait}");
+            }
+            assert!(waits.iter().any(|w| *w != waits[0]), "retry {n}: no jitter");
+        }
     }
 }

@@ -91,6 +91,7 @@ impl Settings {
             limits: RunLimits {
                 forks: usize::try_from(args.forks).unwrap_or(usize::MAX),
                 timeout: Duration::from_secs(args.timeout),
+                connect_retries: args.connect_retries,
             },
             inventory: args.select.inventory.clone(),
             report: args.report.clone(),

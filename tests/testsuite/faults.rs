@@ -34,6 +34,7 @@ const HOSTS: &[&str] = &[
     "int4",
     "int5",
     "intbusy",
+    "late",
     "int6",
     "cut",
     "silent",
@@ -663,6 +664,62 @@ fn a_second_ctrl_c_stops_at_once_and_the_client_undoes_its_work() {
 }
 
 // --- 5. faults -----------------------------------------------------------------
+
+/// A host whose sshd listens only a moment after the run began (a reboot
+/// finishing, say) is reached on a later try: the default
+/// `--connect-retries 2`, with backoff; `attempts` counts the tries. With
+/// `--connect-retries 0` it is unreachable after one.
+#[test]
+fn a_host_that_listens_late_is_reached_through_connect_retries() {
+    let world = world();
+    let h = world.fleet.host("late");
+    // The host behind a port that refuses connections until the listener
+    // below opens it, 1 s into the run, and then forwards to its sshd.
+    let port = 10023;
+    let known_hosts = world.fleet.dir().join("known_hosts-late");
+    let line = format!("[{}]:{port} {}\n", h.addr, h.public_key());
+    std::fs::write(&known_hosts, line).unwrap();
+    let extra = format!("  late: {{address: {}, port: {port}}}\n", h.addr);
+    let inv = inventory(world, "late", &[], &extra);
+    let known = ["--known-hosts", known_hosts.to_str().unwrap()];
+
+    let once = [&known[..], &["--connect-retries", "0"]].concat();
+    let (code, report) = install(world, &inv, &world.hello, &once);
+    assert_eq!(code, 2, "{report:#}");
+    let entry = report.host("late");
+    assert_eq!(
+        (entry.status.as_str(), entry.attempts),
+        ("unreachable", 1),
+        "{entry}"
+    );
+
+    let (addr, sshd) = (
+        h.addr,
+        std::net::SocketAddr::from((h.addr, crate::support::SSH_PORT)),
+    );
+    let forwarder = std::thread::spawn(move || {
+        sleep(Duration::from_secs(1));
+        let listener = std::net::TcpListener::bind((addr, port)).unwrap();
+        let (client, _) = listener.accept().unwrap();
+        let server = std::net::TcpStream::connect(sshd).unwrap();
+        let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut s2);
+            let _ = s2.shutdown(std::net::Shutdown::Write);
+        });
+        let (mut client, mut server) = (client, server);
+        let _ = std::io::copy(&mut server, &mut client);
+        let _ = client.shutdown(std::net::Shutdown::Write);
+        let _ = up.join();
+    });
+    let (code, report) = install(world, &inv, &world.hello, &known);
+    assert_eq!(code, 0, "{report:#}");
+    let entry = report.host("late");
+    assert_eq!(entry.status, "installed", "{entry}");
+    assert!(entry.attempts >= 2, "{entry}");
+    forwarder.join().unwrap();
+    assert_settled(world, "late", Some("1.0.0"));
+}
 
 #[test]
 fn a_connection_cut_mid_upload_fails_cleanly_and_a_rerun_succeeds() {
