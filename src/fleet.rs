@@ -14,7 +14,7 @@ use crate::inventory::Host;
 use crate::outcome::{BytesSent, Outcome, Status};
 use crate::progress::{HostProgress, Phase, Progress};
 use crate::report::HostReport;
-use crate::ssh::{ConnectOptions, Connection, SshError};
+use crate::ssh::{self, ConnectOptions, Connection, SshError};
 use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound_owned};
 
 /// Limits shared by every host of one run.
@@ -84,7 +84,14 @@ pub async fn run_all<J: Job>(
             let sent = BytesSent::default();
             let run = tokio::time::timeout(
                 timeout,
-                run_one(&*job, &host, &connect, retries, &host_progress, &sent),
+                run_one(
+                    &*job,
+                    &host,
+                    &connect,
+                    (retries, started + timeout),
+                    &host_progress,
+                    &sent,
+                ),
             );
             // Stopped by an interrupt: at the first, unless it is installing
             // (it has changed nothing yet); at the second, whatever it does.
@@ -164,19 +171,24 @@ pub async fn run_all<J: Job>(
 /// handshake dropped, as sshd's `MaxStartups` does to a burst) tries again
 /// up to `retries` times, after 1 s, 2 s, 4 s ... (at most 30 s), each
 /// ±50 % so that hosts dropped together do not come back together. A host
-/// key or login refused is never retried. Returns the tries made.
+/// key or login refused is never retried, nor is a try made that could not
+/// finish before `deadline` (the host's `--timeout`): the host then ends
+/// `unreachable` with the last error, not `timeout`. Returns the tries made.
 async fn connect_retrying(
     host: &Host,
     options: &ConnectOptions,
-    retries: u32,
+    (retries, deadline): (u32, Instant),
     progress: &HostProgress,
 ) -> (Result<Connection, SshError>, u32) {
     let mut tries = 1;
     loop {
-        match Connection::connect(host, options).await {
-            Err(error) if error.is_transient() && tries <= retries => {
+        let connected = Connection::connect(host, options).await;
+        let wait = backoff(tries);
+        let fits = Instant::now() + wait + ssh::connect_timeout(host, options) <= deadline;
+        match connected {
+            Err(error) if error.is_transient() && tries <= retries && fits => {
                 progress.detail(&format!("try {} of {}", tries + 1, retries + 1));
-                tokio::time::sleep(backoff(tries)).await;
+                tokio::time::sleep(wait).await;
                 tries += 1;
             }
             connected => return (connected, tries),
@@ -249,7 +261,7 @@ async fn run_one<J: Job>(
     job: &J,
     host: &Host,
     connect: &ConnectOptions,
-    retries: u32,
+    retries: (u32, Instant),
     progress: &HostProgress,
     sent: &BytesSent,
 ) -> Outcome {
@@ -313,10 +325,20 @@ mod tests {
     /// 1 s, 2 s, 4 s ... at most 30 s, each within ±50 %, and not all alike.
     #[test]
     fn retries_back_off_with_jitter() {
-        for (n, base) in [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (10, 30.0)] {
+        for (n, base) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (5, 16.0),
+            (6, 30.0),
+            (10, 30.0),
+        ] {
             let waits: Vec<f64> = (0..50).map(|_| backoff(n).as_secs_f64()).collect();
             for wait in &waits {
-                assert!((base * 0.5..=base * 1.5).contains(wait), "retry {n}: {wait}");
+                assert!(
+                    (base * 0.5..=base * 1.5).contains(wait),
+                    "retry {n}: {wait}"
+                );
             }
             assert!(waits.iter().any(|w| *w != waits[0]), "retry {n}: no jitter");
         }

@@ -80,6 +80,10 @@ pub enum SshError {
     /// server closed the connection before the handshake finished.
     #[error("cannot connect to {target}: {reason}")]
     Connect { target: String, reason: String },
+    /// The host's name does not resolve (a typo, more often than a DNS
+    /// outage): as ssh, not tried again.
+    #[error("cannot connect to {target}: {reason}")]
+    Resolve { target: String, reason: String },
     /// The connect timeout elapsed before the login finished.
     #[error(
         "connecting to {target} timed out after {}s (TCP connect, SSH handshake and login)",
@@ -225,7 +229,7 @@ pub enum SshError {
 impl SshError {
     /// Whether trying again later might help: the host was unreachable or
     /// the connection broke. Host-key, login and configuration problems are
-    /// not transient.
+    /// not transient, nor is a name that does not resolve.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -582,7 +586,7 @@ async fn hop_over(
 /// line's `--connect-timeout` when given, else the host's `ConnectTimeout`
 /// (never "none": the inventory reads `0`/`none` as unset), else swpush's
 /// default.
-fn connect_timeout(host: &Host, options: &ConnectOptions) -> Duration {
+pub fn connect_timeout(host: &Host, options: &ConnectOptions) -> Duration {
     match host.ssh.connect_timeout {
         Some(seconds) if !options.connect_timeout_given => Duration::from_secs(seconds),
         _ => options.connect_timeout,
@@ -598,7 +602,14 @@ async fn connect_and_login(
         target: target.to_owned(),
         reason,
     };
-    let socket = open_tcp(host).await.map_err(connect_error)?;
+    let addresses: Vec<_> = tokio::net::lookup_host((host.address.as_str(), host.port))
+        .await
+        .map_err(|e| SshError::Resolve {
+            target: target.to_owned(),
+            reason: format!("cannot resolve {:?}: {}", host.address, one_line(e)),
+        })?
+        .collect();
+    let socket = open_tcp(host, addresses).await.map_err(connect_error)?;
     handshake_and_login(host, options, target, socket).await
 }
 
@@ -662,11 +673,10 @@ where
 }
 
 /// Resolves the host's address and connects to the first address that answers.
-async fn open_tcp(host: &Host) -> Result<tokio::net::TcpStream, String> {
-    let addresses: Vec<_> = tokio::net::lookup_host((host.address.as_str(), host.port))
-        .await
-        .map_err(|e| format!("cannot resolve {:?}: {}", host.address, one_line(e)))?
-        .collect();
+async fn open_tcp(
+    host: &Host,
+    addresses: Vec<std::net::SocketAddr>,
+) -> Result<tokio::net::TcpStream, String> {
     let mut last_error = format!("{:?} resolves to no address", host.address);
     for address in addresses {
         match tokio::net::TcpStream::connect(address).await {

@@ -462,7 +462,8 @@ fn a_hung_host_times_out_and_an_unresponsive_one_is_unreachable_while_others_fin
     let world = world();
     let fleet = &world.fleet;
     // post_install hangs where /opt/hang exists. A --timeout of 6 s leaves
-    // the other hosts time to finish on a loaded machine.
+    // the other hosts time to finish on a loaded machine. One connection
+    // try: what retries add is a_host_that_listens_late_is_reached_...'s.
     let hanging = variant(world, "hang-post.tar.gz", |dir| {
         append(
             dir,
@@ -478,7 +479,14 @@ fn a_hung_host_times_out_and_an_unresponsive_one_is_unreachable_while_others_fin
         world,
         &inv,
         &hanging,
-        &["--timeout", "6", "--connect-timeout", "2"],
+        &[
+            "--timeout",
+            "6",
+            "--connect-timeout",
+            "2",
+            "--connect-retries",
+            "0",
+        ],
     );
     let took = started.elapsed();
     drop(frozen);

@@ -506,7 +506,7 @@ fn become_runs_the_step_through_sudo_and_fails_clearly_without_it() {
         fleet.host("sudoer").addr,
         fleet.host("nosudo").addr
     );
-    let inv = inventory(world, &[], &extra);
+    let inv = world.fleet_inventory("become", &[], &extra);
     let (code, report) = install(world, &inv, &world.hello, &[]);
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(status_of(&report, "sudoer").0, "installed", "{report:#}");
@@ -533,7 +533,7 @@ fn a_host_behind_a_jump_host_is_never_reached_directly() {
         "  jumped: {{address: {}, proxy_jump: bastion.example}}\n",
         fleet.host("ok3").addr
     );
-    let inv = inventory(world, &[], &extra);
+    let inv = world.fleet_inventory("jumped", &[], &extra);
     let (code, report) = install(world, &inv, &world.hello, &[]);
     assert_eq!(code, 2);
     let (status, message) = status_of(&report, "jumped");
