@@ -7,17 +7,45 @@
 //! The same entry policy as for reading applies ([`super::entries`]), and
 //! the result is read back with [`super::read`], so `pack` can never produce
 //! a package the controller or a client would refuse.
+//!
+//! What is not part of the software is left out: version-control folders,
+//! editor backups, the folder's earlier packages ([`SKIPPED`]), and what a
+//! `.swpushignore` at the top of the folder names (gitignore syntax, read
+//! by the `ignore` crate; its `!` lines can take back a default).
 
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
 use super::entries::{EntrySet, Kind, check_link_target, normalize_name};
 use super::{Compression, MANIFEST, Package, PackageError, manifest};
 
 /// zstd level: a good ratio at a speed that keeps `pack` interactive.
 const ZSTD_LEVEL: i32 = 10;
+
+/// The file of patterns, at the top of the folder, for what to leave out.
+pub const IGNORE_FILE: &str = ".swpushignore";
+
+/// Left out of every package (gitignore patterns), before the folder's
+/// own [`IGNORE_FILE`]: version control, editor backups and swap files
+/// (`\#` is a `#`, which would start a comment).
+/// Earlier packages of the same NAME are added by [`skip_rules`].
+pub const SKIPPED: &[&str] = &[
+    ".git",
+    ".hg",
+    ".svn",
+    "*~",
+    ".*.sw[a-p]",
+    r"\#*#",
+    ".#*",
+    ".DS_Store",
+];
+
+/// The endings `-o` may have: the formats `pack` writes.
+const PACKAGE_ENDINGS: [&str; 5] = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"];
 
 /// One file-system entry to store, by its path inside the package.
 struct Item {
@@ -52,7 +80,21 @@ pub fn pack(dir: &Path, out: Option<&Path>) -> Result<Package, PackageError> {
         Some(out) => out.to_owned(),
         None => PathBuf::from(format!("{}-{}.tar.gz", manifest.name, manifest.version)),
     };
-    let items = collect(dir, &out).map_err(fail)?;
+    let out_name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if !PACKAGE_ENDINGS
+        .iter()
+        .any(|ending| out_name.ends_with(ending))
+    {
+        return Err(PackageError::new(
+            &out,
+            format!(
+                "cannot be written: a package file ends in {}",
+                PACKAGE_ENDINGS.join(", ")
+            ),
+        ));
+    }
+    let skip = skip_rules(dir, &manifest.name).map_err(fail)?;
+    let items = collect(dir, &out, &skip).map_err(fail)?;
     for (key, path) in manifest.hooks.iter() {
         if !items.iter().any(|i| i.name == path && i.kind == Kind::File) {
             return Err(fail(format!(
@@ -100,9 +142,39 @@ pub fn pack(dir: &Path, out: Option<&Path>) -> Result<Package, PackageError> {
     checked
 }
 
-/// Every entry below `dir`, sorted by name, checked against the entry policy.
-fn collect(dir: &Path, out: &Path) -> Result<Vec<Item>, String> {
-    let skip = fs::canonicalize(out).ok();
+/// What to leave out of the package of `dir`: [`SKIPPED`], the folder's
+/// earlier packages of `name` at its top, then its [`IGNORE_FILE`].
+fn skip_rules(dir: &Path, name: &str) -> Result<Gitignore, String> {
+    let mut rules = GitignoreBuilder::new(dir);
+    let earlier = PACKAGE_ENDINGS.map(|ending| format!("/{name}-*{ending}"));
+    for line in SKIPPED
+        .iter()
+        .copied()
+        .chain(earlier.iter().map(String::as_str))
+    {
+        rules
+            .add_line(None, line)
+            .map_err(|e| format!("cannot use the skip pattern `{line}`: {e}"))?;
+    }
+    let file = dir.join(IGNORE_FILE);
+    if fs::symlink_metadata(&file).is_ok()
+        && let Some(e) = rules.add(&file)
+    {
+        return Err(format!("cannot use {IGNORE_FILE}: {}", one_line(&e)));
+    }
+    rules
+        .build()
+        .map_err(|e| format!("cannot use {IGNORE_FILE}: {}", one_line(&e)))
+}
+
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+/// Every entry below `dir` that `skip` does not leave out (the manifest
+/// never is), sorted by name, checked against the entry policy.
+fn collect(dir: &Path, out: &Path, skip: &Gitignore) -> Result<Vec<Item>, String> {
+    let output = fs::canonicalize(out).ok();
     let mut items = Vec::new();
     let mut set = EntrySet::default();
     let mut pending = vec![(dir.to_owned(), String::new())];
@@ -117,8 +189,12 @@ fn collect(dir: &Path, out: &Path) -> Result<Vec<Item>, String> {
         for dirent in listing {
             let dirent = dirent.map_err(|e| format!("cannot list `{}`: {e}", folder.display()))?;
             let source = dirent.path();
-            if skip.is_some() && fs::canonicalize(&source).ok() == skip {
+            if output.is_some() && fs::canonicalize(&source).ok() == output {
                 continue; // the output itself, when written inside the folder
+            }
+            let is_dir = dirent.file_type().is_ok_and(|t| t.is_dir());
+            if skip.matched(&source, is_dir).is_ignore() && source != dir.join(MANIFEST) {
+                continue;
             }
             let raw = format!("{prefix}{}", dirent.file_name().to_string_lossy());
             let shown = raw.escape_debug().to_string();

@@ -448,6 +448,99 @@ fn pack_normalises_entries() {
     std::fs::remove_dir_all(root).unwrap();
 }
 
+/// Names of the entries of the package at `path` (a plain tar).
+fn names_in_package(path: &Path) -> Vec<String> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let entries = archive.entries().unwrap();
+    entries
+        .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn pack_leaves_out_what_is_not_the_software() {
+    let root = scratch("pack-skip");
+    let src = source_folder(&root);
+    let write = |name: &str| {
+        let path = src.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "x\n").unwrap();
+    };
+    for name in [
+        ".git/config",
+        ".git/objects/ab/cdef",
+        "vendor/lib/.git",
+        "bin/hello~",
+        "bin/.hello.swp",
+        "#notes#",
+        ".#notes",
+        "hello-1.1.0.tar.gz",
+        "hello-1.0.0.tar",
+        "data/hello-0.9.tar.gz",
+        "other-1.0.tar.gz",
+        "logs/today",
+        "a.log",
+        "keep.log",
+        "etc/app.conf~",
+    ] {
+        write(name);
+    }
+    // The folder's own rules, gitignore syntax: `!` takes back a default.
+    std::fs::write(
+        src.join(".swpushignore"),
+        "logs/\n*.log\n!keep.log\n!etc/app.conf~\nswpush.yaml\n",
+    )
+    .unwrap();
+    let package = pack::pack(&src, Some(&root.join("p.tar"))).unwrap();
+    let expected = [
+        ".swpushignore",
+        "bin/",
+        "bin/hello",
+        "bin/hello-again",
+        "bin/hi",
+        "data/",
+        "data/hello-0.9.tar.gz",
+        "etc/",
+        "etc/app.conf~",
+        "hooks/",
+        "hooks/post.sh",
+        "keep.log",
+        "other-1.0.tar.gz",
+        "swpush.yaml",
+        "vendor/",
+        "vendor/lib/",
+    ];
+    assert_eq!(names_in_package(&package.path), expected);
+
+    // A pattern the ignore crate cannot read is named, not skipped over.
+    std::fs::write(src.join(".swpushignore"), "bin/[z-a]\n").unwrap();
+    let error = pack::pack(&src, Some(&root.join("q.tar")))
+        .expect_err("bad glob")
+        .to_string();
+    assert!(error.contains("cannot use .swpushignore"), "{error}");
+    assert!(!error.contains('\n'), "{error}");
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn pack_writes_only_package_file_names() {
+    let root = scratch("pack-ending");
+    let src = source_folder(&root);
+    for name in ["p.zip", "p.tar.bz2", "p.gz", "p"] {
+        let error = pack::pack(&src, Some(&root.join(name)))
+            .expect_err(name)
+            .to_string();
+        assert!(
+            error.ends_with(
+                "cannot be written: a package file ends in .tar, .tar.gz, .tgz, .tar.zst, .tzst"
+            ),
+            "{name}: {error}"
+        );
+        assert!(!root.join(name).exists(), "{name}");
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
+
 #[test]
 fn pack_refuses_what_read_would_refuse() {
     let root = scratch("pack-refuse");
