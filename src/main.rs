@@ -9,6 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use swpush::cli;
 use swpush::run::Ended;
 use swpush::untrusted::{MAX_ERROR_LINE, bound, terminal_safe};
@@ -18,7 +19,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             // clap exits 2 on bad arguments; swpush keeps 2 for failed hosts.
-            let _ = error.print();
+            if error.kind() == ErrorKind::ValueValidation {
+                // A value out of range is one line, naming the option and
+                // the range (cli.rs), as every other mistake is.
+                let text = error.to_string();
+                eprintln!("{}", text.lines().next().unwrap_or_default());
+            } else {
+                let _ = error.print();
+            }
             return if error.use_stderr() {
                 ExitCode::from(1)
             } else {

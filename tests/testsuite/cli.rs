@@ -188,6 +188,40 @@ fn bad_arguments_exit_1_and_help_exits_0() {
     }
 }
 
+/// A number that cannot work (`--timeout 0` would time every host out at
+/// once, `--forks 0` would start none) is refused before anything is read
+/// or connected: one line naming the option and the range it takes.
+#[test]
+fn numbers_that_cannot_work_are_refused_naming_the_range() {
+    let home = scratch("ranges");
+    // Nothing listens on port 1: a value let through would be tried on it.
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("--timeout", &["0", "604801", "-5"], "1 to 604800 seconds"),
+        ("--connect-timeout", &["0", "3601"], "1 to 3600 seconds"),
+        ("--forks", &["0"], "1 or more"),
+        ("-f", &["0"], "1 or more"),
+        ("--busy-wait", &["0", "ten"], "1 to 3600 seconds"),
+        ("--busy-retries", &["-1"], "0 or more"),
+    ];
+    for (option, value, range) in cases
+        .iter()
+        .flat_map(|(option, values, range)| values.iter().map(move |v| (*option, *v, *range)))
+    {
+        let args = ["rollback", "hello", "-i", "127.0.0.1:1,", option, value];
+        let output = swpush(&home, &args);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        let shown = if option == "-f" { "--forks" } else { option };
+        assert!(
+            said.starts_with(&format!("error: invalid value '{value}' for '{shown} "))
+                && said.contains(&format!("must be {range}")),
+            "{args:?}: {said}"
+        );
+        assert_eq!(said.lines().count(), 1, "one line: {said}");
+        assert!(stdout(&output).is_empty(), "{args:?}");
+    }
+}
+
 #[test]
 fn bad_names_and_versions_are_refused_before_connecting() {
     let home = scratch("names");
