@@ -418,6 +418,7 @@ fn act_on_installed(
     fleet_args: &FleetArgs,
     env: &Env,
 ) -> Result<Ended> {
+    refuse_package_file(op, name)?;
     let name = PackageName::parse(name)?;
     let version = version.map(Version::parse).transpose().context("--to")?;
     let hosts = selected_hosts(&fleet_args.hosts.select, env)?;
@@ -428,6 +429,46 @@ fn act_on_installed(
     };
     let subject = Subject::Installed { name, version };
     order_hosts(op, subject, Policy::default(), info, hosts, fleet_args, env)
+}
+
+/// How a package file's name ends: what `swpush pack` writes, and the
+/// other tarballs an operator may hold. No package name needs one.
+const PACKAGE_FILE_ENDINGS: [&str; 10] = [
+    ".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz",
+];
+
+/// `rollback` and `remove` take a package's NAME: a package file in its
+/// place (`remove hello-1.2.0.tar.gz`) is refused before anything is
+/// connected to, naming the NAME when the file says it. An argument is a
+/// package file when it is named as one, or is an existing file that
+/// reads as a package; any other file (a script `./hello` beside the
+/// operator) does not stand in the way of the name.
+fn refuse_package_file(op: Change, argument: &str) -> Result<()> {
+    let path = Path::new(argument);
+    let named_as_one = PACKAGE_FILE_ENDINGS
+        .iter()
+        .any(|ending| argument.ends_with(ending));
+    let package = path.is_file().then(|| package::read(path).ok()).flatten();
+    let what = match (package, named_as_one) {
+        (Some(package), _) => {
+            let manifest = package.manifest;
+            format!(
+                "is {} {} (swpush {} {})",
+                manifest.name,
+                manifest.version,
+                op.as_str(),
+                manifest.name
+            )
+        }
+        (None, true) => {
+            "(the `name` in its swpush.yaml; `swpush status` lists what is installed)".to_owned()
+        }
+        (None, false) => return Ok(()),
+    };
+    anyhow::bail!(
+        "{} takes a package NAME, not a package file: `{argument}` {what}",
+        op.as_str()
+    )
 }
 
 /// Runs the client step on `hosts`, each under an order signed with the
