@@ -41,7 +41,9 @@ pub const VERSION: &str = concat!(
         back; swpush prints one report of which hosts did not make it and why.\n\n\
         Exit status: 0 every selected host succeeded or was skipped; 1 nothing was \
         attempted (bad arguments, inventory, package or key); 2 at least one host \
-        did not succeed."
+        did not succeed, or none did what was asked because what it was asked for \
+        is on none of them (a name installed nowhere, a version kept nowhere, an \
+        install where every host has another version)."
 )]
 pub struct Cli {
     #[command(subcommand)]

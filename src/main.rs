@@ -4,7 +4,8 @@
 //! `main` parses the command line, runs the command (see [`cli`]) and maps
 //! the outcome to the exit status of SPEC §7: 0 every host succeeded or was
 //! skipped, 1 nothing was attempted (bad arguments, inventory, package or
-//! key), 2 at least one host did not succeed.
+//! key), 2 at least one host did not succeed, or none did what was asked
+//! because what it was asked for is on none of them.
 
 use std::process::ExitCode;
 
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     };
     match cli::run(cli) {
         Ok(Ended::Success) => ExitCode::SUCCESS,
-        Ok(Ended::HostsFailed) => ExitCode::from(2),
+        Ok(Ended::HostsFailed | Ended::NothingDone) => ExitCode::from(2),
         Err(error) => {
             // An error may quote a file or a client (a host name, an entry
             // name): one line, bounded, nothing a terminal acts on.
