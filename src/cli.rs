@@ -156,69 +156,6 @@ pub struct BusyArgs {
     pub busy_retries: u32,
 }
 
-/// The whole numbers a numeric option takes: anything else is refused by
-/// its value parser, before anything is read or connected, naming the
-/// range (docs/reference.md lists them). A zero that cannot work (every
-/// host timed out at once, no host in flight) is out of range; so is a
-/// time long enough to be a typo, which would also overflow the client's
-/// deadline arithmetic.
-struct Accepted {
-    min: u64,
-    /// `None`: as large as the option's type holds.
-    max: Option<u64>,
-    /// What the number counts, after the range: ` seconds`.
-    unit: &'static str,
-    /// What else to say, after the range.
-    hint: &'static str,
-}
-
-impl Accepted {
-    /// 1 to `max` seconds.
-    const fn seconds(max: u64, hint: &'static str) -> Accepted {
-        Accepted {
-            min: 1,
-            max: Some(max),
-            unit: " seconds",
-            hint,
-        }
-    }
-
-    /// `min` or more, up to what the option's type holds.
-    const fn at_least(min: u64, hint: &'static str) -> Accepted {
-        Accepted {
-            min,
-            max: None,
-            unit: "",
-            hint,
-        }
-    }
-
-    /// The option's value parser.
-    fn parser<T: TryFrom<u64>>(&'static self) -> impl Fn(&str) -> Result<T, String> + Clone {
-        move |text| self.parse(text)
-    }
-
-    fn parse<T: TryFrom<u64>>(&self, text: &str) -> Result<T, String> {
-        text.parse::<u64>()
-            .ok()
-            .filter(|&n| n >= self.min && self.max.is_none_or(|max| n <= max))
-            .and_then(|n| T::try_from(n).ok())
-            .ok_or_else(|| {
-                let range = match self.max {
-                    Some(max) => format!("{} to {max}", self.min),
-                    None => format!("{} or more", self.min),
-                };
-                format!("must be {range}{}{}", self.unit, self.hint)
-            })
-    }
-}
-
-const FORKS: Accepted = Accepted::at_least(1, " (hosts in flight at once)");
-const CONNECT_TIMEOUT: Accepted = Accepted::seconds(3600, "");
-const TIMEOUT: Accepted = Accepted::seconds(7 * 24 * 3600, " (7 days), for each host's whole run");
-const BUSY_WAIT: Accepted = Accepted::seconds(3600, " (--busy-retries 0 does not wait at all)");
-const BUSY_RETRIES: Accepted = Accepted::at_least(0, " (0: a busy client is given up at once)");
-
 /// Everything install, upgrade, rollback and remove share.
 #[derive(Args, Debug)]
 pub struct FleetArgs {
@@ -329,6 +266,69 @@ pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: crate::manual::Shell,
 }
+
+/// The whole numbers a numeric option takes: anything else is refused by
+/// its value parser, before anything is read or connected, naming the
+/// range (docs/reference.md lists them). A zero that cannot work (every
+/// host timed out at once, no host in flight) is out of range; so is a
+/// time long enough to be a typo, which would also overflow the client's
+/// deadline arithmetic.
+struct Accepted {
+    min: u64,
+    /// `None`: as large as the option's type holds.
+    max: Option<u64>,
+    /// What the number counts, after the range: ` seconds`.
+    unit: &'static str,
+    /// What else to say, after the range.
+    hint: &'static str,
+}
+
+impl Accepted {
+    /// 1 to `max` seconds.
+    const fn seconds(max: u64, hint: &'static str) -> Accepted {
+        Accepted {
+            min: 1,
+            max: Some(max),
+            unit: " seconds",
+            hint,
+        }
+    }
+
+    /// `min` or more, up to what the option's type holds.
+    const fn at_least(min: u64, hint: &'static str) -> Accepted {
+        Accepted {
+            min,
+            max: None,
+            unit: "",
+            hint,
+        }
+    }
+
+    /// The option's value parser.
+    fn parser<T: TryFrom<u64>>(&'static self) -> impl Fn(&str) -> Result<T, String> + Clone {
+        move |text| self.parse(text)
+    }
+
+    fn parse<T: TryFrom<u64>>(&self, text: &str) -> Result<T, String> {
+        text.parse::<u64>()
+            .ok()
+            .filter(|&n| n >= self.min && self.max.is_none_or(|max| n <= max))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| {
+                let range = match self.max {
+                    Some(max) => format!("{} to {max}", self.min),
+                    None => format!("{} or more", self.min),
+                };
+                format!("must be {range}{}{}", self.unit, self.hint)
+            })
+    }
+}
+
+const FORKS: Accepted = Accepted::at_least(1, " (hosts in flight at once)");
+const CONNECT_TIMEOUT: Accepted = Accepted::seconds(3600, "");
+const TIMEOUT: Accepted = Accepted::seconds(7 * 24 * 3600, " (7 days), for each host's whole run");
+const BUSY_WAIT: Accepted = Accepted::seconds(3600, " (--busy-retries 0 does not wait at all)");
+const BUSY_RETRIES: Accepted = Accepted::at_least(0, " (0: a busy client is given up at once)");
 
 /// Runs the command `cli` gives; the environment is read here, once.
 pub fn run(cli: Cli) -> Result<Ended> {
