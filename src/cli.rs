@@ -41,7 +41,9 @@ pub const VERSION: &str = concat!(
         back; swpush prints one report of which hosts did not make it and why.\n\n\
         Exit status: 0 every selected host succeeded or was skipped; 1 nothing was \
         attempted (bad arguments, inventory, package or key); 2 at least one host \
-        did not succeed."
+        did not succeed, or none did what was asked because what it was asked for \
+        is on none of them (a name installed nowhere, a version kept nowhere, an \
+        install where every host has another version)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -101,19 +103,23 @@ pub enum Format {
 pub struct HostArgs {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Hosts in flight at once
-    #[arg(long, short = 'f', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Hosts in flight at once (1 or more)
+    #[arg(long, short = 'f', default_value_t = 100)]
+    #[arg(allow_negative_numbers = true, value_parser = FORKS.parser::<u32>())]
     pub forks: u32,
-    /// Seconds to wait for an SSH connection [default: the host's ConnectTimeout, else 10]
+    /// Seconds to wait for an SSH connection (1 to 3600) [default: the host's ConnectTimeout, else 10]
     #[arg(long, value_name = "S")]
+    #[arg(allow_negative_numbers = true, value_parser = CONNECT_TIMEOUT.parser::<u64>())]
     pub connect_timeout: Option<u64>,
-    /// Times connecting to a host is tried again after a transient failure
-    /// (refused, reset, timed out, handshake dropped), with backoff; never
-    /// after a host key or login refused
-    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10))]
+    /// Times connecting to a host is tried again (0 to 10) after a transient
+    /// failure (refused, reset, timed out, handshake dropped), with backoff;
+    /// never after a host key or login refused
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(allow_negative_numbers = true, value_parser = CONNECT_RETRIES.parser::<u32>())]
     pub connect_retries: u32,
-    /// Seconds a host may take in all, after which it is `timeout`
+    /// Seconds a host may take in all (1 to 604800), after which it is `timeout`
     #[arg(long, default_value_t = 600, value_name = "S")]
+    #[arg(allow_negative_numbers = true, value_parser = TIMEOUT.parser::<u64>())]
     pub timeout: u64,
     /// Report format on stdout
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -146,11 +152,13 @@ pub struct ChangeArgs {
 /// Waiting for busy clients.
 #[derive(Args, Debug)]
 pub struct BusyArgs {
-    /// Seconds between checks while a client is busy
+    /// Seconds between checks while a client is busy (1 to 3600)
     #[arg(long, default_value_t = 10, value_name = "S")]
+    #[arg(allow_negative_numbers = true, value_parser = BUSY_WAIT.parser::<u64>())]
     pub busy_wait: u64,
-    /// Busy checks before a client is given up as `busy`
+    /// Busy checks before a client is given up as `busy` (0 or more; 0: at once)
     #[arg(long, default_value_t = 6, value_name = "N")]
+    #[arg(allow_negative_numbers = true, value_parser = BUSY_RETRIES.parser::<u32>())]
     pub busy_retries: u32,
 }
 
@@ -265,6 +273,75 @@ pub struct CompletionsArgs {
     pub shell: crate::manual::Shell,
 }
 
+/// The whole numbers a numeric option takes: anything else is refused by
+/// its value parser, before anything is read or connected, naming the
+/// range (docs/reference.md lists them). A zero that cannot work (every
+/// host timed out at once, no host in flight) is out of range; so is a
+/// time long enough to be a typo, which would also overflow the client's
+/// deadline arithmetic.
+struct Accepted {
+    min: u64,
+    /// `None`: as large as the option's type holds.
+    max: Option<u64>,
+    /// What the number counts, after the range: ` seconds`.
+    unit: &'static str,
+    /// What else to say, after the range.
+    hint: &'static str,
+}
+
+impl Accepted {
+    /// 1 to `max` seconds.
+    const fn seconds(max: u64, hint: &'static str) -> Accepted {
+        Accepted {
+            min: 1,
+            max: Some(max),
+            unit: " seconds",
+            hint,
+        }
+    }
+
+    /// `min` or more, up to what the option's type holds.
+    const fn at_least(min: u64, hint: &'static str) -> Accepted {
+        Accepted {
+            min,
+            max: None,
+            unit: "",
+            hint,
+        }
+    }
+
+    /// The option's value parser.
+    fn parser<T: TryFrom<u64>>(&'static self) -> impl Fn(&str) -> Result<T, String> + Clone {
+        move |text| self.parse(text)
+    }
+
+    fn parse<T: TryFrom<u64>>(&self, text: &str) -> Result<T, String> {
+        text.parse::<u64>()
+            .ok()
+            .filter(|&n| n >= self.min && self.max.is_none_or(|max| n <= max))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| {
+                let range = match self.max {
+                    Some(max) => format!("{} to {max}", self.min),
+                    None => format!("{} or more", self.min),
+                };
+                format!("must be {range}{}{}", self.unit, self.hint)
+            })
+    }
+}
+
+const FORKS: Accepted = Accepted::at_least(1, " (hosts in flight at once)");
+const CONNECT_TIMEOUT: Accepted = Accepted::seconds(3600, "");
+const CONNECT_RETRIES: Accepted = Accepted {
+    min: 0,
+    max: Some(10),
+    unit: "",
+    hint: " (tries after the first; 0: one try)",
+};
+const TIMEOUT: Accepted = Accepted::seconds(7 * 24 * 3600, " (7 days), for each host's whole run");
+const BUSY_WAIT: Accepted = Accepted::seconds(3600, " (--busy-retries 0 does not wait at all)");
+const BUSY_RETRIES: Accepted = Accepted::at_least(0, " (0: a busy client is given up at once)");
+
 /// Runs the command `cli` gives; the environment is read here, once.
 pub fn run(cli: Cli) -> Result<Ended> {
     let env = Env::read();
@@ -355,6 +432,7 @@ fn act_on_installed(
     fleet_args: &FleetArgs,
     env: &Env,
 ) -> Result<Ended> {
+    refuse_package_file(op, name)?;
     let name = PackageName::parse(name)?;
     let version = version.map(Version::parse).transpose().context("--to")?;
     let hosts = selected_hosts(&fleet_args.hosts.select, env)?;
@@ -365,6 +443,46 @@ fn act_on_installed(
     };
     let subject = Subject::Installed { name, version };
     order_hosts(op, subject, Policy::default(), info, hosts, fleet_args, env)
+}
+
+/// How a package file's name ends: what `swpush pack` writes, and the
+/// other tarballs an operator may hold. No package name needs one.
+const PACKAGE_FILE_ENDINGS: [&str; 10] = [
+    ".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz",
+];
+
+/// `rollback` and `remove` take a package's NAME: a package file in its
+/// place (`remove hello-1.2.0.tar.gz`) is refused before anything is
+/// connected to, naming the NAME when the file says it. An argument is a
+/// package file when it is named as one, or is an existing file that
+/// reads as a package; any other file (a script `./hello` beside the
+/// operator) does not stand in the way of the name.
+fn refuse_package_file(op: Change, argument: &str) -> Result<()> {
+    let path = Path::new(argument);
+    let named_as_one = PACKAGE_FILE_ENDINGS
+        .iter()
+        .any(|ending| argument.ends_with(ending));
+    let package = path.is_file().then(|| package::read(path).ok()).flatten();
+    let what = match (package, named_as_one) {
+        (Some(package), _) => {
+            let manifest = package.manifest;
+            format!(
+                "is {} {} (swpush {} {})",
+                manifest.name,
+                manifest.version,
+                op.as_str(),
+                manifest.name
+            )
+        }
+        (None, true) => {
+            "(the `name` in its swpush.yaml; `swpush status` lists what is installed)".to_owned()
+        }
+        (None, false) => return Ok(()),
+    };
+    anyhow::bail!(
+        "{} takes a package NAME, not a package file: `{argument}` {what}",
+        op.as_str()
+    )
 }
 
 /// Runs the client step on `hosts`, each under an order signed with the
@@ -469,4 +587,86 @@ fn hosts(args: &HostsArgs, env: &Env) -> Result<Ended> {
         Format::Text => emit(crate::report::text::hosts_table(&hosts)),
     }
     Ok(Ended::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `rollback hello -i web1, ARGS`: its fleet options, or clap's error.
+    fn fleet_of(args: &[&str]) -> Result<FleetArgs, clap::Error> {
+        let mut argv = vec!["swpush", "rollback", "hello", "-i", "web1,"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Rollback(rollback) => Ok(rollback.fleet),
+            other => panic!("not a rollback: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numeric_options_take_their_range_and_nothing_else() {
+        let defaults = fleet_of(&[]).expect("the defaults are in range");
+        assert_eq!(
+            (defaults.hosts.forks, defaults.hosts.connect_timeout),
+            (100, None)
+        );
+        assert_eq!(defaults.hosts.timeout, 600);
+        assert_eq!(
+            (defaults.busy.busy_wait, defaults.busy.busy_retries),
+            (10, 6)
+        );
+
+        let ends = fleet_of(&[
+            "--forks",
+            "1",
+            "--connect-timeout",
+            "3600",
+            "--timeout",
+            "604800",
+            "--busy-wait",
+            "3600",
+            "--busy-retries",
+            "0",
+        ])
+        .expect("the ends of each range");
+        assert_eq!(
+            (ends.hosts.forks, ends.hosts.connect_timeout),
+            (1, Some(3600))
+        );
+        assert_eq!(ends.hosts.timeout, 604_800);
+        assert_eq!((ends.busy.busy_wait, ends.busy.busy_retries), (3600, 0));
+        let most = fleet_of(&["-f", "4294967295", "--busy-retries", "4294967295"]).unwrap();
+        assert_eq!(
+            (most.hosts.forks, most.busy.busy_retries),
+            (u32::MAX, u32::MAX)
+        );
+
+        for (option, value) in [
+            ("--forks", "0"),
+            ("--forks", "4294967296"),
+            ("--connect-timeout", "0"),
+            ("--connect-timeout", "3601"),
+            ("--timeout", "0"),
+            ("--timeout", "604801"),
+            ("--timeout", "18446744073709551615"),
+            ("--timeout", "1.5"),
+            ("--busy-wait", "0"),
+            ("--busy-wait", "3601"),
+            ("--busy-retries", "-1"),
+            ("--busy-retries", ""),
+        ] {
+            let error = fleet_of(&[option, value]).expect_err(option);
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{option} {value}"
+            );
+            let first = error.to_string();
+            let first = first.lines().next().unwrap();
+            assert!(
+                first.contains(option) && first.contains(": must be "),
+                "{option} {value}: {first}"
+            );
+        }
+    }
 }

@@ -4,11 +4,13 @@
 //! `main` parses the command line, runs the command (see [`cli`]) and maps
 //! the outcome to the exit status of SPEC §7: 0 every host succeeded or was
 //! skipped, 1 nothing was attempted (bad arguments, inventory, package or
-//! key), 2 at least one host did not succeed.
+//! key), 2 at least one host did not succeed, or none did what was asked
+//! because what it was asked for is on none of them.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use swpush::cli;
 use swpush::run::Ended;
 use swpush::untrusted::{MAX_ERROR_LINE, bound, terminal_safe};
@@ -18,7 +20,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             // clap exits 2 on bad arguments; swpush keeps 2 for failed hosts.
-            let _ = error.print();
+            if error.kind() == ErrorKind::ValueValidation {
+                // A value out of range is one line, naming the option and
+                // the range (cli.rs), as every other mistake is.
+                let text = error.to_string();
+                eprintln!("{}", text.lines().next().unwrap_or_default());
+            } else {
+                let _ = error.print();
+            }
             return if error.use_stderr() {
                 ExitCode::from(1)
             } else {
@@ -28,7 +37,7 @@ fn main() -> ExitCode {
     };
     match cli::run(cli) {
         Ok(Ended::Success) => ExitCode::SUCCESS,
-        Ok(Ended::HostsFailed) => ExitCode::from(2),
+        Ok(Ended::HostsFailed | Ended::NothingDone) => ExitCode::from(2),
         Err(error) => {
             // An error may quote a file or a client (a host name, an entry
             // name): one line, bounded, nothing a terminal acts on.

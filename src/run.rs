@@ -137,10 +137,14 @@ pub trait Command: Job {
 /// How a command ended, for the exit status (`main`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    /// Done; on hosts, every host succeeded or was skipped.
+    /// Done; on hosts, every host succeeded or was skipped (not all of
+    /// them for lack of what was asked: that is [`Ended::NothingDone`]).
     Success,
     /// At least one host did not succeed.
     HostsFailed,
+    /// No host did what was asked, because what it was asked for is on
+    /// none of them ([`crate::report::nowhere`]); said on stderr.
+    NothingDone,
 }
 
 /// What a `--report` file is for, in its errors.
@@ -220,6 +224,11 @@ pub fn run<C: Command>(
     match settings.format {
         Format::Text => emit(command.render_text(&report, settings.quiet)),
         Format::Json => emit(format!("{json}\n")),
+    }
+    if let Some(nowhere) = report.nowhere() {
+        // After the report, whatever its format: JSON on stdout stays JSON.
+        eprintln!("swpush: {}", terminal_safe(&nowhere.to_string()));
+        return Ok(Ended::NothingDone);
     }
     Ok(if report.all_ok() {
         Ended::Success

@@ -1,12 +1,14 @@
 //! The result of a run (SPEC §7): what was asked, when, and each host's
 //! [`Outcome`] with its name, address and time ([`HostReport`]), and the
 //! JSON report scripts read. The text an operator reads is [`text`]; the
-//! run record kept under `~/.local/state/swpush/runs/` is [`record`].
+//! run record kept under `~/.local/state/swpush/runs/` is [`record`]; a
+//! run that found what it was asked for on no host is [`nowhere`].
 //!
 //! This module only presents results; it does not decide them (the fleet
 //! does) and it does not print (the command does, after the live
 //! [`progress`](crate::progress) display has been cleared).
 
+pub mod nowhere;
 pub mod record;
 pub mod text;
 

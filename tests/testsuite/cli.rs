@@ -188,6 +188,100 @@ fn bad_arguments_exit_1_and_help_exits_0() {
     }
 }
 
+/// A number that cannot work (`--timeout 0` would time every host out at
+/// once, `--forks 0` would start none) is refused before anything is read
+/// or connected: one line naming the option and the range it takes.
+#[test]
+fn numbers_that_cannot_work_are_refused_naming_the_range() {
+    let home = scratch("ranges");
+    // Nothing listens on port 1: a value let through would be tried on it.
+    let cases: [(&str, &[&str], &str); 7] = [
+        ("--timeout", &["0", "604801", "-5"], "1 to 604800 seconds"),
+        ("--connect-timeout", &["0", "3601"], "1 to 3600 seconds"),
+        ("--connect-retries", &["11", "-1"], "0 to 10"),
+        ("--forks", &["0"], "1 or more"),
+        ("-f", &["0"], "1 or more"),
+        ("--busy-wait", &["0", "ten"], "1 to 3600 seconds"),
+        ("--busy-retries", &["-1"], "0 or more"),
+    ];
+    for (option, value, range) in cases
+        .iter()
+        .flat_map(|(option, values, range)| values.iter().map(move |v| (*option, *v, *range)))
+    {
+        let args = ["rollback", "hello", "-i", "127.0.0.1:1,", option, value];
+        let output = swpush(&home, &args);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        let shown = if option == "-f" { "--forks" } else { option };
+        assert!(
+            said.starts_with(&format!("error: invalid value '{value}' for '{shown} "))
+                && said.contains(&format!("must be {range}")),
+            "{args:?}: {said}"
+        );
+        assert_eq!(said.lines().count(), 1, "one line: {said}");
+        assert!(stdout(&output).is_empty(), "{args:?}");
+    }
+}
+
+/// `remove`/`rollback` take a package NAME: a package file in its place
+/// (`remove hello-1.0.0.tar.gz`) is refused before anything is connected
+/// to, naming the NAME when the file says it. A file that is not a
+/// package does not stand in the way of a name.
+#[test]
+fn remove_and_rollback_refuse_a_package_file_naming_the_name() {
+    let home = scratch("package-file");
+    let packed = Swpush::new("pack")
+        .arg(repo("packages/hello"))
+        .current_dir(&home)
+        .run();
+    assert!(packed.status.success(), "{}", stderr(&packed));
+    let package = home.join("hello-1.0.0.tar.gz");
+    std::fs::write(home.join("notes"), "not a package\n").unwrap();
+    let in_home = |args: &[&str]| {
+        tester(&home, args[0])
+            .args(&args[1..])
+            .args(["-i", "127.0.0.1:1,"])
+            .current_dir(&home)
+            .run()
+    };
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["remove", "hello-1.0.0.tar.gz"],
+            "remove takes a package NAME, not a package file: `hello-1.0.0.tar.gz` is hello 1.0.0 (swpush remove hello)",
+        ),
+        (
+            &["rollback", package.to_str().unwrap()],
+            "rollback takes a package NAME, not a package file: ",
+        ),
+        (
+            &["rollback", "hello-2.0.tgz", "--to", "1.0"],
+            "rollback takes a package NAME, not a package file: `hello-2.0.tgz` (the `name` in its swpush.yaml; `swpush status` lists what is installed)",
+        ),
+        (
+            &["remove", "web.tar.zst"],
+            "remove takes a package NAME, not a package file: `web.tar.zst`",
+        ),
+        (
+            &["remove", "web.tar"],
+            "remove takes a package NAME, not a package file: `web.tar`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = in_home(args);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        assert!(
+            said.starts_with(&format!("error: {expected}")) && said.lines().count() == 1,
+            "{args:?}\n got: {said}\nwant: error: {expected}"
+        );
+    }
+    // `notes` is a file here, and a package name: the name goes on (to
+    // the key, which this home has none of).
+    let output = in_home(&["remove", "notes"]);
+    let said = stderr(&output);
+    assert!(said.starts_with("error: no distribution key"), "{said}");
+}
+
 #[test]
 fn bad_names_and_versions_are_refused_before_connecting() {
     let home = scratch("names");

@@ -16,7 +16,7 @@ use crate::support::world::*;
 
 const HOSTS: &[&str] = &[
     "roll", "rollfail", "rollkill", "rm", "rmfail", "rmkill", "aside", "stat1", "stat2", "dry",
-    "fresh", "cache", "prune", "cron",
+    "fresh", "cache", "prune", "cron", "none1", "none2",
 ];
 
 fn world() -> &'static World {
@@ -106,11 +106,12 @@ fn rollback_steps_back_through_kept_releases_and_runs_their_hooks() {
         Value::from("1.0.0"),
         "{report:#}"
     );
+    // Skipped on the only host selected: nothing was done, exit 2.
     let (code, report) = run("rollback", "roll", hello(), &[]);
     let (status, _, version, message) = outcome(&report, "roll");
     assert_eq!(
         (code, status.as_str(), version),
-        (0, "skipped", "1.0.0".into())
+        (2, "skipped", "1.0.0".into())
     );
     assert!(message.contains("nothing to roll back to"), "{message}");
 
@@ -127,7 +128,7 @@ fn rollback_steps_back_through_kept_releases_and_runs_their_hooks() {
     assert_eq!(outcome(&report, "roll").0, "unchanged", "{report:#}");
     let (code, report) = run("rollback", "roll", hello(), &["--to", "0.9"]);
     let (status, _, _, message) = outcome(&report, "roll");
-    assert_eq!((code, status.as_str()), (0, "skipped"));
+    assert_eq!((code, status.as_str()), (2, "skipped"));
     assert!(
         message.contains("hello 0.9 is not kept here (kept: 1.0.0 1.1.0 1.2.0)"),
         "{message}"
@@ -135,10 +136,100 @@ fn rollback_steps_back_through_kept_releases_and_runs_their_hooks() {
 
     let (code, report) = run("rollback", "roll", Path::new("nosuch"), &[]);
     let (status, _, _, message) = outcome(&report, "roll");
-    assert_eq!((code, status.as_str()), (0, "skipped"));
+    assert_eq!((code, status.as_str()), (2, "skipped"));
     assert!(
         message.contains("nosuch is not installed here"),
         "{message}"
+    );
+}
+
+/// `swpush OP [MORE] SUBJECT` on none1 and none2, as an operator reads it:
+/// the exit code, the JSON report, and the lines on stderr.
+fn on_none_hosts(op: &str, subject: &Path, more: &[&str]) -> (i32, Report, Vec<String>) {
+    let world = world();
+    let inventory = world.fleet_inventory("none", &["none1", "none2"], "");
+    let ran = world.push_run(op, &inventory, subject, more).run();
+    let said = ran.stderr().lines().map(String::from).collect();
+    (ran.code(), ran.report(), said)
+}
+
+/// Commands that did nothing because what they were asked for is on no
+/// selected host (a name installed nowhere, a typo; a version kept nowhere;
+/// an install where every host has another version) exit 2 and say so on
+/// one line after the report. The hosts' statuses and the JSON report are
+/// as before; a run in which some host did it keeps exit status 0.
+#[test]
+fn a_run_that_found_what_it_was_asked_for_on_no_host_exits_2_and_says_so() {
+    let world = world();
+    // Both hosts skipped, as before; exit 2 and the one line on stderr.
+    let nothing_done = |op: &str, subject: &Path, more: &[&str], line: &str| {
+        let (code, report, said) = on_none_hosts(op, subject, more);
+        for host in ["none1", "none2"] {
+            assert_eq!(report.host(host).status, "skipped", "{report:#}");
+        }
+        assert_eq!(report["summary"], serde_json::json!({"skipped": 2}));
+        assert_eq!(
+            (code, said),
+            (2, vec![format!("swpush: {line}")]),
+            "{op} {more:?}"
+        );
+    };
+    let nosuch = Path::new("nosuch");
+    nothing_done(
+        "rollback",
+        nosuch,
+        &[],
+        "nosuch is installed on none of the 2 hosts selected",
+    );
+    nothing_done(
+        "remove",
+        hello(),
+        &[],
+        "hello is installed on none of the 2 hosts selected",
+    );
+
+    // none1 has hello 1.0.0, none2 nothing: no host keeps 0.9, nor a
+    // release before the current one.
+    let (code, report) = run("install", "none1", &world.hello_at("1.0.0"), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let kept_nowhere = "hello 0.9 is kept on none of the 2 hosts selected";
+    nothing_done("rollback", hello(), &["--to", "0.9"], kept_nowhere);
+    let older_nowhere =
+        "a release of hello to roll back to is kept on none of the 2 hosts selected";
+    nothing_done("rollback", hello(), &[], older_nowhere);
+
+    // Some host did it: exit 0, nothing more said.
+    let (code, report, said) = on_none_hosts("install", &world.hello_at("1.1.0"), &[]);
+    let statuses = ["none1", "none2"].map(|host| report.host(host).status.clone());
+    assert_eq!(statuses, ["skipped", "installed"], "{report:#}");
+    assert_eq!((code, said), (0, Vec::<String>::new()), "{report:#}");
+
+    // Every host has another version: nothing to install anywhere.
+    nothing_done(
+        "install",
+        &world.hello_at("1.2.0"),
+        &[],
+        "hello 1.2.0 is installed on none of the 2 hosts selected \
+         (another version is current: swpush upgrade changes it)",
+    );
+
+    // In text too, the line comes after the whole report.
+    let inventory = world.fleet_inventory("none", &["none1", "none2"], "");
+    let ran = world
+        .swpush("rollback")
+        .inventory(&inventory)
+        .key(&world.key)
+        .args(["--connect-timeout", "5", "nosuch"])
+        .run();
+    assert_eq!(ran.code(), 2, "{}", ran.stderr());
+    assert!(
+        ran.stdout().contains("2 hosts: 2 skipped"),
+        "{}",
+        ran.stdout()
+    );
+    assert_eq!(
+        ran.stderr(),
+        "swpush: nosuch is installed on none of the 2 hosts selected\n"
     );
 }
 
@@ -316,9 +407,10 @@ fn remove_runs_pre_remove_and_leaves_nothing_behind() {
         assert!(!h.path(gone).exists(), "{gone} is left");
     }
 
+    // Removed already: installed on no host selected, exit 2.
     let (code, report) = run("remove", "rm", hello(), &[]);
     let (status, _, _, message) = outcome(&report, "rm");
-    assert_eq!((code, status.as_str()), (0, "skipped"));
+    assert_eq!((code, status.as_str()), (2, "skipped"));
     assert!(message.contains("hello is not installed here"), "{message}");
     // And it can come back.
     let (code, report) = run("install", "rm", &world.hello, &[]);
@@ -460,33 +552,55 @@ fn a_dry_run_verifies_and_decides_but_changes_nothing() {
     );
     assert_eq!(report.host("dry").bytes_sent, 0);
 
-    let cases: [(&str, &Path, &[&str], &str, &str); 6] = [
-        ("install", &v2, &[], "skipped", "hello 1.1.0 is installed"),
-        ("upgrade", &world.hello, &[], "skipped", "newer than 1.0.0"),
+    // The exit status is the run's would-be one: an install where the only
+    // host has another version would do nothing (2); a downgrade refused
+    // by policy is not a failure (0).
+    type Case<'a> = (&'a str, &'a Path, &'a [&'a str], (i32, &'a str), &'a str);
+    let cases: [Case; 6] = [
+        (
+            "install",
+            &v2,
+            &[],
+            (2, "skipped"),
+            "hello 1.1.0 is installed",
+        ),
+        (
+            "upgrade",
+            &world.hello,
+            &[],
+            (0, "skipped"),
+            "newer than 1.0.0",
+        ),
         (
             "upgrade",
             &world.hello,
             &["--allow-downgrade"],
-            "upgraded",
+            (0, "upgraded"),
             "would downgrade 1.1.0 → 1.0.0 (the package is cached here)",
         ),
         (
             "rollback",
             hello(),
             &[],
-            "rolled-back",
+            (0, "rolled-back"),
             "would roll back 1.1.0 → 1.0.0",
         ),
         (
             "remove",
             hello(),
             &[],
-            "removed",
+            (0, "removed"),
             "would remove hello 1.1.0 and its kept releases (1.0.0 1.1.0)",
         ),
-        ("enroll", Path::new(""), &[], "unchanged", "already trusted"),
+        (
+            "enroll",
+            Path::new(""),
+            &[],
+            (0, "unchanged"),
+            "already trusted",
+        ),
     ];
-    for (op, subject, more, want_status, want_message) in cases {
+    for (op, subject, more, (want_code, want_status), want_message) in cases {
         let mut args = more.to_vec();
         args.push("--dry-run");
         let (code, report) = if op == "enroll" {
@@ -497,7 +611,7 @@ fn a_dry_run_verifies_and_decides_but_changes_nothing() {
         let (status, _, _, message) = outcome(&report, "dry");
         assert_eq!(
             (code, status.as_str()),
-            (0, want_status),
+            (want_code, want_status),
             "{op}: {report:#}"
         );
         assert!(message.contains(want_message), "{op}: {message}");
@@ -703,7 +817,14 @@ fn unattended_runs_print_the_report_only_and_a_terminal_gets_the_live_display() 
         .output()
         .unwrap();
     let drawn = text(&on_tty.stdout);
-    assert!(on_tty.status.success(), "{drawn}");
+    // Another test may have left `cron` another version: that install
+    // would do nothing anywhere, exit 2.
+    let skipped = drawn.contains("skipped");
+    assert_eq!(
+        on_tty.status.code(),
+        Some(if skipped { 2 } else { 0 }),
+        "{drawn}"
+    );
     assert!(
         drawn.contains('\u{1b}'),
         "no live display on a terminal: {drawn:?}"
