@@ -15,6 +15,7 @@ use crate::inventory::{self, Host};
 use crate::order::{Change, Policy};
 use crate::package::manifest::PackageName;
 use crate::report::PackageInfo;
+use crate::rollout::{MaxFail, Serial};
 use crate::run::{self, Ended, Env, Settings, emit};
 use crate::step::{StepRequest, Subject};
 use crate::untrusted::json_safe;
@@ -117,6 +118,18 @@ pub struct HostArgs {
     #[arg(long, default_value_t = 2, value_name = "N")]
     #[arg(allow_negative_numbers = true, value_parser = CONNECT_RETRIES.parser::<u32>())]
     pub connect_retries: u32,
+    /// Run the hosts in batches, in inventory order, each only once the one
+    /// before it has finished: N hosts, N% of them, or a list such as
+    /// 1,10%,100% whose last size repeats. The first batch is the canary:
+    /// without --max-fail, the rollout stops at the first host that does
+    /// not succeed
+    #[arg(long, value_name = "N|N%|LIST")]
+    pub serial: Option<Serial>,
+    /// Stop once more than N hosts (or N% of the hosts selected) did not
+    /// succeed, counted over the whole run: no new host or batch starts,
+    /// hosts not started end not-attempted, hosts in flight finish (exit 2)
+    #[arg(long, value_name = "N|N%")]
+    pub max_fail: Option<MaxFail>,
     /// Seconds a host may take in all (1 to 604800), after which it is `timeout`
     #[arg(long, default_value_t = 600, value_name = "S")]
     #[arg(allow_negative_numbers = true, value_parser = TIMEOUT.parser::<u64>())]

@@ -5,7 +5,8 @@
 //! step, or a small command such as enroll's.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, watch};
@@ -14,6 +15,7 @@ use crate::inventory::Host;
 use crate::outcome::{BytesSent, Outcome, Status};
 use crate::progress::{HostProgress, Phase, Progress};
 use crate::report::HostReport;
+use crate::rollout::{MaxFail, Plan, Serial};
 use crate::ssh::{self, ConnectOptions, Connection, SshError};
 use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound_owned};
 
@@ -26,6 +28,42 @@ pub struct RunLimits {
     /// `--connect-retries`: connecting is tried again this many times after
     /// a transient failure (see [`SshError::is_transient`]).
     pub connect_retries: u32,
+    /// `--serial`: the batches, the first of which is the canary.
+    pub serial: Option<Serial>,
+    /// `--max-fail`: past it, no new host or batch starts.
+    pub max_fail: Option<MaxFail>,
+}
+
+/// A run's progress against its [`Plan`]: hosts that did not succeed, and
+/// why it stopped, once it has.
+struct Rollout {
+    plan: Plan,
+    failed: AtomicUsize,
+    stopped: Mutex<Option<String>>,
+}
+
+impl Rollout {
+    fn stopped(&self) -> Option<String> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Counts a host that ran; says so, once, when the plan stops here.
+    fn ended(&self, status: Status, progress: &Progress) {
+        if status.ok_for_exit() {
+            return;
+        }
+        let failed = self.failed.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(reason) = self.plan.stop_reason(failed) {
+            let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            if stopped.is_none() {
+                progress.stopping(&format!("swpush: {reason}: starting no new host"));
+                *stopped = Some(reason);
+            }
+        }
+    }
 }
 
 /// What to do on one host once connected.
@@ -56,18 +94,65 @@ pub async fn run_all<J: Job>(
     let forks = Arc::new(Semaphore::new(limits.forks.max(1)));
     let (interrupt, interrupted) = watch::channel(Interrupted::No);
     let signals = tokio::spawn(watch_interrupts(interrupt, progress.clone()));
-    let mut tasks = Vec::with_capacity(hosts.len());
-    for host in hosts {
+    let plan = Plan::new(hosts.len(), limits.serial.as_ref(), limits.max_fail);
+    let batches = plan.batches.clone();
+    let rollout = Arc::new(Rollout {
+        plan,
+        failed: AtomicUsize::new(0),
+        stopped: Mutex::new(None),
+    });
+    let mut hosts = hosts.into_iter();
+    let mut reports = Vec::with_capacity(hosts.len());
+    for (index, size) in batches.iter().enumerate() {
+        if batches.len() > 1 {
+            progress.batch(index + 1, batches.len());
+        }
+        // A batch starts only once the previous one has finished.
+        let batch: Vec<Host> = hosts.by_ref().take(*size).collect();
+        let tasks = start_batch(
+            batch,
+            &job,
+            &connect,
+            &limits,
+            &progress,
+            &forks,
+            &interrupted,
+            &rollout,
+        )
+        .await;
+        reports.extend(finish_batch(tasks).await);
+    }
+    signals.abort();
+    reports
+}
+
+type HostTask = (String, String, tokio::task::JoinHandle<HostReport>);
+
+/// Starts every host of one batch, in order, as `--forks` lets them.
+#[allow(clippy::too_many_arguments)]
+async fn start_batch<J: Job>(
+    batch: Vec<Host>,
+    job: &Arc<J>,
+    connect: &Arc<ConnectOptions>,
+    limits: &RunLimits,
+    progress: &Progress,
+    forks: &Arc<Semaphore>,
+    interrupted: &watch::Receiver<Interrupted>,
+    rollout: &Arc<Rollout>,
+) -> Vec<HostTask> {
+    let mut tasks = Vec::with_capacity(batch.len());
+    for host in batch {
         let (name, address) = (host.name.clone(), host.address.clone());
         // Hosts start in inventory order: the permit is taken here, one host
         // after the other, not inside the tasks, which would race for it
         // (with --forks 1 the third host could go first).
         let permit = forks.clone().acquire_owned().await;
-        let (job, connect, progress, mut interrupted) = (
+        let (job, connect, progress, mut interrupted, rollout) = (
             job.clone(),
             connect.clone(),
             progress.clone(),
             interrupted.clone(),
+            rollout.clone(),
         );
         let (timeout, retries) = (limits.timeout, limits.connect_retries);
         let task = tokio::spawn(async move {
@@ -76,6 +161,13 @@ pub async fn run_all<J: Job>(
                 let outcome = Outcome {
                     attempts: 0,
                     ..Outcome::status(Status::NotAttempted, "not started: interrupted")
+                };
+                return report(&host, outcome, Duration::ZERO);
+            }
+            if let Some(reason) = rollout.stopped() {
+                let outcome = Outcome {
+                    attempts: 0,
+                    ..Outcome::status(Status::NotAttempted, format!("not started: {reason}"))
                 };
                 return report(&host, outcome, Duration::ZERO);
             }
@@ -146,11 +238,17 @@ pub async fn run_all<J: Job>(
                     )
                 },
             };
+            rollout.ended(outcome.status, &progress);
             host_progress.done(outcome.status);
             report(&host, outcome, started.elapsed())
         });
         tasks.push((name, address, task));
     }
+    tasks
+}
+
+/// Every report of a batch, in host order, once all of it has ended.
+async fn finish_batch(tasks: Vec<HostTask>) -> Vec<HostReport> {
     let mut reports = Vec::with_capacity(tasks.len());
     for (host, address, task) in tasks {
         match task.await {
@@ -163,7 +261,6 @@ pub async fn run_all<J: Job>(
             )),
         }
     }
-    signals.abort();
     reports
 }
 

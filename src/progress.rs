@@ -85,7 +85,7 @@ impl Progress {
         // terminal from the bottom, and the bar must stay visible.
         let overall = multi.add(
             ProgressBar::new(total_hosts as u64).with_style(
-                ProgressStyle::with_template("[{bar:30}] {pos}/{len} hosts{msg}")
+                ProgressStyle::with_template("{prefix}[{bar:30}] {pos}/{len} hosts{msg}")
                     .map(|style| style.progress_chars("=> "))
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             ),
@@ -130,6 +130,13 @@ impl Progress {
                 shared: Arc::clone(shared),
             }),
             phase,
+        }
+    }
+
+    /// The run is at batch `n` of `of` (`--serial`): the bar says so.
+    pub fn batch(&self, n: usize, of: usize) {
+        if let Some(shared) = &self.shared {
+            shared.overall.set_prefix(format!("batch {n}/{of} "));
         }
     }
 
@@ -362,13 +369,14 @@ mod tests {
     /// changing phase, ending) do not erase it, and the bar says stopping.
     #[test]
     fn a_stop_stays_on_screen_and_the_bar_says_so() {
-        let term = indicatif::InMemoryTerm::new(12, 100);
+        let term = indicatif::InMemoryTerm::new(12, 160);
         let progress =
             Progress::with_target(3, ProgressDrawTarget::term_like(Box::new(term.clone())));
         let hosts: Vec<_> = ["web1", "web2", "web3"]
             .iter()
             .map(|h| progress.host(h))
             .collect();
+        progress.batch(2, 4);
         progress.stopping("swpush: interrupted: starting no new host");
         let mut hosts = hosts.into_iter();
         hosts.next().unwrap().done(Status::NotAttempted);
@@ -387,6 +395,7 @@ mod tests {
             "{screen}"
         );
         assert!(screen.contains("web2 installing (pre_install)"), "{screen}");
+        assert!(screen.contains("batch 2/4 ["), "{screen}");
     }
 
     #[test]

@@ -92,6 +92,8 @@ impl Settings {
                 forks: usize::try_from(args.forks).unwrap_or(usize::MAX),
                 timeout: Duration::from_secs(args.timeout),
                 connect_retries: args.connect_retries,
+                serial: args.serial.clone(),
+                max_fail: args.max_fail,
             },
             inventory: args.select.inventory.clone(),
             report: args.report.clone(),
