@@ -11,7 +11,7 @@
 #     `bash scripts/try-fleet.sh -- bash -euo pipefail SCRIPT`. A failing
 #     block stops the run and is printed with its line in guide.md. Then the
 #     report lines shown in the ```text blocks marked `<!-- guide:output -->`
-#     (summary lines `N hosts: ...`, `Not done — ...` headers, `exit status N`)
+#     (summary lines `OP NAME VERSION: N hosts: ...`, `Not done — ...` headers, `exit status N`)
 #     must all have been printed by the run, in the same order.
 # (b) docs/cron.md: the one line of the ```cron block after
 #     `<!-- cron:line -->` is split into its 5 time fields and its command.
@@ -144,7 +144,7 @@ set -e
 
 # The report lines the guide shows must be the ones the run printed, in order.
 extract_blocks "$guide" '<!-- guide:output -->' '```text' |
-    grep -E '^([0-9]+ hosts?: |[0-9]+ hosts?$|Not done — |exit status [0-9]+$|[0-9]+ of [0-9]+ hosts? answered$)' \
+    grep -E '^(([a-z]+( [^ ]+){0,2}: )?[0-9]+ hosts?(: |$)|Not done — |exit status [0-9]+$|[0-9]+ of [0-9]+ hosts? answered$)' \
         >"$work/guide-shown.txt" || true
 [ -s "$work/guide-shown.txt" ] || die "$guide shows no report summary in its guide:output blocks"
 shown=0
@@ -270,18 +270,18 @@ swpush enroll -q >/dev/null
 swpush pack "$repo/packages/hello" -o "$out/hello.tar.gz" >/dev/null
 
 run_cron "$cron_command"
-expect "first run" 0 "$status" "3 hosts: 3 installed"
+expect "first run" 0 "$status" "upgrade hello 1.0.0: 3 hosts: 3 installed"
 [ "$(report_count installed)" = 3 ] || fail "first run: the report does not say installed 3 times"
 grep -q '"op": "upgrade"' "$out/upgrade.json" || fail "first run: the report is not an upgrade's"
 
 run_cron "$cron_command"
-expect "second run" 0 "$status" "3 hosts: 3 unchanged"
+expect "second run" 0 "$status" "upgrade hello 1.0.0: 3 hosts: 3 unchanged"
 [ "$(report_count unchanged)" = 3 ] || fail "second run: the report does not say unchanged 3 times"
 
 # The service's ExecStart=, as systemd runs it: HOME set by User=, no agent.
 rm -f "$out/upgrade.json"
 run_cron "$service_command"
-expect "the service's ExecStart" 0 "$status" "3 hosts: 3 unchanged"
+expect "the service's ExecStart" 0 "$status" "upgrade hello 1.0.0: 3 hosts: 3 unchanged"
 [ "$(report_count unchanged)" = 3 ] || fail "ExecStart: the report does not say unchanged 3 times"
 
 # A broken newer build lands where the cron job takes its package from.
@@ -290,7 +290,7 @@ sed -i 's/^version: .*/version: 1.0.1/' "$out/broken/swpush.yaml"
 printf '#!/bin/sh\necho "this build is broken" >&2\nexit 1\n' >"$out/broken/bin/hello"
 swpush pack "$out/broken" -o "$out/hello.tar.gz" >/dev/null
 run_cron "$cron_command"
-expect "a broken build" 2 "$status" "3 hosts: 3 failed"
+expect "a broken build" 2 "$status" "upgrade hello 1.0.1: 3 hosts: 3 failed"
 grep -qF "Not done — hello 1.0.1 on 3 of 3 hosts:" "$out/stdout" || fail "a broken build: no \"Not done\" block"
 [ "$(report_count failed)" = 3 ] || fail "a broken build: the report does not say failed 3 times"
 

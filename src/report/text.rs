@@ -30,9 +30,31 @@ impl RunReport {
         out
     }
 
-    /// `12 hosts: 10 installed, 1 unchanged, 1 busy`; a dry run's says
-    /// `would install` and ends `(dry run: nothing changed)`.
+    /// `upgrade hello 1.2.0: 12 hosts: 10 upgraded, 1 unchanged, 1 busy`:
+    /// what was asked, then how the hosts ended (a cron mail of one line
+    /// says what it is about); a dry run's says `would upgrade` and ends
+    /// `(dry run: nothing changed)`.
     pub fn summary_line(&self) -> String {
+        let asked = match &self.package {
+            Some(p) => {
+                let version = p
+                    .version
+                    .as_deref()
+                    .map(|v| format!(" {}", terminal_safe(v)));
+                format!(
+                    "{} {}{}",
+                    self.op.as_str(),
+                    terminal_safe(&p.name),
+                    version.unwrap_or_default()
+                )
+            }
+            None => self.op.as_str().to_owned(),
+        };
+        format!("{asked}: {}", self.host_counts())
+    }
+
+    /// `12 hosts: 10 installed, 1 unchanged, 1 busy`.
+    fn host_counts(&self) -> String {
         let mut counts: IndexMap<String, usize> = IndexMap::new();
         for status in Status::ALL {
             for h in self.hosts.iter().filter(|h| h.outcome.status == status) {
@@ -351,7 +373,7 @@ web10  installed  - → 1.2.0      2.0     700 B
 db1    failed     1.0.0          3.3         0  post_install exited 1 1.0.0 stays current
 app1   unchanged  1.2.0          0.4         0
 
-5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed
+install hello 1.2.0: 5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed
 
 Not done — hello 1.2.0 on 2 of 5 hosts:
   web2  busy    still busy after 6 checks
@@ -391,7 +413,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         assert!(text.contains("web1   would install  - → 1.2.0"), "{text}");
         assert!(
             text.contains(
-                "5 hosts: 2 would install, 1 unchanged, 1 busy, 1 failed (dry run: nothing changed)"
+                "install hello 1.2.0: 5 hosts: 2 would install, 1 unchanged, 1 busy, 1 failed (dry run: nothing changed)"
             ),
             "{text}"
         );
@@ -412,7 +434,9 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let text = mixed().render_text(true);
         assert!(!text.contains("HOST"), "{text}");
         assert!(
-            text.starts_with("5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed\n"),
+            text.starts_with(
+                "install hello 1.2.0: 5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed\n"
+            ),
             "{text}"
         );
         assert!(
@@ -423,7 +447,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         all_ok.hosts.retain(|h| h.outcome.status.succeeded());
         assert_eq!(
             all_ok.render_text(true),
-            "3 hosts: 2 installed, 1 unchanged\n"
+            "install hello 1.2.0: 3 hosts: 2 installed, 1 unchanged\n"
         );
     }
 
@@ -506,10 +530,11 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             version: None,
             sha256: None,
         });
+        let text = report.render_text(true);
+        assert!(text.starts_with("remove hello: 5 hosts: "), "{text}");
         assert!(
-            report
-                .render_text(true)
-                .contains("\nNot done — hello on 2 of 5 hosts:\n")
+            text.contains("\nNot done — hello on 2 of 5 hosts:\n"),
+            "{text}"
         );
         report.package = None;
         assert!(
@@ -521,7 +546,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         report.hosts[0].outcome.status = Status::Unreachable;
         assert_eq!(
             report.render_text(true),
-            "1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
+            "remove: 1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
         );
     }
 }

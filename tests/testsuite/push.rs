@@ -331,7 +331,10 @@ fn a_failing_post_install_leaves_the_previous_release_current() {
         lines[1].starts_with("hookfresh") && lines[1].contains("failed"),
         "{shown}"
     );
-    assert!(lines.contains(&"1 host: 1 failed"), "{shown}");
+    assert!(
+        lines.contains(&"install hello 1.0.0: 1 host: 1 failed"),
+        "{shown}"
+    );
     let not_done = lines
         .iter()
         .position(|l| l.starts_with("Not done"))
