@@ -15,6 +15,10 @@ use crate::inventory::Host;
 use crate::outcome::{Outcome, Status};
 use crate::untrusted::terminal_safe;
 
+/// Host names a grouped line of the "Not done" block lists before
+/// `and N more` (the JSON report has them all).
+const MAX_NAMES_LISTED: usize = 10;
+
 impl RunReport {
     /// The text report, ending in a newline: the table (unless `quiet`), the
     /// summary line, and the hosts that did not succeed, if any.
@@ -104,7 +108,10 @@ impl RunReport {
     }
 
     /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
-    /// host; empty when every host succeeded or was skipped.
+    /// host, except that hosts ending with the same status and message are
+    /// one line, `rejected (5 hosts: web1 web2 ...): MESSAGE`, so that 200
+    /// hosts refused alike are not 200 lines; empty when every host
+    /// succeeded or was skipped.
     fn not_done_block(&self) -> String {
         let not_done: Vec<&HostReport> = self
             .hosts
@@ -129,17 +136,43 @@ impl RunReport {
             not_done.len(),
             plural(self.hosts.len(), "host")
         );
-        let rows: Vec<[String; 3]> = not_done
+        // Hosts by status and message, in the order they first appear.
+        let mut alike: IndexMap<(Status, &str), Vec<&str>> = IndexMap::new();
+        for h in &not_done {
+            let key = (h.outcome.status, h.outcome.message.as_str());
+            alike.entry(key).or_default().push(h.host.as_str());
+        }
+        let rows: Vec<[String; 3]> = alike
             .iter()
-            .map(|h| {
+            .filter(|(_, hosts)| hosts.len() == 1)
+            .map(|((status, message), hosts)| {
                 [
-                    h.host.clone(),
-                    h.outcome.status.to_string(),
-                    h.outcome.message.clone(),
+                    hosts[0].to_owned(),
+                    status.to_string(),
+                    (*message).to_owned(),
                 ]
             })
             .collect();
         out.push_str(&columns(&rows, &[], "  "));
+        for ((status, message), hosts) in alike.iter().filter(|(_, hosts)| hosts.len() > 1) {
+            let mut names: Vec<Cow<'_, str>> = hosts
+                .iter()
+                .take(MAX_NAMES_LISTED)
+                .map(|h| terminal_safe(h))
+                .collect();
+            if hosts.len() > MAX_NAMES_LISTED {
+                names.push(format!("and {} more", hosts.len() - MAX_NAMES_LISTED).into());
+            }
+            out.push_str(&format!(
+                "  {status} ({} hosts: {})",
+                hosts.len(),
+                names.join(" ")
+            ));
+            if !message.is_empty() {
+                out.push_str(&format!(": {}", terminal_safe(message)));
+            }
+            out.push('\n');
+        }
         out
     }
 
@@ -519,6 +552,32 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let rows = [[huge.clone(), "a".into()], ["b".into(), "c".into()]];
         let shown = columns(&rows, &[0], "  ");
         assert!(shown.ends_with(&format!("\n  {}b  c\n", " ".repeat(MAX_COLUMN_WIDTH - 1))));
+    }
+
+    /// Hosts that ended alike are one line; a host alone keeps its own.
+    #[test]
+    fn hosts_that_did_not_make_it_alike_are_one_line() {
+        let mut report = mixed();
+        let rejected = report.hosts[1].clone();
+        report.hosts.truncate(1);
+        for n in 1..=12 {
+            let mut host = rejected.clone();
+            host.host = format!("web{n}");
+            host.outcome.status = Status::Rejected;
+            host.outcome.message = "not signed by a trusted key".into();
+            report.hosts.push(host);
+        }
+        let mut odd = rejected.clone();
+        odd.host = "db1".into();
+        report.hosts.push(odd);
+        let text = report.render_text(true);
+        let block = text.split_once("\nNot done").unwrap().1;
+        assert_eq!(
+            block,
+            " — hello 1.2.0 on 13 of 14 hosts:\n  db1  busy  still busy after 6 checks\n  \
+             rejected (12 hosts: web1 web2 web3 web4 web5 web6 web7 web8 web9 web10 and 2 more): \
+             not signed by a trusted key\n"
+        );
     }
 
     #[test]
