@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::inventory::{self, Host};
-use crate::order::{Change, Policy};
+use crate::order::{Change, Op, Policy};
 use crate::package::manifest::PackageName;
 use crate::report::PackageInfo;
 use crate::rollout::{MaxFail, Serial};
@@ -358,7 +358,42 @@ const BUSY_RETRIES: Accepted = Accepted::at_least(0, " (0: a busy client is give
 /// Runs the command `cli` gives; the environment is read here, once.
 pub fn run(cli: Cli) -> Result<Ended> {
     let env = Env::read();
-    match cli.command {
+    let report = cli.command.report_file();
+    let started = crate::time::now_rfc3339();
+    let ended = dispatch(cli.command, &env);
+    // Refused before any host was tried: the report file says so, rather
+    // than going on to show the previous run.
+    if let (Err(error), Some((op, path))) = (&ended, report) {
+        let json = crate::report::refused_json(op, &started, &format!("{error:#}"));
+        if let Err(e) = std::fs::write(&path, format!("{json}\n")) {
+            let e = crate::file_error::FileError::doing("write the report to", &path)(e);
+            eprintln!(
+                "warning: {}",
+                crate::untrusted::terminal_safe(&e.to_string())
+            );
+        }
+    }
+    ended
+}
+
+impl Command {
+    /// The op and `--report FILE` of a command that acts on hosts.
+    fn report_file(&self) -> Option<(Op, PathBuf)> {
+        let (op, hosts) = match self {
+            Command::Install(args) => (Op::Install, &args.fleet.hosts),
+            Command::Upgrade(args) => (Op::Upgrade, &args.fleet.hosts),
+            Command::Rollback(args) => (Op::Rollback, &args.fleet.hosts),
+            Command::Remove(args) => (Op::Remove, &args.fleet.hosts),
+            Command::Status(args) => (Op::Status, &args.hosts),
+            Command::Enroll(args) => (Op::Enroll, &args.hosts),
+            _ => return None,
+        };
+        hosts.report.clone().map(|path| (op, path))
+    }
+}
+
+fn dispatch(command: Command, env: &Env) -> Result<Ended> {
+    match command {
         Command::Install(args) => push(
             Change::Install,
             &args.package,
@@ -367,7 +402,7 @@ pub fn run(cli: Cli) -> Result<Ended> {
                 ..Policy::default()
             },
             &args.fleet,
-            &env,
+            env,
         ),
         Command::Upgrade(args) => push(
             Change::Upgrade,
@@ -378,23 +413,23 @@ pub fn run(cli: Cli) -> Result<Ended> {
                 install_missing: args.install_missing,
             },
             &args.fleet,
-            &env,
+            env,
         ),
         Command::Rollback(args) => act_on_installed(
             Change::Rollback,
             &args.name,
             args.to.as_deref(),
             &args.fleet,
-            &env,
+            env,
         ),
         Command::Remove(args) => {
-            act_on_installed(Change::Remove, &args.name, None, &args.fleet, &env)
+            act_on_installed(Change::Remove, &args.name, None, &args.fleet, env)
         }
-        Command::Status(args) => status(&args, &env),
-        Command::Enroll(args) => enroll(&args, &env),
+        Command::Status(args) => status(&args, env),
+        Command::Enroll(args) => enroll(&args, env),
         Command::Pack(args) => pack(&args),
-        Command::Keygen(args) => keygen(&args, &env),
-        Command::Hosts(args) => hosts(&args, &env),
+        Command::Keygen(args) => keygen(&args, env),
+        Command::Hosts(args) => hosts(&args, env),
         Command::Completions(args) => crate::manual::completions(args.shell),
         Command::Man => crate::manual::man(),
     }

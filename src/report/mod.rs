@@ -192,6 +192,22 @@ impl RunReport {
     }
 }
 
+/// The JSON report of a run refused before any host was tried (the run
+/// lock, a bad inventory or package): SPEC §7's fields with no hosts and
+/// `refused` saying why, so that a `--report FILE` that monitoring reads
+/// never goes on showing the previous run as the current one.
+pub fn refused_json(op: Op, at: &str, why: &str) -> String {
+    let report = serde_json::json!({
+        "op": op,
+        "started": at,
+        "finished": at,
+        "refused": crate::untrusted::bound(why, crate::untrusted::MAX_MESSAGE),
+        "hosts": [],
+        "summary": {},
+    });
+    json_safe(serde_json::to_string_pretty(&report).expect("plain values always serialize"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -514,3 +514,63 @@ fn a_silent_jump_host_is_bounded_by_the_connect_timeout() {
     );
     drop(silent);
 }
+
+/// A run refused before any host is tried (here: its inventory is
+/// missing, its package broken) still rewrites `--report FILE`, saying
+/// why, so that monitoring never reads the previous run as current.
+#[test]
+fn a_refused_run_rewrites_its_report_file_saying_why() {
+    let home = scratch("refused-report");
+    let report = home.join("upgrade.json");
+    let missing = home.join("missing.yaml");
+    let not_a_package = home.join("notes.tar.gz");
+    std::fs::write(&not_a_package, "not a package\n").unwrap();
+    let inventory = home.join("hosts.yaml");
+    std::fs::write(
+        &inventory,
+        "hosts:\n  web1: {address: 127.0.0.1, port: 1}\n",
+    )
+    .unwrap();
+    let cases = [
+        (
+            missing.display().to_string(),
+            repo("packages/hello"),
+            "missing.yaml",
+        ),
+        (
+            inventory.display().to_string(),
+            not_a_package.display().to_string(),
+            "notes.tar.gz",
+        ),
+    ];
+    for (inventory, package, named) in cases {
+        std::fs::write(&report, "{\"op\": \"upgrade\", \"previous\": \"run\"}\n").unwrap();
+        let args = [
+            "upgrade",
+            "-i",
+            &inventory,
+            "--report",
+            report.to_str().unwrap(),
+            &package,
+        ];
+        let output = swpush(&home, &args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).expect("JSON");
+        assert_eq!(written["op"], "upgrade", "{written:#}");
+        assert_eq!(written["hosts"], serde_json::json!([]), "{written:#}");
+        assert_eq!(written["summary"], serde_json::json!({}), "{written:#}");
+        assert!(written.get("previous").is_none(), "{written:#}");
+        let refused = written["refused"].as_str().unwrap_or_default();
+        assert!(refused.contains(named), "{written:#}");
+        assert!(
+            stderr(&output).contains(refused),
+            "the same words as stderr: {refused}"
+        );
+    }
+}
