@@ -362,16 +362,11 @@ pub fn run(cli: Cli) -> Result<Ended> {
     let started = crate::time::now_rfc3339();
     let ended = dispatch(cli.command, &env);
     // Refused before any host was tried: the report file says so, rather
-    // than going on to show the previous run.
+    // than going on to show the previous run. Best effort: the refusal
+    // itself is the error the operator reads (it may be this very file).
     if let (Err(error), Some((op, path))) = (&ended, report) {
         let json = crate::report::refused_json(op, &started, &format!("{error:#}"));
-        if let Err(e) = std::fs::write(&path, format!("{json}\n")) {
-            let e = crate::file_error::FileError::doing("write the report to", &path)(e);
-            eprintln!(
-                "warning: {}",
-                crate::untrusted::terminal_safe(&e.to_string())
-            );
-        }
+        let _ = std::fs::write(&path, format!("{json}\n"));
     }
     ended
 }
