@@ -101,25 +101,24 @@ pub async fn run_all<J: Job>(
         failed: AtomicUsize::new(0),
         stopped: Mutex::new(None),
     });
+    let fan_out = FanOut {
+        job,
+        connect,
+        limits,
+        progress,
+        forks,
+        interrupted,
+        rollout,
+    };
     let mut hosts = hosts.into_iter();
     let mut reports = Vec::with_capacity(hosts.len());
     for (index, size) in batches.iter().enumerate() {
         if batches.len() > 1 {
-            progress.batch(index + 1, batches.len());
+            fan_out.progress.batch(index + 1, batches.len());
         }
         // A batch starts only once the previous one has finished.
         let batch: Vec<Host> = hosts.by_ref().take(*size).collect();
-        let tasks = start_batch(
-            batch,
-            &job,
-            &connect,
-            &limits,
-            &progress,
-            &forks,
-            &interrupted,
-            &rollout,
-        )
-        .await;
+        let tasks = fan_out.start_batch(batch).await;
         reports.extend(finish_batch(tasks).await);
     }
     signals.abort();
@@ -128,123 +127,127 @@ pub async fn run_all<J: Job>(
 
 type HostTask = (String, String, tokio::task::JoinHandle<HostReport>);
 
-/// Starts every host of one batch, in order, as `--forks` lets them.
-#[allow(clippy::too_many_arguments)]
-async fn start_batch<J: Job>(
-    batch: Vec<Host>,
-    job: &Arc<J>,
-    connect: &Arc<ConnectOptions>,
-    limits: &RunLimits,
-    progress: &Progress,
-    forks: &Arc<Semaphore>,
-    interrupted: &watch::Receiver<Interrupted>,
-    rollout: &Arc<Rollout>,
-) -> Vec<HostTask> {
-    let mut tasks = Vec::with_capacity(batch.len());
-    for host in batch {
-        let (name, address) = (host.name.clone(), host.address.clone());
-        // Hosts start in inventory order: the permit is taken here, one host
-        // after the other, not inside the tasks, which would race for it
-        // (with --forks 1 the third host could go first).
-        let permit = forks.clone().acquire_owned().await;
-        let (job, connect, progress, mut interrupted, rollout) = (
-            job.clone(),
-            connect.clone(),
-            progress.clone(),
-            interrupted.clone(),
-            rollout.clone(),
-        );
-        let (timeout, retries) = (limits.timeout, limits.connect_retries);
-        let task = tokio::spawn(async move {
-            let _permit = permit;
-            if *interrupted.borrow() != Interrupted::No {
-                let outcome = Outcome {
-                    attempts: 0,
-                    ..Outcome::status(Status::NotAttempted, "not started: interrupted")
-                };
-                return report(&host, outcome, Duration::ZERO);
-            }
-            if let Some(reason) = rollout.stopped() {
-                let outcome = Outcome {
-                    attempts: 0,
-                    ..Outcome::status(Status::NotAttempted, format!("not started: {reason}"))
-                };
-                return report(&host, outcome, Duration::ZERO);
-            }
-            let started = Instant::now();
-            let host_progress = progress.host(&host.name);
-            let sent = BytesSent::default();
-            let run = tokio::time::timeout(
-                timeout,
-                run_one(
-                    &*job,
-                    &host,
-                    &connect,
-                    (retries, started + timeout),
-                    &host_progress,
-                    &sent,
-                ),
+/// What the host tasks of one run share.
+struct FanOut<J> {
+    job: Arc<J>,
+    connect: Arc<ConnectOptions>,
+    limits: RunLimits,
+    progress: Progress,
+    forks: Arc<Semaphore>,
+    interrupted: watch::Receiver<Interrupted>,
+    rollout: Arc<Rollout>,
+}
+
+impl<J: Job> FanOut<J> {
+    /// Starts every host of one batch, in order, as `--forks` lets them.
+    async fn start_batch(&self, batch: Vec<Host>) -> Vec<HostTask> {
+        let limits = &self.limits;
+        let mut tasks = Vec::with_capacity(batch.len());
+        for host in batch {
+            let (name, address) = (host.name.clone(), host.address.clone());
+            // Hosts start in inventory order: the permit is taken here, one host
+            // after the other, not inside the tasks, which would race for it
+            // (with --forks 1 the third host could go first).
+            let permit = self.forks.clone().acquire_owned().await;
+            let (job, connect, progress, mut interrupted, rollout) = (
+                self.job.clone(),
+                self.connect.clone(),
+                self.progress.clone(),
+                self.interrupted.clone(),
+                self.rollout.clone(),
             );
-            // Stopped by an interrupt: at the first, unless it is installing
-            // (it has changed nothing yet); at the second, whatever it does.
-            let stop = |now: &Interrupted| match now {
-                Interrupted::No => false,
-                Interrupted::Once => !host_progress.installing(),
-                Interrupted::Twice => true,
-            };
-            let ran = tokio::select! {
-                ran = run => ran,
-                // Dropping the run closes its connection: the client's
-                // watchdog undoes what the step started, a step not yet
-                // installing ends at its next line.
-                now = stopped(&mut interrupted, stop) => {
-                    let outcome = if now == Interrupted::Twice {
-                        Outcome::status(
-                            Status::Failed,
-                            "interrupted again: stopped at once (the client undoes what it started)",
-                        )
-                    } else {
-                        Outcome::status(
-                            Status::NotAttempted,
-                            "interrupted before it started installing: nothing was changed",
-                        )
-                    };
+            let (timeout, retries) = (limits.timeout, limits.connect_retries);
+            let task = tokio::spawn(async move {
+                let _permit = permit;
+                if *interrupted.borrow() != Interrupted::No {
                     let outcome = Outcome {
-                        bytes_sent: sent.get(),
-                        ..outcome
+                        attempts: 0,
+                        ..Outcome::status(Status::NotAttempted, "not started: interrupted")
                     };
-                    host_progress.done(outcome.status);
-                    return report(&host, outcome, started.elapsed());
+                    return report(&host, outcome, Duration::ZERO);
                 }
-            };
-            let outcome = match ran {
-                // A host that did not make it and ended only past the
-                // deadline (the controller was stalled, say, and then saw
-                // the step give up) is a timeout too.
-                Ok(outcome) if outcome.status.ok_for_exit() || started.elapsed() < timeout => {
-                    Outcome {
-                        bytes_sent: sent.get(),
-                        ..outcome
+                if let Some(reason) = rollout.stopped() {
+                    let outcome = Outcome {
+                        attempts: 0,
+                        ..Outcome::status(Status::NotAttempted, format!("not started: {reason}"))
+                    };
+                    return report(&host, outcome, Duration::ZERO);
+                }
+                let started = Instant::now();
+                let host_progress = progress.host(&host.name);
+                let sent = BytesSent::default();
+                let run = tokio::time::timeout(
+                    timeout,
+                    run_one(
+                        &*job,
+                        &host,
+                        &connect,
+                        (retries, started + timeout),
+                        &host_progress,
+                        &sent,
+                    ),
+                );
+                // Stopped by an interrupt: at the first, unless it is installing
+                // (it has changed nothing yet); at the second, whatever it does.
+                let stop = |now: &Interrupted| match now {
+                    Interrupted::No => false,
+                    Interrupted::Once => !host_progress.installing(),
+                    Interrupted::Twice => true,
+                };
+                let ran = tokio::select! {
+                    ran = run => ran,
+                    // Dropping the run closes its connection: the client's
+                    // watchdog undoes what the step started, a step not yet
+                    // installing ends at its next line.
+                    now = stopped(&mut interrupted, stop) => {
+                        let outcome = if now == Interrupted::Twice {
+                            Outcome::status(
+                                Status::Failed,
+                                "interrupted again: stopped at once (the client undoes what it started)",
+                            )
+                        } else {
+                            Outcome::status(
+                                Status::NotAttempted,
+                                "interrupted before it started installing: nothing was changed",
+                            )
+                        };
+                        let outcome = Outcome {
+                            bytes_sent: sent.get(),
+                            ..outcome
+                        };
+                        host_progress.done(outcome.status);
+                        return report(&host, outcome, started.elapsed());
                     }
-                }
-                _ => Outcome {
-                    bytes_sent: sent.get(),
-                    ..Outcome::status(
-                        Status::Timeout,
-                        format!(
-                            "no completion line within {} s (--timeout)",
-                            timeout.as_secs()
-                        ),
-                    )
-                },
-            };
-            rollout.ended(outcome.status, &progress);
-            host_progress.done(outcome.status);
-            report(&host, outcome, started.elapsed())
-        });
-        tasks.push((name, address, task));
+                };
+                let outcome = match ran {
+                    // A host that did not make it and ended only past the
+                    // deadline (the controller was stalled, say, and then saw
+                    // the step give up) is a timeout too.
+                    Ok(outcome) if outcome.status.ok_for_exit() || started.elapsed() < timeout => {
+                        Outcome {
+                            bytes_sent: sent.get(),
+                            ..outcome
+                        }
+                    }
+                    _ => Outcome {
+                        bytes_sent: sent.get(),
+                        ..Outcome::status(
+                            Status::Timeout,
+                            format!(
+                                "no completion line within {} s (--timeout)",
+                                timeout.as_secs()
+                            ),
+                        )
+                    },
+                };
+                rollout.ended(outcome.status, &progress);
+                host_progress.done(outcome.status);
+                report(&host, outcome, started.elapsed())
+            });
+            tasks.push((name, address, task));
+        }
+        tasks
     }
-    tasks
 }
 
 /// Every report of a batch, in host order, once all of it has ended.
@@ -280,15 +283,19 @@ async fn connect_retrying(
     let mut tries = 1;
     loop {
         let connected = Connection::connect(host, options).await;
-        let wait = backoff(tries);
-        let fits = Instant::now() + wait + ssh::connect_timeout(host, options) <= deadline;
-        match connected {
-            Err(error) if error.is_transient() && tries <= retries && fits => {
+        let retry = match &connected {
+            Err(error) if error.is_transient() && tries <= retries => Some(backoff(tries)),
+            _ => None,
+        };
+        // A try is made only when it can end before the deadline.
+        let fits = |wait| Instant::now() + wait + ssh::connect_timeout(host, options) <= deadline;
+        match retry.filter(|&wait| fits(wait)) {
+            Some(wait) => {
                 progress.detail(&format!("try {} of {}", tries + 1, retries + 1));
                 tokio::time::sleep(wait).await;
                 tries += 1;
             }
-            connected => return (connected, tries),
+            None => return (connected, tries),
         }
     }
 }

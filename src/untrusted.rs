@@ -32,6 +32,15 @@ pub const MAX_ERROR_LINE: usize = 2048;
 /// What ends text that [`bound`] cut.
 pub const CUT: &str = "…";
 
+/// Error text on one line, whatever a library put in it: every run of
+/// whitespace (newlines included) becomes one space.
+pub fn one_line(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `text` if it has at most `max` bytes; otherwise as much of it as fits
 /// in `max` bytes with [`CUT`] at the end, cut at a character boundary.
 pub fn bound(text: &str, max: usize) -> Cow<'_, str> {

@@ -27,6 +27,7 @@ use globset::{Glob, GlobMatcher};
 use regex_automata::{Anchored, Input, meta::Regex};
 
 use super::{Host, Inventory};
+use crate::untrusted::one_line;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
@@ -312,7 +313,7 @@ type NameTest = Box<dyn Fn(&str) -> bool>;
 fn matcher(raw: &str, pattern: &str) -> Result<NameTest, SelectError> {
     if let Some(expression) = pattern.strip_prefix('~') {
         let regex = Regex::new(expression)
-            .map_err(|e| SelectError::BadPattern(raw.to_owned(), one_line(&e.to_string())))?;
+            .map_err(|e| SelectError::BadPattern(raw.to_owned(), one_line(e)))?;
         return Ok(Box::new(move |name| {
             regex.is_match(Input::new(name).anchored(Anchored::Yes))
         }));
@@ -325,10 +326,6 @@ fn matcher(raw: &str, pattern: &str) -> Result<NameTest, SelectError> {
     }
     let pattern = pattern.to_owned();
     Ok(Box::new(move |name| name == pattern))
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Start and inclusive end (`None`: one host; `Some(None)`: to the last).

@@ -22,6 +22,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::entries::{EntrySet, Kind, check_link_target, normalize_name};
 use super::{Compression, MANIFEST, Package, PackageError, manifest};
+use crate::untrusted::one_line;
 
 /// zstd level: a good ratio at a speed that keeps `pack` interactive.
 const ZSTD_LEVEL: i32 = 10;
@@ -165,10 +166,6 @@ fn skip_rules(dir: &Path, name: &str) -> Result<Gitignore, String> {
     rules
         .build()
         .map_err(|e| format!("cannot use {IGNORE_FILE}: {}", one_line(&e)))
-}
-
-fn one_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().replace('\n', " ")
 }
 
 /// Every entry below `dir` that `skip` does not leave out (the manifest

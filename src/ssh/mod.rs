@@ -43,6 +43,7 @@ use russh::keys::Algorithm;
 use russh::{ChannelMsg, Disconnect, cipher};
 
 use crate::inventory::{Host, Proxy};
+use crate::untrusted::one_line;
 use host_key::{ClientHandler, HostKeyPolicy, handshake_preferences, host_key_preference};
 use login::Login;
 
@@ -271,14 +272,6 @@ fn note_suffix(note: &str) -> String {
     } else {
         format!("; {note}")
     }
-}
-
-/// Error text on one line, whatever a library put in it.
-fn one_line(text: impl fmt::Display) -> String {
-    text.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Our receive window: what the host may send before we acknowledge. Large,
