@@ -76,6 +76,9 @@ pub trait Job: Send + Sync + 'static {
 pub struct OnHost<'a> {
     pub connection: &'a Connection,
     pub host: &'a Host,
+    /// How `connection` was made: a job that must log in again (to confirm
+    /// an upgrade, `src/step.rs`) connects the same way.
+    pub connect: &'a ConnectOptions,
     pub progress: &'a HostProgress,
     /// Package bytes the job sends are added here: the fan-out puts them in
     /// the host's outcome however the run ends (a job's own outcome leaves
@@ -274,7 +277,7 @@ async fn finish_batch(tasks: Vec<HostTask>) -> Vec<HostReport> {
 /// key or login refused is never retried, nor is a try made that could not
 /// finish before `deadline` (the host's `--timeout`): the host then ends
 /// `unreachable` with the last error, not `timeout`. Returns the tries made.
-async fn connect_retrying(
+pub(crate) async fn connect_retrying(
     host: &Host,
     options: &ConnectOptions,
     (retries, deadline): (u32, Instant),
@@ -384,6 +387,7 @@ async fn run_one<J: Job>(
     let on = OnHost {
         connection: &connection,
         host,
+        connect,
         progress,
         sent,
     };

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod enroll;
 pub mod file_error;
 pub mod fleet;
+pub mod health;
 pub mod inventory;
 pub mod key;
 pub mod lock;

@@ -24,8 +24,10 @@ use russh::keys::{HashAlg, PrivateKey, ssh_key::LineEnding};
 use crate::key::NAMESPACE;
 
 /// Version of the order's text form; the client refuses others. 2 added
-/// `unpacked_size`.
-pub const FORMAT: u32 = 2;
+/// `unpacked_size`; 3 the health check and the confirmation
+/// (`health_check`, `health_interval`, `health_timeout`,
+/// `confirm_timeout`).
+pub const FORMAT: u32 = 3;
 
 /// Every swpush command that runs on hosts, as the run report and the run
 /// record name it (serde writes the same word as [`Op::as_str`]).
@@ -113,6 +115,13 @@ pub struct Order {
     /// Hook paths from the manifest, so the client runs exactly what was
     /// signed and never parses YAML itself.
     pub hooks: crate::package::manifest::Hooks,
+    /// The check the client runs once the new release is current
+    /// (src/health.rs); `health_check -` and 0 s in the text without one.
+    pub health: Option<crate::health::HealthCheck>,
+    /// Seconds the client waits, the new release current and healthy, for
+    /// the controller to confirm that it can still log in; 0: it does not
+    /// wait (and nothing is confirmed).
+    pub confirm_timeout: u64,
     /// When the order was issued, for the record only (RFC 3339, UTC).
     pub issued: String,
 }
@@ -144,7 +153,8 @@ impl Order {
     pub fn to_text(&self) -> String {
         let mut text = String::new();
         let hook = |path: &Option<String>| path.clone().unwrap_or_else(|| "-".into());
-        let fields: [(&str, String); 17] = [
+        let health = self.health.as_ref();
+        let fields: [(&str, String); 21] = [
             ("format", FORMAT.to_string()),
             ("op", self.op.as_str().to_owned()),
             ("package", self.package.clone()),
@@ -161,6 +171,19 @@ impl Order {
             ("pre_install", hook(&self.hooks.pre_install)),
             ("post_install", hook(&self.hooks.post_install)),
             ("pre_remove", hook(&self.hooks.pre_remove)),
+            (
+                "health_check",
+                health.map_or_else(|| "-".into(), |h| h.command.clone()),
+            ),
+            (
+                "health_interval",
+                health.map_or(0, |h| h.interval).to_string(),
+            ),
+            (
+                "health_timeout",
+                health.map_or(0, |h| h.timeout).to_string(),
+            ),
+            ("confirm_timeout", self.confirm_timeout.to_string()),
             ("issued", self.issued.clone()),
         ];
         for (key, value) in fields {
@@ -227,6 +250,8 @@ mod tests {
                 post_install: Some("hooks/post.sh".into()),
                 ..Default::default()
             },
+            health: None,
+            confirm_timeout: 30,
             issued: "2026-11-24T10:00:00Z".into(),
         }
     }
@@ -252,10 +277,11 @@ mod tests {
     fn text_form_is_fixed() {
         assert_eq!(
             order().to_text(),
-            "format 2\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
+            "format 3\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
              size 10485760\nunpacked_size 31457280\nallow_downgrade false\ninstall_missing false\nforce false\ndry_run false\nhost web1\n\
              challenge 0123456789abcdef0123456789abcdef\npre_install -\npost_install hooks/post.sh\n\
-             pre_remove -\nissued 2026-11-24T10:00:00Z\n"
+             pre_remove -\nhealth_check -\nhealth_interval 0\nhealth_timeout 0\nconfirm_timeout 30\n\
+             issued 2026-11-24T10:00:00Z\n"
         );
     }
 

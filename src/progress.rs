@@ -30,6 +30,10 @@ pub enum Phase {
     Waiting,
     Uploading,
     Installing,
+    /// The package's health check runs on the new release.
+    Checking,
+    /// The controller logs in again to confirm the new release.
+    Confirming,
 }
 
 impl fmt::Display for Phase {
@@ -40,6 +44,8 @@ impl fmt::Display for Phase {
             Phase::Waiting => "waiting",
             Phase::Uploading => "uploading",
             Phase::Installing => "installing",
+            Phase::Checking => "checking health",
+            Phase::Confirming => "confirming",
         })
     }
 }
@@ -215,7 +221,11 @@ impl HostProgress {
     /// Whether the host has started changing anything: from
     /// [`Phase::Installing`] on, stopping it would leave work to undo.
     pub fn installing(&self) -> bool {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) == Phase::Installing
+        let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        matches!(
+            phase,
+            Phase::Installing | Phase::Checking | Phase::Confirming
+        )
     }
 
     /// Text after the phase, e.g. `waiting (busy, try 2/6)`.
@@ -281,6 +291,8 @@ mod tests {
             (Phase::Waiting, "waiting"),
             (Phase::Uploading, "uploading"),
             (Phase::Installing, "installing"),
+            (Phase::Checking, "checking health"),
+            (Phase::Confirming, "confirming"),
         ];
         for (phase, word) in cases {
             assert_eq!(phase.to_string(), word);

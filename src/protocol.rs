@@ -32,6 +32,9 @@ pub enum StepLine {
     Phase(StepPhase),
     /// `swpush need SIZE`: send the package, exactly SIZE bytes.
     Need(u64),
+    /// `swpush switched SECONDS`: the new release is current; confirm
+    /// (`swpush confirm`) or abort within SECONDS.
+    Switched { within: u64 },
     /// `swpush done STATUS PREVIOUS VERSION MESSAGE...`: the end.
     Done(Completion),
 }
@@ -46,6 +49,8 @@ pub enum StepPhase {
         of: u32,
     },
     Installing,
+    /// `checking`: the package's health check runs.
+    Checking,
 }
 
 /// The completion line: what the step did, from and to which version.
@@ -68,6 +73,9 @@ impl StepLine {
             "hello" => parse_hello(rest)?,
             "phase" => StepLine::Phase(parse_phase(rest)?),
             "need" => StepLine::Need(parse_size(rest)?),
+            "switched" => StepLine::Switched {
+                within: parse_seconds(rest)?,
+            },
             "done" => StepLine::Done(Completion::parse(rest)?),
             _ => {
                 return Err(protocol(format!(
@@ -187,6 +195,7 @@ fn parse_phase(rest: &str) -> Result<StepPhase, ProtocolError> {
     let phase = match words.next() {
         Some("verifying") if rest == "verifying" => StepPhase::Verifying,
         Some("installing") if rest == "installing" => StepPhase::Installing,
+        Some("checking") if rest == "checking" => StepPhase::Checking,
         Some("waiting") => match (count(words.next()), count(words.next()), words.next()) {
             (Some(retry), Some(of), None) => StepPhase::Waiting { retry, of },
             _ => return Err(unknown_phase(rest)),
@@ -194,6 +203,17 @@ fn parse_phase(rest: &str) -> Result<StepPhase, ProtocolError> {
         _ => return Err(unknown_phase(rest)),
     };
     Ok(phase)
+}
+
+fn parse_seconds(rest: &str) -> Result<u64, ProtocolError> {
+    let seconds = rest.trim();
+    match seconds.parse() {
+        Ok(seconds) if is_number(rest) => Ok(seconds),
+        _ => Err(protocol(format!(
+            "the client asked to be confirmed within `{}` seconds: not a number",
+            bound(seconds, MAX_FIELD)
+        ))),
+    }
 }
 
 fn parse_size(rest: &str) -> Result<u64, ProtocolError> {
@@ -299,6 +319,18 @@ mod tests {
             (
                 "swpush phase installing now",
                 Err("the client sent an unknown phase `installing now`".into()),
+            ),
+            (
+                "swpush phase checking",
+                Ok(Some(StepLine::Phase(StepPhase::Checking))),
+            ),
+            (
+                "swpush switched 30",
+                Ok(Some(StepLine::Switched { within: 30 })),
+            ),
+            (
+                "swpush switched soon",
+                Err("the client asked to be confirmed within `soon` seconds: not a number".into()),
             ),
             ("swpush need 1048576", Ok(Some(StepLine::Need(1_048_576)))),
             (

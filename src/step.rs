@@ -4,6 +4,8 @@
 //! line. The step itself, and its line protocol, are documented in the
 //! header of `src/step/step.sh`; this side only follows it.
 
+use std::time::Duration;
+
 use russh::keys::PrivateKey;
 
 use crate::fleet::{Job, OnHost};
@@ -36,6 +38,7 @@ const SCRIPT: &str = concat!(
     include_str!("step/room.sh"),
     include_str!("step/release.sh"),
     include_str!("step/hooks.sh"),
+    include_str!("step/health.sh"),
     include_str!("step/record.sh"),
     include_str!("step/rollback.sh"),
     include_str!("step/remove.sh"),
@@ -51,6 +54,8 @@ const MAX_LINE: usize = 4096;
 const MAX_UNREAD: usize = 1024 * 1024;
 
 /// What the step acts on.
+// One per run, shared by every host: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Subject {
     /// `install`, `upgrade`: this package file.
     Package(Package),
@@ -166,6 +171,7 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
         host,
         progress,
         sent,
+        ..
     } = on;
     let command = remote_command(host, request);
     let mut process = connection.start_script(&command).await?;
@@ -174,9 +180,12 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
     let mut stderr = Vec::new();
     let mut attempts = 1u32;
     let mut exit = None;
-    // One order and one upload per run: a client asking again is not a
-    // swpush step.
+    // One order, one upload and one confirmation per run: a client asking
+    // again is not a swpush step.
     let (mut ordered, mut uploaded) = (false, false);
+    // What the order asked: confirmed within so many seconds (0: not).
+    let mut confirm_within = 0;
+    let mut confirmed: Option<Result<(), String>> = None;
     // The rest of a line cut off for its length is noise too, not a line.
     let mut rest_of_long_line = false;
     loop {
@@ -201,6 +210,7 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                         ));
                     }
                     let order = order_for(host, request, challenge);
+                    confirm_within = order.confirm_timeout;
                     let signed = order
                         .sign(&request.key)
                         .map_err(|e| StepError::Protocol(e.to_string()))?;
@@ -213,6 +223,23 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                     progress.detail(&format!("busy, retry {retry}/{of}"));
                 }
                 StepLine::Phase(StepPhase::Installing) => progress.phase(Phase::Installing),
+                StepLine::Phase(StepPhase::Checking) => progress.phase(Phase::Checking),
+                StepLine::Switched { within } => {
+                    if within == 0 || within != confirm_within || confirmed.is_some() {
+                        return Err(StepError::Protocol(format!(
+                            "the client asked to be confirmed within {within} s, but its order said {confirm_within} s"
+                        )));
+                    }
+                    progress.phase(Phase::Confirming);
+                    let answer = log_in_again(on, Duration::from_secs(within)).await;
+                    let line: &[u8] = if answer.is_ok() {
+                        b"swpush confirm\n"
+                    } else {
+                        b"swpush abort\n"
+                    };
+                    stdin.send(line).await?;
+                    confirmed = Some(answer);
+                }
                 StepLine::Need(size) => {
                     // Package bytes only ever answer a verified order's
                     // decision: a client asking before it had its order,
@@ -267,7 +294,20 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                         }
                     }
                 }
-                StepLine::Done(completion) => return Ok(completion.into_outcome(attempts)),
+                StepLine::Done(completion) => {
+                    let mut outcome = completion.into_outcome(attempts);
+                    if let Some(Err(why)) = confirmed {
+                        // Never a success for a host told to undo it.
+                        if outcome.status.ok_for_exit() {
+                            return Err(StepError::Protocol(format!(
+                                "the client reported {} though the controller refused to confirm ({why})",
+                                outcome.status
+                            )));
+                        }
+                        outcome.message = format!("{} ({why})", outcome.message);
+                    }
+                    return Ok(outcome);
+                }
             }
         }
         if pending.len() > MAX_LINE {
@@ -285,6 +325,63 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
         Some(how) => format!("the client step ended ({how}) without a completion line"),
         None => "the connection closed before the client step finished".to_owned(),
     }))
+}
+
+/// How long before the client gives up on its confirmation the controller
+/// stops trying to log in again: the answer must still reach it.
+const CONFIRM_MARGIN: Duration = Duration::from_secs(2);
+
+/// Tries after a transient failure to log in again, as many as fit.
+const CONFIRM_RETRIES: u32 = 5;
+
+/// Whether the controller can still log in to the host whose new release
+/// just became current: a new connection, made as the first one was (jump
+/// hosts, host key, login), that runs `true`; a transient failure (sshd
+/// restarting) is tried again while there is time. An upgrade that broke
+/// sshd, the network or logins is found out here, while the host can still
+/// undo it (docs/rollout.md). `Err` says why, in the report's words.
+async fn log_in_again(on: OnHost<'_>, within: Duration) -> Result<(), String> {
+    let limit = within
+        .saturating_sub(CONFIRM_MARGIN)
+        .max(Duration::from_secs(1));
+    let deadline = std::time::Instant::now() + limit;
+    let attempt = async {
+        let (connected, _) = crate::fleet::connect_retrying(
+            on.host,
+            on.connect,
+            (CONFIRM_RETRIES, deadline),
+            on.progress,
+        )
+        .await;
+        let connection = connected.map_err(|e| format!("a new login failed: {e}"))?;
+        let ran = async {
+            let mut process = connection.exec("true").await?;
+            let mut exit = None;
+            while let Some(event) = process.next_event().await {
+                match event {
+                    Event::Exit(code) => exit = Some(code),
+                    Event::Lost(error) => return Err(error),
+                    _ => {}
+                }
+            }
+            Ok(exit)
+        }
+        .await;
+        connection.close().await;
+        match ran {
+            Ok(Some(0)) => Ok(()),
+            Ok(Some(code)) => Err(format!("a new login could not run a command (exit {code})")),
+            Ok(None) => Err("a new login could not run a command".to_owned()),
+            Err(error) => Err(format!("a new login failed: {error}")),
+        }
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!(
+            "a new login did not complete within {} s",
+            limit.as_secs()
+        )),
+    }
 }
 
 /// Takes in one event of the step: output is kept (stdout for its lines),
@@ -321,13 +418,18 @@ fn absorb(
 
 /// The signed order answering `swpush hello 1 CHALLENGE VERSION SHA256`.
 fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order {
-    let (version, sha256, size, unpacked_size, hooks) = match &request.subject {
+    let (version, sha256, size, unpacked_size, hooks, health) = match &request.subject {
         Subject::Package(package) => (
             package.manifest.version.to_string(),
             package.sha256.clone(),
             package.size,
             package.unpacked_size,
             package.manifest.hooks.clone(),
+            package
+                .manifest
+                .health
+                .overridden_by(&host.health)
+                .resolve(),
         ),
         Subject::Installed { version, .. } => (
             version
@@ -337,7 +439,15 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
             0,
             0,
             Default::default(),
+            None,
         ),
+    };
+    // Only a release newly made current is confirmed (docs/rollout.md).
+    let confirm_timeout = match (&request.subject, request.dry_run) {
+        (Subject::Package(_), false) => host
+            .confirm_timeout
+            .unwrap_or(crate::health::DEFAULT_CONFIRM_TIMEOUT),
+        _ => 0,
     };
     Order {
         op: request.op,
@@ -351,6 +461,8 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
         host: host.name.clone(),
         challenge,
         hooks,
+        health,
+        confirm_timeout,
         issued: crate::time::now_rfc3339(),
     }
 }
@@ -422,8 +534,8 @@ mod tests {
         let libraries: Vec<&str> = SCRIPT.split("# shellcheck shell=sh\n").skip(1).collect();
         assert_eq!(
             libraries.len(),
-            18,
-            "each library starts `# shellcheck shell=sh`, and SCRIPT has 18"
+            19,
+            "each library starts `# shellcheck shell=sh`, and SCRIPT has 19"
         );
         for library in libraries {
             let header = library.split("() {").next().unwrap_or_default();

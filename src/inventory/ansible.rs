@@ -26,7 +26,8 @@ use serde_saphyr::{Location, Spanned};
 
 use super::native::check_name;
 use super::vars::{
-    MAX_VALUE_BYTES, Source, Vars, check_become_user, check_endpoint, check_length, check_values,
+    MAX_VALUE_BYTES, Source, Vars, check_become_user, check_endpoint, check_health_command,
+    check_length, check_seconds, check_values,
 };
 use super::{InventoryError, RawHost, RawInventory};
 
@@ -448,6 +449,21 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
             }
             "busy_retries" => {
                 out.busy_retries = Some(u32::try_from(number()?).map_err(|_| at("a whole number"))?)
+            }
+            "health_check" => {
+                let check = Spanned::new(text()?, value.referenced, value.defined);
+                check_health_command(source, &check)?;
+                out.health_check = Some(check.value);
+            }
+            "health_interval" | "health_timeout" | "confirm_timeout" => {
+                let n = u64::try_from(number()?).map_err(|_| at("a whole number"))?;
+                let seconds = Spanned::new(n, value.referenced, value.defined);
+                check_seconds(source, key, &seconds)?;
+                match key.as_str() {
+                    "health_interval" => out.health_interval = Some(n),
+                    "health_timeout" => out.health_timeout = Some(n),
+                    _ => out.confirm_timeout = Some(n),
+                }
             }
             "keep_releases" => {
                 let n = u32::try_from(number()?).map_err(|_| at("a whole number"))?;

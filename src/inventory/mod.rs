@@ -73,6 +73,13 @@ pub struct Host {
     pub busy_wait: Option<u64>,
     /// Busy checks before giving up; `None` takes the command line's value.
     pub busy_retries: Option<u32>,
+    /// The inventory's health check settings, over the package's.
+    #[serde(skip_serializing_if = "crate::health::HealthSpec::is_unset")]
+    pub health: crate::health::HealthSpec,
+    /// Seconds the client waits for the controller's confirmation; `None`
+    /// takes the default, 0 turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_timeout: Option<u64>,
     pub keep_releases: u32,
     pub paths: ClientPaths,
     /// Groups the host belongs to, in inventory order.
@@ -230,6 +237,8 @@ impl Host {
             busy_check: None,
             busy_wait: None,
             busy_retries: None,
+            health: crate::health::HealthSpec::default(),
+            confirm_timeout: None,
             keep_releases: DEFAULT_KEEP_RELEASES,
             paths: ClientPaths::default(),
             groups: Vec::new(),
@@ -609,6 +618,12 @@ fn resolve_host(
         busy_check: vars.busy_check,
         busy_wait: vars.busy_wait,
         busy_retries: vars.busy_retries,
+        health: crate::health::HealthSpec {
+            check: vars.health_check,
+            interval: vars.health_interval,
+            timeout: vars.health_timeout,
+        },
+        confirm_timeout: vars.confirm_timeout,
         keep_releases: vars.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES),
         paths: ClientPaths {
             known_servers: vars.known_servers.unwrap_or(defaults.known_servers),

@@ -41,6 +41,10 @@ struct VarsYaml {
     busy_check: Option<Spanned<String>>,
     busy_wait: Option<u64>,
     busy_retries: Option<u32>,
+    health_check: Option<Spanned<String>>,
+    health_interval: Option<Spanned<u64>>,
+    health_timeout: Option<Spanned<u64>>,
+    confirm_timeout: Option<Spanned<u64>>,
     keep_releases: Option<Spanned<u32>>,
     known_servers: Option<Spanned<String>>,
     prefix: Option<Spanned<String>>,
@@ -87,6 +91,18 @@ impl VarsYaml {
                 check_length(source, key, value, MAX_VALUE_BYTES)?;
             }
         }
+        if let Some(check) = &self.health_check {
+            super::vars::check_health_command(source, check)?;
+        }
+        for (key, value) in [
+            ("health_interval", &self.health_interval),
+            ("health_timeout", &self.health_timeout),
+            ("confirm_timeout", &self.confirm_timeout),
+        ] {
+            if let Some(value) = value {
+                super::vars::check_seconds(source, key, value)?;
+            }
+        }
         if let Some(user) = &self.become_user {
             super::vars::check_become_user(source, "become_user", user)?;
         }
@@ -110,6 +126,10 @@ impl VarsYaml {
             busy_check: self.busy_check.map(|s| s.value),
             busy_wait: self.busy_wait,
             busy_retries: self.busy_retries,
+            health_check: self.health_check.map(|s| s.value),
+            health_interval: self.health_interval.map(|s| s.value),
+            health_timeout: self.health_timeout.map(|s| s.value),
+            confirm_timeout: self.confirm_timeout.map(|s| s.value),
             keep_releases: self.keep_releases.map(|s| s.value),
             known_servers: self.known_servers.map(|s| s.value),
             prefix: self.prefix.map(|s| s.value),

@@ -178,6 +178,14 @@ fn every_mistake_is_one_located_line() {
             "hosts.yaml: the inventory lists no hosts",
         ),
         ("- web1\n", "hosts.yaml:1:1: "),
+        (
+            "hosts:\n  web1: {health_check: \"a\\nb\"}\n",
+            "hosts.yaml:2:24: `health_check` must be one line, without control characters",
+        ),
+        (
+            "hosts:\n  web1: {confirm_timeout: 9000}\n",
+            "hosts.yaml:2:27: `confirm_timeout` must be from 0 to 3600 seconds, got 9000",
+        ),
     ];
     for (text, expected) in table {
         let error = inventory(text).unwrap_err().to_string();
@@ -241,6 +249,38 @@ all:
         db1: { ansible_host: 192.0.2.21, ansible_user: postgres, busy_check: pgrep pg_dump }
 ";
 
+/// The inventory sets or overrides the package's health check per host
+/// or group (native and Ansible alike); `""` turns it off.
+#[test]
+fn health_settings_layer_like_the_rest() {
+    let native = "defaults:\n  health_timeout: 60\nhosts:\n  web1: {}\n  web2: {health_check: \"\", confirm_timeout: 0}\n\
+                  groups:\n  web: {hosts: [web1], health_check: \"curl -fsS localhost/health\"}\n";
+    let inv = inventory(native).unwrap();
+    let web1 = host(&inv, "web1");
+    assert_eq!(
+        web1.health.check.as_deref(),
+        Some("curl -fsS localhost/health")
+    );
+    assert_eq!(
+        (web1.health.timeout, web1.confirm_timeout),
+        (Some(60), None)
+    );
+    let web2 = host(&inv, "web2");
+    assert_eq!(web2.health.check.as_deref(), Some(""));
+    assert_eq!(web2.confirm_timeout, Some(0));
+    let ansible = "all:\n  vars: {health_interval: 5}\n  hosts:\n    a: {health_check: ./check, confirm_timeout: 90}\n";
+    let inv = parse(
+        ansible,
+        Path::new("inv.yml"),
+        Path::new("/"),
+        &context(None),
+    )
+    .unwrap();
+    let a = host(&inv, "a");
+    assert_eq!(a.health.check.as_deref(), Some("./check"));
+    assert_eq!((a.health.interval, a.confirm_timeout), (Some(5), Some(90)));
+}
+
 #[test]
 fn reads_an_ansible_inventory() {
     let inv = parse(
@@ -297,6 +337,10 @@ fn ansible_mistakes_are_located() {
         (
             "all:\n  hosts:\n    a: {keep_releases: 0}\n",
             "inv.yml:3:24: `keep_releases` must be at least 1",
+        ),
+        (
+            "all:\n  hosts:\n    a: {health_interval: 0}\n",
+            "inv.yml:3:26: `health_interval` must be from 1 to 3600 seconds, got 0",
         ),
         (
             "all:\n  hosts: {}\n",

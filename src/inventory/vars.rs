@@ -55,6 +55,12 @@ pub struct Vars {
     pub busy_check: Option<String>,
     pub busy_wait: Option<u64>,
     pub busy_retries: Option<u32>,
+    /// `health_check` (`""`: none, over the package's), `health_interval`,
+    /// `health_timeout`, `confirm_timeout` (src/health.rs).
+    pub health_check: Option<String>,
+    pub health_interval: Option<u64>,
+    pub health_timeout: Option<u64>,
+    pub confirm_timeout: Option<u64>,
     pub keep_releases: Option<u32>,
     pub known_servers: Option<String>,
     pub prefix: Option<String>,
@@ -97,6 +103,10 @@ impl Vars {
             busy_check,
             busy_wait,
             busy_retries,
+            health_check,
+            health_interval,
+            health_timeout,
+            confirm_timeout,
             keep_releases,
             known_servers,
             prefix,
@@ -170,6 +180,25 @@ pub fn check_become_user(
         ));
     }
     Ok(())
+}
+
+/// Checks a `health_check` command (one line: it travels in the order).
+pub fn check_health_command(
+    source: &Source,
+    value: &Spanned<String>,
+) -> Result<(), InventoryError> {
+    crate::health::check_command(&value.value)
+        .map_err(|why| source.error_at(&value.referenced, &format!("`health_check` {why}")))
+}
+
+/// Checks `health_interval`, `health_timeout` or `confirm_timeout`.
+pub fn check_seconds(
+    source: &Source,
+    key: &str,
+    value: &Spanned<u64>,
+) -> Result<(), InventoryError> {
+    crate::health::check_seconds(key, value.value)
+        .map_err(|why| source.error_at(&value.referenced, &why))
 }
 
 /// Checks the values whose type alone does not make them valid.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::entries::normalize_name;
+use crate::health::{self, HealthSpec};
 use crate::version::Version;
 use crate::yaml;
 
@@ -19,6 +20,8 @@ pub struct Manifest {
     pub version: Version,
     pub description: Option<String>,
     pub hooks: Hooks,
+    /// `health_check`, `health_interval`, `health_timeout` (src/health.rs).
+    pub health: HealthSpec,
 }
 
 /// Hook scripts, as normalised paths inside the package.
@@ -49,6 +52,9 @@ struct ManifestYaml {
     description: Option<String>,
     #[serde(default)]
     hooks: Option<HooksYaml>,
+    health_check: Option<Spanned<String>>,
+    health_interval: Option<Spanned<u64>>,
+    health_timeout: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -104,11 +110,39 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
             }
         }
     }
+    if let Some(check) = &raw.health_check {
+        health::check_command(&check.value).map_err(|why| {
+            located(
+                yaml::position(&check.referenced),
+                &format!("`health_check` {why}"),
+            )
+        })?;
+        if check.value.trim().is_empty() {
+            return Err(located(
+                yaml::position(&check.referenced),
+                "`health_check` is empty (leave it out for none)",
+            ));
+        }
+    }
+    for (key, value) in [
+        ("health_interval", &raw.health_interval),
+        ("health_timeout", &raw.health_timeout),
+    ] {
+        if let Some(value) = value {
+            health::check_seconds(key, value.value)
+                .map_err(|why| located(yaml::position(&value.referenced), &why))?;
+        }
+    }
     Ok(Manifest {
         name: raw.name.value,
         version,
         description: raw.description,
         hooks,
+        health: HealthSpec {
+            check: raw.health_check.map(|c| c.value),
+            interval: raw.health_interval.map(|v| v.value),
+            timeout: raw.health_timeout.map(|v| v.value),
+        },
     })
 }
 
@@ -200,7 +234,7 @@ mod tests {
             ),
             (
                 "name: hello\nversion: 1\nowner: me\n",
-                "swpush.yaml:3:1: unknown field `owner`, expected one of name, version, description, hooks",
+                "swpush.yaml:3:1: unknown field `owner`, expected one of name, version, description, hooks, health_check, health_interval, health_timeout",
             ),
             (
                 "name: [hello\n",
@@ -208,6 +242,32 @@ mod tests {
             ),
         ];
         for (text, expected) in table {
+            assert_eq!(parse(text).unwrap_err(), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn reads_a_health_check() {
+        let m = parse(
+            "name: hello\nversion: 1\nhealth_check: ./bin/check --port 8080\nhealth_timeout: 60\n",
+        )
+        .unwrap();
+        assert_eq!(m.health.check.as_deref(), Some("./bin/check --port 8080"));
+        assert_eq!((m.health.interval, m.health.timeout), (None, Some(60)));
+        for (text, expected) in [
+            (
+                "name: hello\nversion: 1\nhealth_check: \"a\\nb\"\n",
+                "swpush.yaml:3:15: `health_check` must be one line, without control characters",
+            ),
+            (
+                "name: hello\nversion: 1\nhealth_check: ''\n",
+                "swpush.yaml:3:15: `health_check` is empty (leave it out for none)",
+            ),
+            (
+                "name: hello\nversion: 1\nhealth_interval: 0\n",
+                "swpush.yaml:3:18: `health_interval` must be from 1 to 3600 seconds, got 0",
+            ),
+        ] {
             assert_eq!(parse(text).unwrap_err(), expected, "{text:?}");
         }
     }

@@ -9,14 +9,21 @@
 # shellcheck disable=SC2154 # see Reads
 
 # run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
-# to $work/hook.out. In the background, so that a signal (the watchdog's)
-# interrupts the wait instead of waiting for the hook.
+# to $work/hook.out: start_hook, then wait_hook.
+run_hook() {
+    start_hook "$@" && wait_hook
+}
+
+# start_hook OP DIR VERSION PREVIOUS HOOK [command]: starts HOOK, a script
+# in release DIR (or, with `command`, a command line: the health check), in
+# the background, so that a signal (the watchdog's) interrupts the wait
+# instead of waiting for the hook; hook_pid is its process group.
 # In a process group of its own (setsid), recorded in the lock as `PGID
 # START` by the hook's own process before the hook runs: when only the
 # step is killed (the OOM killer), the hook runs on, and the next run stops
 # that group before it touches anything. A hook that did not record itself
 # under the pid waited for (setsid missing, or forked) is a failed hook.
-run_hook() {
+start_hook() {
     (
         cd "$2" || exit
         SWPUSH_OP=$1 SWPUSH_PACKAGE=$name SWPUSH_VERSION=$3 \
@@ -29,16 +36,22 @@ run_hook() {
         # shellcheck disable=SC2016 # expanded by that process
         hook_launcher='st=$(cat "/proc/$$/stat" 2>/dev/null) || st=
 st=${st##*) }
-record=$1 hook=$2
+record=$1 hook=$2 kind=$3
 set -- $st
 if [ "$#" -ge 20 ]; then st=proc:${20}; else st=-; fi
 printf "%s %s\n" "$$" "$st" >>"$record" || exit 125
+if [ "$kind" = command ]; then exec /bin/sh -c "$hook"; fi
 exec /bin/sh "$hook"'
-        exec setsid /bin/sh -c "$hook_launcher" swpush-hook "$lock/hooks" "$5" \
+        exec setsid /bin/sh -c "$hook_launcher" swpush-hook "$lock/hooks" "$5" "${6:-script}" \
             </dev/null >"$work/hook.out" 2>&1 3<&-
     ) &
     hook_pid=$!
     hook_groups="$hook_groups $hook_pid"
+}
+
+# Waits for the hook start_hook started; its exit status, or 1 when it did
+# not run in a process group of its own.
+wait_hook() {
     hook_status=0
     wait "$hook_pid" || hook_status=$?
     if ! grep -q "^$hook_pid " "$lock/hooks" 2>/dev/null; then

@@ -7,7 +7,8 @@
 # Sets: challenge (say_hello); order_KEY for each line of the order, and
 #   seen, the keys in it (read_order); asked sha256 size unpacked_size
 #   force allow_downgrade install_missing dry_run pre_install post_install
-#   pre_remove, the run's settings (check_order).
+#   pre_remove health_check health_interval health_timeout confirm_timeout,
+#   the run's settings (check_order).
 # shellcheck disable=SC2034,SC2154 # see Reads and Sets
 
 # The first line, before anything is read: a fresh random challenge, which
@@ -105,10 +106,10 @@ is_count() {
 # (rejected) at the first that is missing, unknown or malformed.
 # shellcheck disable=SC2154 # order_KEY and flag are set through eval
 check_order() {
-    # The fields of an order (src/order.rs, format 2); any other is refused.
-    order_fields="format op package version sha256 size unpacked_size allow_downgrade install_missing force dry_run host challenge pre_install post_install pre_remove issued"
-    [ "${order_format:-}" = 2 ] ||
-        finish rejected "unknown order format ${order_format:-} (this client reads format 2)"
+    # The fields of an order (src/order.rs, format 3); any other is refused.
+    order_fields="format op package version sha256 size unpacked_size allow_downgrade install_missing force dry_run host challenge pre_install post_install pre_remove health_check health_interval health_timeout confirm_timeout issued"
+    [ "${order_format:-}" = 3 ] ||
+        finish rejected "unknown order format ${order_format:-} (this client reads format 3)"
     # shellcheck disable=SC2086 # keys are [a-z0-9_] only (key_value)
     for key in $seen; do
         case " $order_fields " in *" $key "*) ;; *) finish rejected "the order has an unknown field $key" ;; esac
@@ -174,6 +175,18 @@ check_order() {
             //* | */../* | */./*) finish rejected "the order's hook path $hook is not inside the package" ;;
         esac
     done
+    health_check=$order_health_check
+    [ -n "$health_check" ] || finish rejected "the order names an empty health check"
+    health_interval=$order_health_interval
+    health_timeout=$order_health_timeout
+    confirm_timeout=$order_confirm_timeout
+    for key in health_interval health_timeout confirm_timeout; do
+        eval "seconds=\$$key"
+        is_count "$seconds" || finish rejected "the order's $key \`$seconds\` is not a number"
+    done
+    if [ "$health_check" != - ] && { [ "$health_interval" = 0 ] || [ "$health_timeout" = 0 ]; }; then
+        finish rejected "the order's health check has no interval or no timeout"
+    fi
 }
 
 # The host name `swpush enroll` recorded beside known_servers: an order

@@ -4,7 +4,8 @@
 # `current` is switched, and a release put back, when that is undone.
 #
 # Reads: op, version, previous, pre_install, post_install, pre_remove,
-#   challenge, package, tar_flags, unpacked, pkgdir, work.
+#   challenge, package, tar_flags, unpacked, pkgdir, work; hook_status
+#   (run_hook, hooks.sh).
 # Sets: release, aside (stage_release: the release dir, and where the one
 #   it replaces is put aside); undo (run.sh's: what cleanup undoes);
 #   unpacked (emptied once the plain tar is extracted).
@@ -61,7 +62,7 @@ stage_release() {
 
 # pre_install, the switch of `current` to the release, post_install; a
 # failed hook ends the step (failed) with the previous release current
-# again, its post_install run to restore what pre_install stopped.
+# again (switch_back).
 switch_with_hooks() {
     if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
         restore_release
@@ -71,16 +72,23 @@ switch_with_hooks() {
     switch_to "$version"
     undo=switched
     if [ "$post_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$post_install"; then
-        failure=$(tail_of "$work/hook.out")
-        switch_to "$previous"
-        restore_release
-        undo=
-        if [ "$previous" = - ]; then
-            finish failed "post_install failed, removed again: $failure"
-        fi
-        restored=$(restore_previous "$version")
-        finish failed "post_install failed, $previous is current again$restored: $failure"
+        switch_back "post_install failed" "$(tail_of "$work/hook.out")"
     fi
+}
+
+# switch_back WHAT [DETAIL]: after WHAT went wrong with the release
+# switched to, the previous one is current again (or, for an install, the
+# package is gone again), its post_install run to restore what pre_install
+# stopped; ends the step failed, saying so.
+switch_back() {
+    switch_to "$previous"
+    restore_release
+    undo=
+    if [ "$previous" = - ]; then
+        finish failed "$1, removed again${2:+: $2}"
+    fi
+    restored=$(restore_previous "$version")
+    finish failed "$1, $previous is current again$restored${2:+: $2}"
 }
 
 # normalise_tree DIR: makes everything below DIR root's (when the step

@@ -4,10 +4,11 @@
 # otherwise (cleanup, the EXIT trap).
 #
 # Reads: previous, target, repaired, undo, hook_groups, work, incoming,
-#   unpacked, journal, committed, lock (set here, then by the phases).
+#   unpacked, journal, committed, lock (set here, then by the phases);
+#   version (decide.sh).
 # Sets: busy_file work lock incoming unpacked undo hook_groups committed
-#   journal repaired boot holder previous target (start_run); the traps
-#   and fd 3, the controller's stdin kept for the watchdog.
+#   journal repaired boot holder previous target heard (start_run); the
+#   traps and fd 3, the controller's stdin kept for the watchdog.
 # shellcheck disable=SC2034 # what start_run sets is read by the other libraries
 
 # start_run: the run's work dir, its state (nothing done yet) and identity,
@@ -41,6 +42,13 @@ start_run() {
     trap 'exit 130' INT
     trap 'exit 141' PIPE
     trap 'exit 143' TERM
+    # The controller's answer to `swpush switched`, from the watchdog
+    # (await_confirmation, health.sh); one sent before it is asked for is
+    # forgotten there. A handler, not `trap ''`: hooks must not inherit
+    # these signals ignored.
+    heard=
+    trap 'heard=confirm' USR1
+    trap 'heard=abort' USR2
     # The controller's end of stdin, kept for the watchdog (an asynchronous
     # command would otherwise get /dev/null as its stdin).
     exec 3<&0
@@ -50,11 +58,17 @@ start_run() {
 }
 
 cleanup() {
-    trap '' HUP INT TERM PIPE
+    trap '' HUP INT TERM PIPE USR1 USR2
     # The hooks first: nothing of theirs may run on while it is undone.
     for group in $hook_groups; do kill -TERM "-$group" 2>/dev/null || true; done
     case $undo in
-        switched) switch_to "$previous" && restore_release ;;
+        # As after a failed post_install (switch_back, release.sh): the
+        # previous release's post_install restarts what pre_install stopped.
+        switched)
+            # shellcheck disable=SC2154 # version: see Reads
+            switch_to "$previous" && restore_release &&
+                if [ "$previous" != - ]; then restore_previous "$version" >/dev/null; fi
+            ;;
         staged) restore_release ;;
         flipped) switch_to "$previous" ;;
     esac

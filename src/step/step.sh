@@ -22,10 +22,13 @@
 #   swpush hello 1 CHALLENGE CURRENT_VERSION CURRENT_SHA256
 #       first, before reading anything: a fresh random challenge (32 hex
 #       digits) and what is installed of NAME here (`-` when nothing).
-#   swpush phase verifying|waiting I N|installing
-#       progress, for the live display.
+#   swpush phase verifying|waiting I N|installing|checking
+#       progress, for the live display (`checking`: the health check).
 #   swpush need SIZE
 #       the package is not cached here: send exactly SIZE bytes of it now.
+#   swpush switched SECONDS
+#       the new release is current (and healthy): answer within SECONDS
+#       (the order's confirm_timeout) or it is undone.
 #   swpush done STATUS PREVIOUS VERSION MESSAGE...
 #       the one completion line; the step exits after it. STATUS is a
 #       report status (installed, upgraded, rolled-back, removed,
@@ -35,7 +38,9 @@
 # What the controller writes on stdin:
 #   `swpush order N`, then the N lines of the order text (src/order.rs),
 #   then the armored SSHSIG signature up to `-----END SSH SIGNATURE-----`;
-#   then, only after `swpush need SIZE`, SIZE bytes of package.
+#   then, only after `swpush need SIZE`, SIZE bytes of package; then, only
+#   after `swpush switched`, `swpush confirm` (a new login worked: keep the
+#   release) or `swpush abort` (it did not: undo it).
 #
 # The order is verified with `ssh-keygen -Y verify -f KNOWN_SERVERS -I NAME
 # -n swpush` (plus `-r revoked_servers` beside it when that file exists),
@@ -103,6 +108,8 @@ main() {
             unpack_and_check  # package.sh: room, plain tar, its entries
             stage_release     # release.sh
             switch_with_hooks # release.sh: pre_install, current, post_install
+            check_health      # health.sh: until it passes, else switch back
+            await_confirmation # health.sh: the controller logs in again
             commit_release    # record.sh
             prune_releases    # record.sh: keep_releases
             prune_cache       # package.sh

@@ -30,14 +30,21 @@ watch_deadline() {
     esac
 }
 
-# Starts the watchdog: from here on stdin carries nothing more, so its end
-# means the controller is gone (timed out, interrupted, connection lost),
-# and the step stops and undoes what it started.
+# Starts the watchdog: from here on stdin carries nothing but the
+# controller's answer to `swpush switched` (await_confirmation, health.sh),
+# passed on as a signal; its end means the controller is gone (timed out,
+# interrupted, connection lost), and the step stops and undoes what it
+# started.
 watch_controller() {
     step_pid=$$
     (
-        trap - EXIT HUP INT TERM PIPE
-        cat <&3 >/dev/null 2>&1
+        trap - EXIT HUP INT TERM PIPE USR1 USR2
+        while IFS= read -r said <&3; do
+            case $said in
+                "swpush confirm") kill -USR1 "$step_pid" 2>/dev/null ;;
+                "swpush abort") kill -USR2 "$step_pid" 2>/dev/null ;;
+            esac
+        done
         kill -TERM "$step_pid" 2>/dev/null
     ) </dev/null >/dev/null 2>&1 &
 }

@@ -13,6 +13,7 @@ mod cli;
 mod docs;
 mod faults;
 mod fleet;
+mod health;
 mod hostile;
 mod inline;
 mod inputs;

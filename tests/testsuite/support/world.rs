@@ -260,6 +260,9 @@ impl World {
             host: host.into(),
             challenge: Challenge::parse(challenge).unwrap(),
             hooks,
+            health: None,
+            // Driven by hand: nobody confirms.
+            confirm_timeout: 0,
             issued: "2026-11-25T00:00:00Z".into(),
         };
         edit(&mut order);
@@ -521,4 +524,52 @@ pub fn unpacked_bound(archive: &[u8]) -> u64 {
     }
     let len = plain.len() as u64;
     len + swpush::package::ENTRY_ALLOWANCE * (len / 512 + 1)
+}
+
+pub fn assert_no_temp_left(world: &World, host: &str) {
+    let tmp = world.fleet.host(host).path("/tmp");
+    assert!(
+        is_empty_dir(&tmp),
+        "{host}: the step left {:?} in /tmp",
+        names_in(&tmp)
+    );
+}
+
+/// The host is consistent and clean: `current` is `releases/VERSION` (or
+/// absent for `None`) and agrees with the state record, nothing half-done
+/// is left in the releases dir, the lock is free, no process and no temp
+/// file is left.
+pub fn assert_settled(world: &World, host: &str, current: Option<&str>) {
+    // A step whose controller is gone cleans up on its own time: first let
+    // it end.
+    world.fleet.host(host).assert_no_process_left();
+    let h = world.fleet.host(host);
+    let link = read_link(world, host, "/opt/swpush/hello/current");
+    let record = std::fs::read_to_string(h.path("/var/lib/swpush/packages/hello")).ok();
+    match current {
+        Some(version) => {
+            assert_eq!(link, format!("releases/{version}"), "{host}: current");
+            let record = record.unwrap_or_else(|| panic!("{host}: no state record"));
+            assert!(
+                record.starts_with(&format!("version {version}\n")),
+                "{host}: the state record disagrees with current: {record}"
+            );
+        }
+        None => {
+            assert_eq!(link, "", "{host}: something is current");
+            assert_eq!(record, None, "{host}: a state record");
+        }
+    }
+    let releases = names_in(&h.path("/opt/swpush/hello/releases"));
+    assert!(
+        releases.iter().all(|r| !r.starts_with('.')),
+        "{host}: half-done releases left: {releases:?}"
+    );
+    let expected: Vec<String> = current.iter().map(|v| v.to_string()).collect();
+    assert_eq!(releases, expected, "{host}: releases");
+    assert!(
+        !h.path("/var/lib/swpush/lock").exists(),
+        "{host}: the lock is still held"
+    );
+    assert_no_temp_left(world, host);
 }
