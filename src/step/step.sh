@@ -4,7 +4,7 @@
 # `/bin/sh -c '<the libraries beside it + this file>' swpush-step ARGS`
 # (src/step.rs lists them, in order).
 # POSIX sh (dash, busybox ash); needs tar, sha256sum (or shasum -a 256),
-# ssh-keygen >= 8.2 (OpenSSH), od, mktemp. Leaves nothing behind: every
+# ssh-keygen >= 8.2 (OpenSSH), od, mktemp; date +%s for a health check. Leaves nothing behind: every
 # temporary file is under one mktemp -d removed on exit.
 #
 # Arguments, each as KEY=VALUE, in any order, every one given once:
