@@ -114,10 +114,11 @@ pub struct HostArgs {
     pub connect_timeout: Option<u64>,
     /// Times connecting to a host is tried again (0 to 10) after a transient
     /// failure (refused, reset, timed out, handshake dropped), with backoff;
-    /// never after a host key or login refused
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    /// never after a host key or login refused [default: the host's
+    /// ConnectionAttempts - 1, else 2]
+    #[arg(long, value_name = "N")]
     #[arg(allow_negative_numbers = true, value_parser = CONNECT_RETRIES.parser::<u32>())]
-    pub connect_retries: u32,
+    pub connect_retries: Option<u32>,
     /// Run the hosts in batches, in inventory order, each only once the one
     /// before it has finished: N hosts, N% of them, or a list such as
     /// 1,10%,100% whose last size repeats. The first batch is the canary:

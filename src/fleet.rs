@@ -26,8 +26,9 @@ pub struct RunLimits {
     /// Whole run of one host, connection included.
     pub timeout: Duration,
     /// `--connect-retries`: connecting is tried again this many times after
-    /// a transient failure (see [`SshError::is_transient`]).
-    pub connect_retries: u32,
+    /// a transient failure (see [`SshError::is_transient`]); `None`: as the
+    /// host's `ConnectionAttempts` says, else [`DEFAULT_CONNECT_RETRIES`].
+    pub connect_retries: Option<u32>,
     /// `--serial`: the batches, the first of which is the canary.
     pub serial: Option<Serial>,
     /// `--max-fail`: past it, no new host or batch starts.
@@ -159,7 +160,7 @@ impl<J: Job> FanOut<J> {
                 self.interrupted.clone(),
                 self.rollout.clone(),
             );
-            let (timeout, retries) = (limits.timeout, limits.connect_retries);
+            let (timeout, retries) = (limits.timeout, connect_retries(&host, limits));
             let task = tokio::spawn(async move {
                 let _permit = permit;
                 if *interrupted.borrow() != Interrupted::No {
@@ -303,6 +304,25 @@ pub(crate) async fn connect_retrying(
     }
 }
 
+/// Retries after a transient connection failure when neither
+/// `--connect-retries` nor the host's `ConnectionAttempts` says.
+pub const DEFAULT_CONNECT_RETRIES: u32 = 2;
+
+/// Most retries, whatever `ConnectionAttempts` says (`--connect-retries`
+/// takes no more either).
+const MAX_CONNECT_RETRIES: u32 = 10;
+
+/// How often connecting to `host` is tried again: as `ssh -o` beats
+/// ssh_config, `--connect-retries` beats `ConnectionAttempts` (tries, so
+/// one more than retries), which beats the default.
+fn connect_retries(host: &Host, limits: &RunLimits) -> u32 {
+    match (limits.connect_retries, host.ssh.connection_attempts) {
+        (Some(given), _) => given,
+        (None, Some(attempts)) => attempts.saturating_sub(1).min(MAX_CONNECT_RETRIES),
+        (None, None) => DEFAULT_CONNECT_RETRIES,
+    }
+}
+
 /// The wait before retry `n` (from 1): see [`connect_retrying`].
 fn backoff(n: u32) -> Duration {
     use std::hash::BuildHasher;
@@ -429,6 +449,27 @@ fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_beats_connection_attempts_which_beats_the_default() {
+        let limits = |given| RunLimits {
+            forks: 1,
+            timeout: Duration::from_secs(600),
+            connect_retries: given,
+            serial: None,
+            max_fail: None,
+        };
+        let mut host = Host::plain("web1", "192.0.2.1", 22, "root");
+        assert_eq!(
+            connect_retries(&host, &limits(None)),
+            DEFAULT_CONNECT_RETRIES
+        );
+        host.ssh.connection_attempts = Some(1);
+        assert_eq!(connect_retries(&host, &limits(None)), 0);
+        host.ssh.connection_attempts = Some(500);
+        assert_eq!(connect_retries(&host, &limits(None)), MAX_CONNECT_RETRIES);
+        assert_eq!(connect_retries(&host, &limits(Some(3))), 3);
+    }
 
     /// 1 s, 2 s, 4 s ... at most 30 s, each within ±50 %, and not all alike.
     #[test]

@@ -161,6 +161,9 @@ pub struct SshOptions {
     pub host_key_alias: Option<String>,
     /// `ConnectTimeout` in seconds; `None` takes the command line's value.
     pub connect_timeout: Option<u64>,
+    /// `ConnectionAttempts`: tries to connect (retries + 1); `None` takes
+    /// the command line's `--connect-retries`.
+    pub connection_attempts: Option<u32>,
 }
 
 /// Where the ssh-agent is (`IdentityAgent`).
@@ -214,6 +217,7 @@ impl SshOptions {
             strict_host_key_checking: StrictHostKeyChecking::Ask,
             host_key_alias: None,
             connect_timeout: None,
+            connection_attempts: None,
         }
     }
 }
@@ -526,6 +530,7 @@ fn resolve_host(
     }
     ssh.host_key_alias = from_ssh.host_key_alias;
     ssh.connect_timeout = from_ssh.connect_timeout;
+    ssh.connection_attempts = from_ssh.connection_attempts;
     if let Some(name) = &vars.become_password {
         refused.get_or_insert(format!(
             "`{name}` is set: swpush takes no password from an inventory file (pass -K/--ask-become-pass, or give the user NOPASSWD sudo)"

@@ -446,6 +446,12 @@ Host t-0
   ConnectTimeout 0
 Host t-none
   ConnectTimeout none
+Host a-1
+  ConnectionAttempts 1
+Host a-4 a-*
+  ConnectionAttempts 4
+Host a-*
+  ConnectionAttempts 9
 Host s-* t-*
   StrictHostKeyChecking accept-new
   ConnectTimeout 7
@@ -464,6 +470,9 @@ Host s-* t-*
             ("t-1h", None),
             ("t-0", None),
             ("t-none", None),
+            ("a-1", None),
+            ("a-4", None),
+            ("a-9", None),
             ("other", None),
         ],
         ..PLAIN
@@ -712,6 +721,16 @@ fn disagreements(
                 ssh["connect_timeout"].as_u64().map(|t| t.to_string())
             ),
             format!("{timeout:?}"),
+        ),
+        (
+            "connectionattempts",
+            format!("{:?}", ssh["connection_attempts"].as_u64().unwrap_or(1)),
+            format!(
+                "{:?}",
+                first("connectionattempts")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            ),
         ),
         (
             "proxyjump",

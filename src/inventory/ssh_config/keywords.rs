@@ -62,7 +62,7 @@ const KEYWORDS: &[(&str, Class)] = &[
     ("ChannelTimeout", Class::Harmless),
     ("ClearAllForwardings", Class::Harmless),
     ("Compression", Class::Harmless),
-    ("ConnectionAttempts", Class::Harmless),
+    ("ConnectionAttempts", Class::Implemented),
     ("ConnectTimeout", Class::Implemented),
     ("ControlMaster", Class::Harmless),
     ("ControlPersist", Class::Harmless),

@@ -89,6 +89,8 @@ pub struct SshSettings {
     pub host_key_alias: Option<String>,
     /// `ConnectTimeout` in seconds; `0` and `none` (no timeout) are `None`.
     pub connect_timeout: Option<u64>,
+    /// `ConnectionAttempts`: tries to connect, 1 or more.
+    pub connection_attempts: Option<u32>,
     /// `ProxyCommand` as written (tokens not yet expanded), when it, not
     /// a `ProxyJump`, took the proxy slot.
     pub proxy_command: Option<String>,
@@ -283,6 +285,8 @@ impl SshConfig {
                 .or(more.strict_host_key_checking);
             settings.host_key_alias = settings.host_key_alias.or(more.host_key_alias);
             settings.connect_timeout = settings.connect_timeout.or(more.connect_timeout);
+            settings.connection_attempts =
+                settings.connection_attempts.or(more.connection_attempts);
         }
         settings
     }

@@ -60,6 +60,7 @@ pub(super) struct Resolve<'a> {
     strict_host_key_checking: Option<StrictHostKeyChecking>,
     host_key_alias: Option<String>,
     connect_timeout: Option<u64>,
+    connection_attempts: Option<u32>,
 }
 
 impl<'a> Resolve<'a> {
@@ -84,6 +85,7 @@ impl<'a> Resolve<'a> {
             strict_host_key_checking: None,
             host_key_alias: None,
             connect_timeout: None,
+            connection_attempts: None,
         }
     }
 
@@ -230,6 +232,7 @@ impl<'a> Resolve<'a> {
             "ConnectTimeout" => {
                 self.connect_timeout = parse_connect_timeout(&value).flatten().filter(|t| *t > 0)
             }
+            "ConnectionAttempts" => self.connection_attempts = parse_attempts(&value),
             _ => match class {
                 Class::Refused(unless) if !unless.contains(&lower.as_str()) => self.refuse(named()),
                 Class::Algorithms if !value.starts_with(['+', '^']) => self.refuse(named()),
@@ -342,6 +345,7 @@ impl<'a> Resolve<'a> {
             strict_host_key_checking: self.strict_host_key_checking,
             host_key_alias: self.host_key_alias,
             connect_timeout: self.connect_timeout,
+            connection_attempts: self.connection_attempts,
             proxy_command,
         }
     }
@@ -366,6 +370,11 @@ fn parse_connect_timeout(text: &str) -> Option<Option<u64>> {
     parse_time(text).map(Some)
 }
 
+/// `ConnectionAttempts`: a count of tries, 1 or more.
+fn parse_attempts(text: &str) -> Option<u32> {
+    text.parse().ok().filter(|n| *n >= 1)
+}
+
 /// A value ssh rejects when it reads the line (the whole file fails, in
 /// ssh too); `Err` says why.
 pub(super) fn check_value(keyword: &str, args: &[String]) -> Result<(), String> {
@@ -377,6 +386,7 @@ pub(super) fn check_value(keyword: &str, args: &[String]) -> Result<(), String> 
         "StrictHostKeyChecking" => parse_strict(&lower).is_some(),
         "IdentitiesOnly" => matches!(lower.as_str(), "yes" | "no" | "true" | "false"),
         "ConnectTimeout" => parse_connect_timeout(value).is_some(),
+        "ConnectionAttempts" => parse_attempts(value).is_some(),
         _ => true,
     };
     if good {

@@ -281,6 +281,8 @@ fn values_ssh_rejects_are_located_errors() {
         ),
         ("ConnectTimeout -1\n", "config:1: `ConnectTimeout`"),
         ("IdentitiesOnly maybe\n", "config:1: `IdentitiesOnly`"),
+        ("ConnectionAttempts 0\n", "config:1: `ConnectionAttempts`"),
+        ("ConnectionAttempts two\n", "config:1: `ConnectionAttempts`"),
     ] {
         let Err(error) = SshConfig::parse(text, Path::new("/home/op")) else {
             panic!("accepted: {text}");
