@@ -470,11 +470,12 @@ mod limit {
                     pattern: "empty".into(),
                 },
             ),
-            ("@failed", NotYet("@failed".into(), "a host list (`@`)")),
         ];
         for (limit, error) in table {
             assert_eq!(names(Some(limit)), Err(error), "{limit}");
         }
+        // `hosts` and `status` keep no run records: nothing to re-run.
+        assert!(matches!(names(Some("@failed")), Err(Failed(..))));
         assert!(matches!(names(Some("web[,db")), Err(BadPattern(..))));
         assert!(matches!(names(Some("~(")), Err(BadPattern(..))));
         assert!(matches!(names(Some("web[5]")), Err(Subscript(..))));

@@ -2,6 +2,8 @@
 //! under `STATE_HOME/swpush/runs/` ([`runs_dir`]), private to the user,
 //! never overwritten, the oldest deleted once there are
 //! [`KEEP_RUN_RECORDS`]. `status` keeps none (the command decides).
+//! [`last_run`] finds the newest record of a command and package: what
+//! `--limit @failed` re-runs.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Write};
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::RunReport;
 use crate::file_error::FileError;
+use crate::order::Op;
 use crate::state_home::runs_dir;
 
 /// Keep `report` as a run record: `STATE_HOME/swpush/runs/STARTED-OP-NAME.json`
@@ -94,6 +97,98 @@ fn file_part(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The newest run record of `op` on the package `name` (`None`: a run
+/// about no package, `enroll`) under `state_home`, and the file it was read
+/// from; `None` when there is none. Dry runs are passed over: they changed
+/// nothing, so they leave nothing to re-run. A record that cannot be read
+/// or parsed, where it may be the newest, is an error rather than passed
+/// over: an older run's hosts are not what was asked for.
+pub fn last_run(
+    state_home: &Path,
+    op: Op,
+    name: Option<&str>,
+) -> Result<Option<(RunReport, PathBuf)>, LastRunError> {
+    let dir = runs_dir(state_home);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(LastRunError::Read(FileError::doing(
+                "read the run records in",
+                &dir,
+            )(error)));
+        }
+    };
+    let mut candidates: Vec<(String, u32, std::ffi::OsString)> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.file_name()))
+        .filter_map(|file| {
+            let (started, n) = record_of(file.to_str()?, op, name)?;
+            Some((started.to_owned(), n, file))
+        })
+        .collect();
+    // Newest first: by start time, then by the `-N` a same-second record got.
+    candidates.sort_by(|a, b| (&b.0, b.1).cmp(&(&a.0, a.1)));
+    for (_, _, file) in candidates {
+        let path = dir.join(&file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            // Pruned by another run since the directory was read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(LastRunError::Read(FileError::doing(
+                    "read the run record",
+                    &path,
+                )(error)));
+            }
+        };
+        let report: RunReport = serde_json::from_str(&text).map_err(|e| LastRunError::Parse {
+            path: path.clone(),
+            error: crate::untrusted::one_line(e),
+        })?;
+        // The file name only narrows the search (a package `hello-2` and a
+        // second record of `hello` are named alike): what it holds decides.
+        let same = report.op == op && report.package.as_ref().map(|p| p.name.as_str()) == name;
+        if same && !report.dry_run {
+            return Ok(Some((report, path)));
+        }
+    }
+    Ok(None)
+}
+
+/// Why the run records could not be searched.
+#[derive(Debug, thiserror::Error)]
+pub enum LastRunError {
+    #[error(transparent)]
+    Read(FileError),
+    #[error("the run record {} is not a run report: {error}", path.display())]
+    Parse { path: PathBuf, error: String },
+}
+
+/// Whether `file` may be a record of `op` on `name`, as
+/// [`write_run_record`] names it: its start time (as in the name) and its
+/// number (1, then the `-N` of a record written in the same second).
+fn record_of<'f>(file: &'f str, op: Op, name: Option<&str>) -> Option<(&'f str, u32)> {
+    let stem = file.strip_suffix(".json")?;
+    // `2026-11-24T10-00-00Z-`: the start time, to the second.
+    const STARTED: usize = "2026-11-24T10-00-00Z".len();
+    let started = stem.get(..STARTED)?;
+    let mut rest = stem.get(STARTED..)?.strip_prefix('-')?;
+    rest = rest.strip_prefix(op.as_str())?;
+    if let Some(name) = name {
+        rest = rest
+            .strip_prefix('-')?
+            .strip_prefix(file_part(name).as_str())?;
+    }
+    match rest {
+        "" => Some((started, 1)),
+        _ => {
+            let n = rest.strip_prefix('-')?;
+            let digits = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+            Some((started, n.parse().ok().filter(|_| digits)?))
+        }
+    }
 }
 
 #[cfg(test)]
