@@ -249,4 +249,157 @@ mod tests {
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// A record of `op` on `name` started at `started`, whose hosts
+    /// ended as `hosts` say; written under `root`.
+    fn keep(root: &Path, op: Op, name: Option<&str>, started: &str, hosts: &[(&str, Status)]) {
+        let mut report = mixed();
+        report.op = op;
+        report.package = name.map(|name| crate::report::PackageInfo {
+            name: name.into(),
+            version: None,
+            sha256: None,
+        });
+        report.started = started.into();
+        report.hosts = hosts
+            .iter()
+            .map(|(host, status)| {
+                crate::report::HostReport::new(*host, "192.0.2.1", Outcome::status(*status, ""))
+            })
+            .collect();
+        save_run_record(&report, root).unwrap();
+    }
+
+    fn hosts_of(root: &Path, op: Op, name: Option<&str>) -> Option<Vec<String>> {
+        let (report, _) = last_run(root, op, name).unwrap()?;
+        Some(report.hosts.into_iter().map(|h| h.host).collect())
+    }
+
+    use crate::outcome::{Outcome, Status};
+
+    #[test]
+    fn the_last_run_is_the_newest_record_of_the_same_command_and_package() {
+        let root = std::env::temp_dir().join(format!("swpush-last-run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        // No record at all, not even the folder.
+        assert_eq!(hosts_of(&root, Op::Upgrade, Some("hello")), None);
+        let failed = Status::Failed;
+        keep(
+            &root,
+            Op::Upgrade,
+            Some("hello"),
+            "2026-11-20T10:00:00Z",
+            &[("old", failed)],
+        );
+        keep(
+            &root,
+            Op::Upgrade,
+            Some("hello"),
+            "2026-11-24T10:00:00Z",
+            &[("one", failed)],
+        );
+        // The same second: the record written second is the newer.
+        keep(
+            &root,
+            Op::Upgrade,
+            Some("hello"),
+            "2026-11-24T10:00:00Z",
+            &[("two", failed)],
+        );
+        // Newer, but of another command, another package, a package whose
+        // record is named like a second one of hello's, or a dry run.
+        keep(
+            &root,
+            Op::Install,
+            Some("hello"),
+            "2026-11-25T10:00:00Z",
+            &[("install", failed)],
+        );
+        keep(
+            &root,
+            Op::Upgrade,
+            Some("other"),
+            "2026-11-25T10:00:00Z",
+            &[("other", failed)],
+        );
+        keep(
+            &root,
+            Op::Upgrade,
+            Some("hello-3"),
+            "2026-11-25T10:00:00Z",
+            &[("h3", failed)],
+        );
+        keep(
+            &root,
+            Op::Upgrade,
+            Some("hell"),
+            "2026-11-25T10:00:00Z",
+            &[("hell", failed)],
+        );
+        keep(
+            &root,
+            Op::Enroll,
+            None,
+            "2026-11-25T10:00:00Z",
+            &[("enroll", failed)],
+        );
+        let mut dry = mixed();
+        dry.op = Op::Upgrade;
+        dry.dry_run = true;
+        dry.started = "2026-11-26T10:00:00Z".into();
+        dry.hosts.truncate(1);
+        save_run_record(&dry, &root).unwrap();
+        let names = |op, name| hosts_of(&root, op, name);
+        assert_eq!(names(Op::Upgrade, Some("hello")), Some(vec!["two".into()]));
+        assert_eq!(
+            names(Op::Install, Some("hello")),
+            Some(vec!["install".into()])
+        );
+        assert_eq!(names(Op::Upgrade, Some("hello-3")), Some(vec!["h3".into()]));
+        assert_eq!(names(Op::Enroll, None), Some(vec!["enroll".into()]));
+        assert_eq!(names(Op::Remove, Some("hello")), None);
+        assert_eq!(names(Op::Upgrade, Some("hello-2")), None);
+        assert_eq!(names(Op::Upgrade, None), None);
+        // A newest record that cannot be read is an error, not passed over
+        // for an older run's hosts.
+        let dir = runs_dir(&root);
+        std::fs::write(dir.join("2026-11-27T10-00-00Z-upgrade-hello.json"), "{").unwrap();
+        let error = last_run(&root, Op::Upgrade, Some("hello")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("2026-11-27T10-00-00Z-upgrade-hello.json is not a run report"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn record_names_are_read_back_as_written() {
+        let of = |file| record_of(file, Op::Upgrade, Some("hello"));
+        assert_eq!(
+            of("2026-11-24T10-00-00Z-upgrade-hello.json"),
+            Some(("2026-11-24T10-00-00Z", 1))
+        );
+        assert_eq!(
+            of("2026-11-24T10-00-00Z-upgrade-hello-12.json"),
+            Some(("2026-11-24T10-00-00Z", 12))
+        );
+        for other in [
+            "2026-11-24T10-00-00Z-upgrade-hello-.json",
+            "2026-11-24T10-00-00Z-upgrade-hello-x.json",
+            "2026-11-24T10-00-00Z-upgrade-hellox.json",
+            "2026-11-24T10-00-00Z-install-hello.json",
+            "2026-11-24T10-00-00Z-upgrade-hello.json.tmp",
+            "2026-11-24T10-00-00Z-upgrade.json",
+            "upgrade-hello.json",
+            "",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
+        assert_eq!(
+            record_of("2026-11-24T10-00-00Z-enroll-2.json", Op::Enroll, None),
+            Some(("2026-11-24T10-00-00Z", 2))
+        );
+    }
 }
