@@ -173,3 +173,49 @@ fn limit_failed_reruns_exactly_the_hosts_that_did_not_succeed() {
         )
     );
 }
+
+/// With no run of the command and package to re-run, or a command that
+/// keeps no run records, `@failed` is one error line naming what was
+/// looked for, and nothing is connected to.
+#[test]
+fn limit_failed_without_a_run_to_rerun_is_refused() {
+    let world = world();
+    let state = state_home("none");
+    let inv = world.fleet_inventory("rerun-none", FLEET, "");
+    let runs = state.join("swpush/runs");
+    let cases = [
+        (
+            vec!["upgrade", "--key", world.key.to_str().unwrap()],
+            Some(world.hello.to_str().unwrap()),
+            format!(
+                "error: --limit: `@failed`: no run of `upgrade hello` is recorded under {}\n",
+                runs.display()
+            ),
+        ),
+        (
+            vec!["remove", "--key", world.key.to_str().unwrap(), "hello"],
+            None,
+            format!(
+                "error: --limit: `@failed`: no run of `remove hello` is recorded under {}\n",
+                runs.display()
+            ),
+        ),
+        (
+            vec!["status"],
+            None,
+            "error: --limit: `@failed`: only install, upgrade, rollback, remove and enroll keep run records to re-run\n".to_owned(),
+        ),
+    ];
+    for (args, package, expected) in cases {
+        let ran = world
+            .swpush(args[0])
+            .env("XDG_STATE_HOME", &state)
+            .inventory(&inv)
+            .args(&args[1..])
+            .args(["--limit", "@failed:&f1"])
+            .args(package)
+            .run();
+        assert_eq!((ran.code(), ran.stderr()), (1, expected), "{args:?}");
+        assert_eq!(ran.stdout(), "", "{args:?}");
+    }
+}
