@@ -84,7 +84,8 @@ pub struct SelectArgs {
     #[arg(long, short = 'i', env = "SWPUSH_INVENTORY", value_name = "FILE")]
     pub inventory: PathBuf,
     /// Hosts to act on, as Ansible's --limit: names, groups, globs (web*), ~regex,
-    /// &intersections, !exclusions, @FILE; separated by `,` (or `:`)
+    /// &intersections, !exclusions, @FILE; separated by `,` (or `:`). @failed:
+    /// the hosts that did not succeed in the last run of this command and package
     // Given twice, the last one wins, as Ansible's `--limit` (argparse
     // `store`, cli/arguments/option_helpers.py).
     #[arg(long, short = 'l', value_name = "PATTERNS", overrides_with = "limit")]
