@@ -84,7 +84,8 @@ pub struct SelectArgs {
     #[arg(long, short = 'i', env = "SWPUSH_INVENTORY", value_name = "FILE")]
     pub inventory: PathBuf,
     /// Hosts to act on, as Ansible's --limit: names, groups, globs (web*), ~regex,
-    /// &intersections, !exclusions, @FILE; separated by `,` (or `:`)
+    /// &intersections, !exclusions, @FILE; separated by `,` (or `:`). @failed:
+    /// the hosts that did not succeed in the last run of this command and package
     // Given twice, the last one wins, as Ansible's `--limit` (argparse
     // `store`, cli/arguments/option_helpers.py).
     #[arg(long, short = 'l', value_name = "PATTERNS", overrides_with = "limit")]
@@ -431,14 +432,29 @@ fn dispatch(command: Command, env: &Env) -> Result<Ended> {
     }
 }
 
-/// Loads the inventory and applies `--limit`.
-fn selected_hosts(select: &SelectArgs, env: &Env) -> Result<Vec<Host>> {
+/// Loads the inventory and applies `--limit`; `@failed` re-runs the
+/// command `rerun` says on the package it names (`None`: a command that
+/// keeps no run records).
+fn selected_hosts(
+    select: &SelectArgs,
+    env: &Env,
+    rerun: Option<(Op, Option<&str>)>,
+) -> Result<Vec<Host>> {
     let inventory = inventory::load_as(
         &select.inventory,
         &env.load_context(),
         &select.overrides.login(),
     )?;
-    let hosts = inventory::select_hosts(&inventory, select.limit.as_deref())?;
+    let rerun = rerun.map(|(op, name)| inventory::select::Rerun {
+        op,
+        name,
+        state_home: env.state_home.as_deref(),
+    });
+    let hosts = inventory::select::select_hosts_rerunning(
+        &inventory,
+        select.limit.as_deref(),
+        rerun.as_ref(),
+    )?;
     if select.overrides.ask_become_pass {
         crate::sudo::set_password(crate::sudo::prompt()?);
     }
@@ -456,8 +472,18 @@ fn push(
     fleet_args: &FleetArgs,
     env: &Env,
 ) -> Result<Ended> {
-    let hosts = selected_hosts(&fleet_args.hosts.select, env)?;
-    let package = package::read(package)?;
+    let select = &fleet_args.hosts.select;
+    // `@failed` needs the package's name to find the run it re-runs; else
+    // the inventory is read first, as by every other command.
+    let (hosts, package) = if inventory::select::uses_failed(select.limit.as_deref()) {
+        let package = package::read(package)?;
+        let name = package.manifest.name.clone();
+        let hosts = selected_hosts(select, env, Some((op.into(), Some(name.as_str()))))?;
+        (hosts, package)
+    } else {
+        let hosts = selected_hosts(select, env, None)?;
+        (hosts, package::read(package)?)
+    };
     let info = PackageInfo {
         name: package.manifest.name.clone(),
         version: Some(package.manifest.version.to_string()),
@@ -479,7 +505,11 @@ fn act_on_installed(
     refuse_package_file(op, name)?;
     let name = PackageName::parse(name)?;
     let version = version.map(Version::parse).transpose().context("--to")?;
-    let hosts = selected_hosts(&fleet_args.hosts.select, env)?;
+    let hosts = selected_hosts(
+        &fleet_args.hosts.select,
+        env,
+        Some((op.into(), Some(name.as_str()))),
+    )?;
     let info = PackageInfo {
         name: name.to_string(),
         version: version.as_ref().map(|v| v.as_str().to_owned()),
@@ -558,7 +588,7 @@ fn order_hosts(
 /// `status`: what each host has installed; changes nothing.
 fn status(args: &StatusArgs, env: &Env) -> Result<Ended> {
     let name = args.name.as_deref().map(PackageName::parse).transpose()?;
-    let hosts = selected_hosts(&args.hosts.select, env)?;
+    let hosts = selected_hosts(&args.hosts.select, env, None)?;
     let info = name.as_ref().map(|name| PackageInfo {
         name: name.to_string(),
         version: None,
@@ -570,7 +600,7 @@ fn status(args: &StatusArgs, env: &Env) -> Result<Ended> {
 
 fn enroll(args: &EnrollArgs, env: &Env) -> Result<Ended> {
     let patterns = key::Patterns::parse(&args.packages)?;
-    let hosts = selected_hosts(&args.hosts.select, env)?;
+    let hosts = selected_hosts(&args.hosts.select, env, Some((Op::Enroll, None)))?;
     let public = key::load(&key_path(&args.change, env)?)?
         .public_key()
         .clone();
@@ -622,7 +652,7 @@ fn keygen(args: &KeygenArgs, env: &Env) -> Result<Ended> {
 }
 
 fn hosts(args: &HostsArgs, env: &Env) -> Result<Ended> {
-    let hosts = selected_hosts(&args.select, env)?;
+    let hosts = selected_hosts(&args.select, env, None)?;
     match args.format {
         Format::Json => emit(format!(
             "{}\n",

@@ -22,6 +22,7 @@ pub mod package;
 pub mod progress;
 pub mod protocol;
 pub mod report;
+pub mod rerun;
 pub mod rollout;
 pub mod run;
 pub mod ssh;

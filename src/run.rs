@@ -39,17 +39,27 @@ pub struct Env {
     pub stdout_is_terminal: bool,
     /// The command line, as the run lock names its holder.
     pub command_line: String,
+    /// The arguments as given, program name first: what the re-run line
+    /// ([`crate::rerun`]) is made from.
+    pub argv: Vec<std::ffi::OsString>,
 }
 
 impl Env {
     pub fn read() -> Env {
         let context = LoadContext::from_env();
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
         Env {
             home: context.home,
             local_user: context.local_user,
             state_home: crate::state_home::state_home(),
             stdout_is_terminal: std::io::stdout().is_terminal(),
-            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            // `args()` would panic on an argument that is not UTF-8.
+            command_line: argv
+                .iter()
+                .map(|arg| arg.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            argv,
         }
     }
 
@@ -218,13 +228,22 @@ pub fn run<C: Command>(
         warn(&error.to_string());
     }
     // The record is of what was done to the fleet; a status query did nothing.
-    if let Some(state_home) = env.state_home.as_deref().filter(|_| records)
-        && let Err(error) = crate::report::record::save_run_record(&report, state_home)
-    {
-        warn(&error.to_string());
+    let mut recorded = false;
+    if let Some(state_home) = env.state_home.as_deref().filter(|_| records) {
+        match crate::report::record::save_run_record(&report, state_home) {
+            Ok(_) => recorded = true,
+            Err(error) => warn(&error.to_string()),
+        }
     }
+    // `--limit @failed` re-runs from this run's record, and never from a
+    // dry run's (which changed nothing): without one, no line to offer.
+    let rerun = if recorded && !dry_run {
+        report.rerun_block(&crate::rerun::command_line(&env.argv))
+    } else {
+        String::new()
+    };
     match settings.format {
-        Format::Text => emit(command.render_text(&report, settings.quiet)),
+        Format::Text => emit(command.render_text(&report, settings.quiet) + &rerun),
         Format::Json => emit(format!("{json}\n")),
     }
     if let Some(nowhere) = report.nowhere() {

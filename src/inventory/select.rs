@@ -12,6 +12,9 @@
 //!   `web[1:3]`, `web[2:]`) picking hosts of what it matched;
 //! - `@FILE` stands for the patterns in FILE, one per line (an Ansible
 //!   `.retry` file works);
+//! - `@failed` stands for the hosts that did not succeed in the newest run
+//!   of the same command and package ([`Rerun`]), each by its exact name;
+//!   a file named `failed` is `@./failed`;
 //! - `&P` intersects, `!P` excludes; positives are applied first, then
 //!   intersections, then exclusions, whatever their order in the text; with
 //!   no positive pattern, `all` is assumed.
@@ -27,7 +30,12 @@ use globset::{Glob, GlobMatcher};
 use regex_automata::{Anchored, Input, meta::Regex};
 
 use super::{Host, Inventory};
+use crate::order::Op;
+use crate::report::record;
 use crate::untrusted::one_line;
+
+/// `--limit @failed`: the keyword, not the file `./failed`.
+pub const FAILED: &str = "@failed";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
@@ -37,25 +45,124 @@ pub enum SelectError {
     Empty { pattern: String },
     #[error("--limit: `{0}` is not a valid pattern: {1}")]
     BadPattern(String, String),
-    #[error(
-        "--limit: `{0}` uses {1}, which this version of swpush does not support yet; use names, groups, globs and `!` exclusions"
-    )]
-    NotYet(String, &'static str),
     #[error("--limit: `{0}`: {1}")]
     File(String, String),
     #[error("--limit: `{0}`: the subscript is beyond the {1} host(s) the pattern matches")]
     Subscript(String, usize),
+    #[error("--limit: `@failed`: {0}")]
+    Failed(String),
 }
 
-/// The hosts `limit` selects (every host when `None`).
+/// What `@failed` re-runs: the command (`upgrade`) and the package name it
+/// is about (`None` for `enroll`), and where the run records are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Rerun<'a> {
+    pub op: Op,
+    pub name: Option<&'a str>,
+    /// `None` when neither `XDG_STATE_HOME` nor `HOME` is set.
+    pub state_home: Option<&'a Path>,
+}
+
+impl Rerun<'_> {
+    /// `upgrade hello`, as the errors name the run looked for.
+    fn what(&self) -> String {
+        match self.name {
+            Some(name) => format!("{} {name}", self.op.as_str()),
+            None => self.op.as_str().to_owned(),
+        }
+    }
+
+    /// The hosts that did not succeed (status not [ok for
+    /// exit](crate::outcome::Status::ok_for_exit): not-attempted ones
+    /// included) in the newest run record of this command and package,
+    /// and that run, named for errors: `upgrade hello at 2026-…`.
+    fn failed_hosts(&self) -> Result<(Vec<String>, String), SelectError> {
+        let what = self.what();
+        let state_home = self.state_home.ok_or_else(|| {
+            SelectError::Failed(
+                "neither XDG_STATE_HOME nor HOME is set: no run records to read".into(),
+            )
+        })?;
+        let found = record::last_run(state_home, self.op, self.name)
+            .map_err(|e| SelectError::Failed(e.to_string()))?;
+        let Some((report, _)) = found else {
+            let file = if Path::new("failed").exists() {
+                " (for the file `failed`, write `@./failed`)"
+            } else {
+                ""
+            };
+            return Err(SelectError::Failed(format!(
+                "no run of `{what}` is recorded under {}{file}",
+                crate::state_home::runs_dir(state_home).display()
+            )));
+        };
+        let run = format!("`{what}` of {}", report.started);
+        let names: Vec<String> = report
+            .hosts
+            .into_iter()
+            .filter(|h| !h.outcome.status.ok_for_exit())
+            .map(|h| h.host)
+            .collect();
+        if names.is_empty() {
+            return Err(SelectError::Failed(format!(
+                "every host succeeded in the last {run}: nothing to re-run"
+            )));
+        }
+        Ok((names, run))
+    }
+}
+
+/// Whether `limit` uses `@failed`: the command must know what it re-runs
+/// (its package's name) before it selects hosts.
+pub fn uses_failed(limit: Option<&str>) -> bool {
+    limit.is_some_and(|limit| split_host_pattern(limit).iter().any(|p| p == FAILED))
+}
+
+/// The hosts `limit` selects (every host when `None`), for a command that
+/// keeps no run records: `@failed` is refused.
 pub fn select_hosts<'a>(
     inventory: &'a Inventory,
     limit: Option<&str>,
 ) -> Result<Vec<&'a Host>, SelectError> {
+    select_hosts_rerunning(inventory, limit, None)
+}
+
+/// The hosts `limit` selects (every host when `None`); `@failed` takes the
+/// hosts that did not succeed in the run `rerun` says, which must all be
+/// in `inventory` (none is dropped without a word).
+pub fn select_hosts_rerunning<'a>(
+    inventory: &'a Inventory,
+    limit: Option<&str>,
+    rerun: Option<&Rerun<'_>>,
+) -> Result<Vec<&'a Host>, SelectError> {
     let Some(limit) = limit.filter(|l| !l.trim().is_empty()) else {
         return Ok(inventory.hosts.iter().collect());
     };
-    let patterns = expand_files(split_host_pattern(limit))?;
+    let mut split = split_host_pattern(limit);
+    let mut failed = Vec::new();
+    if split.iter().any(|p| p == FAILED) {
+        split.retain(|p| p != FAILED);
+        let rerun = rerun.ok_or_else(|| {
+            SelectError::Failed(
+                "only install, upgrade, rollback, remove and enroll keep run records to re-run"
+                    .into(),
+            )
+        })?;
+        let (names, run) = rerun.failed_hosts()?;
+        for name in names {
+            let at = inventory
+                .hosts
+                .iter()
+                .position(|h| h.name == name)
+                .ok_or_else(|| {
+                    SelectError::Failed(format!(
+                        "{name} did not succeed in the last {run}, and is not in the inventory"
+                    ))
+                })?;
+            failed.push(at);
+        }
+    }
+    let patterns = expand_files(split)?;
     let mut positives = Vec::new();
     let mut intersections = Vec::new();
     let mut exclusions = Vec::new();
@@ -67,11 +174,14 @@ pub fn select_hosts<'a>(
         }
     }
     let count = inventory.hosts.len();
-    let mut selected = if positives.is_empty() {
+    let mut selected = if positives.is_empty() && failed.is_empty() {
         vec![true; count]
     } else {
         vec![false; count]
     };
+    for at in failed {
+        selected[at] = true;
+    }
     for raw in positives {
         // Ansible's `_evaluate_patterns`: a plain host name is that host,
         // even when a group has the same name.
@@ -253,9 +363,6 @@ fn expand_files(patterns: Vec<String>) -> Result<Vec<String>, SelectError> {
                 pattern.clone(),
                 "`@` must be followed by a file of host names, one per line".into(),
             ));
-        }
-        if file == "failed" && !path.exists() {
-            return Err(SelectError::NotYet(pattern, "a host list (`@`)"));
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| SelectError::File(pattern.clone(), super::io_message(&e)))?;

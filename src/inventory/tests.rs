@@ -514,11 +514,12 @@ mod limit {
                     pattern: "empty".into(),
                 },
             ),
-            ("@failed", NotYet("@failed".into(), "a host list (`@`)")),
         ];
         for (limit, error) in table {
             assert_eq!(names(Some(limit)), Err(error), "{limit}");
         }
+        // `hosts` and `status` keep no run records: nothing to re-run.
+        assert!(matches!(names(Some("@failed")), Err(Failed(..))));
         assert!(matches!(names(Some("web[,db")), Err(BadPattern(..))));
         assert!(matches!(names(Some("~(")), Err(BadPattern(..))));
         assert!(matches!(names(Some("web[5]")), Err(Subscript(..))));
@@ -527,6 +528,143 @@ mod limit {
         assert_eq!(names(Some("&web9")), Err(NoMatch("&web9".into())));
         assert_eq!(names(Some("~zz")), Err(NoMatch("~zz".into())));
         assert!(matches!(names(Some("!")), Err(BadPattern(..))));
+    }
+
+    /// `@failed`: the hosts that did not succeed in the newest record of
+    /// the same command and package, combined as any other pattern.
+    #[test]
+    fn failed_hosts_of_the_last_run() {
+        use crate::order::Op;
+        use crate::outcome::{Outcome, Status};
+        use crate::report::{HostReport, PackageInfo, RunReport, record};
+        use select::{Rerun, SelectError};
+
+        let root = std::env::temp_dir().join(format!("swpush-failed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let keep = |op: Op, name: &str, started: &str, hosts: &[(&str, Status)]| {
+            let report = RunReport {
+                op,
+                package: Some(PackageInfo {
+                    name: name.into(),
+                    version: None,
+                    sha256: None,
+                }),
+                started: started.into(),
+                finished: started.into(),
+                dry_run: false,
+                hosts: hosts
+                    .iter()
+                    .map(|(h, s)| HostReport::new(*h, "192.0.2.1", Outcome::status(*s, "")))
+                    .collect(),
+            };
+            record::save_run_record(&report, &root).unwrap();
+        };
+        let inv = fleet();
+        let select = |op: Op, name: &str, limit: &str| {
+            let rerun = Rerun {
+                op,
+                name: Some(name),
+                state_home: Some(&root),
+            };
+            select::select_hosts_rerunning(&inv, Some(limit), Some(&rerun))
+                .map(|hosts| hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>())
+        };
+        let error = |result: Result<Vec<String>, select::SelectError>| match result {
+            Err(SelectError::Failed(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        // No run of it is recorded.
+        let why = error(select(Op::Upgrade, "hello", "@failed"));
+        assert!(
+            why.starts_with("no run of `upgrade hello` is recorded under "),
+            "{why}"
+        );
+
+        use Status::*;
+        keep(
+            Op::Upgrade,
+            "hello",
+            "2026-11-24T10:00:00Z",
+            &[("cache", Failed)],
+        );
+        keep(
+            Op::Upgrade,
+            "hello",
+            "2026-11-25T10:00:00Z",
+            &[
+                ("web1", Upgraded),
+                ("web2", Busy),
+                ("web10", Skipped),
+                ("db1", Unreachable),
+                ("db2", NotAttempted),
+                ("cache", Unchanged),
+            ],
+        );
+        keep(
+            Op::Install,
+            "hello",
+            "2026-11-26T10:00:00Z",
+            &[("web1", Failed)],
+        );
+        keep(
+            Op::Upgrade,
+            "other",
+            "2026-11-26T10:00:00Z",
+            &[("web1", Failed)],
+        );
+        // Skipped succeeded enough; not-attempted did not. Inventory order.
+        let failed = ["web2", "db1", "db2"].map(String::from);
+        assert_eq!(select(Op::Upgrade, "hello", "@failed").unwrap(), failed);
+        assert_eq!(
+            select(Op::Upgrade, "hello", "@failed:&db").unwrap(),
+            ["db1", "db2"]
+        );
+        assert_eq!(
+            select(Op::Upgrade, "hello", "@failed,!db2").unwrap(),
+            ["web2", "db1"]
+        );
+        assert_eq!(
+            select(Op::Upgrade, "hello", "cache,@failed").unwrap(),
+            ["web2", "db1", "db2", "cache"]
+        );
+        assert_eq!(select(Op::Install, "hello", "@failed").unwrap(), ["web1"]);
+        // Nothing failed in the newest run: nothing to re-run.
+        keep(
+            Op::Remove,
+            "hello",
+            "2026-11-26T10:00:00Z",
+            &[("web1", Removed)],
+        );
+        let why = error(select(Op::Remove, "hello", "@failed"));
+        assert_eq!(
+            why,
+            "every host succeeded in the last `remove hello` of 2026-11-26T10:00:00Z: nothing to re-run"
+        );
+        // A host that did not succeed is not dropped unsaid.
+        keep(
+            Op::Rollback,
+            "hello",
+            "2026-11-26T10:00:00Z",
+            &[("gone", Failed)],
+        );
+        let why = error(select(Op::Rollback, "hello", "@failed"));
+        assert_eq!(
+            why,
+            "gone did not succeed in the last `rollback hello` of 2026-11-26T10:00:00Z, and is not in the inventory"
+        );
+        // No state home: no run records.
+        let rerun = Rerun {
+            op: Op::Upgrade,
+            name: Some("hello"),
+            state_home: None,
+        };
+        assert!(matches!(
+            select::select_hosts_rerunning(&inv, Some("@failed"), Some(&rerun)),
+            Err(SelectError::Failed(..))
+        ));
+        assert!(select::uses_failed(Some("web,@failed")));
+        assert!(!select::uses_failed(Some("@./failed")));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
 

@@ -385,6 +385,19 @@ pub fn hosts_table(hosts: &[Host]) -> String {
     table
 }
 
+impl RunReport {
+    /// `Re-run them: COMMAND`, after the "Not done" block: the command line
+    /// that re-runs this run on the hosts that did not succeed
+    /// ([`crate::rerun::command_line`]); empty when every host succeeded or
+    /// was skipped.
+    pub fn rerun_block(&self, command_line: &str) -> String {
+        if self.all_ok() {
+            return String::new();
+        }
+        format!("\nRe-run them: {}\n", terminal_safe(command_line))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,5 +620,14 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             report.render_text(true),
             "remove: 1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
         );
+    }
+
+    #[test]
+    fn the_rerun_line_is_only_for_runs_with_hosts_not_done() {
+        let mut report = mixed();
+        let line = "swpush install -i inv.yaml hello.tar --limit @failed";
+        assert_eq!(report.rerun_block(line), format!("\nRe-run them: {line}\n"));
+        report.hosts.retain(|h| h.outcome.status.ok_for_exit());
+        assert_eq!(report.rerun_block(line), "");
     }
 }

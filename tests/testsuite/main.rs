@@ -24,6 +24,7 @@ mod manual;
 mod output;
 mod push;
 mod repair;
+mod rerun;
 mod rollout;
 mod security;
 mod ssh;
