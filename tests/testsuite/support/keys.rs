@@ -61,8 +61,10 @@ impl Agent {
             .spawn()
             .expect("ssh-agent (apt-get install openssh-client)");
         let agent = Agent { child, socket };
+        // The socket exists from bind(), before listen(): a client that
+        // connects in between is refused. Ready is when a connect works.
         super::wait_until(Duration::from_secs(5), "ssh-agent's socket", || {
-            agent.socket.exists()
+            std::os::unix::net::UnixStream::connect(&agent.socket).is_ok()
         });
         agent
     }
