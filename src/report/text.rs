@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 
 use super::{HostReport, RunReport};
 use crate::inventory::Host;
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{HostVersion, Outcome, Status};
 use crate::untrusted::terminal_safe;
 
 /// Host names a grouped line of the "Not done" block lists before
@@ -312,15 +312,17 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-/// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it did not change.
+/// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it
+/// did not change; `-` is none installed, `?` never found out.
 fn version_change(outcome: &Outcome) -> String {
-    fn show(v: Option<&str>) -> &str {
-        v.unwrap_or("-")
+    fn show(v: &HostVersion) -> &str {
+        match v {
+            HostVersion::Is(v) => v,
+            HostVersion::NotInstalled => "-",
+            HostVersion::Unknown => "?",
+        }
     }
-    let (before, after) = (
-        outcome.previous_version.as_deref(),
-        outcome.version.as_deref(),
-    );
+    let (before, after) = (&outcome.previous_version, &outcome.version);
     if before == after {
         show(after).to_owned()
     } else {
@@ -497,13 +499,36 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             let h = host("h", Status::Upgraded, before, after, 0.0, "");
             assert_eq!(version_change(&h.outcome), shown, "{before:?} → {after:?}");
         }
+        // Never found out is not none.
+        let mut h = host("h", Status::Timeout, Some("1.0.0"), None, 0.0, "");
+        h.outcome.version = HostVersion::Unknown;
+        assert_eq!(version_change(&h.outcome), "1.0.0 → ?");
+        let unreachable = Outcome::status(Status::Unreachable, "");
+        assert_eq!(version_change(&unreachable), "?");
+    }
+
+    /// A host never reached shows `?`, one that has nothing `-`.
+    #[test]
+    fn an_unknown_version_is_not_none() {
+        let mut report = mixed();
+        report.hosts[1].outcome = Outcome::status(Status::Unreachable, "connection refused");
+        let text = report.render_text(false);
+        assert!(text.contains("\nweb2   unreachable  ?   "), "{text}");
+        assert!(text.contains("\nweb1   installed    - → 1.2.0"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["hosts"][1]["previous_version"], "unknown");
+        assert_eq!(json["hosts"][1]["version"], "unknown");
+        assert_eq!(
+            json["hosts"][0]["previous_version"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]
     fn client_text_cannot_break_lines_or_send_escapes() {
         let mut report = mixed();
         report.hosts[1].outcome.message = "line1\nline2\x1b[2J\r".to_owned();
-        report.hosts[1].outcome.previous_version = Some("1.0\x1b]0;x\x07".to_owned());
+        report.hosts[1].outcome.previous_version = HostVersion::Is("1.0\x1b]0;x\x07".to_owned());
         report.hosts[3].outcome.message =
             "ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}".to_owned();
         report.hosts[0].host = "web1\u{feff}".to_owned();
@@ -538,7 +563,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut report = mixed();
         report.hosts[0].host = huge.clone();
         report.hosts[1].outcome.message = huge.clone();
-        report.hosts[2].outcome.version = Some(huge.clone());
+        report.hosts[2].outcome.version = HostVersion::Is(huge.clone());
         report.package.as_mut().unwrap().version = Some(huge.clone());
         let text = report.render_text(false);
         assert!(text.contains(&huge));

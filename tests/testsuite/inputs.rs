@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use swpush::inventory::{self, LoadContext};
-use swpush::outcome::{InstalledPackage, KeptRelease, Outcome, Status};
+use swpush::outcome::{HostVersion, InstalledPackage, KeptRelease, Outcome, Status};
 use swpush::protocol::script_outcome;
 use swpush::report::{HostReport, PackageInfo, RunReport};
 use swpush::ssh::ScriptOutput;
@@ -173,7 +173,7 @@ proptest! {
             let output = ScriptOutput { stdout: stdout.into_bytes(), ..ScriptOutput::default() };
             let (Ok((_, outcome)) | Err(outcome)) = script_outcome(Ok(output));
             prop_assert!(outcome.message.len() <= MAX_MESSAGE);
-            for version in [&outcome.previous_version, &outcome.version].into_iter().flatten() {
+            for version in [&outcome.previous_version, &outcome.version].into_iter().filter_map(|v| v.as_deref()) {
                 prop_assert!(version.len() <= MAX_FIELD);
             }
         }
@@ -225,8 +225,8 @@ fn host_report() -> impl Strategy<Value = HostReport> {
         .prop_map(
             |(host, address, status, (previous, version), seconds, sent, message, packages)| {
                 let outcome = Outcome {
-                    previous_version: previous,
-                    version,
+                    previous_version: HostVersion::said(previous),
+                    version: HostVersion::said(version),
                     bytes_sent: sent,
                     message,
                     packages,
@@ -286,8 +286,8 @@ fn input_size(report: &RunReport) -> usize {
                 .sum();
             h.host.len() * (1 + h.outcome.packages.as_ref().map_or(1, Vec::len))
                 + h.outcome.message.len()
-                + h.outcome.previous_version.as_ref().map_or(0, String::len)
-                + h.outcome.version.as_ref().map_or(0, String::len)
+                + h.outcome.previous_version.as_deref().map_or(0, str::len)
+                + h.outcome.version.as_deref().map_or(0, str::len)
                 + kept
         })
         .sum::<usize>()

@@ -431,7 +431,7 @@ fn the_end_of_an_overlong_line_is_not_read_as_a_line() {
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(
         (entry.status.as_str(), entry.version.as_deref()),
-        ("failed", None),
+        ("failed", Some("unknown")),
         "{report:#}"
     );
 }
@@ -520,4 +520,60 @@ fn a_hostile_host_name_in_an_inventory_is_shown_safely() {
         assert_terminal_safe("the error line", &line);
         assert!(line.contains(r"web\u{"), "{name}: {line}");
     }
+}
+
+/// The text report's row of `host`, its cells split on runs of spaces.
+fn row_of(stdout: &str, host: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no row for {host}:\n{stdout}"));
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// A host never reached has versions nobody found out (`?`, `"unknown"`);
+/// a host that answered it has none has none (`-`, `null`).
+#[test]
+fn a_version_never_found_out_is_not_none() {
+    let world = world();
+    let inventory = world.inventory(
+        "unknown-versions",
+        &[
+            ("honest", world.fleet.host("honest").addr.to_string()),
+            ("dead", world.fleet.dead_address().to_string()),
+        ],
+        "",
+    );
+    let args = operator_args("remove", &inventory, &["nothere"]);
+    let output = run(&args);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert_eq!(
+        row_of(&stdout, "honest")[1..3],
+        ["skipped", "-"],
+        "{stdout}"
+    );
+    assert_eq!(
+        row_of(&stdout, "dead")[1..3],
+        ["unreachable", "?"],
+        "{stdout}"
+    );
+
+    let output = run(&[&args[..], &["--format", "json"]].concat());
+    let (code, report) = parse_report(&output);
+    assert_eq!(code, 2, "{report:#}");
+    let answered = report.host("honest");
+    assert_eq!(
+        (&answered["previous_version"], &answered["version"]),
+        (&Value::Null, &Value::Null),
+        "{answered}"
+    );
+    assert!(answered.versions_known());
+    let dead = report.host("dead");
+    assert_eq!(
+        (dead.previous_version.as_deref(), dead.version.as_deref()),
+        (Some("unknown"), Some("unknown")),
+        "{dead}"
+    );
+    assert!(!dead.versions_known());
 }
