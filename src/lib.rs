@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod key;
 pub mod lock;
+pub mod look;
 pub mod manual;
 pub mod order;
 pub mod outcome;

@@ -2,6 +2,8 @@
 //! (`[=====>   ] 12/40 hosts`) and one spinner line per host in flight with
 //! its phase. Drawn on stdout only when the caller enables it (stdout is a
 //! terminal, text format, not quiet); otherwise every call is a no-op.
+//! It is drawn in the run's [`Look`] (ASCII spinner and text when the
+//! locale is not UTF-8).
 //!
 //! It shows progress only: what a host ended in is reported by
 //! [`report`](crate::report) once [`Progress::finish`] has cleared the display.
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::look::Look;
 use crate::outcome::Status;
 use crate::report::text::MAX_COLUMN_WIDTH;
 use crate::untrusted::{bound, terminal_safe};
@@ -21,6 +24,9 @@ use crate::untrusted::{bound, terminal_safe};
 /// Most of a detail shown after a host's phase: the line is one row of
 /// the display, and the detail may come from the client.
 const MAX_DETAIL: usize = 80;
+
+/// The spinner's frames in ASCII, the last one for a finished line.
+const ASCII_SPINNER: &str = "-\\|/ ";
 
 /// What a host is doing right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +67,7 @@ struct Shared {
     name_width: AtomicUsize,
     /// Set by [`Progress::stopping`]: the bar says so from then on.
     stopping: AtomicBool,
+    look: Look,
 }
 
 impl Progress {
@@ -71,15 +78,15 @@ impl Progress {
 
     /// `enabled` should be: stdout is a terminal ([`Progress::stdout_is_terminal`]),
     /// `--format text` and not `--quiet`.
-    pub fn new(total_hosts: usize, enabled: bool) -> Progress {
+    pub fn new(total_hosts: usize, enabled: bool, look: Look) -> Progress {
         if enabled {
-            Progress::with_target(total_hosts, ProgressDrawTarget::stdout())
+            Progress::with_target(total_hosts, ProgressDrawTarget::stdout(), look)
         } else {
             Progress { shared: None }
         }
     }
 
-    fn with_target(total_hosts: usize, target: ProgressDrawTarget) -> Progress {
+    fn with_target(total_hosts: usize, target: ProgressDrawTarget, look: Look) -> Progress {
         let multi = MultiProgress::with_draw_target(target);
         // The bar goes on top: indicatif drops the lines that do not fit the
         // terminal from the bottom, and the bar must stay visible.
@@ -98,6 +105,7 @@ impl Progress {
                 not_done: Mutex::new(0),
                 name_width: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
+                look,
             })),
         }
     }
@@ -109,17 +117,20 @@ impl Progress {
         let Some(shared) = &self.shared else {
             return HostProgress { line: None, phase };
         };
-        let name = terminal_safe(name);
+        let name = shared.look.text(terminal_safe(name));
         let len = name.chars().count().min(MAX_COLUMN_WIDTH);
         let width = shared.name_width.fetch_max(len, Ordering::Relaxed).max(len);
         // Padded by hand: a format width past 65 535 panics.
         let pad = " ".repeat(width.saturating_sub(name.chars().count()));
+        let mut style = ProgressStyle::with_template("  {spinner} {prefix} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        if shared.look.ascii {
+            // indicatif's default spinner is braille.
+            style = style.tick_chars(ASCII_SPINNER);
+        }
         let bar = shared.multi.add(
             ProgressBar::new_spinner()
-                .with_style(
-                    ProgressStyle::with_template("  {spinner} {prefix} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                )
+                .with_style(style)
                 .with_prefix(format!("{name}{pad}"))
                 .with_message(Phase::Connecting.to_string()),
         );
@@ -147,7 +158,7 @@ impl Progress {
             Some(shared) => {
                 shared.stopping.store(true, Ordering::SeqCst);
                 // A failed print leaves the bar's own word.
-                let _ = shared.multi.println(notice);
+                let _ = shared.multi.println(shared.look.text(notice));
                 let n = shared
                     .not_done
                     .lock()
@@ -222,10 +233,9 @@ impl HostProgress {
     pub fn detail(&self, text: &str) {
         if let Some(line) = &self.line {
             let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
-            line.bar.set_message(format!(
-                "{phase} ({})",
-                terminal_safe(&bound(text, MAX_DETAIL))
-            ));
+            let detail = bound(text, MAX_DETAIL);
+            let detail = line.shared.look.text(terminal_safe(&detail));
+            line.bar.set_message(format!("{phase} ({detail})"));
         }
     }
 
@@ -262,7 +272,7 @@ mod tests {
     use super::*;
 
     fn hidden(total: usize) -> Progress {
-        Progress::with_target(total, ProgressDrawTarget::hidden())
+        Progress::with_target(total, ProgressDrawTarget::hidden(), Look::PLAIN)
     }
 
     #[test]
@@ -289,7 +299,7 @@ mod tests {
 
     #[test]
     fn disabled_does_nothing() {
-        let progress = Progress::new(3, false);
+        let progress = Progress::new(3, false, Look::PLAIN);
         assert!(progress.shared.is_none());
         let host = progress.host("web1");
         assert!(host.line.is_none());
@@ -370,8 +380,11 @@ mod tests {
     #[test]
     fn a_stop_stays_on_screen_and_the_bar_says_so() {
         let term = indicatif::InMemoryTerm::new(12, 160);
-        let progress =
-            Progress::with_target(3, ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let progress = Progress::with_target(
+            3,
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+            Look::PLAIN,
+        );
         let hosts: Vec<_> = ["web1", "web2", "web3"]
             .iter()
             .map(|h| progress.host(h))
@@ -396,6 +409,30 @@ mod tests {
         );
         assert!(screen.contains("web2 installing (pre_install)"), "{screen}");
         assert!(screen.contains("batch 2/4 ["), "{screen}");
+    }
+
+    /// In ASCII the spinner, names, details and notices are ASCII.
+    #[test]
+    fn ascii_when_the_locale_is_not_utf_8() {
+        let term = indicatif::InMemoryTerm::new(12, 160);
+        let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
+        let progress = Progress::with_target(2, target, Look { ascii: true });
+        let host = progress.host("café");
+        host.phase(Phase::Waiting);
+        host.detail("1.0 → 1.2");
+        let shared = progress.shared.as_ref().unwrap();
+        for _ in 0..3 {
+            host.line.as_ref().unwrap().bar.tick();
+        }
+        progress.stopping("swpush: stopping — now");
+        shared.multi.suspend(|| {});
+        let screen = term.contents();
+        assert!(screen.is_ascii(), "{screen}");
+        assert!(
+            screen.contains(r"caf\u{e9} waiting (1.0 -> 1.2)"),
+            "{screen}"
+        );
+        assert!(screen.contains("swpush: stopping - now"), "{screen}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::cli::{Format, HostArgs};
 use crate::file_error::FileError;
 use crate::fleet::{self, Job, RunLimits};
 use crate::inventory::{Host, LoadContext};
+use crate::look::Look;
 use crate::order::Op;
 use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
@@ -39,10 +40,13 @@ pub struct Env {
     pub stdout_is_terminal: bool,
     /// The command line, as the run lock names its holder.
     pub command_line: String,
+    /// How text output is drawn (`LC_ALL`, `LC_CTYPE`, `LANG`).
+    pub look: Look,
 }
 
 impl Env {
     pub fn read() -> Env {
+        let var = |name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
         let context = LoadContext::from_env();
         Env {
             home: context.home,
@@ -50,6 +54,11 @@ impl Env {
             state_home: crate::state_home::state_home(),
             stdout_is_terminal: std::io::stdout().is_terminal(),
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            look: Look::for_locale(
+                var("LC_ALL").as_deref(),
+                var("LC_CTYPE").as_deref(),
+                var("LANG").as_deref(),
+            ),
         }
     }
 
@@ -131,8 +140,8 @@ pub trait Command: Job {
     /// `--dry-run`: it decides and reports, and changes nothing.
     fn dry_run(&self) -> bool;
     /// The report as text.
-    fn render_text(&self, report: &RunReport, quiet: bool) -> String {
-        report.render_text(quiet)
+    fn render_text(&self, report: &RunReport, quiet: bool, look: Look) -> String {
+        report.render_text(quiet, look)
     }
 }
 
@@ -182,7 +191,7 @@ pub fn run<C: Command>(
             .open(path)
             .map_err(FileError::doing(WRITE_REPORT, path))?;
     }
-    let progress = Progress::new(hosts.len(), settings.show_progress);
+    let progress = Progress::new(hosts.len(), settings.show_progress, env.look);
     let started = crate::time::now_rfc3339();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -224,12 +233,15 @@ pub fn run<C: Command>(
         warn(&error.to_string());
     }
     match settings.format {
-        Format::Text => emit(command.render_text(&report, settings.quiet)),
+        Format::Text => emit(command.render_text(&report, settings.quiet, env.look)),
         Format::Json => emit(format!("{json}\n")),
     }
     if let Some(nowhere) = report.nowhere() {
         // After the report, whatever its format: JSON on stdout stays JSON.
-        eprintln!("swpush: {}", terminal_safe(&nowhere.to_string()));
+        eprintln!(
+            "swpush: {}",
+            env.look.text(terminal_safe(&nowhere.to_string()))
+        );
         return Ok(Ended::NothingDone);
     }
     Ok(if report.all_ok() {

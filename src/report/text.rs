@@ -1,7 +1,8 @@
 //! The text an operator reads: the report of a run (a table of the hosts,
 //! the summary line, the hosts not done), `status`'s table of what each
 //! host has installed, and `hosts`' table of the selected hosts. Every
-//! cell is made terminal-safe as it is laid out.
+//! cell is made terminal-safe as it is laid out, and drawn in the
+//! [`Look`] of where it goes (ASCII, say) before columns are measured.
 //!
 //! Nothing here decides an outcome or prints: the command prints what
 //! these functions return.
@@ -12,6 +13,7 @@ use indexmap::IndexMap;
 
 use super::{HostReport, RunReport};
 use crate::inventory::Host;
+use crate::look::Look;
 use crate::outcome::{HostVersion, Outcome, Status};
 use crate::untrusted::terminal_safe;
 
@@ -22,16 +24,17 @@ const MAX_NAMES_LISTED: usize = 10;
 impl RunReport {
     /// The text report, ending in a newline: the table (unless `quiet`), the
     /// summary line, and the hosts that did not succeed, if any.
-    pub fn render_text(&self, quiet: bool) -> String {
+    pub fn render_text(&self, quiet: bool, look: Look) -> String {
         let mut out = String::new();
         if !quiet && !self.hosts.is_empty() {
-            out.push_str(&self.table());
+            out.push_str(&self.table(look));
             out.push('\n');
         }
         out.push_str(&self.summary_line());
         out.push('\n');
-        out.push_str(&self.not_done_block());
-        out
+        out.push_str(&self.not_done_block(look));
+        // The table's cells are drawn already; this draws the other lines.
+        look.text(out).into_owned()
     }
 
     /// `upgrade hello 1.2.0: 12 hosts: 10 upgraded, 1 unchanged, 1 busy`:
@@ -84,7 +87,7 @@ impl RunReport {
         }
     }
 
-    fn table(&self) -> String {
+    fn table(&self, look: Look) -> String {
         let header = ["HOST", "STATUS", "VERSION", "SECONDS", "SENT", "MESSAGE"].map(String::from);
         let rows: Vec<[String; 6]> = self
             .hosts
@@ -104,7 +107,7 @@ impl RunReport {
             })
             .collect();
         let all: Vec<[String; 6]> = std::iter::once(header).chain(rows).collect();
-        columns(&all, &[3, 4], "")
+        columns(&all, &[3, 4], "", look)
     }
 
     /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
@@ -112,7 +115,7 @@ impl RunReport {
     /// one line, `rejected (5 hosts: web1 web2 ...): MESSAGE`, so that 200
     /// hosts refused alike are not 200 lines; empty when every host
     /// succeeded or was skipped.
-    fn not_done_block(&self) -> String {
+    fn not_done_block(&self, look: Look) -> String {
         let not_done: Vec<&HostReport> = self
             .hosts
             .iter()
@@ -153,7 +156,7 @@ impl RunReport {
                 ]
             })
             .collect();
-        out.push_str(&columns(&rows, &[], "  "));
+        out.push_str(&columns(&rows, &[], "  ", look));
         for ((status, message), hosts) in alike.iter().filter(|(_, hosts)| hosts.len() > 1) {
             let mut names: Vec<Cow<'_, str>> = hosts
                 .iter()
@@ -179,7 +182,7 @@ impl RunReport {
     /// The text report of `status`: one line per host and package (current
     /// version, since when, kept releases), a summary, and the hosts that did
     /// not answer.
-    pub fn render_status_text(&self, quiet: bool) -> String {
+    pub fn render_status_text(&self, quiet: bool, look: Look) -> String {
         let mut rows: Vec<[String; 5]> = Vec::new();
         for h in &self.hosts {
             let host = h.host.clone();
@@ -226,7 +229,7 @@ impl RunReport {
         if !quiet && !rows.is_empty() {
             let header = ["HOST", "PACKAGE", "CURRENT", "SINCE", "KEPT"].map(String::from);
             rows.insert(0, header);
-            out.push_str(&columns(&rows, &[], ""));
+            out.push_str(&columns(&rows, &[], "", look));
             out.push('\n');
         }
         let answered = self
@@ -238,8 +241,8 @@ impl RunReport {
             "{answered} of {} answered\n",
             plural(self.hosts.len(), "host")
         ));
-        out.push_str(&self.not_done_block());
-        out
+        out.push_str(&self.not_done_block(look));
+        look.text(out).into_owned()
     }
 }
 
@@ -268,11 +271,17 @@ pub(crate) const MAX_COLUMN_WIDTH: usize = 48;
 /// [`MAX_COLUMN_WIDTH`]), two spaces apart, after `indent`; the columns
 /// numbered in `right` are aligned right. Every cell is made
 /// [terminal-safe](terminal_safe), so no cell can break its line or send
-/// the terminal a control sequence. No line ends in spaces.
-fn columns<const N: usize>(rows: &[[String; N]], right: &[usize], indent: &str) -> String {
+/// the terminal a control sequence, and drawn in `look`. No line ends in
+/// spaces.
+fn columns<const N: usize>(
+    rows: &[[String; N]],
+    right: &[usize],
+    indent: &str,
+    look: Look,
+) -> String {
     let safe: Vec<[Cow<'_, str>; N]> = rows
         .iter()
-        .map(|row| std::array::from_fn(|column| terminal_safe(&row[column])))
+        .map(|row| std::array::from_fn(|column| look.text(terminal_safe(&row[column]))))
         .collect();
     let mut widths = [0; N];
     for row in &safe {
@@ -355,7 +364,7 @@ fn seconds(s: f64) -> String {
 
 /// `HOST  ADDRESS  USER  GROUPS`, columns padded to their widest cell;
 /// then one line per host swpush will refuse to connect to, saying why.
-pub fn hosts_table(hosts: &[Host]) -> String {
+pub fn hosts_table(hosts: &[Host], look: Look) -> String {
     let rows: Vec<[String; 4]> =
         std::iter::once(["HOST", "ADDRESS", "USER", "GROUPS"].map(String::from))
             .chain(hosts.iter().map(|h| {
@@ -375,13 +384,13 @@ pub fn hosts_table(hosts: &[Host]) -> String {
                 ]
             }))
             .collect();
-    let mut table = columns(&rows, &[], "");
+    let mut table = columns(&rows, &[], "", look);
     for host in hosts {
         if let Some(why) = &host.refused {
-            table.push_str(&terminal_safe(&format!(
+            table.push_str(&look.text(terminal_safe(&format!(
                 "{}: not connected to: {why}\n",
                 host.name
-            )));
+            ))));
         }
     }
     table
@@ -399,7 +408,7 @@ mod tests {
         let mut report = mixed();
         report.hosts[0].outcome.bytes_sent = 10_485_760;
         report.hosts[2].outcome.bytes_sent = 700;
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         let expected = "\
 HOST   STATUS     VERSION    SECONDS      SENT  MESSAGE
 web1   installed  - → 1.2.0      1.8  10.0 MiB
@@ -424,7 +433,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
     fn the_jump_a_host_was_reached_through_is_named() {
         let mut report = mixed();
         report.hosts[1].via = Some("ops@bastion,inner".into());
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         assert!(
             text.contains("\nweb2 via ops@bastion,inner  busy "),
             "{text}"
@@ -444,7 +453,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
     fn a_dry_run_says_what_would_happen() {
         let mut report = mixed();
         report.dry_run = true;
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         assert!(text.contains("web1   would install  - → 1.2.0"), "{text}");
         assert!(
             text.contains(
@@ -466,7 +475,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
 
     #[test]
     fn quiet_text_report_is_summary_and_hosts_to_act_on() {
-        let text = mixed().render_text(true);
+        let text = mixed().render_text(true, Look::PLAIN);
         assert!(!text.contains("HOST"), "{text}");
         assert!(
             text.starts_with(
@@ -481,7 +490,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut all_ok = mixed();
         all_ok.hosts.retain(|h| h.outcome.status.succeeded());
         assert_eq!(
-            all_ok.render_text(true),
+            all_ok.render_text(true, Look::PLAIN),
             "install hello 1.2.0: 3 hosts: 2 installed, 1 unchanged\n"
         );
     }
@@ -507,12 +516,42 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         assert_eq!(version_change(&unreachable), "?");
     }
 
+    /// In ASCII, every line is ASCII and the columns still line up.
+    #[test]
+    fn ascii_when_the_locale_is_not_utf_8() {
+        let mut report = mixed();
+        report.hosts[3].outcome.message = "would upgrade 1.0 → 1.2 …".into();
+        report.hosts[4].host = "café".into();
+        let ascii = Look { ascii: true };
+        let text = report.render_text(false, ascii);
+        assert!(text.is_ascii(), "{text}");
+        let expected = "\
+HOST       STATUS     VERSION     SECONDS  SENT  MESSAGE
+web1       installed  - -> 1.2.0      1.8     0
+web2       busy       -              60.2     0  still busy after 6 checks
+web10      installed  - -> 1.2.0      2.0     0
+db1        failed     1.0.0           3.3     0  would upgrade 1.0 -> 1.2 ...
+caf\\u{e9}  unchanged  1.2.0           0.4     0
+
+install hello 1.2.0: 5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed
+
+Not done - hello 1.2.0 on 2 of 5 hosts:
+  web2  busy    still busy after 6 checks
+  db1   failed  would upgrade 1.0 -> 1.2 ...
+";
+        assert_eq!(text, expected, "\n{text}");
+        let utf8 = report.render_text(false, Look::PLAIN);
+        assert!(utf8.contains("- → 1.2.0  ") && utf8.contains("Not done — hello"));
+        let status = report.render_status_text(false, ascii);
+        assert!(status.is_ascii(), "{status}");
+    }
+
     /// A host never reached shows `?`, one that has nothing `-`.
     #[test]
     fn an_unknown_version_is_not_none() {
         let mut report = mixed();
         report.hosts[1].outcome = Outcome::status(Status::Unreachable, "connection refused");
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         assert!(text.contains("\nweb2   unreachable  ?   "), "{text}");
         assert!(text.contains("\nweb1   installed    - → 1.2.0"), "{text}");
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
@@ -532,7 +571,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         report.hosts[3].outcome.message =
             "ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}".to_owned();
         report.hosts[0].host = "web1\u{feff}".to_owned();
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         let raw = [
             '\x1b', '\r', '\x07', '\u{202e}', '\u{202c}', '\u{200b}', '\u{2028}',
         ];
@@ -565,7 +604,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         report.hosts[1].outcome.message = huge.clone();
         report.hosts[2].outcome.version = HostVersion::Is(huge.clone());
         report.package.as_mut().unwrap().version = Some(huge.clone());
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         assert!(text.contains(&huge));
         assert_eq!(text.lines().count(), 12, "{text:.300}");
         // Short cells stay aligned, padded to at most MAX_COLUMN_WIDTH.
@@ -575,7 +614,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             " ".repeat(MAX_COLUMN_WIDTH - 2)
         )));
         let rows = [[huge.clone(), "a".into()], ["b".into(), "c".into()]];
-        let shown = columns(&rows, &[0], "  ");
+        let shown = columns(&rows, &[0], "  ", Look::PLAIN);
         assert!(shown.ends_with(&format!("\n  {}b  c\n", " ".repeat(MAX_COLUMN_WIDTH - 1))));
     }
 
@@ -595,7 +634,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut odd = rejected.clone();
         odd.host = "db1".into();
         report.hosts.push(odd);
-        let text = report.render_text(true);
+        let text = report.render_text(true, Look::PLAIN);
         let block = text.split_once("\nNot done").unwrap().1;
         assert_eq!(
             block,
@@ -614,7 +653,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             version: None,
             sha256: None,
         });
-        let text = report.render_text(true);
+        let text = report.render_text(true, Look::PLAIN);
         assert!(text.starts_with("remove hello: 5 hosts: "), "{text}");
         assert!(
             text.contains("\nNot done — hello on 2 of 5 hosts:\n"),
@@ -623,13 +662,13 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         report.package = None;
         assert!(
             report
-                .render_text(true)
+                .render_text(true, Look::PLAIN)
                 .contains("\nNot done on 2 of 5 hosts:\n")
         );
         report.hosts.truncate(1);
         report.hosts[0].outcome.status = Status::Unreachable;
         assert_eq!(
-            report.render_text(true),
+            report.render_text(true, Look::PLAIN),
             "remove: 1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
         );
     }

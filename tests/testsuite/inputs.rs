@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use swpush::inventory::{self, LoadContext};
+use swpush::look::Look;
 use swpush::outcome::{HostVersion, InstalledPackage, KeptRelease, Outcome, Status};
 use swpush::protocol::script_outcome;
 use swpush::report::{HostReport, PackageInfo, RunReport};
@@ -325,9 +326,15 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn reports_render_whatever_they_hold(report in run_report(), quiet in any::<bool>()) {
-        let text = report.render_text(quiet);
+    fn reports_render_whatever_they_hold(
+        report in run_report(),
+        quiet in any::<bool>(),
+        ascii in any::<bool>(),
+    ) {
+        let look = Look { ascii };
+        let text = report.render_text(quiet, look);
         check_printed(&text, &report);
+        prop_assert!(!ascii || text.is_ascii(), "{}", text);
         // One row per host, a summary, and one row per status and message
         // of the hosts not done (hosts alike share a row): no cell breaks a
         // line.
@@ -340,8 +347,9 @@ proptest! {
         let table = if quiet || report.hosts.is_empty() { 0 } else { 2 + report.hosts.len() };
         let block = if alike.is_empty() { 0 } else { 2 + alike.len() };
         prop_assert_eq!(text.lines().count(), table + 1 + block, "{}", text);
-        let status = report.render_status_text(quiet);
+        let status = report.render_status_text(quiet, look);
         check_printed(&status, &report);
+        prop_assert!(!ascii || status.is_ascii(), "{}", status);
         let json = report.to_json();
         prop_assert!(!json.chars().any(|c| is_unsafe(c) && c != '\n'));
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();

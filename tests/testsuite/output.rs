@@ -577,3 +577,62 @@ fn a_version_never_found_out_is_not_none() {
     );
     assert!(!dead.versions_known());
 }
+
+/// The same run in a locale that is not UTF-8 and in one that is: the
+/// report's marks and a client's are ASCII in the first, as they were
+/// sent in the second; the JSON is the same in both.
+#[test]
+fn the_text_report_is_ascii_unless_the_locale_is_utf_8() {
+    let world = world();
+    hostile_login(
+        "arrows",
+        &answering("echo 'swpush done upgraded 1.0 1.1 would upgrade 1.0 → 1.1 …'"),
+    );
+    let address = world.fleet.host("hostile").addr;
+    let inventory = world.inventory(
+        "arrows",
+        &[("dead", world.fleet.dead_address().to_string())],
+        &format!("  arrows: {{address: {address}, user: arrows}}\n"),
+    );
+    let args = operator_args("install", &inventory, &[world.hello.to_str().unwrap()]);
+    let run_in = |locale: &str| {
+        world
+            .swpush(args[0])
+            .args(&args[1..])
+            .env("LC_ALL", locale)
+            .run()
+    };
+    let ascii = run_in("C");
+    let stdout = ascii.stdout();
+    assert_eq!(ascii.code(), 2, "{}", ascii.stderr());
+    assert!(stdout.is_ascii(), "{stdout}");
+    assert!(
+        stdout.contains("1.0 -> 1.1  ") && stdout.contains("would upgrade 1.0 -> 1.1 ..."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nNot done - hello "), "{stdout}");
+    let utf8 = run_in("C.UTF-8");
+    let stdout = utf8.stdout();
+    assert!(
+        stdout.contains("1.0 → 1.1  ") && stdout.contains("would upgrade 1.0 → 1.1 …"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nNot done — hello "), "{stdout}");
+    // LANG says only when LC_ALL and LC_CTYPE do not.
+    let lang = world
+        .swpush(args[0])
+        .args(&args[1..])
+        .env_remove("LC_ALL")
+        .env("LC_CTYPE", "POSIX")
+        .env("LANG", "C.UTF-8")
+        .run();
+    assert!(lang.stdout().is_ascii(), "{}", lang.stdout());
+    let json = world
+        .swpush(args[0])
+        .args(&args[1..])
+        .args(["--format", "json"])
+        .env("LC_ALL", "C")
+        .run();
+    let (_, report) = parse_report(&json);
+    assert_eq!(report.host("arrows").message, "would upgrade 1.0 → 1.1 …");
+}
