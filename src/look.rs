@@ -1,6 +1,7 @@
 //! How text output is drawn for where it goes (SPEC §7): ASCII when the
-//! locale is not UTF-8 (`->` for `→`, `-` for `—`), UTF-8 otherwise; colour
-//! on a terminal unless `NO_COLOR` is set. Decided once from the
+//! locale is not UTF-8 (`->` for `→`, `-` for `—`), UTF-8 otherwise; status
+//! words in colour on a terminal unless `NO_COLOR` is set (failed, rejected,
+//! unreachable red; busy, timeout yellow; success green). Decided once from the
 //! environment ([`crate::run::Env`]); the text report and the live display
 //! draw with the [`Look`] they are given. JSON is data, not drawing: it
 //! is never changed here.
@@ -8,16 +9,42 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::outcome::Status;
+
 /// How text output looks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Look {
     /// Only ASCII characters: the locale is not UTF-8.
     pub ascii: bool,
+    /// Status words in colour: stdout is a terminal and `NO_COLOR` is not set.
+    pub colour: bool,
 }
 
 impl Look {
-    /// UTF-8, as a test or a file gets it.
-    pub const PLAIN: Look = Look { ascii: false };
+    /// UTF-8 without colour, as a test or a file gets it.
+    pub const PLAIN: Look = Look {
+        ascii: false,
+        colour: false,
+    };
+
+    /// Colour for output to a terminal, unless `NO_COLOR` has a value
+    /// (no-color.org: set and not empty).
+    pub fn with_colour(self, terminal: bool, no_color: Option<&str>) -> Look {
+        Look {
+            colour: terminal && no_color.is_none_or(str::is_empty),
+            ..self
+        }
+    }
+
+    /// `word` (a status as the report shows it: `failed`, `would install`)
+    /// in `status`'s colour, when this look has colour. The escapes go
+    /// around the word only, after it was made terminal-safe and measured.
+    pub fn paint(self, status: Status, word: &str) -> Cow<'_, str> {
+        match colour_of(status).filter(|_| self.colour) {
+            Some(sgr) => Cow::Owned(format!("\x1b[{sgr}m{word}\x1b[0m")),
+            None => Cow::Borrowed(word),
+        }
+    }
 
     /// The look for the locale `LC_ALL`, `LC_CTYPE` and `LANG` say, as
     /// the C library reads them: the first one set and not empty wins.
@@ -28,6 +55,7 @@ impl Look {
             .find(|v| !v.is_empty());
         Look {
             ascii: !locale.is_some_and(is_utf8_locale),
+            colour: false,
         }
     }
 
@@ -55,6 +83,18 @@ impl Look {
             }
         }
         Cow::Owned(out)
+    }
+}
+
+/// The SGR colour of `status`: red for what failed, yellow for what may
+/// pass on a later run, green for done; none for skipped and not-attempted.
+/// Plain SGR codes, not a crate: three colours and a reset are all it takes.
+fn colour_of(status: Status) -> Option<&'static str> {
+    match status {
+        Status::Failed | Status::Rejected | Status::Unreachable => Some("31"),
+        Status::Busy | Status::Timeout => Some("33"),
+        status if status.succeeded() => Some("32"),
+        _ => None,
     }
 }
 
@@ -87,12 +127,51 @@ mod tests {
 
     #[test]
     fn ascii_spells_the_marks_and_escapes_the_rest() {
-        let ascii = Look { ascii: true };
+        let ascii = Look {
+            ascii: true,
+            ..Look::PLAIN
+        };
         assert_eq!(ascii.text("1.0 → 1.2"), "1.0 -> 1.2");
         assert_eq!(ascii.text("Not done — hello"), "Not done - hello");
         assert_eq!(ascii.text("cut…"), "cut...");
         assert_eq!(ascii.text("café 日"), r"caf\u{e9} \u{65e5}");
         assert!(matches!(ascii.text("plain"), Cow::Borrowed("plain")));
         assert_eq!(Look::PLAIN.text("1.0 → 1.2 café"), "1.0 → 1.2 café");
+    }
+
+    #[test]
+    fn colour_on_a_terminal_unless_no_color() {
+        let on = Look::PLAIN.with_colour(true, None);
+        assert!(on.colour);
+        assert!(
+            Look::PLAIN.with_colour(true, Some("")).colour,
+            "empty is unset"
+        );
+        assert!(!Look::PLAIN.with_colour(true, Some("1")).colour);
+        assert!(!Look::PLAIN.with_colour(false, None).colour);
+        assert_eq!(on.paint(Status::Failed, "failed"), "\x1b[31mfailed\x1b[0m");
+        assert_eq!(
+            on.paint(Status::Unreachable, "unreachable"),
+            "\x1b[31munreachable\x1b[0m"
+        );
+        assert_eq!(
+            on.paint(Status::Rejected, "rejected"),
+            "\x1b[31mrejected\x1b[0m"
+        );
+        assert_eq!(on.paint(Status::Busy, "busy"), "\x1b[33mbusy\x1b[0m");
+        assert_eq!(
+            on.paint(Status::Timeout, "timeout"),
+            "\x1b[33mtimeout\x1b[0m"
+        );
+        assert_eq!(
+            on.paint(Status::Installed, "would install"),
+            "\x1b[32mwould install\x1b[0m"
+        );
+        assert_eq!(on.paint(Status::Skipped, "skipped"), "skipped");
+        assert_eq!(
+            on.paint(Status::NotAttempted, "not-attempted"),
+            "not-attempted"
+        );
+        assert_eq!(Look::PLAIN.paint(Status::Failed, "failed"), "failed");
     }
 }

@@ -416,7 +416,14 @@ mod tests {
     fn ascii_when_the_locale_is_not_utf_8() {
         let term = indicatif::InMemoryTerm::new(12, 160);
         let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
-        let progress = Progress::with_target(2, target, Look { ascii: true });
+        let progress = Progress::with_target(
+            2,
+            target,
+            Look {
+                ascii: true,
+                ..Look::PLAIN
+            },
+        );
         let host = progress.host("café");
         host.phase(Phase::Waiting);
         host.detail("1.0 → 1.2");

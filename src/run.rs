@@ -40,25 +40,28 @@ pub struct Env {
     pub stdout_is_terminal: bool,
     /// The command line, as the run lock names its holder.
     pub command_line: String,
-    /// How text output is drawn (`LC_ALL`, `LC_CTYPE`, `LANG`).
+    /// How text output is drawn (`LC_ALL`, `LC_CTYPE`, `LANG`; colour on
+    /// a terminal unless `NO_COLOR`).
     pub look: Look,
 }
 
 impl Env {
     pub fn read() -> Env {
         let var = |name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+        let stdout_is_terminal = std::io::stdout().is_terminal();
         let context = LoadContext::from_env();
         Env {
             home: context.home,
             local_user: context.local_user,
             state_home: crate::state_home::state_home(),
-            stdout_is_terminal: std::io::stdout().is_terminal(),
+            stdout_is_terminal,
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
             look: Look::for_locale(
                 var("LC_ALL").as_deref(),
                 var("LC_CTYPE").as_deref(),
                 var("LANG").as_deref(),
-            ),
+            )
+            .with_colour(stdout_is_terminal, var("NO_COLOR").as_deref()),
         }
     }
 

@@ -107,7 +107,10 @@ impl RunReport {
             })
             .collect();
         let all: Vec<[String; 6]> = std::iter::once(header).chain(rows).collect();
-        columns(&all, &[3, 4], "", look)
+        let statuses: Vec<Option<Status>> = std::iter::once(None)
+            .chain(self.hosts.iter().map(|h| Some(h.outcome.status)))
+            .collect();
+        columns(&all, &[3, 4], "", look, Some((1, &statuses)))
     }
 
     /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
@@ -145,9 +148,9 @@ impl RunReport {
             let key = (h.outcome.status, h.outcome.message.as_str());
             alike.entry(key).or_default().push(h.host.as_str());
         }
-        let rows: Vec<[String; 3]> = alike
+        let alone: Vec<_> = alike.iter().filter(|(_, hosts)| hosts.len() == 1).collect();
+        let rows: Vec<[String; 3]> = alone
             .iter()
-            .filter(|(_, hosts)| hosts.len() == 1)
             .map(|((status, message), hosts)| {
                 [
                     hosts[0].to_owned(),
@@ -156,7 +159,8 @@ impl RunReport {
                 ]
             })
             .collect();
-        out.push_str(&columns(&rows, &[], "  ", look));
+        let statuses: Vec<Option<Status>> = alone.iter().map(|((s, _), _)| Some(*s)).collect();
+        out.push_str(&columns(&rows, &[], "  ", look, Some((1, &statuses))));
         for ((status, message), hosts) in alike.iter().filter(|(_, hosts)| hosts.len() > 1) {
             let mut names: Vec<Cow<'_, str>> = hosts
                 .iter()
@@ -167,7 +171,8 @@ impl RunReport {
                 names.push(format!("and {} more", hosts.len() - MAX_NAMES_LISTED).into());
             }
             out.push_str(&format!(
-                "  {status} ({} hosts: {})",
+                "  {} ({} hosts: {})",
+                look.paint(*status, &status.to_string()),
                 hosts.len(),
                 names.join(" ")
             ));
@@ -229,7 +234,7 @@ impl RunReport {
         if !quiet && !rows.is_empty() {
             let header = ["HOST", "PACKAGE", "CURRENT", "SINCE", "KEPT"].map(String::from);
             rows.insert(0, header);
-            out.push_str(&columns(&rows, &[], "", look));
+            out.push_str(&columns(&rows, &[], "", look, None));
             out.push('\n');
         }
         let answered = self
@@ -271,13 +276,15 @@ pub(crate) const MAX_COLUMN_WIDTH: usize = 48;
 /// [`MAX_COLUMN_WIDTH`]), two spaces apart, after `indent`; the columns
 /// numbered in `right` are aligned right. Every cell is made
 /// [terminal-safe](terminal_safe), so no cell can break its line or send
-/// the terminal a control sequence, and drawn in `look`. No line ends in
-/// spaces.
+/// the terminal a control sequence, and drawn in `look`; with `paint`,
+/// `(column, statuses)`, that column's cell of each row is in the colour of
+/// the row's status (after padding is measured). No line ends in spaces.
 fn columns<const N: usize>(
     rows: &[[String; N]],
     right: &[usize],
     indent: &str,
     look: Look,
+    paint: Option<(usize, &[Option<Status>])>,
 ) -> String {
     let safe: Vec<[Cow<'_, str>; N]> = rows
         .iter()
@@ -290,7 +297,7 @@ fn columns<const N: usize>(
         }
     }
     let mut out = String::new();
-    for row in &safe {
+    for (index, row) in safe.iter().enumerate() {
         let mut line = String::from(indent);
         for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
             if column > 0 {
@@ -299,11 +306,18 @@ fn columns<const N: usize>(
             // Padding by hand, not with `{:<width$}`: format widths panic
             // past 65 535.
             let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
+            let status = paint
+                .filter(|(painted, _)| *painted == column)
+                .and_then(|(_, statuses)| statuses.get(index).copied().flatten());
+            let cell = match status {
+                Some(status) => look.paint(status, cell),
+                None => Cow::Borrowed(&**cell),
+            };
             if right.contains(&column) {
                 line.push_str(&pad);
-                line.push_str(cell);
+                line.push_str(&cell);
             } else {
-                line.push_str(cell);
+                line.push_str(&cell);
                 line.push_str(&pad);
             }
         }
@@ -384,7 +398,7 @@ pub fn hosts_table(hosts: &[Host], look: Look) -> String {
                 ]
             }))
             .collect();
-    let mut table = columns(&rows, &[], "", look);
+    let mut table = columns(&rows, &[], "", look, None);
     for host in hosts {
         if let Some(why) = &host.refused {
             table.push_str(&look.text(terminal_safe(&format!(
@@ -522,7 +536,10 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut report = mixed();
         report.hosts[3].outcome.message = "would upgrade 1.0 → 1.2 …".into();
         report.hosts[4].host = "café".into();
-        let ascii = Look { ascii: true };
+        let ascii = Look {
+            ascii: true,
+            ..Look::PLAIN
+        };
         let text = report.render_text(false, ascii);
         assert!(text.is_ascii(), "{text}");
         let expected = "\
@@ -544,6 +561,66 @@ Not done - hello 1.2.0 on 2 of 5 hosts:
         assert!(utf8.contains("- → 1.2.0  ") && utf8.contains("Not done — hello"));
         let status = report.render_status_text(false, ascii);
         assert!(status.is_ascii(), "{status}");
+    }
+
+    /// In colour, the status words of the table and of the Not done block
+    /// are painted, and nothing else; the columns line up as without.
+    #[test]
+    fn status_words_in_colour_on_a_terminal() {
+        let mut report = mixed();
+        let mut rejected = report.hosts[1].clone();
+        rejected.outcome.status = Status::Rejected;
+        rejected.outcome.message = "not signed".into();
+        for name in ["web7", "web8"] {
+            report.hosts.push(HostReport {
+                host: name.into(),
+                ..rejected.clone()
+            });
+        }
+        let colour = Look {
+            colour: true,
+            ..Look::PLAIN
+        };
+        let text = report.render_text(false, colour);
+        let red = |w: &str| format!("\x1b[31m{w}\x1b[0m");
+        let (green, yellow) = ("\x1b[32minstalled\x1b[0m", "\x1b[33mbusy\x1b[0m");
+        assert!(
+            text.contains(&format!("\nweb1   {green}  - → 1.2.0 ")),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&format!("\nweb2   {yellow}       -   ")),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&format!("\n  db1   {}  post", red("failed"))),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\n  {} (2 hosts: web7 web8): not signed",
+                red("rejected")
+            )),
+            "{text:?}"
+        );
+        assert!(
+            text.starts_with("HOST   STATUS "),
+            "the header is plain: {text:?}"
+        );
+        // Without the escapes it is the text without colour.
+        let plain = report.render_text(false, Look::PLAIN);
+        let stripped = text
+            .replace("\x1b[0m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[33m", "");
+        assert_eq!(stripped, plain);
+        assert!(!plain.contains('\x1b'));
+        let summary = text
+            .lines()
+            .find(|l| l.starts_with("install hello"))
+            .unwrap();
+        assert!(!summary.contains('\x1b'), "{summary:?}");
     }
 
     /// A host never reached shows `?`, one that has nothing `-`.
@@ -614,7 +691,7 @@ Not done - hello 1.2.0 on 2 of 5 hosts:
             " ".repeat(MAX_COLUMN_WIDTH - 2)
         )));
         let rows = [[huge.clone(), "a".into()], ["b".into(), "c".into()]];
-        let shown = columns(&rows, &[0], "  ", Look::PLAIN);
+        let shown = columns(&rows, &[0], "  ", Look::PLAIN, None);
         assert!(shown.ends_with(&format!("\n  {}b  c\n", " ".repeat(MAX_COLUMN_WIDTH - 1))));
     }
 

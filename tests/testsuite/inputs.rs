@@ -331,7 +331,7 @@ proptest! {
         quiet in any::<bool>(),
         ascii in any::<bool>(),
     ) {
-        let look = Look { ascii };
+        let look = Look { ascii, ..Look::PLAIN };
         let text = report.render_text(quiet, look);
         check_printed(&text, &report);
         prop_assert!(!ascii || text.is_ascii(), "{}", text);

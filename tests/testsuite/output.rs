@@ -636,3 +636,65 @@ fn the_text_report_is_ascii_unless_the_locale_is_utf_8() {
     let (_, report) = parse_report(&json);
     assert_eq!(report.host("arrows").message, "would upgrade 1.0 → 1.1 …");
 }
+
+/// `swpush ARGS` on a terminal (a pty of `script`), as the operator runs
+/// it, with `env` set too; what the terminal was sent.
+fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> String {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_swpush"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["-qefc", &quoted.join(" "), "/dev/null"])
+        .env("HOME", world().fleet.home())
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("SWPUSH_INVENTORY")
+        .env_remove("SWPUSH_KEY")
+        .env_remove("NO_COLOR");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run script (util-linux)");
+    text(&output.stdout)
+}
+
+/// On a terminal the status words are in colour, and `NO_COLOR` takes it
+/// away; what is not a terminal never gets it.
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let world = world();
+    let inventory = world.inventory(
+        "colour",
+        &[
+            ("honest", world.fleet.host("honest").addr.to_string()),
+            ("dead", world.fleet.dead_address().to_string()),
+        ],
+        "",
+    );
+    let args = operator_args("remove", &inventory, &["nothere"]);
+    let red = "\x1b[31munreachable\x1b[0m";
+    let screen = on_a_terminal(&args, &[]);
+    assert!(
+        screen.contains(&format!("\ndead    {red}  ?")),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains(&format!("\n  dead  {red}  cannot connect")),
+        "{screen:?}"
+    );
+    assert!(screen.contains("\nhonest  skipped "), "{screen:?}");
+    for no_color in ["1", "yes"] {
+        let screen = on_a_terminal(&args, &[("NO_COLOR", no_color)]);
+        assert!(screen.contains("\ndead    unreachable  ?"), "{screen:?}");
+        assert!(!screen.contains("\x1b[31m"), "{screen:?}");
+    }
+    let screen = on_a_terminal(&args, &[("NO_COLOR", "")]);
+    assert!(
+        screen.contains(red),
+        "an empty NO_COLOR is unset: {screen:?}"
+    );
+    let piped = run(&args);
+    assert!(!piped.stdout().contains('\x1b'), "{}", piped.stdout());
+}
