@@ -215,7 +215,7 @@ impl<J: Job> FanOut<J> {
                             bytes_sent: sent.get(),
                             ..outcome
                         };
-                        host_progress.done(outcome.status);
+                        host_progress.done(outcome.status, &outcome.message);
                         return report(&host, outcome, started.elapsed());
                     }
                 };
@@ -241,7 +241,7 @@ impl<J: Job> FanOut<J> {
                     },
                 };
                 rollout.ended(outcome.status, &progress);
-                host_progress.done(outcome.status);
+                host_progress.done(outcome.status, &outcome.message);
                 report(&host, outcome, started.elapsed())
             });
             tasks.push((name, address, task));

@@ -5,7 +5,9 @@
 //! It is drawn in the run's [`Look`] (ASCII spinner and text when the
 //! locale is not UTF-8).
 //!
-//! It shows progress only: what a host ended in is reported by
+//! It shows progress, and one line for each host that ends without
+//! succeeding, as it ends (above the display, or on stderr when there is
+//! none: stdout may be JSON): what every host ended in is reported by
 //! [`report`](crate::report) once [`Progress::finish`] has cleared the display.
 
 use std::fmt;
@@ -19,7 +21,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::look::Look;
 use crate::outcome::Status;
 use crate::report::text::MAX_COLUMN_WIDTH;
-use crate::untrusted::{bound, terminal_safe};
+use crate::untrusted::{MAX_MESSAGE, bound, terminal_safe};
 
 /// Most of a detail shown after a host's phase: the line is one row of
 /// the display, and the detail may come from the client.
@@ -55,6 +57,8 @@ impl fmt::Display for Phase {
 #[derive(Clone)]
 pub struct Progress {
     shared: Option<Arc<Shared>>,
+    /// How lines on stderr are drawn when there is no display.
+    look: Look,
 }
 
 struct Shared {
@@ -82,7 +86,12 @@ impl Progress {
         if enabled {
             Progress::with_target(total_hosts, ProgressDrawTarget::stdout(), look)
         } else {
-            Progress { shared: None }
+            // Not drawn on a terminal: no colour on stderr either.
+            let look = Look {
+                colour: false,
+                ..look
+            };
+            Progress { shared: None, look }
         }
     }
 
@@ -107,6 +116,7 @@ impl Progress {
                 stopping: AtomicBool::new(false),
                 look,
             })),
+            look,
         }
     }
 
@@ -114,10 +124,16 @@ impl Progress {
     /// [`HostProgress::done`].
     pub fn host(&self, name: &str) -> HostProgress {
         let phase = Mutex::new(Phase::Connecting);
+        let shown = self.look.text(terminal_safe(name)).into_owned();
         let Some(shared) = &self.shared else {
-            return HostProgress { line: None, phase };
+            return HostProgress {
+                line: None,
+                phase,
+                name: shown,
+                look: self.look,
+            };
         };
-        let name = shared.look.text(terminal_safe(name));
+        let name = &shown;
         let len = name.chars().count().min(MAX_COLUMN_WIDTH);
         let width = shared.name_width.fetch_max(len, Ordering::Relaxed).max(len);
         // Padded by hand: a format width past 65 535 panics.
@@ -141,6 +157,8 @@ impl Progress {
                 shared: Arc::clone(shared),
             }),
             phase,
+            name: shown,
+            look: self.look,
         }
     }
 
@@ -165,7 +183,7 @@ impl Progress {
                     .unwrap_or_else(PoisonError::into_inner);
                 shared.overall.set_message(overall_message(*n, true));
             }
-            None => eprintln!("{notice}"),
+            None => eprintln!("{}", self.look.text(notice)),
         }
     }
 
@@ -188,6 +206,9 @@ pub struct HostProgress {
     line: Option<Line>,
     /// Kept with or without a display: the fan-out reads it.
     phase: Mutex<Phase>,
+    /// The host's name, terminal-safe and drawn: what its end line says.
+    name: String,
+    look: Look,
 }
 
 struct Line {
@@ -239,9 +260,35 @@ impl HostProgress {
         }
     }
 
-    /// Remove the line and advance the overall bar.
-    pub fn done(mut self, status: Status) {
+    /// Remove the line and advance the overall bar. A host that did not
+    /// succeed (nor was skipped) says so at once, in one line,
+    /// `swpush: web3 failed: MESSAGE`: above the display, or on stderr
+    /// without one (so that a JSON stdout stays JSON and cron mails it).
+    pub fn done(mut self, status: Status, message: &str) {
+        if !status.ok_for_exit() {
+            let line = self.end_line(status, message);
+            match &self.line {
+                // A failed print loses one line; the report has it all.
+                Some(shown) => {
+                    let _ = shown.shared.multi.println(line);
+                }
+                None => eprintln!("{line}"),
+            }
+        }
         self.close(status.ok_for_exit());
+    }
+
+    /// `swpush: web3 failed: MESSAGE`, terminal-safe, the status painted.
+    fn end_line(&self, status: Status, message: &str) -> String {
+        let message = bound(message, MAX_MESSAGE);
+        let message = self.look.text(terminal_safe(&message));
+        let word = self.look.paint(status, &status.to_string()).into_owned();
+        let said = if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        };
+        format!("swpush: {} {word}{said}", self.name)
     }
 
     fn close(&mut self, ok: bool) {
@@ -305,7 +352,7 @@ mod tests {
         assert!(host.line.is_none());
         host.phase(Phase::Uploading);
         host.detail("1 MiB of 10 MiB");
-        host.done(Status::Installed);
+        host.done(Status::Installed, "");
         drop(progress.host("web2"));
         progress.clone().finish();
     }
@@ -356,10 +403,10 @@ mod tests {
                     let host = progress.host(&format!("web{i}"));
                     host.phase(Phase::Installing);
                     match i % 4 {
-                        0 => host.done(Status::Busy),
+                        0 => host.done(Status::Busy, "still busy"),
                         1 => drop(host),
-                        2 => host.done(Status::Skipped),
-                        _ => host.done(Status::Installed),
+                        2 => host.done(Status::Skipped, ""),
+                        _ => host.done(Status::Installed, ""),
                     }
                 })
             })
@@ -392,7 +439,7 @@ mod tests {
         progress.batch(2, 4);
         progress.stopping("swpush: interrupted: starting no new host");
         let mut hosts = hosts.into_iter();
-        hosts.next().unwrap().done(Status::NotAttempted);
+        hosts.next().unwrap().done(Status::NotAttempted, "");
         let second = hosts.next().unwrap();
         second.phase(Phase::Installing);
         second.detail("pre_install");
@@ -409,6 +456,46 @@ mod tests {
         );
         assert!(screen.contains("web2 installing (pre_install)"), "{screen}");
         assert!(screen.contains("batch 2/4 ["), "{screen}");
+    }
+
+    /// A host that did not succeed says so at once, above the display and
+    /// terminal-safe, its status in colour when the look has it; one that
+    /// succeeded or was skipped says nothing.
+    #[test]
+    fn a_host_not_done_says_so_as_it_ends() {
+        let term = indicatif::InMemoryTerm::new(12, 200);
+        let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
+        let look = Look {
+            colour: true,
+            ..Look::PLAIN
+        };
+        let progress = Progress::with_target(4, target, look);
+        let hosts: Vec<_> = ["web1", "web2", "web3\x1b[2J", "web4"]
+            .iter()
+            .map(|h| progress.host(h))
+            .collect();
+        let mut hosts = hosts.into_iter();
+        hosts.next().unwrap().done(Status::Installed, "fine");
+        hosts.next().unwrap().done(Status::Skipped, "policy");
+        let third = hosts.next().unwrap();
+        let message = "post_install failed, 1.1.0 is current again\x1b]0;x\x07";
+        assert_eq!(
+            third.end_line(Status::Failed, message),
+            "swpush: web3\\u{1b}[2J \x1b[31mfailed\x1b[0m: \
+             post_install failed, 1.1.0 is current again\\u{1b}]0;x\\u{7}"
+        );
+        third.done(Status::Failed, message);
+        hosts.next().unwrap().done(Status::Timeout, "");
+        progress.shared.as_ref().unwrap().multi.suspend(|| {});
+        let text = term.contents();
+        assert!(
+            text.contains(
+                r"swpush: web3\u{1b}[2J failed: post_install failed, 1.1.0 is current again\u{1b}]0;x\u{7}"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("swpush: web4 timeout\n"), "{text}");
+        assert!(!text.contains("web1") && !text.contains("web2"), "{text}");
     }
 
     /// In ASCII the spinner, names, details and notices are ASCII.
@@ -447,7 +534,7 @@ mod tests {
         let progress = hidden(2);
         let host = progress.host("web1");
         let bar = host.line.as_ref().unwrap().bar.clone();
-        host.done(Status::Installed);
+        host.done(Status::Installed, "");
         assert!(bar.is_finished());
         let shared = progress.shared.as_ref().unwrap();
         assert_eq!(shared.overall.position(), 1);

@@ -698,3 +698,51 @@ fn colour_on_a_terminal_unless_no_color() {
     let piped = run(&args);
     assert!(!piped.stdout().contains('\x1b'), "{}", piped.stdout());
 }
+
+/// A host that does not make it is a line on stderr as soon as it ends,
+/// while the others go on: cron mails it, a JSON stdout stays JSON.
+#[test]
+fn a_host_not_done_is_a_line_on_stderr_as_it_ends() {
+    use std::io::BufRead;
+    let world = world();
+    hostile_login(
+        "slowpoke",
+        &answering("sleep 8\necho 'swpush done installed - 1.0.0 at last'"),
+    );
+    let address = world.fleet.host("hostile").addr;
+    let inventory = world.inventory(
+        "as-it-ends",
+        &[("dead", world.fleet.dead_address().to_string())],
+        &format!("  slowpoke: {{address: {address}, user: slowpoke}}\n"),
+    );
+    let args = operator_args(
+        "install",
+        &inventory,
+        &[
+            "--connect-retries",
+            "0",
+            "--format",
+            "json",
+            world.hello.to_str().unwrap(),
+        ],
+    );
+    let mut child = world.swpush(args[0]).args(&args[1..]).spawn();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("swpush: dead unreachable: cannot connect to "),
+        "{first:?}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "said only at the end of the run"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(rest.is_empty(), "one line, for the one host: {rest}");
+    let (code, report) = parse_report(&output);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report.host("slowpoke").status, "installed", "{report:#}");
+}
