@@ -1,6 +1,8 @@
 //! The live display while a run is in flight (SPEC §7): an overall bar
 //! (`[=====>   ] 12/40 hosts`) and one spinner line per host in flight with
-//! its phase. Drawn on stdout only when the caller enables it (stdout is a
+//! its phase, names padded to one width; hosts in flight past what the
+//! terminal's height holds are one line, `+N more`, and take the place of
+//! a host that ends. Drawn on stdout only when the caller enables it (stdout is a
 //! terminal, text format, not quiet); otherwise every call is a no-op.
 //! It is drawn in the run's [`Look`] (ASCII spinner and text when the
 //! locale is not UTF-8).
@@ -10,9 +12,10 @@
 //! none: stdout may be JSON): what every host ended in is reported by
 //! [`report`](crate::report) once [`Progress::finish`] has cleared the display.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -72,6 +75,73 @@ struct Shared {
     /// Set by [`Progress::stopping`]: the bar says so from then on.
     stopping: AtomicBool,
     look: Look,
+    /// Most host lines drawn at once: the terminal's height less the bar
+    /// and the `+N more` line.
+    max_shown: usize,
+    slots: Mutex<Slots>,
+    /// Each line's id, to find it among the waiting.
+    next_id: AtomicU64,
+}
+
+/// Which host lines are drawn and which wait for a place.
+#[derive(Default)]
+struct Slots {
+    shown: usize,
+    /// Hosts in flight not drawn, oldest first: their bars are kept up to
+    /// date, hidden, and drawn when a place frees.
+    waiting: VecDeque<(u64, ProgressBar)>,
+    /// `+N more`, while some wait.
+    more: Option<ProgressBar>,
+}
+
+impl Shared {
+    /// Draws `bar`, above the `+N more` line if there is one.
+    fn show(&self, slots: &Slots, bar: ProgressBar) -> ProgressBar {
+        let bar = match &slots.more {
+            Some(more) => self.multi.insert_before(more, bar),
+            None => self.multi.add(bar),
+        };
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+
+    /// The `+N more` line as `slots` has it: there while some wait.
+    fn update_more(&self, slots: &mut Slots) {
+        let waiting = slots.waiting.len();
+        match (&slots.more, waiting) {
+            (Some(more), 0) => {
+                more.finish_and_clear();
+                self.multi.remove(more);
+                slots.more = None;
+            }
+            (Some(more), n) => more.set_message(format!("+{n} more")),
+            (None, 0) => {}
+            (None, n) => {
+                let more = ProgressBar::new_spinner()
+                    .with_style(
+                        ProgressStyle::with_template("  {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    )
+                    .with_message(format!("+{n} more"));
+                slots.more = Some(self.multi.add(more));
+            }
+        }
+    }
+}
+
+/// The rows of the terminal on stdout, if it is one that says.
+fn terminal_rows() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ only writes a winsize into `size`, which outlives
+    // the call; an fd that is no terminal makes it fail, nothing more.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0).then_some(usize::from(size.ws_row))
+}
+
+/// Host lines for a terminal of `rows` (24 when it does not say): one row
+/// for the bar, one for `+N more`, one left for the cursor; at least one.
+fn max_shown(rows: Option<usize>) -> usize {
+    rows.unwrap_or(24).saturating_sub(3).max(1)
 }
 
 impl Progress {
@@ -84,7 +154,8 @@ impl Progress {
     /// `--format text` and not `--quiet`.
     pub fn new(total_hosts: usize, enabled: bool, look: Look) -> Progress {
         if enabled {
-            Progress::with_target(total_hosts, ProgressDrawTarget::stdout(), look)
+            let rows = terminal_rows();
+            Progress::with_target(total_hosts, ProgressDrawTarget::stdout(), look, rows)
         } else {
             // Not drawn on a terminal: no colour on stderr either.
             let look = Look {
@@ -95,7 +166,12 @@ impl Progress {
         }
     }
 
-    fn with_target(total_hosts: usize, target: ProgressDrawTarget, look: Look) -> Progress {
+    fn with_target(
+        total_hosts: usize,
+        target: ProgressDrawTarget,
+        look: Look,
+        rows: Option<usize>,
+    ) -> Progress {
         let multi = MultiProgress::with_draw_target(target);
         // The bar goes on top: indicatif drops the lines that do not fit the
         // terminal from the bottom, and the bar must stay visible.
@@ -115,8 +191,27 @@ impl Progress {
                 name_width: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
                 look,
+                max_shown: max_shown(rows),
+                slots: Mutex::new(Slots::default()),
+                next_id: AtomicU64::new(0),
             })),
             look,
+        }
+    }
+
+    /// Pads host lines to the longest of `names` (at most
+    /// [`MAX_COLUMN_WIDTH`]) from the first line on, so that the phases
+    /// of hosts started early line up with those of hosts started later.
+    pub fn align_to<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        if let Some(shared) = &self.shared {
+            let widest = names
+                .into_iter()
+                .map(|name| self.look.text(terminal_safe(name)).chars().count())
+                .max()
+                .unwrap_or(0);
+            shared
+                .name_width
+                .fetch_max(widest.min(MAX_COLUMN_WIDTH), Ordering::Relaxed);
         }
     }
 
@@ -144,16 +239,26 @@ impl Progress {
             // indicatif's default spinner is braille.
             style = style.tick_chars(ASCII_SPINNER);
         }
-        let bar = shared.multi.add(
-            ProgressBar::new_spinner()
-                .with_style(style)
-                .with_prefix(format!("{name}{pad}"))
-                .with_message(Phase::Connecting.to_string()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(100));
+        // Hidden until it is drawn: a bar of no MultiProgress draws on stderr.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+            .with_style(style)
+            .with_prefix(format!("{name}{pad}"))
+            .with_message(Phase::Connecting.to_string());
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut slots = shared.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let bar = if slots.shown < shared.max_shown {
+            slots.shown += 1;
+            shared.show(&slots, bar)
+        } else {
+            slots.waiting.push_back((id, bar.clone()));
+            shared.update_more(&mut slots);
+            bar
+        };
+        drop(slots);
         HostProgress {
             line: Some(Line {
                 bar,
+                id,
                 shared: Arc::clone(shared),
             }),
             phase,
@@ -213,6 +318,7 @@ pub struct HostProgress {
 
 struct Line {
     bar: ProgressBar,
+    id: u64,
     shared: Arc<Shared>,
 }
 
@@ -294,7 +400,24 @@ impl HostProgress {
     fn close(&mut self, ok: bool) {
         if let Some(line) = self.line.take() {
             line.bar.finish_and_clear();
-            line.shared.multi.remove(&line.bar);
+            let shared = &line.shared;
+            let mut slots = shared.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            match slots.waiting.iter().position(|(id, _)| *id == line.id) {
+                Some(at) => {
+                    slots.waiting.remove(at);
+                }
+                None => {
+                    shared.multi.remove(&line.bar);
+                    slots.shown -= 1;
+                    // The host waiting longest takes its place.
+                    if let Some((_, next)) = slots.waiting.pop_front() {
+                        shared.show(&slots, next);
+                        slots.shown += 1;
+                    }
+                }
+            }
+            shared.update_more(&mut slots);
+            drop(slots);
             if !ok {
                 let mut n = (line.shared.not_done.lock()).unwrap_or_else(PoisonError::into_inner);
                 *n += 1;
@@ -319,7 +442,7 @@ mod tests {
     use super::*;
 
     fn hidden(total: usize) -> Progress {
-        Progress::with_target(total, ProgressDrawTarget::hidden(), Look::PLAIN)
+        Progress::with_target(total, ProgressDrawTarget::hidden(), Look::PLAIN, None)
     }
 
     #[test]
@@ -431,6 +554,7 @@ mod tests {
             3,
             ProgressDrawTarget::term_like(Box::new(term.clone())),
             Look::PLAIN,
+            Some(12),
         );
         let hosts: Vec<_> = ["web1", "web2", "web3"]
             .iter()
@@ -469,7 +593,7 @@ mod tests {
             colour: true,
             ..Look::PLAIN
         };
-        let progress = Progress::with_target(4, target, look);
+        let progress = Progress::with_target(4, target, look, Some(12));
         let hosts: Vec<_> = ["web1", "web2", "web3\x1b[2J", "web4"]
             .iter()
             .map(|h| progress.host(h))
@@ -510,6 +634,7 @@ mod tests {
                 ascii: true,
                 ..Look::PLAIN
             },
+            Some(12),
         );
         let host = progress.host("café");
         host.phase(Phase::Waiting);
@@ -527,6 +652,63 @@ mod tests {
             "{screen}"
         );
         assert!(screen.contains("swpush: stopping - now"), "{screen}");
+    }
+
+    /// Names are padded to the longest of the run from the first line on;
+    /// past the terminal's height, hosts wait in `+N more` and take the
+    /// place of a host that ends, oldest first.
+    #[test]
+    fn lines_align_and_what_does_not_fit_is_n_more() {
+        // A terminal of 6 rows, drawn on a taller one: which lines indicatif
+        // drops is its business, which hosts are drawn is this display's.
+        let term = indicatif::InMemoryTerm::new(40, 100);
+        let target = ProgressDrawTarget::term_like(Box::new(term));
+        let progress = Progress::with_target(6, target, Look::PLAIN, Some(6));
+        let names = ["a", "web10", "b", "c", "d", "e"];
+        progress.align_to(names);
+        let mut hosts: VecDeque<_> = names.iter().map(|h| progress.host(h)).collect();
+        let shared = progress.shared.as_ref().unwrap();
+        // The names drawn, and the `+N more` line.
+        let drawn = |hosts: &VecDeque<HostProgress>| {
+            let bars = hosts.iter().map(|h| &h.line.as_ref().unwrap().bar);
+            let names: Vec<String> = bars
+                .filter(|b| !b.is_hidden())
+                .map(|b| b.prefix())
+                .collect();
+            let slots = shared.slots.lock().unwrap();
+            assert_eq!(slots.shown, names.len());
+            (names, slots.more.as_ref().map(|m| m.message()))
+        };
+        let more = |n: &str| Some(n.to_owned());
+        assert_eq!(max_shown(Some(6)), 3);
+        assert_eq!(
+            drawn(&hosts),
+            (
+                vec!["a    ".into(), "web10".into(), "b    ".into()],
+                more("+3 more")
+            )
+        );
+        hosts.pop_front().unwrap().done(Status::Installed, "");
+        assert_eq!(
+            drawn(&hosts),
+            (
+                vec!["web10".into(), "b    ".into(), "c    ".into()],
+                more("+2 more")
+            )
+        );
+        // A waiting host that ends leaves the others waiting.
+        hosts.remove(4).unwrap().done(Status::Installed, "");
+        assert_eq!(drawn(&hosts).1, more("+1 more"));
+        hosts.remove(0).unwrap().done(Status::Installed, "");
+        assert_eq!(
+            drawn(&hosts),
+            (vec!["b    ".into(), "c    ".into(), "d    ".into()], None)
+        );
+        drop(hosts);
+        assert_eq!(shared.slots.lock().unwrap().shown, 0);
+        assert_eq!(shared.overall.position(), 6);
+        assert_eq!(max_shown(Some(2)), 1, "one line at least");
+        assert_eq!(max_shown(None), 21);
     }
 
     #[test]

@@ -195,6 +195,7 @@ pub fn run<C: Command>(
             .map_err(FileError::doing(WRITE_REPORT, path))?;
     }
     let progress = Progress::new(hosts.len(), settings.show_progress, env.look);
+    progress.align_to(hosts.iter().map(|h| h.name.as_str()));
     let started = crate::time::now_rfc3339();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
