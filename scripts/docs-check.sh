@@ -12,7 +12,8 @@
 #     block stops the run and is printed with its line in guide.md. Then the
 #     report lines shown in the ```text blocks marked `<!-- guide:output -->`
 #     (summary lines `OP NAME VERSION: N hosts: ...`, `Not done — ...` headers, `exit status N`)
-#     must all have been printed by the run, in the same order.
+#     must all have been printed by the run, in the same order. The run has
+#     LC_ALL=C.UTF-8: the guide shows a UTF-8 terminal's output.
 # (b) docs/cron.md: the one line of the ```cron block after
 #     `<!-- cron:line -->` is split into its 5 time fields and its command.
 #     Only these controller paths are replaced, everything else is run
@@ -137,7 +138,9 @@ shellcheck -s bash -e SC2164 "$script" ||
 
 log=$work/guide.log
 set +e
-bash scripts/try-fleet.sh -- bash -euo pipefail "$script" 2>&1 | tee "$log"
+# The guide shows what a UTF-8 terminal shows (`→`, `—`), whatever this
+# shell's locale.
+LC_ALL=C.UTF-8 bash scripts/try-fleet.sh -- bash -euo pipefail "$script" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" = 0 ] || die "the walkthrough in $guide failed (exit status $status; the failing block is above, the whole run in $log)"
@@ -291,7 +294,9 @@ printf '#!/bin/sh\necho "this build is broken" >&2\nexit 1\n' >"$out/broken/bin/
 swpush pack "$out/broken" -o "$out/hello.tar.gz" >/dev/null
 run_cron "$cron_command"
 expect "a broken build" 2 "$status" "upgrade hello 1.0.1: 3 hosts: 3 failed"
-grep -qF "Not done — hello 1.0.1 on 3 of 3 hosts:" "$out/stdout" || fail "a broken build: no \"Not done\" block"
+# cron's environment names no locale: the report is ASCII.
+grep -qF "Not done - hello 1.0.1 on 3 of 3 hosts:" "$out/stdout" || fail "a broken build: no \"Not done\" block"
+LC_ALL=C grep -q '[^ -~]' "$out/stdout" && fail "a broken build: the report under cron is not ASCII"
 [ "$(report_count failed)" = 3 ] || fail "a broken build: the report does not say failed 3 times"
 
 # A run that outlasts its interval: the next one must not start.

@@ -658,7 +658,7 @@ fn hosts(args: &HostsArgs, env: &Env) -> Result<Ended> {
             "{}\n",
             json_safe(serde_json::to_string_pretty(&hosts)?)
         )),
-        Format::Text => emit(crate::report::text::hosts_table(&hosts)),
+        Format::Text => emit(crate::report::text::hosts_table(&hosts, env.look)),
     }
     Ok(Ended::Success)
 }

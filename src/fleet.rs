@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 
 use crate::inventory::Host;
-use crate::outcome::{BytesSent, Outcome, Status};
+use crate::outcome::{BytesSent, HostVersion, Outcome, Status};
 use crate::progress::{HostProgress, Phase, Progress};
 use crate::report::HostReport;
 use crate::rollout::{MaxFail, Plan, Serial};
@@ -219,7 +219,7 @@ impl<J: Job> FanOut<J> {
                             bytes_sent: sent.get(),
                             ..outcome
                         };
-                        host_progress.done(outcome.status);
+                        host_progress.done(outcome.status, &outcome.message);
                         return report(&host, outcome, started.elapsed());
                     }
                 };
@@ -245,7 +245,7 @@ impl<J: Job> FanOut<J> {
                     },
                 };
                 rollout.ended(outcome.status, &progress);
-                host_progress.done(outcome.status);
+                host_progress.done(outcome.status, &outcome.message);
                 report(&host, outcome, started.elapsed())
             });
             tasks.push((name, address, task));
@@ -431,7 +431,7 @@ async fn run_one<J: Job>(
 /// (its answers, its stderr, its SSH disconnect text): whatever path they
 /// came by, no more than a bounded part of them is kept.
 fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
-    let field = |v: Option<String>| v.map(|v| bound_owned(v, MAX_FIELD));
+    let field = |v: HostVersion| v.map(|v| bound_owned(v, MAX_FIELD));
     HostReport {
         host: host.name.clone(),
         address: host.address.clone(),

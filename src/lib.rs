@@ -14,6 +14,7 @@ pub mod health;
 pub mod inventory;
 pub mod key;
 pub mod lock;
+pub mod look;
 pub mod manual;
 pub mod order;
 pub mod outcome;

@@ -4,7 +4,9 @@
 //! here: the [report](crate::report) adds them.
 //!
 //! The status words are the client step's, the JSON report's and the text
-//! report's: [`Status`]'s `Display` is their one spelling.
+//! report's: [`Status`]'s `Display` is their one spelling. A host's
+//! versions are [`HostVersion`]s: "none installed" and "never found out"
+//! are different answers, and an operator acts differently on each.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -124,14 +126,86 @@ impl<'de> Deserialize<'de> for Status {
     }
 }
 
+/// What a host has of the package, before or after a run, as far as the
+/// controller found out.
+///
+/// In JSON: the version as a string, `null` for [`HostVersion::NotInstalled`]
+/// and `"unknown"` for [`HostVersion::Unknown`] (SPEC §7); the text report
+/// shows `-` and `?`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HostVersion {
+    /// Never found out: the host was not reached, timed out, was not
+    /// attempted, or the step ended without a completion line.
+    #[default]
+    Unknown,
+    /// The host said it has none (or none is left, after a remove).
+    NotInstalled,
+    /// The host said this version is current.
+    Is(String),
+}
+
+/// The JSON word for [`HostVersion::Unknown`].
+const UNKNOWN: &str = "unknown";
+
+impl HostVersion {
+    /// What a client said: a version, or none.
+    pub fn said(version: Option<String>) -> HostVersion {
+        version.map_or(HostVersion::NotInstalled, HostVersion::Is)
+    }
+
+    /// The version, if the host has one and said so.
+    pub fn as_deref(&self) -> Option<&str> {
+        match self {
+            HostVersion::Is(v) => Some(v),
+            HostVersion::Unknown | HostVersion::NotInstalled => None,
+        }
+    }
+
+    /// Whether the host said (a version or none).
+    pub fn is_known(&self) -> bool {
+        *self != HostVersion::Unknown
+    }
+
+    /// The same answer with the version, if any, changed by `f`.
+    pub fn map(self, f: impl FnOnce(String) -> String) -> HostVersion {
+        match self {
+            HostVersion::Is(v) => HostVersion::Is(f(v)),
+            other => other,
+        }
+    }
+}
+
+impl Serialize for HostVersion {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HostVersion::Unknown => serializer.serialize_str(UNKNOWN),
+            HostVersion::NotInstalled => serializer.serialize_none(),
+            HostVersion::Is(v) => serializer.serialize_str(v),
+        }
+    }
+}
+
+/// A run record written before versions could be unknown has only `null`
+/// and strings: `null` reads as none, as it meant then.
+impl<'de> Deserialize<'de> for HostVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<String>::deserialize(deserializer)? {
+            None => HostVersion::NotInstalled,
+            Some(v) if v == UNKNOWN => HostVersion::Unknown,
+            Some(v) => HostVersion::Is(v),
+        })
+    }
+}
+
 /// How a job ended on one host: every host ends in exactly one.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Outcome {
     pub status: Status,
-    /// The version current before the run, when the client had one.
-    pub previous_version: Option<String>,
-    /// The version current after the run (`None` after a remove).
-    pub version: Option<String>,
+    /// The version current before the run.
+    pub previous_version: HostVersion,
+    /// The version current after the run ([`HostVersion::NotInstalled`]
+    /// after a remove).
+    pub version: HostVersion,
     /// Why, in the client's or the controller's words; empty when nothing to say.
     pub message: String,
     /// Package bytes uploaded (0 when the client had it cached or declined).
@@ -144,12 +218,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// `status` after one attempt, with `message` and nothing else to say.
+    /// `status` after one attempt, with `message` and nothing else to say:
+    /// no client said which versions it has (they are
+    /// [unknown](HostVersion::Unknown)).
     pub fn status(status: Status, message: impl Into<String>) -> Self {
         Outcome {
             status,
-            previous_version: None,
-            version: None,
+            previous_version: HostVersion::Unknown,
+            version: HostVersion::Unknown,
             message: message.into(),
             bytes_sent: 0,
             attempts: 1,
@@ -251,5 +327,21 @@ mod tests {
             .collect();
         assert_eq!(exit_0[..5], ok[..]);
         assert_eq!(exit_0[5..], [Status::Skipped]);
+    }
+
+    #[test]
+    fn versions_in_json_are_a_string_null_or_unknown() {
+        let cases = [
+            (HostVersion::Is("1.2.0".into()), r#""1.2.0""#),
+            (HostVersion::NotInstalled, "null"),
+            (HostVersion::Unknown, r#""unknown""#),
+        ];
+        for (version, json) in cases {
+            assert_eq!(serde_json::to_string(&version).unwrap(), json);
+            assert_eq!(serde_json::from_str::<HostVersion>(json).unwrap(), version);
+        }
+        assert_eq!(HostVersion::said(None), HostVersion::NotInstalled);
+        assert_eq!(HostVersion::Unknown.as_deref(), None);
+        assert!(!HostVersion::Unknown.is_known() && HostVersion::NotInstalled.is_known());
     }
 }

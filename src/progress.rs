@@ -1,26 +1,37 @@
 //! The live display while a run is in flight (SPEC §7): an overall bar
 //! (`[=====>   ] 12/40 hosts`) and one spinner line per host in flight with
-//! its phase. Drawn on stdout only when the caller enables it (stdout is a
+//! its phase, names padded to one width; hosts in flight past what the
+//! terminal's height holds are one line, `+N more`, and take the place of
+//! a host that ends. Drawn on stdout only when the caller enables it (stdout is a
 //! terminal, text format, not quiet); otherwise every call is a no-op.
+//! It is drawn in the run's [`Look`] (ASCII spinner and text when the
+//! locale is not UTF-8).
 //!
-//! It shows progress only: what a host ended in is reported by
+//! It shows progress, and one line for each host that ends without
+//! succeeding, as it ends (above the display, or on stderr when there is
+//! none: stdout may be JSON): what every host ended in is reported by
 //! [`report`](crate::report) once [`Progress::finish`] has cleared the display.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::look::Look;
 use crate::outcome::Status;
 use crate::report::text::MAX_COLUMN_WIDTH;
-use crate::untrusted::{bound, terminal_safe};
+use crate::untrusted::{MAX_MESSAGE, bound, terminal_safe};
 
 /// Most of a detail shown after a host's phase: the line is one row of
 /// the display, and the detail may come from the client.
 const MAX_DETAIL: usize = 80;
+
+/// The spinner's frames in ASCII, the last one for a finished line.
+const ASCII_SPINNER: &str = "-\\|/ ";
 
 /// What a host is doing right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +66,8 @@ impl fmt::Display for Phase {
 #[derive(Clone)]
 pub struct Progress {
     shared: Option<Arc<Shared>>,
+    /// How lines on stderr are drawn when there is no display.
+    look: Look,
 }
 
 struct Shared {
@@ -67,6 +80,74 @@ struct Shared {
     name_width: AtomicUsize,
     /// Set by [`Progress::stopping`]: the bar says so from then on.
     stopping: AtomicBool,
+    look: Look,
+    /// Most host lines drawn at once: the terminal's height less the bar
+    /// and the `+N more` line.
+    max_shown: usize,
+    slots: Mutex<Slots>,
+    /// Each line's id, to find it among the waiting.
+    next_id: AtomicU64,
+}
+
+/// Which host lines are drawn and which wait for a place.
+#[derive(Default)]
+struct Slots {
+    shown: usize,
+    /// Hosts in flight not drawn, oldest first: their bars are kept up to
+    /// date, hidden, and drawn when a place frees.
+    waiting: VecDeque<(u64, ProgressBar)>,
+    /// `+N more`, while some wait.
+    more: Option<ProgressBar>,
+}
+
+impl Shared {
+    /// Draws `bar`, above the `+N more` line if there is one.
+    fn show(&self, slots: &Slots, bar: ProgressBar) -> ProgressBar {
+        let bar = match &slots.more {
+            Some(more) => self.multi.insert_before(more, bar),
+            None => self.multi.add(bar),
+        };
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+
+    /// The `+N more` line as `slots` has it: there while some wait.
+    fn update_more(&self, slots: &mut Slots) {
+        let waiting = slots.waiting.len();
+        match (&slots.more, waiting) {
+            (Some(more), 0) => {
+                more.finish_and_clear();
+                self.multi.remove(more);
+                slots.more = None;
+            }
+            (Some(more), n) => more.set_message(format!("+{n} more")),
+            (None, 0) => {}
+            (None, n) => {
+                let more = ProgressBar::new_spinner()
+                    .with_style(
+                        ProgressStyle::with_template("  {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    )
+                    .with_message(format!("+{n} more"));
+                slots.more = Some(self.multi.add(more));
+            }
+        }
+    }
+}
+
+/// The rows of the terminal on stdout, if it is one that says.
+fn terminal_rows() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ only writes a winsize into `size`, which outlives
+    // the call; an fd that is no terminal makes it fail, nothing more.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0).then_some(usize::from(size.ws_row))
+}
+
+/// Host lines for a terminal of `rows` (24 when it does not say): one row
+/// for the bar, one for `+N more`, one left for the cursor; at least one.
+fn max_shown(rows: Option<usize>) -> usize {
+    rows.unwrap_or(24).saturating_sub(3).max(1)
 }
 
 impl Progress {
@@ -77,15 +158,26 @@ impl Progress {
 
     /// `enabled` should be: stdout is a terminal ([`Progress::stdout_is_terminal`]),
     /// `--format text` and not `--quiet`.
-    pub fn new(total_hosts: usize, enabled: bool) -> Progress {
+    pub fn new(total_hosts: usize, enabled: bool, look: Look) -> Progress {
         if enabled {
-            Progress::with_target(total_hosts, ProgressDrawTarget::stdout())
+            let rows = terminal_rows();
+            Progress::with_target(total_hosts, ProgressDrawTarget::stdout(), look, rows)
         } else {
-            Progress { shared: None }
+            // Not drawn on a terminal: no colour on stderr either.
+            let look = Look {
+                colour: false,
+                ..look
+            };
+            Progress { shared: None, look }
         }
     }
 
-    fn with_target(total_hosts: usize, target: ProgressDrawTarget) -> Progress {
+    fn with_target(
+        total_hosts: usize,
+        target: ProgressDrawTarget,
+        look: Look,
+        rows: Option<usize>,
+    ) -> Progress {
         let multi = MultiProgress::with_draw_target(target);
         // The bar goes on top: indicatif drops the lines that do not fit the
         // terminal from the bottom, and the bar must stay visible.
@@ -104,7 +196,28 @@ impl Progress {
                 not_done: Mutex::new(0),
                 name_width: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
+                look,
+                max_shown: max_shown(rows),
+                slots: Mutex::new(Slots::default()),
+                next_id: AtomicU64::new(0),
             })),
+            look,
+        }
+    }
+
+    /// Pads host lines to the longest of `names` (at most
+    /// [`MAX_COLUMN_WIDTH`]) from the first line on, so that the phases
+    /// of hosts started early line up with those of hosts started later.
+    pub fn align_to<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        if let Some(shared) = &self.shared {
+            let widest = names
+                .into_iter()
+                .map(|name| self.look.text(terminal_safe(name)).chars().count())
+                .max()
+                .unwrap_or(0);
+            shared
+                .name_width
+                .fetch_max(widest.min(MAX_COLUMN_WIDTH), Ordering::Relaxed);
         }
     }
 
@@ -112,30 +225,51 @@ impl Progress {
     /// [`HostProgress::done`].
     pub fn host(&self, name: &str) -> HostProgress {
         let phase = Mutex::new(Phase::Connecting);
+        let shown = self.look.text(terminal_safe(name)).into_owned();
         let Some(shared) = &self.shared else {
-            return HostProgress { line: None, phase };
+            return HostProgress {
+                line: None,
+                phase,
+                name: shown,
+                look: self.look,
+            };
         };
-        let name = terminal_safe(name);
+        let name = &shown;
         let len = name.chars().count().min(MAX_COLUMN_WIDTH);
         let width = shared.name_width.fetch_max(len, Ordering::Relaxed).max(len);
         // Padded by hand: a format width past 65 535 panics.
         let pad = " ".repeat(width.saturating_sub(name.chars().count()));
-        let bar = shared.multi.add(
-            ProgressBar::new_spinner()
-                .with_style(
-                    ProgressStyle::with_template("  {spinner} {prefix} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                )
-                .with_prefix(format!("{name}{pad}"))
-                .with_message(Phase::Connecting.to_string()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(100));
+        let mut style = ProgressStyle::with_template("  {spinner} {prefix} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        if shared.look.ascii {
+            // indicatif's default spinner is braille.
+            style = style.tick_chars(ASCII_SPINNER);
+        }
+        // Hidden until it is drawn: a bar of no MultiProgress draws on stderr.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+            .with_style(style)
+            .with_prefix(format!("{name}{pad}"))
+            .with_message(Phase::Connecting.to_string());
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut slots = shared.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let bar = if slots.shown < shared.max_shown {
+            slots.shown += 1;
+            shared.show(&slots, bar)
+        } else {
+            slots.waiting.push_back((id, bar.clone()));
+            shared.update_more(&mut slots);
+            bar
+        };
+        drop(slots);
         HostProgress {
             line: Some(Line {
                 bar,
+                id,
                 shared: Arc::clone(shared),
             }),
             phase,
+            name: shown,
+            look: self.look,
         }
     }
 
@@ -153,14 +287,14 @@ impl Progress {
             Some(shared) => {
                 shared.stopping.store(true, Ordering::SeqCst);
                 // A failed print leaves the bar's own word.
-                let _ = shared.multi.println(notice);
+                let _ = shared.multi.println(shared.look.text(notice));
                 let n = shared
                     .not_done
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 shared.overall.set_message(overall_message(*n, true));
             }
-            None => eprintln!("{notice}"),
+            None => eprintln!("{}", self.look.text(notice)),
         }
     }
 
@@ -183,10 +317,14 @@ pub struct HostProgress {
     line: Option<Line>,
     /// Kept with or without a display: the fan-out reads it.
     phase: Mutex<Phase>,
+    /// The host's name, terminal-safe and drawn: what its end line says.
+    name: String,
+    look: Look,
 }
 
 struct Line {
     bar: ProgressBar,
+    id: u64,
     shared: Arc<Shared>,
 }
 
@@ -232,22 +370,64 @@ impl HostProgress {
     pub fn detail(&self, text: &str) {
         if let Some(line) = &self.line {
             let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
-            line.bar.set_message(format!(
-                "{phase} ({})",
-                terminal_safe(&bound(text, MAX_DETAIL))
-            ));
+            let detail = bound(text, MAX_DETAIL);
+            let detail = line.shared.look.text(terminal_safe(&detail));
+            line.bar.set_message(format!("{phase} ({detail})"));
         }
     }
 
-    /// Remove the line and advance the overall bar.
-    pub fn done(mut self, status: Status) {
+    /// Remove the line and advance the overall bar. A host that did not
+    /// succeed (nor was skipped) says so at once, in one line,
+    /// `swpush: web3 failed: MESSAGE`: above the display, or on stderr
+    /// without one (so that a JSON stdout stays JSON and cron mails it).
+    pub fn done(mut self, status: Status, message: &str) {
+        if !status.ok_for_exit() {
+            let line = self.end_line(status, message);
+            match &self.line {
+                // A failed print loses one line; the report has it all.
+                Some(shown) => {
+                    let _ = shown.shared.multi.println(line);
+                }
+                None => eprintln!("{line}"),
+            }
+        }
         self.close(status.ok_for_exit());
+    }
+
+    /// `swpush: web3 failed: MESSAGE`, terminal-safe, the status painted.
+    fn end_line(&self, status: Status, message: &str) -> String {
+        let message = bound(message, MAX_MESSAGE);
+        let message = self.look.text(terminal_safe(&message));
+        let word = self.look.paint(status, &status.to_string()).into_owned();
+        let said = if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        };
+        format!("swpush: {} {word}{said}", self.name)
     }
 
     fn close(&mut self, ok: bool) {
         if let Some(line) = self.line.take() {
             line.bar.finish_and_clear();
-            line.shared.multi.remove(&line.bar);
+            let shared = &line.shared;
+            let mut slots = shared.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            match slots.waiting.iter().position(|(id, _)| *id == line.id) {
+                Some(at) => {
+                    slots.waiting.remove(at);
+                }
+                None => {
+                    shared.multi.remove(&line.bar);
+                    slots.shown -= 1;
+                    // The host waiting longest takes its place.
+                    if let Some((_, next)) = slots.waiting.pop_front() {
+                        shared.show(&slots, next);
+                        slots.shown += 1;
+                    }
+                }
+            }
+            shared.update_more(&mut slots);
+            drop(slots);
             if !ok {
                 let mut n = (line.shared.not_done.lock()).unwrap_or_else(PoisonError::into_inner);
                 *n += 1;
@@ -272,7 +452,7 @@ mod tests {
     use super::*;
 
     fn hidden(total: usize) -> Progress {
-        Progress::with_target(total, ProgressDrawTarget::hidden())
+        Progress::with_target(total, ProgressDrawTarget::hidden(), Look::PLAIN, None)
     }
 
     #[test]
@@ -301,13 +481,13 @@ mod tests {
 
     #[test]
     fn disabled_does_nothing() {
-        let progress = Progress::new(3, false);
+        let progress = Progress::new(3, false, Look::PLAIN);
         assert!(progress.shared.is_none());
         let host = progress.host("web1");
         assert!(host.line.is_none());
         host.phase(Phase::Uploading);
         host.detail("1 MiB of 10 MiB");
-        host.done(Status::Installed);
+        host.done(Status::Installed, "");
         drop(progress.host("web2"));
         progress.clone().finish();
     }
@@ -358,10 +538,10 @@ mod tests {
                     let host = progress.host(&format!("web{i}"));
                     host.phase(Phase::Installing);
                     match i % 4 {
-                        0 => host.done(Status::Busy),
+                        0 => host.done(Status::Busy, "still busy"),
                         1 => drop(host),
-                        2 => host.done(Status::Skipped),
-                        _ => host.done(Status::Installed),
+                        2 => host.done(Status::Skipped, ""),
+                        _ => host.done(Status::Installed, ""),
                     }
                 })
             })
@@ -382,8 +562,12 @@ mod tests {
     #[test]
     fn a_stop_stays_on_screen_and_the_bar_says_so() {
         let term = indicatif::InMemoryTerm::new(12, 160);
-        let progress =
-            Progress::with_target(3, ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let progress = Progress::with_target(
+            3,
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+            Look::PLAIN,
+            Some(12),
+        );
         let hosts: Vec<_> = ["web1", "web2", "web3"]
             .iter()
             .map(|h| progress.host(h))
@@ -391,7 +575,7 @@ mod tests {
         progress.batch(2, 4);
         progress.stopping("swpush: interrupted: starting no new host");
         let mut hosts = hosts.into_iter();
-        hosts.next().unwrap().done(Status::NotAttempted);
+        hosts.next().unwrap().done(Status::NotAttempted, "");
         let second = hosts.next().unwrap();
         second.phase(Phase::Installing);
         second.detail("pre_install");
@@ -410,12 +594,141 @@ mod tests {
         assert!(screen.contains("batch 2/4 ["), "{screen}");
     }
 
+    /// A host that did not succeed says so at once, above the display and
+    /// terminal-safe, its status in colour when the look has it; one that
+    /// succeeded or was skipped says nothing.
+    #[test]
+    fn a_host_not_done_says_so_as_it_ends() {
+        let term = indicatif::InMemoryTerm::new(12, 200);
+        let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
+        let look = Look {
+            colour: true,
+            ..Look::PLAIN
+        };
+        let progress = Progress::with_target(4, target, look, Some(12));
+        let hosts: Vec<_> = ["web1", "web2", "web3\x1b[2J", "web4"]
+            .iter()
+            .map(|h| progress.host(h))
+            .collect();
+        let mut hosts = hosts.into_iter();
+        hosts.next().unwrap().done(Status::Installed, "fine");
+        hosts.next().unwrap().done(Status::Skipped, "policy");
+        let third = hosts.next().unwrap();
+        let message = "post_install failed, 1.1.0 is current again\x1b]0;x\x07";
+        assert_eq!(
+            third.end_line(Status::Failed, message),
+            "swpush: web3\\u{1b}[2J \x1b[31mfailed\x1b[0m: \
+             post_install failed, 1.1.0 is current again\\u{1b}]0;x\\u{7}"
+        );
+        third.done(Status::Failed, message);
+        hosts.next().unwrap().done(Status::Timeout, "");
+        progress.shared.as_ref().unwrap().multi.suspend(|| {});
+        let text = term.contents();
+        assert!(
+            text.contains(
+                r"swpush: web3\u{1b}[2J failed: post_install failed, 1.1.0 is current again\u{1b}]0;x\u{7}"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("swpush: web4 timeout\n"), "{text}");
+        assert!(!text.contains("web1") && !text.contains("web2"), "{text}");
+    }
+
+    /// In ASCII the spinner, names, details and notices are ASCII.
+    #[test]
+    fn ascii_when_the_locale_is_not_utf_8() {
+        let term = indicatif::InMemoryTerm::new(12, 160);
+        let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
+        let progress = Progress::with_target(
+            2,
+            target,
+            Look {
+                ascii: true,
+                ..Look::PLAIN
+            },
+            Some(12),
+        );
+        let host = progress.host("café");
+        host.phase(Phase::Waiting);
+        host.detail("1.0 → 1.2");
+        let shared = progress.shared.as_ref().unwrap();
+        for _ in 0..3 {
+            host.line.as_ref().unwrap().bar.tick();
+        }
+        progress.stopping("swpush: stopping — now");
+        shared.multi.suspend(|| {});
+        let screen = term.contents();
+        assert!(screen.is_ascii(), "{screen}");
+        assert!(
+            screen.contains(r"caf\u{e9} waiting (1.0 -> 1.2)"),
+            "{screen}"
+        );
+        assert!(screen.contains("swpush: stopping - now"), "{screen}");
+    }
+
+    /// Names are padded to the longest of the run from the first line on;
+    /// past the terminal's height, hosts wait in `+N more` and take the
+    /// place of a host that ends, oldest first.
+    #[test]
+    fn lines_align_and_what_does_not_fit_is_n_more() {
+        // A terminal of 6 rows, drawn on a taller one: which lines indicatif
+        // drops is its business, which hosts are drawn is this display's.
+        let term = indicatif::InMemoryTerm::new(40, 100);
+        let target = ProgressDrawTarget::term_like(Box::new(term));
+        let progress = Progress::with_target(6, target, Look::PLAIN, Some(6));
+        let names = ["a", "web10", "b", "c", "d", "e"];
+        progress.align_to(names);
+        let mut hosts: VecDeque<_> = names.iter().map(|h| progress.host(h)).collect();
+        let shared = progress.shared.as_ref().unwrap();
+        // The names drawn, and the `+N more` line.
+        let drawn = |hosts: &VecDeque<HostProgress>| {
+            let bars = hosts.iter().map(|h| &h.line.as_ref().unwrap().bar);
+            let names: Vec<String> = bars
+                .filter(|b| !b.is_hidden())
+                .map(|b| b.prefix())
+                .collect();
+            let slots = shared.slots.lock().unwrap();
+            assert_eq!(slots.shown, names.len());
+            (names, slots.more.as_ref().map(|m| m.message()))
+        };
+        let more = |n: &str| Some(n.to_owned());
+        assert_eq!(max_shown(Some(6)), 3);
+        assert_eq!(
+            drawn(&hosts),
+            (
+                vec!["a    ".into(), "web10".into(), "b    ".into()],
+                more("+3 more")
+            )
+        );
+        hosts.pop_front().unwrap().done(Status::Installed, "");
+        assert_eq!(
+            drawn(&hosts),
+            (
+                vec!["web10".into(), "b    ".into(), "c    ".into()],
+                more("+2 more")
+            )
+        );
+        // A waiting host that ends leaves the others waiting.
+        hosts.remove(4).unwrap().done(Status::Installed, "");
+        assert_eq!(drawn(&hosts).1, more("+1 more"));
+        hosts.remove(0).unwrap().done(Status::Installed, "");
+        assert_eq!(
+            drawn(&hosts),
+            (vec!["b    ".into(), "c    ".into(), "d    ".into()], None)
+        );
+        drop(hosts);
+        assert_eq!(shared.slots.lock().unwrap().shown, 0);
+        assert_eq!(shared.overall.position(), 6);
+        assert_eq!(max_shown(Some(2)), 1, "one line at least");
+        assert_eq!(max_shown(None), 21);
+    }
+
     #[test]
     fn done_removes_the_line() {
         let progress = hidden(2);
         let host = progress.host("web1");
         let bar = host.line.as_ref().unwrap().bar.clone();
-        host.done(Status::Installed);
+        host.done(Status::Installed, "");
         assert!(bar.is_finished());
         let shared = progress.shared.as_ref().unwrap();
         assert_eq!(shared.overall.position(), 1);

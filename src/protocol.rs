@@ -8,7 +8,7 @@
 
 use crate::fleet::OnHost;
 use crate::order::Challenge;
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{HostVersion, Outcome, Status};
 use crate::ssh::{ScriptError, ScriptOutput};
 use crate::untrusted::{MAX_FIELD, MAX_MESSAGE, bound};
 
@@ -94,8 +94,8 @@ impl Completion {
     pub fn into_outcome(self, attempts: u32) -> Outcome {
         Outcome {
             status: self.status,
-            previous_version: self.previous_version,
-            version: self.version,
+            previous_version: HostVersion::said(self.previous_version),
+            version: HostVersion::said(self.version),
             message: self.message,
             bytes_sent: 0,
             attempts,

@@ -16,6 +16,7 @@ use crate::cli::{Format, HostArgs};
 use crate::file_error::FileError;
 use crate::fleet::{self, Job, RunLimits};
 use crate::inventory::{Host, LoadContext};
+use crate::look::Look;
 use crate::order::Op;
 use crate::progress::Progress;
 use crate::report::{PackageInfo, RunReport};
@@ -42,17 +43,22 @@ pub struct Env {
     /// The arguments as given, program name first: what the re-run line
     /// ([`crate::rerun`]) is made from.
     pub argv: Vec<std::ffi::OsString>,
+    /// How text output is drawn (`LC_ALL`, `LC_CTYPE`, `LANG`; colour on
+    /// a terminal unless `NO_COLOR`).
+    pub look: Look,
 }
 
 impl Env {
     pub fn read() -> Env {
+        let var = |name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+        let stdout_is_terminal = std::io::stdout().is_terminal();
         let context = LoadContext::from_env();
         let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
         Env {
             home: context.home,
             local_user: context.local_user,
             state_home: crate::state_home::state_home(),
-            stdout_is_terminal: std::io::stdout().is_terminal(),
+            stdout_is_terminal,
             // `args()` would panic on an argument that is not UTF-8.
             command_line: argv
                 .iter()
@@ -60,6 +66,12 @@ impl Env {
                 .collect::<Vec<_>>()
                 .join(" "),
             argv,
+            look: Look::for_locale(
+                var("LC_ALL").as_deref(),
+                var("LC_CTYPE").as_deref(),
+                var("LANG").as_deref(),
+            )
+            .with_colour(stdout_is_terminal, var("NO_COLOR").as_deref()),
         }
     }
 
@@ -141,8 +153,8 @@ pub trait Command: Job {
     /// `--dry-run`: it decides and reports, and changes nothing.
     fn dry_run(&self) -> bool;
     /// The report as text.
-    fn render_text(&self, report: &RunReport, quiet: bool) -> String {
-        report.render_text(quiet)
+    fn render_text(&self, report: &RunReport, quiet: bool, look: Look) -> String {
+        report.render_text(quiet, look)
     }
 }
 
@@ -192,7 +204,8 @@ pub fn run<C: Command>(
             .open(path)
             .map_err(FileError::doing(WRITE_REPORT, path))?;
     }
-    let progress = Progress::new(hosts.len(), settings.show_progress);
+    let progress = Progress::new(hosts.len(), settings.show_progress, env.look);
+    progress.align_to(hosts.iter().map(|h| h.name.as_str()));
     let started = crate::time::now_rfc3339();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -243,12 +256,15 @@ pub fn run<C: Command>(
         String::new()
     };
     match settings.format {
-        Format::Text => emit(command.render_text(&report, settings.quiet) + &rerun),
+        Format::Text => emit(command.render_text(&report, settings.quiet, env.look) + &rerun),
         Format::Json => emit(format!("{json}\n")),
     }
     if let Some(nowhere) = report.nowhere() {
         // After the report, whatever its format: JSON on stdout stays JSON.
-        eprintln!("swpush: {}", terminal_safe(&nowhere.to_string()));
+        eprintln!(
+            "swpush: {}",
+            env.look.text(terminal_safe(&nowhere.to_string()))
+        );
         return Ok(Ended::NothingDone);
     }
     Ok(if report.all_ok() {

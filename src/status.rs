@@ -5,6 +5,7 @@
 //! lock and never waits for a busy client.
 
 use crate::fleet::{Job, OnHost};
+use crate::look::Look;
 use crate::order::Op;
 use crate::outcome::{InstalledPackage, KeptRelease, Outcome};
 use crate::package::manifest::PackageName;
@@ -62,8 +63,8 @@ impl crate::run::Command for StatusQuery {
         false
     }
 
-    fn render_text(&self, report: &RunReport, quiet: bool) -> String {
-        report.render_status_text(quiet)
+    fn render_text(&self, report: &RunReport, quiet: bool, look: Look) -> String {
+        report.render_status_text(quiet, look)
     }
 }
 

@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::order::Op;
-use crate::outcome::{InstalledPackage, Outcome, Status};
+use crate::outcome::{HostVersion, InstalledPackage, Outcome, Status};
 use crate::untrusted::json_safe;
 
 /// One host's line of the report: which host, how long it took, and how
@@ -62,8 +62,8 @@ struct HostReportJson<'a> {
     host: &'a str,
     address: &'a str,
     status: Status,
-    previous_version: &'a Option<String>,
-    version: &'a Option<String>,
+    previous_version: &'a HostVersion,
+    version: &'a HostVersion,
     #[serde(serialize_with = "millis")]
     seconds: f64,
     attempts: u32,
@@ -222,8 +222,8 @@ mod tests {
         message: &str,
     ) -> HostReport {
         let outcome = Outcome {
-            previous_version: previous.map(String::from),
-            version: version.map(String::from),
+            previous_version: HostVersion::said(previous.map(String::from)),
+            version: HostVersion::said(version.map(String::from)),
             ..Outcome::status(status, message)
         };
         HostReport {

@@ -1,7 +1,8 @@
 //! The text an operator reads: the report of a run (a table of the hosts,
 //! the summary line, the hosts not done), `status`'s table of what each
 //! host has installed, and `hosts`' table of the selected hosts. Every
-//! cell is made terminal-safe as it is laid out.
+//! cell is made terminal-safe as it is laid out, and drawn in the
+//! [`Look`] of where it goes (ASCII, say) before columns are measured.
 //!
 //! Nothing here decides an outcome or prints: the command prints what
 //! these functions return.
@@ -12,7 +13,8 @@ use indexmap::IndexMap;
 
 use super::{HostReport, RunReport};
 use crate::inventory::Host;
-use crate::outcome::{Outcome, Status};
+use crate::look::Look;
+use crate::outcome::{HostVersion, Outcome, Status};
 use crate::untrusted::terminal_safe;
 
 /// Host names a grouped line of the "Not done" block lists before
@@ -22,16 +24,17 @@ const MAX_NAMES_LISTED: usize = 10;
 impl RunReport {
     /// The text report, ending in a newline: the table (unless `quiet`), the
     /// summary line, and the hosts that did not succeed, if any.
-    pub fn render_text(&self, quiet: bool) -> String {
+    pub fn render_text(&self, quiet: bool, look: Look) -> String {
         let mut out = String::new();
         if !quiet && !self.hosts.is_empty() {
-            out.push_str(&self.table());
+            out.push_str(&self.table(look));
             out.push('\n');
         }
         out.push_str(&self.summary_line());
         out.push('\n');
-        out.push_str(&self.not_done_block());
-        out
+        out.push_str(&self.not_done_block(look));
+        // The table's cells are drawn already; this draws the other lines.
+        look.text(out).into_owned()
     }
 
     /// `upgrade hello 1.2.0: 12 hosts: 10 upgraded, 1 unchanged, 1 busy`:
@@ -84,7 +87,7 @@ impl RunReport {
         }
     }
 
-    fn table(&self) -> String {
+    fn table(&self, look: Look) -> String {
         let header = ["HOST", "STATUS", "VERSION", "SECONDS", "SENT", "MESSAGE"].map(String::from);
         let rows: Vec<[String; 6]> = self
             .hosts
@@ -104,7 +107,10 @@ impl RunReport {
             })
             .collect();
         let all: Vec<[String; 6]> = std::iter::once(header).chain(rows).collect();
-        columns(&all, &[3, 4], "")
+        let statuses: Vec<Option<Status>> = std::iter::once(None)
+            .chain(self.hosts.iter().map(|h| Some(h.outcome.status)))
+            .collect();
+        columns(&all, &[3, 4], "", look, Some((1, &statuses)))
     }
 
     /// `Not done — hello 1.2.0 on 2 of 12 hosts:` and one line per such
@@ -112,7 +118,7 @@ impl RunReport {
     /// one line, `rejected (5 hosts: web1 web2 ...): MESSAGE`, so that 200
     /// hosts refused alike are not 200 lines; empty when every host
     /// succeeded or was skipped.
-    fn not_done_block(&self) -> String {
+    fn not_done_block(&self, look: Look) -> String {
         let not_done: Vec<&HostReport> = self
             .hosts
             .iter()
@@ -142,9 +148,9 @@ impl RunReport {
             let key = (h.outcome.status, h.outcome.message.as_str());
             alike.entry(key).or_default().push(h.host.as_str());
         }
-        let rows: Vec<[String; 3]> = alike
+        let alone: Vec<_> = alike.iter().filter(|(_, hosts)| hosts.len() == 1).collect();
+        let rows: Vec<[String; 3]> = alone
             .iter()
-            .filter(|(_, hosts)| hosts.len() == 1)
             .map(|((status, message), hosts)| {
                 [
                     hosts[0].to_owned(),
@@ -153,7 +159,8 @@ impl RunReport {
                 ]
             })
             .collect();
-        out.push_str(&columns(&rows, &[], "  "));
+        let statuses: Vec<Option<Status>> = alone.iter().map(|((s, _), _)| Some(*s)).collect();
+        out.push_str(&columns(&rows, &[], "  ", look, Some((1, &statuses))));
         for ((status, message), hosts) in alike.iter().filter(|(_, hosts)| hosts.len() > 1) {
             let mut names: Vec<Cow<'_, str>> = hosts
                 .iter()
@@ -164,7 +171,8 @@ impl RunReport {
                 names.push(format!("and {} more", hosts.len() - MAX_NAMES_LISTED).into());
             }
             out.push_str(&format!(
-                "  {status} ({} hosts: {})",
+                "  {} ({} hosts: {})",
+                look.paint(*status, &status.to_string()),
                 hosts.len(),
                 names.join(" ")
             ));
@@ -179,7 +187,7 @@ impl RunReport {
     /// The text report of `status`: one line per host and package (current
     /// version, since when, kept releases), a summary, and the hosts that did
     /// not answer.
-    pub fn render_status_text(&self, quiet: bool) -> String {
+    pub fn render_status_text(&self, quiet: bool, look: Look) -> String {
         let mut rows: Vec<[String; 5]> = Vec::new();
         for h in &self.hosts {
             let host = h.host.clone();
@@ -226,7 +234,7 @@ impl RunReport {
         if !quiet && !rows.is_empty() {
             let header = ["HOST", "PACKAGE", "CURRENT", "SINCE", "KEPT"].map(String::from);
             rows.insert(0, header);
-            out.push_str(&columns(&rows, &[], ""));
+            out.push_str(&columns(&rows, &[], "", look, None));
             out.push('\n');
         }
         let answered = self
@@ -238,8 +246,8 @@ impl RunReport {
             "{answered} of {} answered\n",
             plural(self.hosts.len(), "host")
         ));
-        out.push_str(&self.not_done_block());
-        out
+        out.push_str(&self.not_done_block(look));
+        look.text(out).into_owned()
     }
 }
 
@@ -268,11 +276,19 @@ pub(crate) const MAX_COLUMN_WIDTH: usize = 48;
 /// [`MAX_COLUMN_WIDTH`]), two spaces apart, after `indent`; the columns
 /// numbered in `right` are aligned right. Every cell is made
 /// [terminal-safe](terminal_safe), so no cell can break its line or send
-/// the terminal a control sequence. No line ends in spaces.
-fn columns<const N: usize>(rows: &[[String; N]], right: &[usize], indent: &str) -> String {
+/// the terminal a control sequence, and drawn in `look`; with `paint`,
+/// `(column, statuses)`, that column's cell of each row is in the colour of
+/// the row's status (after padding is measured). No line ends in spaces.
+fn columns<const N: usize>(
+    rows: &[[String; N]],
+    right: &[usize],
+    indent: &str,
+    look: Look,
+    paint: Option<(usize, &[Option<Status>])>,
+) -> String {
     let safe: Vec<[Cow<'_, str>; N]> = rows
         .iter()
-        .map(|row| std::array::from_fn(|column| terminal_safe(&row[column])))
+        .map(|row| std::array::from_fn(|column| look.text(terminal_safe(&row[column]))))
         .collect();
     let mut widths = [0; N];
     for row in &safe {
@@ -281,7 +297,7 @@ fn columns<const N: usize>(rows: &[[String; N]], right: &[usize], indent: &str) 
         }
     }
     let mut out = String::new();
-    for row in &safe {
+    for (index, row) in safe.iter().enumerate() {
         let mut line = String::from(indent);
         for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
             if column > 0 {
@@ -290,11 +306,18 @@ fn columns<const N: usize>(rows: &[[String; N]], right: &[usize], indent: &str) 
             // Padding by hand, not with `{:<width$}`: format widths panic
             // past 65 535.
             let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
+            let status = paint
+                .filter(|(painted, _)| *painted == column)
+                .and_then(|(_, statuses)| statuses.get(index).copied().flatten());
+            let cell = match status {
+                Some(status) => look.paint(status, cell),
+                None => Cow::Borrowed(&**cell),
+            };
             if right.contains(&column) {
                 line.push_str(&pad);
-                line.push_str(cell);
+                line.push_str(&cell);
             } else {
-                line.push_str(cell);
+                line.push_str(&cell);
                 line.push_str(&pad);
             }
         }
@@ -312,15 +335,17 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-/// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it did not change.
+/// `1.0.0 → 1.2.0`, `- → 1.2.0`, `1.2.0 → -`, or just `1.2.0` when it
+/// did not change; `-` is none installed, `?` never found out.
 fn version_change(outcome: &Outcome) -> String {
-    fn show(v: Option<&str>) -> &str {
-        v.unwrap_or("-")
+    fn show(v: &HostVersion) -> &str {
+        match v {
+            HostVersion::Is(v) => v,
+            HostVersion::NotInstalled => "-",
+            HostVersion::Unknown => "?",
+        }
     }
-    let (before, after) = (
-        outcome.previous_version.as_deref(),
-        outcome.version.as_deref(),
-    );
+    let (before, after) = (&outcome.previous_version, &outcome.version);
     if before == after {
         show(after).to_owned()
     } else {
@@ -353,7 +378,7 @@ fn seconds(s: f64) -> String {
 
 /// `HOST  ADDRESS  USER  GROUPS`, columns padded to their widest cell;
 /// then one line per host swpush will refuse to connect to, saying why.
-pub fn hosts_table(hosts: &[Host]) -> String {
+pub fn hosts_table(hosts: &[Host], look: Look) -> String {
     let rows: Vec<[String; 4]> =
         std::iter::once(["HOST", "ADDRESS", "USER", "GROUPS"].map(String::from))
             .chain(hosts.iter().map(|h| {
@@ -373,13 +398,13 @@ pub fn hosts_table(hosts: &[Host]) -> String {
                 ]
             }))
             .collect();
-    let mut table = columns(&rows, &[], "");
+    let mut table = columns(&rows, &[], "", look, None);
     for host in hosts {
         if let Some(why) = &host.refused {
-            table.push_str(&terminal_safe(&format!(
+            table.push_str(&look.text(terminal_safe(&format!(
                 "{}: not connected to: {why}\n",
                 host.name
-            )));
+            ))));
         }
     }
     table
@@ -410,7 +435,7 @@ mod tests {
         let mut report = mixed();
         report.hosts[0].outcome.bytes_sent = 10_485_760;
         report.hosts[2].outcome.bytes_sent = 700;
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         let expected = "\
 HOST   STATUS     VERSION    SECONDS      SENT  MESSAGE
 web1   installed  - → 1.2.0      1.8  10.0 MiB
@@ -435,7 +460,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
     fn the_jump_a_host_was_reached_through_is_named() {
         let mut report = mixed();
         report.hosts[1].via = Some("ops@bastion,inner".into());
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         assert!(
             text.contains("\nweb2 via ops@bastion,inner  busy "),
             "{text}"
@@ -455,7 +480,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
     fn a_dry_run_says_what_would_happen() {
         let mut report = mixed();
         report.dry_run = true;
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         assert!(text.contains("web1   would install  - → 1.2.0"), "{text}");
         assert!(
             text.contains(
@@ -477,7 +502,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
 
     #[test]
     fn quiet_text_report_is_summary_and_hosts_to_act_on() {
-        let text = mixed().render_text(true);
+        let text = mixed().render_text(true, Look::PLAIN);
         assert!(!text.contains("HOST"), "{text}");
         assert!(
             text.starts_with(
@@ -492,7 +517,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut all_ok = mixed();
         all_ok.hosts.retain(|h| h.outcome.status.succeeded());
         assert_eq!(
-            all_ok.render_text(true),
+            all_ok.render_text(true, Look::PLAIN),
             "install hello 1.2.0: 3 hosts: 2 installed, 1 unchanged\n"
         );
     }
@@ -510,17 +535,133 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             let h = host("h", Status::Upgraded, before, after, 0.0, "");
             assert_eq!(version_change(&h.outcome), shown, "{before:?} → {after:?}");
         }
+        // Never found out is not none.
+        let mut h = host("h", Status::Timeout, Some("1.0.0"), None, 0.0, "");
+        h.outcome.version = HostVersion::Unknown;
+        assert_eq!(version_change(&h.outcome), "1.0.0 → ?");
+        let unreachable = Outcome::status(Status::Unreachable, "");
+        assert_eq!(version_change(&unreachable), "?");
+    }
+
+    /// In ASCII, every line is ASCII and the columns still line up.
+    #[test]
+    fn ascii_when_the_locale_is_not_utf_8() {
+        let mut report = mixed();
+        report.hosts[3].outcome.message = "would upgrade 1.0 → 1.2 …".into();
+        report.hosts[4].host = "café".into();
+        let ascii = Look {
+            ascii: true,
+            ..Look::PLAIN
+        };
+        let text = report.render_text(false, ascii);
+        assert!(text.is_ascii(), "{text}");
+        let expected = "\
+HOST       STATUS     VERSION     SECONDS  SENT  MESSAGE
+web1       installed  - -> 1.2.0      1.8     0
+web2       busy       -              60.2     0  still busy after 6 checks
+web10      installed  - -> 1.2.0      2.0     0
+db1        failed     1.0.0           3.3     0  would upgrade 1.0 -> 1.2 ...
+caf\\u{e9}  unchanged  1.2.0           0.4     0
+
+install hello 1.2.0: 5 hosts: 2 installed, 1 unchanged, 1 busy, 1 failed
+
+Not done - hello 1.2.0 on 2 of 5 hosts:
+  web2  busy    still busy after 6 checks
+  db1   failed  would upgrade 1.0 -> 1.2 ...
+";
+        assert_eq!(text, expected, "\n{text}");
+        let utf8 = report.render_text(false, Look::PLAIN);
+        assert!(utf8.contains("- → 1.2.0  ") && utf8.contains("Not done — hello"));
+        let status = report.render_status_text(false, ascii);
+        assert!(status.is_ascii(), "{status}");
+    }
+
+    /// In colour, the status words of the table and of the Not done block
+    /// are painted, and nothing else; the columns line up as without.
+    #[test]
+    fn status_words_in_colour_on_a_terminal() {
+        let mut report = mixed();
+        let mut rejected = report.hosts[1].clone();
+        rejected.outcome.status = Status::Rejected;
+        rejected.outcome.message = "not signed".into();
+        for name in ["web7", "web8"] {
+            report.hosts.push(HostReport {
+                host: name.into(),
+                ..rejected.clone()
+            });
+        }
+        let colour = Look {
+            colour: true,
+            ..Look::PLAIN
+        };
+        let text = report.render_text(false, colour);
+        let red = |w: &str| format!("\x1b[31m{w}\x1b[0m");
+        let (green, yellow) = ("\x1b[32minstalled\x1b[0m", "\x1b[33mbusy\x1b[0m");
+        assert!(
+            text.contains(&format!("\nweb1   {green}  - → 1.2.0 ")),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&format!("\nweb2   {yellow}       -   ")),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&format!("\n  db1   {}  post", red("failed"))),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\n  {} (2 hosts: web7 web8): not signed",
+                red("rejected")
+            )),
+            "{text:?}"
+        );
+        assert!(
+            text.starts_with("HOST   STATUS "),
+            "the header is plain: {text:?}"
+        );
+        // Without the escapes it is the text without colour.
+        let plain = report.render_text(false, Look::PLAIN);
+        let stripped = text
+            .replace("\x1b[0m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[33m", "");
+        assert_eq!(stripped, plain);
+        assert!(!plain.contains('\x1b'));
+        let summary = text
+            .lines()
+            .find(|l| l.starts_with("install hello"))
+            .unwrap();
+        assert!(!summary.contains('\x1b'), "{summary:?}");
+    }
+
+    /// A host never reached shows `?`, one that has nothing `-`.
+    #[test]
+    fn an_unknown_version_is_not_none() {
+        let mut report = mixed();
+        report.hosts[1].outcome = Outcome::status(Status::Unreachable, "connection refused");
+        let text = report.render_text(false, Look::PLAIN);
+        assert!(text.contains("\nweb2   unreachable  ?   "), "{text}");
+        assert!(text.contains("\nweb1   installed    - → 1.2.0"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["hosts"][1]["previous_version"], "unknown");
+        assert_eq!(json["hosts"][1]["version"], "unknown");
+        assert_eq!(
+            json["hosts"][0]["previous_version"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]
     fn client_text_cannot_break_lines_or_send_escapes() {
         let mut report = mixed();
         report.hosts[1].outcome.message = "line1\nline2\x1b[2J\r".to_owned();
-        report.hosts[1].outcome.previous_version = Some("1.0\x1b]0;x\x07".to_owned());
+        report.hosts[1].outcome.previous_version = HostVersion::Is("1.0\x1b]0;x\x07".to_owned());
         report.hosts[3].outcome.message =
             "ok\u{202e}deliaf\u{202c} \u{200b}\u{2028}row\u{2066}".to_owned();
         report.hosts[0].host = "web1\u{feff}".to_owned();
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         let raw = [
             '\x1b', '\r', '\x07', '\u{202e}', '\u{202c}', '\u{200b}', '\u{2028}',
         ];
@@ -551,9 +692,9 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut report = mixed();
         report.hosts[0].host = huge.clone();
         report.hosts[1].outcome.message = huge.clone();
-        report.hosts[2].outcome.version = Some(huge.clone());
+        report.hosts[2].outcome.version = HostVersion::Is(huge.clone());
         report.package.as_mut().unwrap().version = Some(huge.clone());
-        let text = report.render_text(false);
+        let text = report.render_text(false, Look::PLAIN);
         assert!(text.contains(&huge));
         assert_eq!(text.lines().count(), 12, "{text:.300}");
         // Short cells stay aligned, padded to at most MAX_COLUMN_WIDTH.
@@ -563,7 +704,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             " ".repeat(MAX_COLUMN_WIDTH - 2)
         )));
         let rows = [[huge.clone(), "a".into()], ["b".into(), "c".into()]];
-        let shown = columns(&rows, &[0], "  ");
+        let shown = columns(&rows, &[0], "  ", Look::PLAIN, None);
         assert!(shown.ends_with(&format!("\n  {}b  c\n", " ".repeat(MAX_COLUMN_WIDTH - 1))));
     }
 
@@ -583,7 +724,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         let mut odd = rejected.clone();
         odd.host = "db1".into();
         report.hosts.push(odd);
-        let text = report.render_text(true);
+        let text = report.render_text(true, Look::PLAIN);
         let block = text.split_once("\nNot done").unwrap().1;
         assert_eq!(
             block,
@@ -602,7 +743,7 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
             version: None,
             sha256: None,
         });
-        let text = report.render_text(true);
+        let text = report.render_text(true, Look::PLAIN);
         assert!(text.starts_with("remove hello: 5 hosts: "), "{text}");
         assert!(
             text.contains("\nNot done — hello on 2 of 5 hosts:\n"),
@@ -611,13 +752,13 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         report.package = None;
         assert!(
             report
-                .render_text(true)
+                .render_text(true, Look::PLAIN)
                 .contains("\nNot done on 2 of 5 hosts:\n")
         );
         report.hosts.truncate(1);
         report.hosts[0].outcome.status = Status::Unreachable;
         assert_eq!(
-            report.render_text(true),
+            report.render_text(true, Look::PLAIN),
             "remove: 1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
         );
     }

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use swpush::inventory::{self, LoadContext};
-use swpush::outcome::{InstalledPackage, KeptRelease, Outcome, Status};
+use swpush::look::Look;
+use swpush::outcome::{HostVersion, InstalledPackage, KeptRelease, Outcome, Status};
 use swpush::protocol::script_outcome;
 use swpush::report::{HostReport, PackageInfo, RunReport};
 use swpush::ssh::ScriptOutput;
@@ -173,7 +174,7 @@ proptest! {
             let output = ScriptOutput { stdout: stdout.into_bytes(), ..ScriptOutput::default() };
             let (Ok((_, outcome)) | Err(outcome)) = script_outcome(Ok(output));
             prop_assert!(outcome.message.len() <= MAX_MESSAGE);
-            for version in [&outcome.previous_version, &outcome.version].into_iter().flatten() {
+            for version in [&outcome.previous_version, &outcome.version].into_iter().filter_map(|v| v.as_deref()) {
                 prop_assert!(version.len() <= MAX_FIELD);
             }
         }
@@ -225,8 +226,8 @@ fn host_report() -> impl Strategy<Value = HostReport> {
         .prop_map(
             |(host, address, status, (previous, version), seconds, sent, message, packages)| {
                 let outcome = Outcome {
-                    previous_version: previous,
-                    version,
+                    previous_version: HostVersion::said(previous),
+                    version: HostVersion::said(version),
                     bytes_sent: sent,
                     message,
                     packages,
@@ -286,8 +287,8 @@ fn input_size(report: &RunReport) -> usize {
                 .sum();
             h.host.len() * (1 + h.outcome.packages.as_ref().map_or(1, Vec::len))
                 + h.outcome.message.len()
-                + h.outcome.previous_version.as_ref().map_or(0, String::len)
-                + h.outcome.version.as_ref().map_or(0, String::len)
+                + h.outcome.previous_version.as_deref().map_or(0, str::len)
+                + h.outcome.version.as_deref().map_or(0, str::len)
                 + kept
         })
         .sum::<usize>()
@@ -325,9 +326,15 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn reports_render_whatever_they_hold(report in run_report(), quiet in any::<bool>()) {
-        let text = report.render_text(quiet);
+    fn reports_render_whatever_they_hold(
+        report in run_report(),
+        quiet in any::<bool>(),
+        ascii in any::<bool>(),
+    ) {
+        let look = Look { ascii, ..Look::PLAIN };
+        let text = report.render_text(quiet, look);
         check_printed(&text, &report);
+        prop_assert!(!ascii || text.is_ascii(), "{}", text);
         // One row per host, a summary, and one row per status and message
         // of the hosts not done (hosts alike share a row): no cell breaks a
         // line.
@@ -340,8 +347,9 @@ proptest! {
         let table = if quiet || report.hosts.is_empty() { 0 } else { 2 + report.hosts.len() };
         let block = if alike.is_empty() { 0 } else { 2 + alike.len() };
         prop_assert_eq!(text.lines().count(), table + 1 + block, "{}", text);
-        let status = report.render_status_text(quiet);
+        let status = report.render_status_text(quiet, look);
         check_printed(&status, &report);
+        prop_assert!(!ascii || status.is_ascii(), "{}", status);
         let json = report.to_json();
         prop_assert!(!json.chars().any(|c| is_unsafe(c) && c != '\n'));
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();

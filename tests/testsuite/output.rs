@@ -431,7 +431,7 @@ fn the_end_of_an_overlong_line_is_not_read_as_a_line() {
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(
         (entry.status.as_str(), entry.version.as_deref()),
-        ("failed", None),
+        ("failed", Some("unknown")),
         "{report:#}"
     );
 }
@@ -520,4 +520,229 @@ fn a_hostile_host_name_in_an_inventory_is_shown_safely() {
         assert_terminal_safe("the error line", &line);
         assert!(line.contains(r"web\u{"), "{name}: {line}");
     }
+}
+
+/// The text report's row of `host`, its cells split on runs of spaces.
+fn row_of(stdout: &str, host: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no row for {host}:\n{stdout}"));
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// A host never reached has versions nobody found out (`?`, `"unknown"`);
+/// a host that answered it has none has none (`-`, `null`).
+#[test]
+fn a_version_never_found_out_is_not_none() {
+    let world = world();
+    let inventory = world.inventory(
+        "unknown-versions",
+        &[
+            ("honest", world.fleet.host("honest").addr.to_string()),
+            ("dead", world.fleet.dead_address().to_string()),
+        ],
+        "",
+    );
+    let args = operator_args("remove", &inventory, &["nothere"]);
+    let output = run(&args);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert_eq!(
+        row_of(&stdout, "honest")[1..3],
+        ["skipped", "-"],
+        "{stdout}"
+    );
+    assert_eq!(
+        row_of(&stdout, "dead")[1..3],
+        ["unreachable", "?"],
+        "{stdout}"
+    );
+
+    let output = run(&[&args[..], &["--format", "json"]].concat());
+    let (code, report) = parse_report(&output);
+    assert_eq!(code, 2, "{report:#}");
+    let answered = report.host("honest");
+    assert_eq!(
+        (&answered["previous_version"], &answered["version"]),
+        (&Value::Null, &Value::Null),
+        "{answered}"
+    );
+    assert!(answered.versions_known());
+    let dead = report.host("dead");
+    assert_eq!(
+        (dead.previous_version.as_deref(), dead.version.as_deref()),
+        (Some("unknown"), Some("unknown")),
+        "{dead}"
+    );
+    assert!(!dead.versions_known());
+}
+
+/// The same run in a locale that is not UTF-8 and in one that is: the
+/// report's marks and a client's are ASCII in the first, as they were
+/// sent in the second; the JSON is the same in both.
+#[test]
+fn the_text_report_is_ascii_unless_the_locale_is_utf_8() {
+    let world = world();
+    hostile_login(
+        "arrows",
+        &answering("echo 'swpush done upgraded 1.0 1.1 would upgrade 1.0 → 1.1 …'"),
+    );
+    let address = world.fleet.host("hostile").addr;
+    let inventory = world.inventory(
+        "arrows",
+        &[("dead", world.fleet.dead_address().to_string())],
+        &format!("  arrows: {{address: {address}, user: arrows}}\n"),
+    );
+    let args = operator_args("install", &inventory, &[world.hello.to_str().unwrap()]);
+    let run_in = |locale: &str| {
+        world
+            .swpush(args[0])
+            .args(&args[1..])
+            .env("LC_ALL", locale)
+            .run()
+    };
+    let ascii = run_in("C");
+    let stdout = ascii.stdout();
+    assert_eq!(ascii.code(), 2, "{}", ascii.stderr());
+    assert!(stdout.is_ascii(), "{stdout}");
+    assert!(
+        stdout.contains("1.0 -> 1.1  ") && stdout.contains("would upgrade 1.0 -> 1.1 ..."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nNot done - hello "), "{stdout}");
+    let utf8 = run_in("C.UTF-8");
+    let stdout = utf8.stdout();
+    assert!(
+        stdout.contains("1.0 → 1.1  ") && stdout.contains("would upgrade 1.0 → 1.1 …"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nNot done — hello "), "{stdout}");
+    // LANG says only when LC_ALL and LC_CTYPE do not.
+    let lang = world
+        .swpush(args[0])
+        .args(&args[1..])
+        .env_remove("LC_ALL")
+        .env("LC_CTYPE", "POSIX")
+        .env("LANG", "C.UTF-8")
+        .run();
+    assert!(lang.stdout().is_ascii(), "{}", lang.stdout());
+    let json = world
+        .swpush(args[0])
+        .args(&args[1..])
+        .args(["--format", "json"])
+        .env("LC_ALL", "C")
+        .run();
+    let (_, report) = parse_report(&json);
+    assert_eq!(report.host("arrows").message, "would upgrade 1.0 → 1.1 …");
+}
+
+/// `swpush ARGS` on a terminal (a pty of `script`), as the operator runs
+/// it, with `env` set too; what the terminal was sent.
+fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> String {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_swpush"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["-qefc", &quoted.join(" "), "/dev/null"])
+        .env("HOME", world().fleet.home())
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("SWPUSH_INVENTORY")
+        .env_remove("SWPUSH_KEY")
+        .env_remove("NO_COLOR");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run script (util-linux)");
+    text(&output.stdout)
+}
+
+/// On a terminal the status words are in colour, and `NO_COLOR` takes it
+/// away; what is not a terminal never gets it.
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let world = world();
+    let inventory = world.inventory(
+        "colour",
+        &[
+            ("honest", world.fleet.host("honest").addr.to_string()),
+            ("dead", world.fleet.dead_address().to_string()),
+        ],
+        "",
+    );
+    let args = operator_args("remove", &inventory, &["nothere"]);
+    let red = "\x1b[31munreachable\x1b[0m";
+    let screen = on_a_terminal(&args, &[]);
+    assert!(
+        screen.contains(&format!("\ndead    {red}  ?")),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains(&format!("\n  dead  {red}  cannot connect")),
+        "{screen:?}"
+    );
+    assert!(screen.contains("\nhonest  skipped "), "{screen:?}");
+    for no_color in ["1", "yes"] {
+        let screen = on_a_terminal(&args, &[("NO_COLOR", no_color)]);
+        assert!(screen.contains("\ndead    unreachable  ?"), "{screen:?}");
+        assert!(!screen.contains("\x1b[31m"), "{screen:?}");
+    }
+    let screen = on_a_terminal(&args, &[("NO_COLOR", "")]);
+    assert!(
+        screen.contains(red),
+        "an empty NO_COLOR is unset: {screen:?}"
+    );
+    let piped = run(&args);
+    assert!(!piped.stdout().contains('\x1b'), "{}", piped.stdout());
+}
+
+/// A host that does not make it is a line on stderr as soon as it ends,
+/// while the others go on: cron mails it, a JSON stdout stays JSON.
+#[test]
+fn a_host_not_done_is_a_line_on_stderr_as_it_ends() {
+    use std::io::BufRead;
+    let world = world();
+    hostile_login(
+        "slowpoke",
+        &answering("sleep 8\necho 'swpush done installed - 1.0.0 at last'"),
+    );
+    let address = world.fleet.host("hostile").addr;
+    let inventory = world.inventory(
+        "as-it-ends",
+        &[("dead", world.fleet.dead_address().to_string())],
+        &format!("  slowpoke: {{address: {address}, user: slowpoke}}\n"),
+    );
+    let args = operator_args(
+        "install",
+        &inventory,
+        &[
+            "--connect-retries",
+            "0",
+            "--format",
+            "json",
+            world.hello.to_str().unwrap(),
+        ],
+    );
+    let mut child = world.swpush(args[0]).args(&args[1..]).spawn();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("swpush: dead unreachable: cannot connect to "),
+        "{first:?}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "said only at the end of the run"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(rest.is_empty(), "one line, for the one host: {rest}");
+    let (code, report) = parse_report(&output);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report.host("slowpoke").status, "installed", "{report:#}");
 }

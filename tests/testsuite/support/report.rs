@@ -25,8 +25,9 @@ pub struct HostEntry {
     pub address: String,
     /// One word of SPEC §7: `installed`, `busy`, `unreachable`, ...
     pub status: String,
-    /// Before and after the run: `None` for JSON `null` (none),
-    /// `Some("unknown")` when the controller never learned it.
+    /// Before and after the run: `None` for JSON `null` (none installed),
+    /// `Some("unknown")` when the controller never learned it (SPEC §7);
+    /// see [`HostEntry::versions_known`].
     pub previous_version: Option<String>,
     pub version: Option<String>,
     /// How long the host took, and how many busy checks it made.
@@ -95,10 +96,11 @@ impl HostEntry {
                 .unwrap_or_else(|| panic!("host entry without a count {field:?}: {json:#}"))
         };
         let version = |field: &str| -> Option<String> {
-            match &json[field] {
-                Value::Null => None,
-                Value::String(v) => Some(v.clone()),
-                other => panic!("host entry {field:?} is {other}: {json:#}"),
+            match json.get(field) {
+                Some(Value::Null) => None,
+                Some(Value::String(v)) => Some(v.clone()),
+                None => panic!("host entry without {field:?}: {json:#}"),
+                Some(other) => panic!("host entry {field:?} is {other}: {json:#}"),
             }
         };
         HostEntry {
@@ -116,6 +118,15 @@ impl HostEntry {
             via: json.get("via").map(|_| text("via")),
             json: json.clone(),
         }
+    }
+}
+
+impl HostEntry {
+    /// Whether the controller learned both versions (neither is `"unknown"`).
+    pub fn versions_known(&self) -> bool {
+        [&self.previous_version, &self.version]
+            .iter()
+            .all(|v| v.as_deref() != Some("unknown"))
     }
 }
 

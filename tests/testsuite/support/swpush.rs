@@ -27,10 +27,14 @@ impl Swpush {
     }
 
     /// `swpush OP` as an operator whose HOME is `home` runs it: no agent
-    /// (`SSH_AUTH_SOCK`), no `SWPUSH_INVENTORY` or `SWPUSH_KEY`.
+    /// (`SSH_AUTH_SOCK`), no `SWPUSH_INVENTORY` or `SWPUSH_KEY`, a UTF-8
+    /// locale (whatever the test runner's: the text report is drawn in
+    /// ASCII otherwise) and no `NO_COLOR`.
     pub fn operator(home: &Path, op: &str) -> Swpush {
         Swpush::new(op)
             .env("HOME", home)
+            .env("LC_ALL", "C.UTF-8")
+            .env_remove("NO_COLOR")
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("SWPUSH_INVENTORY")
             .env_remove("SWPUSH_KEY")
