@@ -37,7 +37,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::file_error::FileError;
 use crate::inventory::Host;
-use crate::untrusted::{MAX_FIELD, bound, one_line, terminal_safe};
+use crate::untrusted::{bound, one_line, terminal_safe};
+
+/// The most of another run's command line a message quotes: enough for
+/// its options, and the hosts still fit on the line after it.
+const MAX_COMMAND: usize = 512;
 
 /// Hosts the refusal names before it counts the rest.
 const NAMED_HOSTS: usize = 3;
@@ -393,7 +397,7 @@ fn find_overlap(runs: &Path, mine: &Mine<'_>) -> Result<Option<Overlap>, LockErr
             Ok(file) => Holder {
                 pid: file.pid.to_string(),
                 started: terminal_safe(&file.started).into_owned(),
-                command: terminal_safe(&bound(&one_line(&file.command), MAX_FIELD)).into_owned(),
+                command: terminal_safe(&bound(&one_line(&file.command), MAX_COMMAND)).into_owned(),
             },
             Err(why) => Holder {
                 pid: terminal_safe(&entry.file_name().to_string_lossy())
