@@ -411,7 +411,7 @@ fn find_overlap(runs: &Path, mine: &Mine<'_>) -> Result<Option<Overlap>, LockErr
         };
         overlapping.push((started_ns, holder, shared));
     }
-    overlapping.sort_by(|a, b| a.0.cmp(&b.0));
+    overlapping.sort_by_key(|a| a.0);
     let mut runs = overlapping.into_iter();
     let Some((_, holder, mut shared)) = runs.next() else {
         return Ok(None);
