@@ -307,13 +307,13 @@ swpush pack "$out/slow" -o "$out/slow.tar.gz" >/dev/null
 swpush install -q "$out/slow.tar.gz" >"$out/slow.out" 2>&1 &
 slow=$!
 deadline=$((SECONDS + 10))
-until grep -qs "^pid $slow," "$HOME"/.local/state/swpush/locks/*.lock; do
+until grep -qs "\"pid\":$slow," "$HOME"/.local/state/swpush/locks/runs/*; do
     [ "$SECONDS" -lt "$deadline" ] || fail "the slow run did not take the controller lock"
     sleep 0.1
 done
 run_cron "$cron_command"
 expect "a run while another holds the lock" 1 "$status" ""
-grep -q "another swpush run is working on" "$out/stderr" || fail "a run while another holds the lock: stderr does not say so"
+grep -q "another swpush run (pid $slow, .*) is working on host1, host2, host3; not starting" "$out/stderr" || fail "a run while another holds the lock: stderr does not say so"
 wait "$slow" || fail "the slow run failed: $(cat "$out/slow.out")"
 echo "docs-check: the crontab line and ExecStart work as documented"
 CHECK

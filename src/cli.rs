@@ -151,6 +151,11 @@ pub struct HostArgs {
     /// Print only the summary and the hosts that did not succeed
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// When another swpush run is working on some of the same hosts, wait
+    /// for it to end (at most SECONDS, 0 to 604800) instead of refusing at once
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, require_equals = true)]
+    #[arg(allow_negative_numbers = true, value_parser = WAIT.parser::<u64>())]
+    pub wait: Option<Option<u64>>,
 }
 
 /// Options of the commands that change clients under a signed order.
@@ -355,6 +360,12 @@ const CONNECT_RETRIES: Accepted = Accepted {
 };
 const TIMEOUT: Accepted = Accepted::seconds(7 * 24 * 3600, " (7 days), for each host's whole run");
 const BUSY_WAIT: Accepted = Accepted::seconds(3600, " (--busy-retries 0 does not wait at all)");
+const WAIT: Accepted = Accepted {
+    min: 0,
+    max: Some(7 * 24 * 3600),
+    unit: " seconds",
+    hint: " (7 days; --wait alone waits as long as it takes)",
+};
 const BUSY_RETRIES: Accepted = Accepted::at_least(0, " (0: a busy client is given up at once)");
 
 /// Runs the command `cli` gives; the environment is read here, once.

@@ -1,7 +1,7 @@
 //! One run of a command on hosts. The environment is read once, at the
 //! start ([`Env`]); the settings of the run are resolved once from the
 //! arguments and that environment ([`Settings`]); then a [`Command`] runs:
-//! the inventory's run lock, the fan-out over hosts ([`crate::fleet`]), the
+//! the run lock on the selected hosts, the fan-out over hosts ([`crate::fleet`]), the
 //! report, its rendering, and the run record. What differs between
 //! commands (whether it changes clients, whether it is a dry run, how its
 //! text renders) is a property of the command, not of this runner.
@@ -96,7 +96,7 @@ impl Env {
 pub struct Settings {
     pub connect: ConnectOptions,
     pub limits: RunLimits,
-    /// The inventory file: what the run lock is taken on.
+    /// The inventory file.
     pub inventory: PathBuf,
     /// `--report FILE`.
     pub report: Option<PathBuf>,
@@ -104,6 +104,8 @@ pub struct Settings {
     pub quiet: bool,
     /// The live display: on a terminal, for text, unless `--quiet`.
     pub show_progress: bool,
+    /// `--wait[=SECONDS]`: behind another run on the same hosts.
+    pub wait: crate::lock::Wait,
 }
 
 impl Settings {
@@ -122,6 +124,7 @@ impl Settings {
             format: args.format,
             quiet: args.quiet,
             show_progress: env.stdout_is_terminal && args.format == Format::Text && !args.quiet,
+            wait: crate::lock::Wait::from_arg(args.wait),
         }
     }
 }
@@ -145,8 +148,8 @@ fn connect_options(args: &HostArgs, home: Option<PathBuf>) -> ConnectOptions {
 pub trait Command: Job {
     /// What the report calls it.
     fn op(&self) -> Op;
-    /// Whether it changes clients: such a run takes the inventory's run
-    /// lock (unless a dry run) and is kept as a run record.
+    /// Whether it changes clients: such a run takes the run lock on its
+    /// hosts (unless a dry run) and is kept as a run record.
     fn changes_clients(&self) -> bool {
         true
     }
@@ -182,6 +185,15 @@ pub fn run<C: Command>(
     settings: &Settings,
     env: &Env,
 ) -> Result<Ended> {
+    // A report that cannot be written is found out before any host is,
+    // and before a --wait that may be long.
+    if let Some(path) = &settings.report {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(FileError::doing(WRITE_REPORT, path))?;
+    }
     // A status or a dry run may watch a run in flight.
     let _lock = if command.changes_clients() && !command.dry_run() {
         let state_home = env
@@ -190,20 +202,14 @@ pub fn run<C: Command>(
             .context("neither XDG_STATE_HOME nor HOME is set: no place for the run lock")?;
         Some(crate::lock::acquire(
             state_home,
-            &settings.inventory,
+            &hosts,
             &env.command_line,
+            settings.wait,
+            std::io::stderr().is_terminal() && !settings.quiet,
         )?)
     } else {
         None
     };
-    // A report that cannot be written is found out before any host is.
-    if let Some(path) = &settings.report {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(FileError::doing(WRITE_REPORT, path))?;
-    }
     let progress = Progress::new(hosts.len(), settings.show_progress, env.look);
     progress.align_to(hosts.iter().map(|h| h.name.as_str()));
     let started = crate::time::now_rfc3339();

@@ -288,9 +288,9 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
         append(dir, "hooks/pre.sh", "sleep 2\n");
     });
 
-    // Two controllers at once (two inventories: one controller refuses to
-    // overlap itself, see tests/testsuite/lifecycle.rs): one installs, the other waits for
-    // the client's lock and then finds the package current.
+    // Two controllers at once (each its own state: one controller refuses
+    // to overlap itself, see tests/testsuite/lock.rs): one installs, the
+    // other waits for the client's lock and then finds the package current.
     let runs: Vec<_> = (0..2)
         .map(|n| {
             install_run(
@@ -298,6 +298,10 @@ fn concurrent_runs_take_turns_and_a_dead_runs_lock_is_taken_over() {
                 &inventory(world, &format!("lockrace{n}"), &["lockrace"], ""),
                 &slow,
                 &["--busy-wait", "1", "--busy-retries", "10"],
+            )
+            .env(
+                "XDG_STATE_HOME",
+                world.fleet.dir().join(format!("controller-{n}")),
             )
             .spawn()
         })

@@ -761,7 +761,7 @@ fn overlapping_runs_on_one_inventory_are_refused_but_status_may_watch() {
     let said = text(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{said}");
     assert!(
-        said.starts_with("error: another swpush run is working on")
+        said.starts_with("error: another swpush run (pid ")
             && said.contains("swpush install")
             && said.lines().count() == 1,
         "{said}"

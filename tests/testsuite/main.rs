@@ -20,6 +20,7 @@ mod inputs;
 mod jump;
 mod lifecycle;
 mod local_user;
+mod lock;
 mod manual;
 mod output;
 mod push;

@@ -46,6 +46,8 @@ fn hostile_login(user: &str, script: &str) {
 }
 
 /// An inventory of logins `users` on the hostile host (host name = user).
+/// They are one machine to the controller's run lock: the tests' runs on
+/// it take turns (`--wait`, see [`operator_args`]).
 fn inventory_of(tag: &str, users: &[&str]) -> PathBuf {
     let world = world();
     let address = world.fleet.host("hostile").addr;
@@ -74,12 +76,12 @@ fn run(args: &[&str]) -> Ran {
     world().swpush(args[0]).args(&args[1..]).run()
 }
 
-/// `OP -i INVENTORY --key KEY --connect-timeout 5 MORE...`, as the
+/// `OP -i INVENTORY --key KEY --wait=120 --connect-timeout 5 MORE...`, as the
 /// operator types it (without `--key` for status, which signs nothing).
 fn operator_args<'a>(op: &'a str, inventory: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![op, "-i", inventory.to_str().unwrap()];
     if op != "status" {
-        args.extend(["--key", world().key.to_str().unwrap()]);
+        args.extend(["--key", world().key.to_str().unwrap(), "--wait=120"]);
     }
     args.extend(["--connect-timeout", "5"]);
     args.extend_from_slice(more);
@@ -426,7 +428,7 @@ fn the_end_of_an_overlong_line_is_not_read_as_a_line() {
     );
     let inventory = inventory_of("longline", &["longline"]);
     let world = world();
-    let (code, report) = world.push("install", &inventory, &world.hello, &[]);
+    let (code, report) = world.push("install", &inventory, &world.hello, &["--wait=120"]);
     let entry = report.host("longline");
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(

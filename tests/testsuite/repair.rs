@@ -1017,6 +1017,8 @@ fn runs_racing_for_a_stale_lock_take_turns() {
         format!("999999 {} proc:1\n", boot.trim()),
     )
     .unwrap();
+    // Eight controllers (each its own state: one controller refuses to
+    // overlap itself, see tests/testsuite/lock.rs).
     let runs: Vec<_> = (0..8)
         .map(|n| {
             let inventory = world.fleet_inventory(&format!("{host}-{n}"), &[host], "");
@@ -1026,6 +1028,10 @@ fn runs_racing_for_a_stale_lock_take_turns() {
                     &inventory,
                     &slow,
                     &["--busy-wait", "1", "--busy-retries", "30"],
+                )
+                .env(
+                    "XDG_STATE_HOME",
+                    world.fleet.dir().join(format!("controller-{n}")),
                 )
                 .spawn()
         })
