@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 
 use crate::inventory::Host;
-use crate::outcome::{BytesSent, HostVersion, Outcome, Status};
+use crate::outcome::{BytesSent, Heard, HostVersion, Outcome, Status};
 use crate::progress::{HostProgress, Phase, Progress};
 use crate::report::HostReport;
 use crate::rollout::{MaxFail, Plan, Serial};
@@ -85,6 +85,8 @@ pub struct OnHost<'a> {
     /// the host's outcome however the run ends (a job's own outcome leaves
     /// `bytes_sent` to it).
     pub sent: &'a BytesSent,
+    /// What the step said so far, for a host that times out.
+    pub heard: &'a Heard,
 }
 
 /// Runs `job` on every host and returns one report per host, in host order.
@@ -180,6 +182,7 @@ impl<J: Job> FanOut<J> {
                 let started = Instant::now();
                 let host_progress = progress.host(&host.name);
                 let sent = BytesSent::default();
+                let heard = Heard::default();
                 let run = tokio::time::timeout(
                     timeout,
                     run_one(
@@ -188,7 +191,7 @@ impl<J: Job> FanOut<J> {
                         &connect,
                         (retries, started + timeout),
                         &host_progress,
-                        &sent,
+                        (&sent, &heard),
                     ),
                 );
                 // Stopped by an interrupt: at the first, unless it is installing
@@ -235,13 +238,8 @@ impl<J: Job> FanOut<J> {
                     }
                     _ => Outcome {
                         bytes_sent: sent.get(),
-                        ..Outcome::status(
-                            Status::Timeout,
-                            format!(
-                                "no completion line within {} s (--timeout)",
-                                timeout.as_secs()
-                            ),
-                        )
+                        previous_version: heard.version_before(),
+                        ..Outcome::status(Status::Timeout, timed_out(&heard, timeout))
                     },
                 };
                 rollout.ended(outcome.status, &progress);
@@ -301,6 +299,20 @@ pub(crate) async fn connect_retrying(
             }
             None => return (connected, tries),
         }
+    }
+}
+
+/// Why a host timed out, in the operator's words: what the step was
+/// stopped in and what the host does then, when it said.
+fn timed_out(heard: &Heard, timeout: Duration) -> String {
+    let seconds = timeout.as_secs();
+    match heard.what_it_was_doing() {
+        Some((what, then)) => {
+            format!(
+                "{what} was still running after {seconds} s (--timeout) and was stopped; {then}"
+            )
+        }
+        None => format!("no completion line within {seconds} s (--timeout)"),
     }
 }
 
@@ -390,7 +402,7 @@ async fn run_one<J: Job>(
     connect: &ConnectOptions,
     retries: (u32, Instant),
     progress: &HostProgress,
-    sent: &BytesSent,
+    (sent, heard): (&BytesSent, &Heard),
 ) -> Outcome {
     // A host behind a jump host fails in Connection::connect, never connecting directly.
     progress.phase(Phase::Connecting);
@@ -410,6 +422,7 @@ async fn run_one<J: Job>(
         connect,
         progress,
         sent,
+        heard,
     };
     let mut outcome = job.run(on).await;
     // The connection's retries are tries too.

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -249,6 +250,43 @@ impl BytesSent {
     /// The bytes counted so far.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a host's job has heard from the step so far, kept where the
+/// fan-out reads it when the job does not end on its own (`--timeout`):
+/// the version current before the run (the step's hello), and what the
+/// step was doing that takes long (a hook, the health check) with what the
+/// host does once it is stopped there.
+#[derive(Debug, Default)]
+pub struct Heard {
+    before: Mutex<HostVersion>,
+    doing: Mutex<Option<(String, String)>>,
+}
+
+impl Heard {
+    pub fn before(&self, version: HostVersion) {
+        *self.before.lock().unwrap_or_else(PoisonError::into_inner) = version;
+    }
+
+    /// The step runs `what` (`the post_install hook of hello 1.2.0`);
+    /// stopped there, `then` (`the host puts 1.1.0 back`).
+    pub fn doing(&self, what: String, then: String) {
+        *self.doing.lock().unwrap_or_else(PoisonError::into_inner) = Some((what, then));
+    }
+
+    pub fn version_before(&self) -> HostVersion {
+        self.before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn what_it_was_doing(&self) -> Option<(String, String)> {
+        self.doing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -27,7 +27,11 @@ pub struct ProtocolError(pub String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepLine {
     /// `swpush hello 1 CHALLENGE VERSION SHA256`: answer with the order.
-    Hello { challenge: Challenge },
+    Hello {
+        challenge: Challenge,
+        /// What is current of the package there (`-`: nothing).
+        current: HostVersion,
+    },
     /// `swpush phase ...`: progress for the live display.
     Phase(StepPhase),
     /// `swpush need SIZE`: send the package, exactly SIZE bytes.
@@ -40,7 +44,7 @@ pub enum StepLine {
 }
 
 /// What `swpush phase` says the step is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepPhase {
     Verifying,
     /// `waiting I N`: the host is busy; retry I of N comes next.
@@ -49,8 +53,51 @@ pub enum StepPhase {
         of: u32,
     },
     Installing,
-    /// `checking`: the package's health check runs.
-    Checking,
+    /// `hook KIND VERSION`: a hook of release VERSION runs, or its health
+    /// check: what takes time while installing.
+    Hook {
+        kind: HookKind,
+        version: String,
+    },
+}
+
+/// What the step runs that can take long: a hook, or the health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    PreInstall,
+    PostInstall,
+    PreRemove,
+    HealthCheck,
+}
+
+impl HookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::PreInstall => "pre_install",
+            HookKind::PostInstall => "post_install",
+            HookKind::PreRemove => "pre_remove",
+            HookKind::HealthCheck => "health_check",
+        }
+    }
+
+    fn parse(word: &str) -> Option<HookKind> {
+        [
+            HookKind::PreInstall,
+            HookKind::PostInstall,
+            HookKind::PreRemove,
+            HookKind::HealthCheck,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == word)
+    }
+
+    /// `the post_install hook of hello 1.2.0`, `the health check of ...`.
+    pub fn of(self, package: &str, version: &str) -> String {
+        match self {
+            HookKind::HealthCheck => format!("the health check of {package} {version}"),
+            kind => format!("the {} hook of {package} {version}", kind.as_str()),
+        }
+    }
 }
 
 /// The completion line: what the step did, from and to which version.
@@ -186,7 +233,14 @@ fn parse_hello(rest: &str) -> Result<StepLine, ProtocolError> {
         .next()
         .and_then(Challenge::parse)
         .ok_or_else(|| protocol("the client sent no usable challenge".into()))?;
-    Ok(StepLine::Hello { challenge })
+    // Only for the report of a run that does not end on its own: a version
+    // that is not one is not one it could have.
+    let current = match words.next() {
+        Some("-") => HostVersion::NotInstalled,
+        Some(v) if crate::version::Version::parse(v).is_ok() => HostVersion::Is(v.to_owned()),
+        _ => HostVersion::Unknown,
+    };
+    Ok(StepLine::Hello { challenge, current })
 }
 
 fn parse_phase(rest: &str) -> Result<StepPhase, ProtocolError> {
@@ -195,7 +249,19 @@ fn parse_phase(rest: &str) -> Result<StepPhase, ProtocolError> {
     let phase = match words.next() {
         Some("verifying") if rest == "verifying" => StepPhase::Verifying,
         Some("installing") if rest == "installing" => StepPhase::Installing,
-        Some("checking") if rest == "checking" => StepPhase::Checking,
+        Some("hook") => match (
+            words.next().and_then(HookKind::parse),
+            words
+                .next()
+                .filter(|v| crate::version::Version::parse(v).is_ok()),
+            words.next(),
+        ) {
+            (Some(kind), Some(version), None) => StepPhase::Hook {
+                kind,
+                version: version.to_owned(),
+            },
+            _ => return Err(unknown_phase(rest)),
+        },
         Some("waiting") => match (count(words.next()), count(words.next()), words.next()) {
             (Some(retry), Some(of), None) => StepPhase::Waiting { retry, of },
             _ => return Err(unknown_phase(rest)),
@@ -267,12 +333,14 @@ mod tests {
                 &format!("swpush hello 1 {CHALLENGE} - -"),
                 Ok(Some(StepLine::Hello {
                     challenge: Challenge::parse(CHALLENGE).unwrap(),
+                    current: HostVersion::NotInstalled,
                 })),
             ),
             (
                 &format!("swpush hello 1 {CHALLENGE} 1.0.0 {}", "ab".repeat(32)),
                 Ok(Some(StepLine::Hello {
                     challenge: Challenge::parse(CHALLENGE).unwrap(),
+                    current: HostVersion::Is("1.0.0".into()),
                 })),
             ),
             (
@@ -321,8 +389,19 @@ mod tests {
                 Err("the client sent an unknown phase `installing now`".into()),
             ),
             (
-                "swpush phase checking",
-                Ok(Some(StepLine::Phase(StepPhase::Checking))),
+                "swpush phase hook post_install 1.2.0",
+                Ok(Some(StepLine::Phase(StepPhase::Hook {
+                    kind: HookKind::PostInstall,
+                    version: "1.2.0".into(),
+                }))),
+            ),
+            (
+                "swpush phase hook post_install ../x",
+                Err("the client sent an unknown phase `hook post_install ../x`".into()),
+            ),
+            (
+                "swpush phase hook rm_rf 1.0",
+                Err("the client sent an unknown phase `hook rm_rf 1.0`".into()),
             ),
             (
                 "swpush switched 30",

@@ -11,11 +11,11 @@ use russh::keys::PrivateKey;
 use crate::fleet::{Job, OnHost};
 use crate::inventory::Host;
 use crate::order::{Challenge, Change, Op, Order, Policy};
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{HostVersion, Outcome, Status};
 use crate::package::Package;
 use crate::package::manifest::PackageName;
 use crate::progress::Phase;
-use crate::protocol::{ProtocolError, StepLine, StepPhase};
+use crate::protocol::{HookKind, ProtocolError, StepLine, StepPhase};
 use crate::ssh::{Event, SshError};
 use crate::version::Version;
 
@@ -171,6 +171,7 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
         host,
         progress,
         sent,
+        heard,
         ..
     } = on;
     let command = remote_command(host, request);
@@ -203,12 +204,13 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                 continue;
             };
             match step_line {
-                StepLine::Hello { challenge } => {
+                StepLine::Hello { challenge, current } => {
                     if std::mem::replace(&mut ordered, true) {
                         return Err(StepError::Protocol(
                             "the client asked for a second order in one run".into(),
                         ));
                     }
+                    heard.before(current);
                     let order = order_for(host, request, challenge);
                     confirm_within = order.confirm_timeout;
                     let signed = order
@@ -223,7 +225,16 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                     progress.detail(&format!("busy, retry {retry}/{of}"));
                 }
                 StepLine::Phase(StepPhase::Installing) => progress.phase(Phase::Installing),
-                StepLine::Phase(StepPhase::Checking) => progress.phase(Phase::Checking),
+                StepLine::Phase(StepPhase::Hook { kind, version }) => {
+                    if kind == HookKind::HealthCheck {
+                        progress.phase(Phase::Checking);
+                    } else {
+                        progress.phase(Phase::Installing);
+                        progress.detail(kind.as_str());
+                    }
+                    let what = kind.of(request.subject.name(), &version);
+                    heard.doing(what, undone_then(request.op, &heard.version_before()));
+                }
                 StepLine::Switched { within } => {
                     if within == 0 || within != confirm_within || confirmed.is_some() {
                         return Err(StepError::Protocol(format!(
@@ -325,6 +336,17 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
         Some(how) => format!("the client step ended ({how}) without a completion line"),
         None => "the connection closed before the client step finished".to_owned(),
     }))
+}
+
+/// What a host stopped in the middle of `op` does, as its step undoes what
+/// it started (docs/failure-modes.md), for the report of a timeout.
+fn undone_then(op: Change, before: &HostVersion) -> String {
+    match (op, before) {
+        (Change::Remove, _) => "nothing is removed".to_owned(),
+        (_, HostVersion::Is(version)) => format!("the host puts {version} back"),
+        (_, HostVersion::NotInstalled) => "the host removes it again".to_owned(),
+        (_, HostVersion::Unknown) => "the host undoes it".to_owned(),
+    }
 }
 
 /// How long before the client gives up on its confirmation the controller
@@ -478,6 +500,27 @@ mod tests {
         'prefix=/opt/swpush' 'state_dir=/var/lib/swpush' 'cache_dir=/var/cache/swpush' \
         'keep_releases=3' 'busy_wait=7' 'busy_retries=3' 'busy_check=test -e /run/x' \
         'deadline=605'";
+
+    #[test]
+    fn a_host_stopped_mid_run_undoes_it_in_the_reports_words() {
+        let is = |v: &str| HostVersion::Is(v.into());
+        assert_eq!(
+            undone_then(Change::Upgrade, &is("1.1.0")),
+            "the host puts 1.1.0 back"
+        );
+        assert_eq!(
+            undone_then(Change::Install, &HostVersion::NotInstalled),
+            "the host removes it again"
+        );
+        assert_eq!(
+            undone_then(Change::Rollback, &is("2.0")),
+            "the host puts 2.0 back"
+        );
+        assert_eq!(
+            undone_then(Change::Remove, &is("2.0")),
+            "nothing is removed"
+        );
+    }
 
     /// The step's command line, argument by argument: what the header of
     /// `src/step/step.sh` reads.

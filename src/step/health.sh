@@ -19,7 +19,7 @@
 # failed, saying how the last try ended.
 check_health() {
     [ "$health_check" != - ] || return 0
-    printf '%s\n' "swpush phase checking"
+    announce health_check "$version"
     hc_start=$(date +%s)
     hc_tries=0
     while :; do

@@ -8,6 +8,14 @@
 # Sets: hook_groups (run.sh's: cleanup stops them); hook_pid, hook_status.
 # shellcheck disable=SC2154 # see Reads
 
+# announce KIND VERSION: tells the controller that KIND (pre_install,
+# post_install, pre_remove, health_check) of release VERSION runs now: what
+# a host that times out was stopped in. Never from restore_previous, whose
+# output is captured.
+announce() {
+    printf 'swpush phase hook %s %s\n' "$1" "$2"
+}
+
 # run_hook OP DIR VERSION PREVIOUS HOOK: runs HOOK in release DIR, output
 # to $work/hook.out: start_hook, then wait_hook.
 run_hook() {

@@ -64,14 +64,16 @@ stage_release() {
 # failed hook ends the step (failed) with the previous release current
 # again (switch_back).
 switch_with_hooks() {
-    if [ "$pre_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
+    if [ "$pre_install" != - ] && announce pre_install "$version" &&
+        ! run_hook "$op" "$release" "$version" "$previous" "$pre_install"; then
         restore_release
         undo=
         finish failed "pre_install failed, nothing changed: $(tail_of "$work/hook.out")"
     fi
     switch_to "$version"
     undo=switched
-    if [ "$post_install" != - ] && ! run_hook "$op" "$release" "$version" "$previous" "$post_install"; then
+    if [ "$post_install" != - ] && announce post_install "$version" &&
+        ! run_hook "$op" "$release" "$version" "$previous" "$post_install"; then
         switch_back "post_install failed" "$(tail_of "$work/hook.out")"
     fi
 }

@@ -15,6 +15,7 @@ run_pre_remove() {
     if [ "$current_pre_remove" != - ]; then
         [ -f "$dir/$current_pre_remove" ] ||
             finish failed "pre_remove $current_pre_remove is missing from release $current_version: nothing removed"
+        announce pre_remove "$current_version"
         run_hook remove "$dir" "$current_version" "$current_version" "$current_pre_remove" ||
             finish failed "pre_remove failed, nothing removed: $(tail_of "$work/hook.out")"
     fi

@@ -19,13 +19,13 @@ roll_back() {
             finish failed "hook $hook is missing from release $version: nothing changed"
         fi
     done
-    if [ -n "$to_pre" ] && [ "$to_pre" != - ] &&
+    if [ -n "$to_pre" ] && [ "$to_pre" != - ] && announce pre_install "$version" &&
         ! run_hook rollback "$dir" "$version" "$previous" "$to_pre"; then
         finish failed "pre_install of $version failed, nothing changed: $(tail_of "$work/hook.out")"
     fi
     switch_to "$version"
     undo=flipped
-    if [ -n "$to_post" ] && [ "$to_post" != - ] &&
+    if [ -n "$to_post" ] && [ "$to_post" != - ] && announce post_install "$version" &&
         ! run_hook rollback "$dir" "$version" "$previous" "$to_post"; then
         failure=$(tail_of "$work/hook.out")
         switch_to "$previous"

@@ -22,8 +22,10 @@
 #   swpush hello 1 CHALLENGE CURRENT_VERSION CURRENT_SHA256
 #       first, before reading anything: a fresh random challenge (32 hex
 #       digits) and what is installed of NAME here (`-` when nothing).
-#   swpush phase verifying|waiting I N|installing|checking
-#       progress, for the live display (`checking`: the health check).
+#   swpush phase verifying|waiting I N|installing|hook KIND VERSION
+#       progress, for the live display; `hook`: a hook of release VERSION
+#       (KIND pre_install, post_install, pre_remove) or its health_check
+#       runs now, which is what a host that times out was stopped in.
 #   swpush need SIZE
 #       the package is not cached here: send exactly SIZE bytes of it now.
 #   swpush switched SECONDS

@@ -452,7 +452,17 @@ fn a_hung_host_times_out_and_an_unresponsive_one_is_unreachable_while_others_fin
     let seconds = |host: &str| report.host(host).seconds;
     let (status, message) = status_of(&report, "hang");
     assert_eq!(status, "timeout", "{message}");
-    assert!(message.contains("--timeout"), "{message}");
+    // In the operator's words: what it was stopped in, and what follows.
+    assert_eq!(
+        message,
+        "the post_install hook of hello 1.0.0 was still running after 6 s (--timeout) and was stopped; the host removes it again"
+    );
+    let hang = report.host("hang");
+    assert_eq!(
+        (hang.previous_version.as_deref(), hang.version.as_deref()),
+        (None, Some("unknown")),
+        "what was current before is known from the step's hello: {hang}"
+    );
     assert!((5.9..9.0).contains(&seconds("hang")), "{report:#}");
 
     let (status, message) = status_of(&report, "frozen");
