@@ -384,6 +384,50 @@ pub fn run(cli: Cli) -> Result<Ended> {
     ended
 }
 
+/// A command line clap refused (an option out of range, one unknown): the
+/// op and `--report FILE` it names, read off the words as given, so that
+/// the report file says the run was refused (as [`run`] does for a run
+/// refused later) instead of showing the previous run as current.
+pub fn refused_report_file(args: &[std::ffi::OsString]) -> Option<(Op, PathBuf)> {
+    let words: Vec<&std::ffi::OsStr> = args.iter().skip(1).map(|a| a.as_os_str()).collect();
+    let op = words.iter().find_map(|word| match word.to_str()? {
+        "install" => Some(Op::Install),
+        "upgrade" => Some(Op::Upgrade),
+        "rollback" => Some(Op::Rollback),
+        "remove" => Some(Op::Remove),
+        "status" => Some(Op::Status),
+        "enroll" => Some(Op::Enroll),
+        _ => None,
+    })?;
+    let mut path = None;
+    for (i, word) in words.iter().enumerate() {
+        if *word == "--" {
+            break;
+        }
+        let bytes = word.as_encoded_bytes();
+        if *word == "--report" {
+            path = words.get(i + 1).map(PathBuf::from);
+        } else if let Some(rest) = bytes.strip_prefix(b"--report=") {
+            // A path that is not UTF-8 here is left alone (best effort).
+            path = Some(PathBuf::from(std::ffi::OsStr::new(
+                std::str::from_utf8(rest).ok()?,
+            )));
+        }
+    }
+    path.filter(|p| {
+        !p.as_os_str().is_empty() && !p.as_os_str().as_encoded_bytes().starts_with(b"-")
+    })
+    .map(|p| (op, p))
+}
+
+/// Writes the refused report of a command line clap refused, best effort.
+pub fn report_refused_arguments(args: &[std::ffi::OsString], why: &str) {
+    if let Some((op, path)) = refused_report_file(args) {
+        let json = crate::report::refused_json(op, &crate::time::now_rfc3339(), why);
+        let _ = std::fs::write(&path, format!("{json}\n"));
+    }
+}
+
 impl Command {
     /// The op and `--report FILE` of a command that acts on hosts.
     fn report_file(&self) -> Option<(Op, PathBuf)> {
@@ -677,6 +721,30 @@ fn hosts(args: &HostsArgs, env: &Env) -> Result<Ended> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_line_clap_refused_still_names_its_report_file() {
+        let args = |words: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("swpush")
+                .chain(words.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        let found = |words: &[&str]| refused_report_file(&args(words));
+        assert_eq!(
+            found(&[
+                "-q", "upgrade", "--forks", "0", "--report", "/r.json", "p.tar"
+            ]),
+            Some((Op::Upgrade, PathBuf::from("/r.json")))
+        );
+        assert_eq!(
+            found(&["remove", "--report=/r.json", "--bogus", "hello"]),
+            Some((Op::Remove, PathBuf::from("/r.json")))
+        );
+        assert_eq!(found(&["upgrade", "--report", "--forks", "0"]), None);
+        assert_eq!(found(&["upgrade", "--", "--report", "/r.json"]), None);
+        assert_eq!(found(&["pack", "--report", "/r.json"]), None);
+    }
 
     /// `rollback hello -i web1, ARGS`: its fleet options, or clap's error.
     fn fleet_of(args: &[&str]) -> Result<FleetArgs, clap::Error> {

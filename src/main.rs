@@ -20,13 +20,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             // clap exits 2 on bad arguments; swpush keeps 2 for failed hosts.
+            let text = error.to_string();
             if error.kind() == ErrorKind::ValueValidation {
                 // A value out of range is one line, naming the option and
                 // the range (cli.rs), as every other mistake is.
-                let text = error.to_string();
                 eprintln!("{}", text.lines().next().unwrap_or_default());
             } else {
                 let _ = error.print();
+            }
+            if error.use_stderr() {
+                let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+                let why = text.lines().next().unwrap_or_default();
+                cli::report_refused_arguments(&args, why.trim_start_matches("error: "));
             }
             return if error.use_stderr() {
                 ExitCode::from(1)

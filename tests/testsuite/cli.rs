@@ -542,15 +542,24 @@ fn a_refused_run_rewrites_its_report_file_saying_why() {
             not_a_package.display().to_string(),
             "notes.tar.gz",
         ),
+        // Refused by the argument parser itself: an option out of range.
+        (
+            inventory.display().to_string(),
+            repo("packages/hello"),
+            "--forks",
+        ),
     ];
     for (inventory, package, named) in cases {
         std::fs::write(&report, "{\"op\": \"upgrade\", \"previous\": \"run\"}\n").unwrap();
+        let forks = if named == "--forks" { "0" } else { "5" };
+        let report_arg = format!("--report={}", report.display());
         let args = [
             "upgrade",
             "-i",
             &inventory,
-            "--report",
-            report.to_str().unwrap(),
+            "--forks",
+            forks,
+            &report_arg,
             &package,
         ];
         let output = swpush(&home, &args);
