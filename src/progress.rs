@@ -336,7 +336,7 @@ fn overall_message(not_done: u64, stopping: bool) -> String {
         String::new()
     };
     let stopping = if stopping {
-        ", stopping: waiting for the hosts installing"
+        ", stopping: no new host starts, waiting for those in flight"
     } else {
         ""
     };
@@ -587,7 +587,7 @@ mod tests {
             "{screen}"
         );
         assert!(
-            screen.contains("1 not done, stopping: waiting for the hosts installing"),
+            screen.contains("1 not done, stopping: no new host starts, waiting for those in flight"),
             "{screen}"
         );
         assert!(screen.contains("web2 installing (pre_install)"), "{screen}");
