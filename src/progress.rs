@@ -587,7 +587,8 @@ mod tests {
             "{screen}"
         );
         assert!(
-            screen.contains("1 not done, stopping: no new host starts, waiting for those in flight"),
+            screen
+                .contains("1 not done, stopping: no new host starts, waiting for those in flight"),
             "{screen}"
         );
         assert!(screen.contains("web2 installing (pre_install)"), "{screen}");

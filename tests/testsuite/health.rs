@@ -21,30 +21,36 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| World::start_trusted(&[CHECKED, LOGINS].concat()))
 }
 
-/// hello 1.0.0 whose post_install also lets the host's sshd take new
-/// logins again (`kill -CONT` of the pid in /opt/sshd.pid, where there is
-/// one): run again when an upgrade from it is undone.
-fn resumes_sshd(world: &World) -> PathBuf {
-    world.variant("hello-resumes-sshd.tar.gz", |dir| {
+/// hello at `version` whose post_install also sends `signal` to the host's
+/// sshd listener (the pid in /opt/sshd.pid, where there is one).
+fn signals_sshd(world: &World, version: &str, signal: &str) -> PathBuf {
+    world.variant(&format!("hello-{version}-{signal}-sshd.tar.gz"), |dir| {
+        set_version(dir, version);
         append(
             dir,
             "hooks/post.sh",
-            "if [ -e /opt/sshd.pid ]; then kill -CONT \"$(cat /opt/sshd.pid)\"; fi\n",
+            &format!("if [ -e /opt/sshd.pid ]; then kill -{signal} \"$(cat /opt/sshd.pid)\"; fi\n"),
         );
     })
 }
 
-/// hello 1.1.0 whose post_install stops the host's sshd from taking new
-/// logins (`kill -STOP` of its listener): connections open already go on.
+/// hello 1.0.0 that lets sshd take new logins again: its post_install runs
+/// again when an upgrade from it is undone.
+fn resumes_sshd(world: &World) -> PathBuf {
+    signals_sshd(world, "1.0.0", "CONT")
+}
+
+/// hello 1.1.0 that stops sshd taking new logins (`kill -STOP` of its
+/// listener): connections open already go on.
 fn stops_sshd(world: &World) -> PathBuf {
-    world.variant("hello-stops-sshd.tar.gz", |dir| {
-        set_version(dir, "1.1.0");
-        append(
-            dir,
-            "hooks/post.sh",
-            "if [ -e /opt/sshd.pid ]; then kill -STOP \"$(cat /opt/sshd.pid)\"; fi\n",
-        );
-    })
+    signals_sshd(world, "1.1.0", "STOP")
+}
+
+/// Appends `lines` to the manifest of the package source in `dir`.
+fn add_to_manifest(dir: &std::path::Path, lines: &str) {
+    let manifest = dir.join("swpush.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap() + lines;
+    std::fs::write(manifest, text).unwrap();
 }
 
 /// hello 1.1.0 that is healthy where /opt/healthy exists, tried every
@@ -52,10 +58,10 @@ fn stops_sshd(world: &World) -> PathBuf {
 fn checked(world: &World) -> PathBuf {
     world.variant("hello-checked.tar.gz", |dir| {
         set_version(dir, "1.1.0");
-        let manifest = dir.join("swpush.yaml");
-        let mut text = std::fs::read_to_string(&manifest).unwrap();
-        text += "health_check: test -e /opt/healthy\nhealth_interval: 1\nhealth_timeout: 4\n";
-        std::fs::write(manifest, text).unwrap();
+        add_to_manifest(
+            dir,
+            "health_check: test -e /opt/healthy\nhealth_interval: 1\nhealth_timeout: 4\n",
+        );
     })
 }
 
@@ -249,10 +255,7 @@ fn a_host_whose_controller_is_lost_during_the_health_check_undoes_the_upgrade() 
     install_base(world, &["hs3"], &world.hello);
     let slow = world.variant("hello-slow-check.tar.gz", |dir| {
         set_version(dir, "1.1.0");
-        let manifest = dir.join("swpush.yaml");
-        let mut text = std::fs::read_to_string(&manifest).unwrap();
-        text += "health_check: sleep 60\nhealth_timeout: 120\n";
-        std::fs::write(manifest, text).unwrap();
+        add_to_manifest(dir, "health_check: sleep 60\nhealth_timeout: 120\n");
     });
     let inv = world.fleet_inventory("hs3", &["hs3"], "");
     let run = world.push_run("upgrade", &inv, &slow, &[]).spawn();
