@@ -312,7 +312,7 @@ fn timed_out(heard: &Heard, timeout: Duration) -> String {
                 "{what} was still running after {seconds} s (--timeout) and was stopped; {then}"
             )
         }
-        None => format!("no completion line within {seconds} s (--timeout)"),
+        None => format!("the host did not finish within {seconds} s (--timeout)"),
     }
 }
 

@@ -210,7 +210,7 @@ pub fn script_outcome(
         return Err(Outcome::status(
             Status::Failed,
             crate::sudo::explain(&said).unwrap_or_else(|| {
-                format!("the remote command ended without a completion line: {said}")
+                format!("the remote command ended before it reported how it went: {said}")
             }),
         ));
     };

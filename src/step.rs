@@ -331,9 +331,9 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
     Err(StepError::Protocol(match exit {
         Some(_) if let Some(message) = crate::sudo::explain(&said) => message,
         Some(how) if !said.is_empty() => {
-            format!("the client step ended ({how}) without a completion line: {said}")
+            format!("the swpush step on the host ended ({how}) before it reported how it went: {said}")
         }
-        Some(how) => format!("the client step ended ({how}) without a completion line"),
+        Some(how) => format!("the swpush step on the host ended ({how}) before it reported how it went"),
         None => "the connection closed before the client step finished".to_owned(),
     }))
 }

@@ -278,7 +278,7 @@ fn row(row: Row) {
     let (status, message) = status_of(&report, row.host);
     assert_eq!(status, "failed", "{}: {report:#}", row.host);
     assert!(
-        message.contains("without a completion line"),
+        message.contains("before it reported how it went"),
         "{}: {message}",
         row.host
     );
