@@ -96,8 +96,6 @@ impl Env {
 pub struct Settings {
     pub connect: ConnectOptions,
     pub limits: RunLimits,
-    /// The inventory file.
-    pub inventory: PathBuf,
     /// `--report FILE`.
     pub report: Option<PathBuf>,
     pub format: Format,
@@ -119,7 +117,6 @@ impl Settings {
                 serial: args.serial.clone(),
                 max_fail: args.max_fail,
             },
-            inventory: args.select.inventory.clone(),
             report: args.report.clone(),
             format: args.format,
             quiet: args.quiet,
