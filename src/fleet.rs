@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::inventory::Host;
 use crate::outcome::{BytesSent, HostVersion, Outcome, Status};
-use crate::progress::{HostProgress, Phase, Progress};
+use crate::progress::{HostProgress, Phase, PhaseTime, Progress};
 use crate::report::HostReport;
 use crate::rollout::{MaxFail, Plan, Serial};
 use crate::ssh::{self, ConnectOptions, Connection, SshError};
@@ -168,14 +168,14 @@ impl<J: Job> FanOut<J> {
                         attempts: 0,
                         ..Outcome::status(Status::NotAttempted, "not started: interrupted")
                     };
-                    return report(&host, outcome, Duration::ZERO);
+                    return report(&host, outcome, Duration::ZERO, Vec::new());
                 }
                 if let Some(reason) = rollout.stopped() {
                     let outcome = Outcome {
                         attempts: 0,
                         ..Outcome::status(Status::NotAttempted, format!("not started: {reason}"))
                     };
-                    return report(&host, outcome, Duration::ZERO);
+                    return report(&host, outcome, Duration::ZERO, Vec::new());
                 }
                 let started = Instant::now();
                 let host_progress = progress.host(&host.name);
@@ -219,8 +219,9 @@ impl<J: Job> FanOut<J> {
                             bytes_sent: sent.get(),
                             ..outcome
                         };
+                        let phases = host_progress.times();
                         host_progress.done(outcome.status, &outcome.message);
-                        return report(&host, outcome, started.elapsed());
+                        return report(&host, outcome, started.elapsed(), phases);
                     }
                 };
                 let outcome = match ran {
@@ -245,8 +246,9 @@ impl<J: Job> FanOut<J> {
                     },
                 };
                 rollout.ended(outcome.status, &progress);
+                let phases = host_progress.times();
                 host_progress.done(outcome.status, &outcome.message);
-                report(&host, outcome, started.elapsed())
+                report(&host, outcome, started.elapsed(), phases)
             });
             tasks.push((name, address, task));
         }
@@ -400,6 +402,7 @@ async fn run_one<J: Job>(
         Err(error) => {
             return Outcome {
                 attempts: tries,
+                detail: error.detail(),
                 ..Outcome::status(Status::Unreachable, error.to_string())
             };
         }
@@ -430,7 +433,7 @@ async fn run_one<J: Job>(
 /// The report of one host. Versions and message may hold a client's words
 /// (its answers, its stderr, its SSH disconnect text): whatever path they
 /// came by, no more than a bounded part of them is kept.
-fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
+fn report(host: &Host, outcome: Outcome, elapsed: Duration, phases: Vec<PhaseTime>) -> HostReport {
     let field = |v: HostVersion| v.map(|v| bound_owned(v, MAX_FIELD));
     HostReport {
         host: host.name.clone(),
@@ -440,9 +443,11 @@ fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
             previous_version: field(outcome.previous_version),
             version: field(outcome.version),
             message: bound_owned(outcome.message, MAX_MESSAGE),
+            detail: bound_owned(outcome.detail, MAX_MESSAGE),
             ..outcome
         },
         via: host.via().map(|v| bound_owned(v, MAX_MESSAGE)),
+        phases,
     }
 }
 

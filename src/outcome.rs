@@ -215,6 +215,11 @@ pub struct Outcome {
     /// `status` only: what the host has installed.
     #[serde(default)]
     pub packages: Option<Vec<InstalledPackage>>,
+    /// What the SSH layer knew of a failure beyond `message` (see
+    /// [`SshError::detail`](crate::ssh::SshError::detail)); empty when
+    /// nothing failed there. The text report shows it with `-v` only.
+    #[serde(default)]
+    pub detail: String,
 }
 
 impl Outcome {
@@ -230,6 +235,7 @@ impl Outcome {
             bytes_sent: 0,
             attempts: 1,
             packages: None,
+            detail: String::new(),
         }
     }
 }

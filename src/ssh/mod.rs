@@ -238,6 +238,26 @@ impl SshError {
         )
     }
 
+    /// The SSH layer's view of this error, for `-v` and the JSON `detail`:
+    /// which kind of failure it is with every field it carries (the
+    /// identities tried, the known_hosts file and line, the setting that
+    /// refused, the disconnect reason ...), whether it is retried and
+    /// whether the host itself answered. Not terminal-safe: the report
+    /// makes it so.
+    pub fn detail(&self) -> String {
+        let retried = if self.is_transient() {
+            "transient (retried as --connect-retries allows)"
+        } else {
+            "not retried"
+        };
+        let reached = if self.reached_host() {
+            "the host answered"
+        } else {
+            "the host did not answer"
+        };
+        one_line(&format!("ssh: {self:?}; {retried}; {reached}"))
+    }
+
     /// Whether the host itself answered with this: its key or a login was
     /// refused, or the files to check it against could not be used (not a
     /// transport that failed on the way to it).
@@ -723,5 +743,40 @@ mod tests {
                 .to_string()
                 .ends_with("(tried k); the host closed")
         );
+    }
+
+    /// `-v`'s view names the kind of failure and every field, says whether
+    /// it is retried and whether the host answered, on one line.
+    #[test]
+    fn the_detail_has_the_kind_every_field_and_the_class() {
+        let unknown = SshError::HostKeyUnknown {
+            target: "192.0.2.1:22".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:abc".into(),
+            known_hosts: "/home/ops/.ssh/known_hosts".into(),
+            setting: "StrictHostKeyChecking yes".into(),
+        };
+        assert_eq!(
+            unknown.detail(),
+            "ssh: HostKeyUnknown { target: \"192.0.2.1:22\", key_type: \"ssh-ed25519\", \
+             fingerprint: \"SHA256:abc\", known_hosts: \"/home/ops/.ssh/known_hosts\", \
+             setting: \"StrictHostKeyChecking yes\" }; not retried; the host answered"
+        );
+        let refused = SshError::Connect {
+            target: "192.0.2.1:22".into(),
+            reason: "refused\nby\tpolicy".into(),
+        };
+        let detail = refused.detail();
+        assert!(
+            detail.starts_with("ssh: Connect { target: \"192.0.2.1:22\", reason: "),
+            "{detail}"
+        );
+        assert!(
+            detail.ends_with(
+                "; transient (retried as --connect-retries allows); the host did not answer"
+            ),
+            "{detail}"
+        );
+        assert!(!detail.contains(['\n', '\t']), "{detail}");
     }
 }
