@@ -400,10 +400,10 @@ async fn run_one<J: Job>(
     let connection = match connected {
         Ok(connection) => connection,
         Err(error) => {
+            let outcome = Outcome::status(Status::Unreachable, error.to_string());
             return Outcome {
                 attempts: tries,
-                detail: error.detail(),
-                ..Outcome::status(Status::Unreachable, error.to_string())
+                ..outcome.with_detail(error.detail())
             };
         }
     };
@@ -443,7 +443,7 @@ fn report(host: &Host, outcome: Outcome, elapsed: Duration, phases: Vec<PhaseTim
             previous_version: field(outcome.previous_version),
             version: field(outcome.version),
             message: bound_owned(outcome.message, MAX_MESSAGE),
-            detail: bound_owned(outcome.detail, MAX_MESSAGE),
+            detail: (outcome.detail).map(|d| Box::new(bound_owned(*d, MAX_MESSAGE))),
             ..outcome
         },
         via: host.via().map(|v| bound_owned(v, MAX_MESSAGE)),

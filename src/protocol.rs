@@ -100,7 +100,7 @@ impl Completion {
             bytes_sent: 0,
             attempts,
             packages: None,
-            detail: String::new(),
+            detail: None,
         }
     }
 

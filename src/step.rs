@@ -114,10 +114,10 @@ impl Job for StepRequest {
     async fn run(&self, on: OnHost<'_>) -> Outcome {
         match run_step(on, self).await {
             Ok(outcome) => outcome,
-            Err(StepError::Ssh(error)) => Outcome {
-                detail: error.detail(),
-                ..Outcome::status(Status::Failed, format!("connection lost: {error}"))
-            },
+            Err(StepError::Ssh(error)) => {
+                Outcome::status(Status::Failed, format!("connection lost: {error}"))
+                    .with_detail(error.detail())
+            }
             Err(StepError::Protocol(message)) => Outcome::status(Status::Failed, message),
         }
     }

@@ -80,8 +80,8 @@ struct HostReportJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     via: Option<&'a str>,
     phases: &'a [PhaseTime],
-    #[serde(skip_serializing_if = "str::is_empty")]
-    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
 }
 
 impl Serialize for HostReport {
@@ -100,7 +100,7 @@ impl Serialize for HostReport {
             packages: outcome.packages.as_deref(),
             via: self.via.as_deref(),
             phases: &self.phases,
-            detail: &outcome.detail,
+            detail: outcome.detail(),
         }
         .serialize(serializer)
     }
@@ -404,7 +404,7 @@ mod tests {
                 seconds: 1.5,
             },
         ];
-        report.hosts[1].outcome.detail = "ssh: Io { reason: \"x\" }".into();
+        report.hosts[1].outcome.detail = Some(Box::new("ssh: Io { reason: \"x\" }".into()));
         let expected = r#"{
   "op": "install",
   "package": {

@@ -58,8 +58,7 @@ impl RunReport {
                 phases.join(", ")
             };
             out.push_str(&format!("  {}: {phases}\n", terminal_safe(&host.host)));
-            let detail = &host.outcome.detail;
-            if !detail.is_empty() {
+            if let Some(detail) = host.outcome.detail() {
                 let detail = bound(detail, MAX_MESSAGE);
                 out.push_str(&format!("    {}\n", terminal_safe(&detail)));
             }
@@ -811,8 +810,9 @@ Not done - hello 1.2.0 on 2 of 5 hosts:
             time(Phase::Checking, 0.05),
         ];
         report.hosts[1].outcome = Outcome::status(Status::Unreachable, "cannot connect");
-        report.hosts[1].outcome.detail =
-            "ssh: Connect { reason: \"refused\" }\x1b[2J; not retried".into();
+        report.hosts[1].outcome.detail = Some(Box::new(
+            "ssh: Connect { reason: \"refused\" }\x1b[2J; not retried".into(),
+        ));
         report.hosts[1].phases = vec![time(Phase::Connecting, 3.0)];
         let block = report.verbose_block(Look::PLAIN);
         assert_eq!(

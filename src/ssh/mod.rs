@@ -255,7 +255,7 @@ impl SshError {
         } else {
             "the host did not answer"
         };
-        one_line(&format!("ssh: {self:?}; {retried}; {reached}"))
+        one_line(format!("ssh: {self:?}; {retried}; {reached}"))
     }
 
     /// Whether the host itself answered with this: its key or a login was
