@@ -87,6 +87,12 @@ fn verbose_shows_phase_timings_and_the_ssh_view_of_a_failure() {
         lines[at + 1].ends_with("the host did not answer"),
         "{stdout}"
     );
+    // The address connected to and the system's own words for what failed.
+    assert!(
+        lines[at + 1].contains(&format!("tried: [\"{target}")),
+        "{stdout}"
+    );
+    assert!(lines[at + 1].contains("(os error "), "{stdout}");
 
     // The JSON always has the phases, and the detail where there is one.
     let (code, report) = install(world, &inventory, &[])
