@@ -11,6 +11,9 @@
 //! succeeding, as it ends (above the display, or on stderr when there is
 //! none: stdout may be JSON): what every host ended in is reported by
 //! [`report`](crate::report) once [`Progress::finish`] has cleared the display.
+//!
+//! Each host's line also times its phases, drawn or not: the report's
+//! [`PhaseTime`]s (the JSON's `phases`, `-v`'s block).
 
 use std::collections::VecDeque;
 use std::fmt;
