@@ -151,6 +151,10 @@ pub struct HostArgs {
     /// Print only the summary and the hosts that did not succeed
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// After the text report, the time each host spent in each phase and,
+    /// for a host whose SSH connection failed, what the SSH layer knew of it
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// When another swpush run is working on some of the same hosts, wait
     /// for it to end (at most SECONDS, 0 to 604800) instead of refusing at once
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, require_equals = true)]

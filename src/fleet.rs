@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::inventory::Host;
 use crate::outcome::{BytesSent, Heard, HostVersion, Outcome, Status};
-use crate::progress::{HostProgress, Phase, Progress};
+use crate::progress::{HostProgress, Phase, PhaseTime, Progress};
 use crate::report::HostReport;
 use crate::rollout::{MaxFail, Plan, Serial};
 use crate::ssh::{self, ConnectOptions, Connection, SshError};
@@ -170,14 +170,14 @@ impl<J: Job> FanOut<J> {
                         attempts: 0,
                         ..Outcome::status(Status::NotAttempted, "not started: interrupted")
                     };
-                    return report(&host, outcome, Duration::ZERO);
+                    return report(&host, outcome, Duration::ZERO, Vec::new());
                 }
                 if let Some(reason) = rollout.stopped() {
                     let outcome = Outcome {
                         attempts: 0,
                         ..Outcome::status(Status::NotAttempted, format!("not started: {reason}"))
                     };
-                    return report(&host, outcome, Duration::ZERO);
+                    return report(&host, outcome, Duration::ZERO, Vec::new());
                 }
                 let started = Instant::now();
                 let host_progress = progress.host(&host.name);
@@ -222,8 +222,9 @@ impl<J: Job> FanOut<J> {
                             bytes_sent: sent.get(),
                             ..outcome
                         };
+                        let phases = host_progress.times();
                         host_progress.done(outcome.status, &outcome.message);
-                        return report(&host, outcome, started.elapsed());
+                        return report(&host, outcome, started.elapsed(), phases);
                     }
                 };
                 let outcome = match ran {
@@ -243,8 +244,9 @@ impl<J: Job> FanOut<J> {
                     },
                 };
                 rollout.ended(outcome.status, &progress);
+                let phases = host_progress.times();
                 host_progress.done(outcome.status, &outcome.message);
-                report(&host, outcome, started.elapsed())
+                report(&host, outcome, started.elapsed(), phases)
             });
             tasks.push((name, address, task));
         }
@@ -410,9 +412,10 @@ async fn run_one<J: Job>(
     let connection = match connected {
         Ok(connection) => connection,
         Err(error) => {
+            let outcome = Outcome::status(Status::Unreachable, error.to_string());
             return Outcome {
                 attempts: tries,
-                ..Outcome::status(Status::Unreachable, error.to_string())
+                ..outcome.with_detail(error.detail())
             };
         }
     };
@@ -443,7 +446,7 @@ async fn run_one<J: Job>(
 /// The report of one host. Versions and message may hold a client's words
 /// (its answers, its stderr, its SSH disconnect text): whatever path they
 /// came by, no more than a bounded part of them is kept.
-fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
+fn report(host: &Host, outcome: Outcome, elapsed: Duration, phases: Vec<PhaseTime>) -> HostReport {
     let field = |v: HostVersion| v.map(|v| bound_owned(v, MAX_FIELD));
     HostReport {
         host: host.name.clone(),
@@ -453,9 +456,11 @@ fn report(host: &Host, outcome: Outcome, elapsed: Duration) -> HostReport {
             previous_version: field(outcome.previous_version),
             version: field(outcome.version),
             message: bound_owned(outcome.message, MAX_MESSAGE),
+            detail: (outcome.detail).map(|d| Box::new(bound_owned(*d, MAX_MESSAGE))),
             ..outcome
         },
         via: host.via().map(|v| bound_owned(v, MAX_MESSAGE)),
+        phases,
     }
 }
 

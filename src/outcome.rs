@@ -216,6 +216,14 @@ pub struct Outcome {
     /// `status` only: what the host has installed.
     #[serde(default)]
     pub packages: Option<Vec<InstalledPackage>>,
+    /// What the SSH layer knew of a failure beyond `message` (see
+    /// [`SshError::detail`](crate::ssh::SshError::detail)); `None` when
+    /// nothing failed there. The text report shows it with `-v` only.
+    /// Behind one pointer: an `Outcome` is the error of `Result`s, kept
+    /// small (clippy's `result_large_err`), and it is rarely there.
+    #[serde(default)]
+    #[allow(clippy::box_collection)]
+    pub detail: Option<Box<String>>,
 }
 
 impl Outcome {
@@ -231,7 +239,21 @@ impl Outcome {
             bytes_sent: 0,
             attempts: 1,
             packages: None,
+            detail: None,
         }
+    }
+
+    /// The same outcome with the SSH layer's `detail` of its failure.
+    pub fn with_detail(self, detail: String) -> Self {
+        Outcome {
+            detail: Some(Box::new(detail)),
+            ..self
+        }
+    }
+
+    /// [`Outcome::detail`], if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref().map(String::as_str)
     }
 }
 

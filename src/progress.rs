@@ -11,13 +11,16 @@
 //! succeeding, as it ends (above the display, or on stderr when there is
 //! none: stdout may be JSON): what every host ended in is reported by
 //! [`report`](crate::report) once [`Progress::finish`] has cleared the display.
+//!
+//! Each host's line also times its phases, drawn or not: the report's
+//! [`PhaseTime`]s (the JSON's `phases`, `-v`'s block).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -45,6 +48,77 @@ pub enum Phase {
     Checking,
     /// The controller logs in again to confirm the new release.
     Confirming,
+}
+
+/// In JSON, a phase is its word (`"checking health"`).
+impl serde::Serialize for Phase {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Phase {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Phase::ALL
+            .into_iter()
+            .find(|phase| phase.to_string() == word)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown phase `{word}`")))
+    }
+}
+
+impl Phase {
+    /// Every phase, in the order a host goes through them.
+    pub const ALL: [Phase; 7] = [
+        Phase::Connecting,
+        Phase::Verifying,
+        Phase::Waiting,
+        Phase::Uploading,
+        Phase::Installing,
+        Phase::Checking,
+        Phase::Confirming,
+    ];
+}
+
+/// How long a host spent in one [`Phase`], all its stays in it together
+/// (a host that waits, uploads and waits again has one `waiting`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PhaseTime {
+    pub phase: Phase,
+    #[serde(serialize_with = "crate::report::millis")]
+    pub seconds: f64,
+}
+
+/// When a host entered each phase, display or not: the report's
+/// [`PhaseTime`]s (`-v` shows them, the JSON always has them).
+#[derive(Debug)]
+struct Timings {
+    entered: Vec<(Phase, Instant)>,
+}
+
+impl Timings {
+    fn new() -> Timings {
+        Timings {
+            entered: vec![(Phase::Connecting, Instant::now())],
+        }
+    }
+
+    /// Time per phase up to `end`, in the order first entered.
+    fn times(&self, end: Instant) -> Vec<PhaseTime> {
+        let mut times: Vec<PhaseTime> = Vec::new();
+        let ends = self.entered.iter().skip(1).map(|(_, at)| *at);
+        for ((phase, from), to) in self.entered.iter().zip(ends.chain([end])) {
+            let seconds = to.saturating_duration_since(*from).as_secs_f64();
+            match times.iter_mut().find(|t| t.phase == *phase) {
+                Some(time) => time.seconds += seconds,
+                None => times.push(PhaseTime {
+                    phase: *phase,
+                    seconds,
+                }),
+            }
+        }
+        times
+    }
 }
 
 impl fmt::Display for Phase {
@@ -225,11 +299,13 @@ impl Progress {
     /// [`HostProgress::done`].
     pub fn host(&self, name: &str) -> HostProgress {
         let phase = Mutex::new(Phase::Connecting);
+        let timings = Mutex::new(Timings::new());
         let shown = self.look.text(terminal_safe(name)).into_owned();
         let Some(shared) = &self.shared else {
             return HostProgress {
                 line: None,
                 phase,
+                timings,
                 name: shown,
                 look: self.look,
             };
@@ -268,6 +344,7 @@ impl Progress {
                 shared: Arc::clone(shared),
             }),
             phase,
+            timings,
             name: shown,
             look: self.look,
         }
@@ -317,6 +394,7 @@ pub struct HostProgress {
     line: Option<Line>,
     /// Kept with or without a display: the fan-out reads it.
     phase: Mutex<Phase>,
+    timings: Mutex<Timings>,
     /// The host's name, terminal-safe and drawn: what its end line says.
     name: String,
     look: Look,
@@ -350,10 +428,20 @@ impl HostProgress {
         let mut current = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         if *current != phase {
             *current = phase;
+            let mut timings = self.timings.lock().unwrap_or_else(PoisonError::into_inner);
+            timings.entered.push((phase, Instant::now()));
+            drop(timings);
             if let Some(line) = &self.line {
                 line.bar.set_message(phase.to_string());
             }
         }
+    }
+
+    /// How long the host has spent in each phase so far, from when its
+    /// line was made (whether or not it is drawn).
+    pub fn times(&self) -> Vec<PhaseTime> {
+        let timings = self.timings.lock().unwrap_or_else(PoisonError::into_inner);
+        timings.times(Instant::now())
     }
 
     /// Whether the host has started changing anything: from
@@ -722,6 +810,37 @@ mod tests {
         assert_eq!(shared.overall.position(), 6);
         assert_eq!(max_shown(Some(2)), 1, "one line at least");
         assert_eq!(max_shown(None), 21);
+    }
+
+    /// Each phase's time is kept with or without a display, a phase
+    /// entered twice is one entry, in the order first entered.
+    #[test]
+    fn phases_are_timed_without_a_display() {
+        let host = Progress::new(1, false, Look::PLAIN).host("web1");
+        std::thread::sleep(Duration::from_millis(30));
+        host.phase(Phase::Waiting);
+        host.phase(Phase::Uploading);
+        std::thread::sleep(Duration::from_millis(20));
+        host.phase(Phase::Waiting);
+        host.phase(Phase::Waiting);
+        let times = host.times();
+        let phases: Vec<Phase> = times.iter().map(|t| t.phase).collect();
+        assert_eq!(
+            phases,
+            [Phase::Connecting, Phase::Waiting, Phase::Uploading]
+        );
+        assert!(times[0].seconds >= 0.03, "{times:?}");
+        assert!(times[2].seconds >= 0.02, "{times:?}");
+        let json = serde_json::to_string(&times[0]).unwrap();
+        assert!(
+            json.starts_with(r#"{"phase":"connecting","seconds":"#),
+            "{json}"
+        );
+        for phase in Phase::ALL {
+            let word = serde_json::to_string(&phase).unwrap();
+            assert_eq!(serde_json::from_str::<Phase>(&word).unwrap(), phase);
+        }
+        assert!(serde_json::from_str::<Phase>(r#""napping""#).is_err());
     }
 
     #[test]

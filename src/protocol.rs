@@ -147,6 +147,7 @@ impl Completion {
             bytes_sent: 0,
             attempts,
             packages: None,
+            detail: None,
         }
     }
 

@@ -100,6 +100,8 @@ pub struct Settings {
     pub report: Option<PathBuf>,
     pub format: Format,
     pub quiet: bool,
+    /// `-v`: the text report ends with [`RunReport::verbose_block`].
+    pub verbose: bool,
     /// The live display: on a terminal, for text, unless `--quiet`.
     pub show_progress: bool,
     /// `--wait[=SECONDS]`: behind another run on the same hosts.
@@ -120,6 +122,7 @@ impl Settings {
             report: args.report.clone(),
             format: args.format,
             quiet: args.quiet,
+            verbose: args.verbose,
             show_progress: env.stdout_is_terminal && args.format == Format::Text && !args.quiet,
             wait: crate::lock::Wait::from_arg(args.wait),
         }
@@ -259,7 +262,14 @@ pub fn run<C: Command>(
         String::new()
     };
     match settings.format {
-        Format::Text => emit(command.render_text(&report, settings.quiet, env.look) + &rerun),
+        Format::Text => {
+            let verbose = if settings.verbose {
+                report.verbose_block(env.look)
+            } else {
+                String::new()
+            };
+            emit(command.render_text(&report, settings.quiet, env.look) + &verbose + &rerun)
+        }
         Format::Json => emit(format!("{json}\n")),
     }
     if let Some(nowhere) = report.nowhere() {

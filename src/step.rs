@@ -116,6 +116,7 @@ impl Job for StepRequest {
             Ok(outcome) => outcome,
             Err(StepError::Ssh(error)) => {
                 Outcome::status(Status::Failed, format!("connection lost: {error}"))
+                    .with_detail(error.detail())
             }
             Err(StepError::Protocol(message)) => Outcome::status(Status::Failed, message),
         }

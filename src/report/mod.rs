@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::order::Op;
 use crate::outcome::{HostVersion, InstalledPackage, Outcome, Status};
+use crate::progress::PhaseTime;
 use crate::untrusted::json_safe;
 
 /// One host's line of the report: which host, how long it took, and how
@@ -37,6 +38,10 @@ pub struct HostReport {
     /// is reached through; absent for a direct connection.
     #[serde(default)]
     pub via: Option<String>,
+    /// Time spent in each phase, in the order the host went through them
+    /// (none for a host never started).
+    #[serde(default)]
+    pub phases: Vec<PhaseTime>,
 }
 
 impl HostReport {
@@ -52,6 +57,7 @@ impl HostReport {
             seconds: 0.0,
             outcome,
             via: None,
+            phases: Vec::new(),
         }
     }
 }
@@ -73,6 +79,9 @@ struct HostReportJson<'a> {
     packages: Option<&'a [InstalledPackage]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     via: Option<&'a str>,
+    phases: &'a [PhaseTime],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
 }
 
 impl Serialize for HostReport {
@@ -90,13 +99,15 @@ impl Serialize for HostReport {
             message: &outcome.message,
             packages: outcome.packages.as_deref(),
             via: self.via.as_deref(),
+            phases: &self.phases,
+            detail: outcome.detail(),
         }
         .serialize(serializer)
     }
 }
 
 /// Seconds to the millisecond: enough for a report, no float noise.
-fn millis<S: Serializer>(seconds: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn millis<S: Serializer>(seconds: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64((seconds * 1000.0).round() / 1000.0)
 }
 
@@ -327,7 +338,7 @@ mod tests {
             serde_json::json!({
                 "host": "web1", "address": "192.0.2.4", "status": "installed",
                 "previous_version": null, "version": "1.2.0", "seconds": 1.84,
-                "attempts": 1, "bytes_sent": 0, "message": ""
+                "attempts": 1, "bytes_sent": 0, "message": "", "phases": []
             })
         );
         assert_eq!(json["hosts"][3]["previous_version"], "1.0.0");
@@ -383,6 +394,17 @@ mod tests {
             ],
         }]);
         report.hosts[1].outcome.message = "line1\nline2\x1b[2J".into();
+        report.hosts[0].phases = vec![
+            PhaseTime {
+                phase: crate::progress::Phase::Connecting,
+                seconds: 0.125,
+            },
+            PhaseTime {
+                phase: crate::progress::Phase::Checking,
+                seconds: 1.5,
+            },
+        ];
+        report.hosts[1].outcome.detail = Some(Box::new("ssh: Io { reason: \"x\" }".into()));
         let expected = r#"{
   "op": "install",
   "package": {
@@ -403,7 +425,17 @@ mod tests {
       "seconds": 1.84,
       "attempts": 3,
       "bytes_sent": 10485760,
-      "message": ""
+      "message": "",
+      "phases": [
+        {
+          "phase": "connecting",
+          "seconds": 0.125
+        },
+        {
+          "phase": "checking health",
+          "seconds": 1.5
+        }
+      ]
     },
     {
       "host": "web2",
@@ -435,7 +467,9 @@ mod tests {
           ]
         }
       ],
-      "via": "ops@bastion,inner"
+      "via": "ops@bastion,inner",
+      "phases": [],
+      "detail": "ssh: Io { reason: \"x\" }"
     }
   ],
   "summary": {
@@ -444,6 +478,9 @@ mod tests {
   }
 }"#;
         assert_eq!(report.to_json(), expected);
+        // A run record reads back as it was written, phases and detail too.
+        let back: RunReport = serde_json::from_str(expected).unwrap();
+        assert_eq!(back.hosts, report.hosts);
     }
 
     #[test]

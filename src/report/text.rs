@@ -15,7 +15,7 @@ use super::{HostReport, RunReport};
 use crate::inventory::Host;
 use crate::look::Look;
 use crate::outcome::{HostVersion, Outcome, Status};
-use crate::untrusted::terminal_safe;
+use crate::untrusted::{MAX_MESSAGE, bound, terminal_safe};
 
 /// Host names a grouped line of the "Not done" block lists before
 /// `and N more` (the JSON report has them all).
@@ -34,6 +34,35 @@ impl RunReport {
         out.push('\n');
         out.push_str(&self.not_done_block(look));
         // The table's cells are drawn already; this draws the other lines.
+        look.text(out).into_owned()
+    }
+
+    /// `-v`'s block, after the report: per host, the time spent in each
+    /// phase (`  web1: connecting 0.1 s, uploading 1.3 s, installing 0.4 s`)
+    /// and, under a host whose SSH connection failed, what the SSH layer
+    /// knew of it (`    ssh: ...`). Empty for a run of no host.
+    pub fn verbose_block(&self, look: Look) -> String {
+        if self.hosts.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("\nPhases (-v):\n");
+        for host in &self.hosts {
+            let phases: Vec<String> = host
+                .phases
+                .iter()
+                .map(|t| format!("{} {} s", t.phase, seconds(t.seconds)))
+                .collect();
+            let phases = if phases.is_empty() {
+                "not started".to_owned()
+            } else {
+                phases.join(", ")
+            };
+            out.push_str(&format!("  {}: {phases}\n", terminal_safe(&host.host)));
+            if let Some(detail) = host.outcome.detail() {
+                let detail = bound(detail, MAX_MESSAGE);
+                out.push_str(&format!("    {}\n", terminal_safe(&detail)));
+            }
+        }
         look.text(out).into_owned()
     }
 
@@ -470,8 +499,9 @@ Not done — hello 1.2.0 on 2 of 5 hosts:
         assert!(json["hosts"][0].get("via").is_none(), "{json:#}");
         let compact = serde_json::to_string(&report.hosts[1]).unwrap();
         assert!(
-            compact
-                .ends_with(r#","message":"still busy after 6 checks","via":"ops@bastion,inner"}"#),
+            compact.ends_with(
+                r#","message":"still busy after 6 checks","via":"ops@bastion,inner","phases":[]}"#
+            ),
             "{compact}"
         );
     }
@@ -761,6 +791,45 @@ Not done - hello 1.2.0 on 2 of 5 hosts:
             report.render_text(true, Look::PLAIN),
             "remove: 1 host: 1 unreachable\n\nNot done on 1 of 1 host:\n  web1  unreachable\n"
         );
+    }
+
+    /// `-v`'s block: each host's phases, and the SSH layer's detail under
+    /// a host that has one, terminal-safe; the report without `-v` has
+    /// neither.
+    #[test]
+    fn verbose_block_has_phases_and_ssh_details() {
+        use crate::progress::{Phase, PhaseTime};
+        let mut report = mixed();
+        report.hosts.truncate(3);
+        let time = |phase, seconds| PhaseTime { phase, seconds };
+        report.hosts[0].phases = vec![
+            time(Phase::Connecting, 0.12),
+            time(Phase::Verifying, 0.2),
+            time(Phase::Uploading, 1.26),
+            time(Phase::Installing, 0.4),
+            time(Phase::Checking, 0.05),
+        ];
+        report.hosts[1].outcome = Outcome::status(Status::Unreachable, "cannot connect");
+        report.hosts[1].outcome.detail = Some(Box::new(
+            "ssh: Connect { reason: \"refused\" }\x1b[2J; not retried".into(),
+        ));
+        report.hosts[1].phases = vec![time(Phase::Connecting, 3.0)];
+        let block = report.verbose_block(Look::PLAIN);
+        assert_eq!(
+            block,
+            "\nPhases (-v):\n  \
+             web1: connecting 0.1 s, verifying 0.2 s, uploading 1.3 s, installing 0.4 s, checking health 0.1 s\n  \
+             web2: connecting 3.0 s\n    \
+             ssh: Connect { reason: \"refused\" }\\u{1b}[2J; not retried\n  \
+             web10: not started\n"
+        );
+        let plain = report.render_text(false, Look::PLAIN);
+        assert!(
+            !plain.contains("connecting") && !plain.contains("ssh:"),
+            "{plain}"
+        );
+        report.hosts.clear();
+        assert_eq!(report.verbose_block(Look::PLAIN), "");
     }
 
     #[test]

@@ -80,7 +80,14 @@ pub enum SshError {
     /// TCP connect failed (refused, no route, name not resolved) or the
     /// server closed the connection before the handshake finished.
     #[error("cannot connect to {target}: {reason}")]
-    Connect { target: String, reason: String },
+    Connect {
+        target: String,
+        reason: String,
+        /// Each address the name resolved to and the system's error for
+        /// it (`127.0.0.5:22: Connection refused (os error 111)`), for
+        /// [`SshError::detail`]; empty when TCP got through.
+        tried: Vec<String>,
+    },
     /// The host's name does not resolve (a typo, more often than a DNS
     /// outage): as ssh, not tried again.
     #[error("cannot connect to {target}: {reason}")]
@@ -236,6 +243,26 @@ impl SshError {
             self,
             SshError::Connect { .. } | SshError::Timeout { .. } | SshError::Io { .. }
         )
+    }
+
+    /// The SSH layer's view of this error, for `-v` and the JSON `detail`:
+    /// which kind of failure it is with every field it carries (the
+    /// identities tried, the known_hosts file and line, the setting that
+    /// refused, the disconnect reason ...), whether it is retried and
+    /// whether the host itself answered. Not terminal-safe: the report
+    /// makes it so.
+    pub fn detail(&self) -> String {
+        let retried = if self.is_transient() {
+            "transient (retried as --connect-retries allows)"
+        } else {
+            "not retried"
+        };
+        let reached = if self.reached_host() {
+            "the host answered"
+        } else {
+            "the host did not answer"
+        };
+        one_line(format!("ssh: {self:?}; {retried}; {reached}"))
     }
 
     /// Whether the host itself answered with this: its key or a login was
@@ -563,6 +590,7 @@ async fn hop_over(
         .await
         .map_err(|e| SshError::Connect {
             target: target.to_owned(),
+            tried: Vec::new(),
             reason: format!(
                 "jump host {} could not open a connection to it: {}",
                 previous.shared.target,
@@ -591,10 +619,6 @@ async fn connect_and_login(
     options: &ConnectOptions,
     target: &str,
 ) -> Result<Connection, SshError> {
-    let connect_error = |reason: String| SshError::Connect {
-        target: target.to_owned(),
-        reason,
-    };
     let addresses: Vec<_> = tokio::net::lookup_host((host.address.as_str(), host.port))
         .await
         .map_err(|e| SshError::Resolve {
@@ -602,7 +626,13 @@ async fn connect_and_login(
             reason: format!("cannot resolve {:?}: {}", host.address, one_line(e)),
         })?
         .collect();
-    let socket = open_tcp(host, addresses).await.map_err(connect_error)?;
+    let socket = open_tcp(host, addresses)
+        .await
+        .map_err(|(reason, tried)| SshError::Connect {
+            target: target.to_owned(),
+            reason,
+            tried,
+        })?;
     handshake_and_login(host, options, target, socket).await
 }
 
@@ -619,6 +649,7 @@ where
     let connect_error = |reason: String| SshError::Connect {
         target: target.to_owned(),
         reason,
+        tried: Vec::new(),
     };
     let policy = Arc::new(HostKeyPolicy::new(host, options, target));
     let (recorded, certificates) = handshake_preferences(&policy).await;
@@ -665,12 +696,14 @@ where
     })
 }
 
-/// Resolves the host's address and connects to the first address that answers.
+/// Connects to the first of the host's addresses that answers; else the
+/// last error in words, and each address tried with the system's error.
 async fn open_tcp(
     host: &Host,
     addresses: Vec<std::net::SocketAddr>,
-) -> Result<tokio::net::TcpStream, String> {
+) -> Result<tokio::net::TcpStream, (String, Vec<String>)> {
     let mut last_error = format!("{:?} resolves to no address", host.address);
+    let mut tried = Vec::new();
     for address in addresses {
         match tokio::net::TcpStream::connect(address).await {
             Ok(socket) => {
@@ -679,6 +712,7 @@ async fn open_tcp(
                 return Ok(socket);
             }
             Err(e) => {
+                tried.push(format!("{address}: {}", one_line(&e)));
                 last_error = match e.kind() {
                     io::ErrorKind::ConnectionRefused => {
                         format!(
@@ -693,7 +727,7 @@ async fn open_tcp(
             }
         }
     }
-    Err(last_error)
+    Err((last_error, tried))
 }
 
 #[cfg(test)]
@@ -722,6 +756,46 @@ mod tests {
             error(&["k"], "the host closed")
                 .to_string()
                 .ends_with("(tried k); the host closed")
+        );
+    }
+
+    /// `-v`'s view names the kind of failure and every field, says whether
+    /// it is retried and whether the host answered, on one line.
+    #[test]
+    fn the_detail_has_the_kind_every_field_and_the_class() {
+        let unknown = SshError::HostKeyUnknown {
+            target: "192.0.2.1:22".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:abc".into(),
+            known_hosts: "/home/ops/.ssh/known_hosts".into(),
+            setting: "StrictHostKeyChecking yes".into(),
+        };
+        assert_eq!(
+            unknown.detail(),
+            "ssh: HostKeyUnknown { target: \"192.0.2.1:22\", key_type: \"ssh-ed25519\", \
+             fingerprint: \"SHA256:abc\", known_hosts: \"/home/ops/.ssh/known_hosts\", \
+             setting: \"StrictHostKeyChecking yes\" }; not retried; the host answered"
+        );
+        let refused = SshError::Connect {
+            target: "192.0.2.1:22".into(),
+            tried: vec!["192.0.2.1:22: Connection refused (os error 111)".into()],
+            reason: "refused\nby\tpolicy".into(),
+        };
+        let detail = refused.detail();
+        assert!(
+            detail.starts_with("ssh: Connect { target: \"192.0.2.1:22\", reason: "),
+            "{detail}"
+        );
+        assert!(
+            detail.ends_with(
+                "; transient (retried as --connect-retries allows); the host did not answer"
+            ),
+            "{detail}"
+        );
+        assert!(!detail.contains(['\n', '\t']), "{detail}");
+        assert!(
+            detail.contains(r#"tried: ["192.0.2.1:22: Connection refused (os error 111)"]"#),
+            "{detail}"
         );
     }
 }

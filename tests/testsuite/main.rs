@@ -33,3 +33,4 @@ mod ssh_config;
 mod ssh_options;
 mod support;
 mod upgrade;
+mod verbose;

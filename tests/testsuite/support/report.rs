@@ -39,6 +39,10 @@ pub struct HostEntry {
     pub message: String,
     /// The jump chain, when the host was reached through one.
     pub via: Option<String>,
+    /// Time per phase, `("connecting", 0.1)`, in the order gone through.
+    pub phases: Vec<(String, f64)>,
+    /// The SSH layer's view of a failure, when there was one.
+    pub detail: Option<String>,
     json: Value,
 }
 
@@ -116,9 +120,29 @@ impl HostEntry {
             bytes_sent: number("bytes_sent"),
             message: text("message"),
             via: json.get("via").map(|_| text("via")),
+            phases: phases(json),
+            detail: json.get("detail").map(|_| text("detail")),
             json: json.clone(),
         }
     }
+}
+
+/// A host entry's `phases`: always there, each `{"phase", "seconds"}`.
+fn phases(json: &Value) -> Vec<(String, f64)> {
+    let bad = || format!("host entry without a list of phases: {json:#}");
+    let list = json["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", bad()));
+    list.iter()
+        .map(
+            |time| match (time["phase"].as_str(), time["seconds"].as_f64()) {
+                (Some(phase), Some(seconds)) if time.as_object().is_some_and(|o| o.len() == 2) => {
+                    (phase.to_owned(), seconds)
+                }
+                _ => panic!("{}", bad()),
+            },
+        )
+        .collect()
 }
 
 impl HostEntry {
