@@ -332,9 +332,13 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
     Err(StepError::Protocol(match exit {
         Some(_) if let Some(message) = crate::sudo::explain(&said) => message,
         Some(how) if !said.is_empty() => {
-            format!("the swpush step on the host ended ({how}) before it reported how it went: {said}")
+            format!(
+                "the swpush step on the host ended ({how}) before it reported how it went: {said}"
+            )
         }
-        Some(how) => format!("the swpush step on the host ended ({how}) before it reported how it went"),
+        Some(how) => {
+            format!("the swpush step on the host ended ({how}) before it reported how it went")
+        }
         None => "the connection closed before the client step finished".to_owned(),
     }))
 }

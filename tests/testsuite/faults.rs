@@ -824,7 +824,10 @@ fn a_step_killed_in_pre_install_is_cleaned_up_by_the_next_run() {
     assert_eq!(code, 2, "{report:#}");
     let (status, message) = status_of(&report, "killpre");
     assert_eq!(status, "failed", "{message}");
-    assert!(message.contains("before it reported how it went"), "{message}");
+    assert!(
+        message.contains("before it reported how it went"),
+        "{message}"
+    );
     assert!(message.contains("KILL"), "{message}");
 
     // What the killed step left: a release never made current, its lock
@@ -871,7 +874,10 @@ fn a_step_killed_after_switching_is_undone_by_the_next_run() {
     assert_eq!(code, 2, "{report:#}");
     let (status, message) = status_of(&report, "killpost");
     assert_eq!(status, "failed", "{message}");
-    assert!(message.contains("before it reported how it went"), "{message}");
+    assert!(
+        message.contains("before it reported how it went"),
+        "{message}"
+    );
     let h = fleet.host("killpost");
     let bin = h.path("/opt/swpush/hello/releases/1.0.0/bin/hello");
     assert_eq!(
