@@ -149,29 +149,26 @@ mod tests {
         );
         assert!(!Look::PLAIN.with_colour(true, Some("1")).colour);
         assert!(!Look::PLAIN.with_colour(false, None).colour);
-        assert_eq!(on.paint(Status::Failed, "failed"), "\x1b[31mfailed\x1b[0m");
-        assert_eq!(
-            on.paint(Status::Unreachable, "unreachable"),
-            "\x1b[31munreachable\x1b[0m"
-        );
-        assert_eq!(
-            on.paint(Status::Rejected, "rejected"),
-            "\x1b[31mrejected\x1b[0m"
-        );
-        assert_eq!(on.paint(Status::Busy, "busy"), "\x1b[33mbusy\x1b[0m");
-        assert_eq!(
-            on.paint(Status::Timeout, "timeout"),
-            "\x1b[33mtimeout\x1b[0m"
-        );
-        assert_eq!(
-            on.paint(Status::Installed, "would install"),
-            "\x1b[32mwould install\x1b[0m"
-        );
-        assert_eq!(on.paint(Status::Skipped, "skipped"), "skipped");
-        assert_eq!(
-            on.paint(Status::NotAttempted, "not-attempted"),
-            "not-attempted"
-        );
+        for (status, word, painted) in [
+            (Status::Failed, "failed", "\x1b[31mfailed\x1b[0m"),
+            (
+                Status::Unreachable,
+                "unreachable",
+                "\x1b[31munreachable\x1b[0m",
+            ),
+            (Status::Rejected, "rejected", "\x1b[31mrejected\x1b[0m"),
+            (Status::Busy, "busy", "\x1b[33mbusy\x1b[0m"),
+            (Status::Timeout, "timeout", "\x1b[33mtimeout\x1b[0m"),
+            (
+                Status::Installed,
+                "would install",
+                "\x1b[32mwould install\x1b[0m",
+            ),
+            (Status::Skipped, "skipped", "skipped"),
+            (Status::NotAttempted, "not-attempted", "not-attempted"),
+        ] {
+            assert_eq!(on.paint(status, word), painted, "{status}");
+        }
         assert_eq!(Look::PLAIN.paint(Status::Failed, "failed"), "failed");
     }
 }
