@@ -506,6 +506,30 @@ mod tests {
         'keep_releases=3' 'busy_wait=7' 'busy_retries=3' 'busy_check=test -e /run/x' \
         'deadline=605'";
 
+    /// The step travels as one argument of the remote shell (`sh -c
+    /// COMMAND`), which Linux bounds at 128 KiB (MAX_ARG_STRLEN): past it
+    /// no host could run it at all. Kept well below, so that growth shows
+    /// here first (strip the comments before sending, say, when it nears).
+    #[test]
+    fn the_step_fits_one_argument_of_the_remote_shell() {
+        let host = Host::plain("web1", "192.0.2.1", 22, "root");
+        let request = StepRequest {
+            op: Change::Upgrade,
+            subject: Subject::Installed {
+                name: PackageName::parse("hello").unwrap(),
+                version: None,
+            },
+            policy: Policy::default(),
+            dry_run: false,
+            key: PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap(),
+            busy_wait: 10,
+            busy_retries: 6,
+            timeout: std::time::Duration::from_secs(600),
+        };
+        let length = remote_command(&host, &request).len();
+        assert!(length < 120 * 1024, "the step's command is {length} bytes");
+    }
+
     #[test]
     fn a_host_stopped_mid_run_undoes_it_in_the_reports_words() {
         let is = |v: &str| HostVersion::Is(v.into());
