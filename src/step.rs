@@ -506,15 +506,10 @@ mod tests {
         'keep_releases=3' 'busy_wait=7' 'busy_retries=3' 'busy_check=test -e /run/x' \
         'deadline=605'";
 
-    /// The step travels as one argument of the remote shell (`sh -c
-    /// COMMAND`), which Linux bounds at 128 KiB (MAX_ARG_STRLEN): past it
-    /// no host could run it at all. Kept well below, so that growth shows
-    /// here first (strip the comments before sending, say, when it nears).
-    #[test]
-    fn the_step_fits_one_argument_of_the_remote_shell() {
-        let host = Host::plain("web1", "192.0.2.1", 22, "root");
-        let request = StepRequest {
-            op: Change::Upgrade,
+    /// `remove hello` with busy_wait 7 and busy_retries 3, as [`ARGS`] says.
+    fn remove_hello() -> StepRequest {
+        StepRequest {
+            op: Change::Remove,
             subject: Subject::Installed {
                 name: PackageName::parse("hello").unwrap(),
                 version: None,
@@ -522,11 +517,20 @@ mod tests {
             policy: Policy::default(),
             dry_run: false,
             key: PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap(),
-            busy_wait: 10,
-            busy_retries: 6,
+            busy_wait: 7,
+            busy_retries: 3,
             timeout: std::time::Duration::from_secs(600),
-        };
-        let length = remote_command(&host, &request).len();
+        }
+    }
+
+    /// The step travels as one argument of the remote shell (`sh -c
+    /// COMMAND`), which Linux bounds at 128 KiB (MAX_ARG_STRLEN): past it
+    /// no host could run it at all. Kept well below, so that growth shows
+    /// here first (strip the comments before sending, say, when it nears).
+    #[test]
+    fn the_step_fits_one_argument_of_the_remote_shell() {
+        let host = Host::plain("web1", "192.0.2.1", 22, "root");
+        let length = remote_command(&host, &remove_hello()).len();
         assert!(length < 120 * 1024, "the step's command is {length} bytes");
     }
 
@@ -565,19 +569,7 @@ mod tests {
             .unwrap()
             .hosts[0]
             .clone();
-        let request = StepRequest {
-            op: Change::Remove,
-            subject: Subject::Installed {
-                name: PackageName::parse("hello").unwrap(),
-                version: None,
-            },
-            policy: Policy::default(),
-            dry_run: false,
-            key: PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap(),
-            busy_wait: 7,
-            busy_retries: 3,
-            timeout: std::time::Duration::from_secs(600),
-        };
+        let request = remove_hello();
         let command = remote_command(&host, &request);
         let script = format!(
             "/bin/sh -c '{}' swpush-step ",
