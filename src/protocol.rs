@@ -273,24 +273,24 @@ fn parse_phase(rest: &str) -> Result<StepPhase, ProtocolError> {
 }
 
 fn parse_seconds(rest: &str) -> Result<u64, ProtocolError> {
-    let seconds = rest.trim();
-    match seconds.parse() {
-        Ok(seconds) if is_number(rest) => Ok(seconds),
-        _ => Err(protocol(format!(
-            "the client asked to be confirmed within `{}` seconds: not a number",
-            bound(seconds, MAX_FIELD)
-        ))),
-    }
+    parse_count(rest, |word| {
+        format!("the client asked to be confirmed within `{word}` seconds: not a number")
+    })
 }
 
 fn parse_size(rest: &str) -> Result<u64, ProtocolError> {
-    let size = rest.trim();
-    match size.parse() {
-        Ok(bytes) if is_number(size) => Ok(bytes),
-        _ => Err(protocol(format!(
-            "the client asked for `{}` bytes: not a size",
-            bound(size, MAX_FIELD)
-        ))),
+    parse_count(rest, |word| {
+        format!("the client asked for `{word}` bytes: not a size")
+    })
+}
+
+/// A count of decimal digits; otherwise the error `complaint` words (given
+/// the word, bounded).
+fn parse_count(rest: &str, complaint: impl Fn(&str) -> String) -> Result<u64, ProtocolError> {
+    let word = rest.trim();
+    match word.parse() {
+        Ok(count) if is_number(word) => Ok(count),
+        _ => Err(protocol(complaint(&bound(word, MAX_FIELD)))),
     }
 }
 
