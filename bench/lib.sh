@@ -18,7 +18,7 @@ die() {
 # Checks the arguments and the machine, builds swpush and the fleet example.
 bench_setup() {
     case $HOSTS:$MB in *[!0-9:]* | :* | *:) usage ;; esac
-    if [ "$HOSTS" -lt 1 ] || [ "$HOSTS" -gt 250 ] || [ "$MB" -lt 1 ]; then usage; fi
+    if [ "$HOSTS" -lt 1 ] || [ "$HOSTS" -gt 1000 ] || [ "$MB" -lt 1 ]; then usage; fi
     [ "$(id -u)" = 0 ] || die "the local fleet needs root (sshd hosts in mount namespaces)"
     bash scripts/install-test-deps.sh
     cargo build --release --locked --quiet --example fleet

@@ -26,7 +26,7 @@ MB=${2:-100}
 FREQ=499
 work=$PWD/target/bench/profile-${HOSTS}x${MB}MB
 usage() {
-    echo "usage: bench/profile.sh [HOSTS (1..250, default 20) [MB (>= 1, default 100)]]" >&2
+    echo "usage: bench/profile.sh [HOSTS (1..1000, default 20) [MB (>= 1, default 100)]]" >&2
     exit 2
 }
 # shellcheck source=lib.sh

@@ -34,7 +34,7 @@ ROUNDS=${ROUNDS:-3}
 work=$PWD/target/bench/${HOSTS}x${MB}MB
 table=docs/benchmarks.md
 usage() {
-    echo "usage: bench/run.sh [HOSTS (1..250, default 20) [MB (>= 1, default 10)]]" >&2
+    echo "usage: bench/run.sh [HOSTS (1..1000, default 20) [MB (>= 1, default 10)]]" >&2
     exit 2
 }
 # shellcheck source=lib.sh

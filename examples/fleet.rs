@@ -42,7 +42,7 @@ use std::process::ExitCode;
 use support::{Fleet, SSH_PORT};
 
 const USAGE: &str = "usage: fleet --hosts N [--package-dirs]\n\
-    Starts N (1..=250) local sshd hosts, prints `inventory`, `home`, `dir`,\n\
+    Starts N (1..=1000) local sshd hosts, prints `inventory`, `home`, `dir`,\n\
     `host NAME ADDR HOSTDIR` (and with --package-dirs `path NAME CLIENT LOCAL`)\n\
     lines, then `ready`, and runs until stdin reaches end-of-file.";
 
@@ -87,8 +87,8 @@ fn parse_args() -> Result<Args, String> {
 
 fn host_count(value: &str) -> Result<usize, String> {
     match value.parse() {
-        Ok(n) if (1..=250).contains(&n) => Ok(n),
-        _ => Err(format!("--hosts {value:?}: give a number from 1 to 250")),
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("--hosts {value:?}: give a number from 1 to 1000")),
     }
 }
 

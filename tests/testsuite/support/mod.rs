@@ -73,7 +73,10 @@ use std::time::{Duration, Instant};
 /// Port every test host listens on.
 pub const SSH_PORT: u16 = 10022;
 const SSHD: &str = "/usr/sbin/sshd";
-const MAX_HOSTS: usize = 250;
+/// Largest fleet: benchmarks at fleet size (bench/) start 1,000 hosts.
+const MAX_HOSTS: usize = 1000;
+/// Hosts per `127.A.B.0/24` slot: a bigger fleet takes consecutive slots.
+const HOSTS_PER_SLOT: usize = 250;
 /// Last octet of [`Fleet::dead_address`]; hosts use 1..=250.
 const DEAD_OCTET: u8 = 254;
 /// Slots `127.A.B.*` with A in 10..=209, B in 0..=255.
@@ -116,7 +119,11 @@ pub struct TestHost {
 pub struct Fleet {
     dir: PathBuf,
     home: PathBuf,
+    /// The first of its slots; a fleet of more than [`HOSTS_PER_SLOT`]
+    /// hosts holds the ones after it too.
     slot: u32,
+    /// How many hosts it was started with (its slots, when it goes).
+    size: usize,
     hosts: Vec<TestHost>,
     reaper: Child,
     reaper_pipe: Option<ChildStdin>,
@@ -170,6 +177,7 @@ impl Fleet {
             dir,
             home,
             slot,
+            size: names.len(),
             hosts: Vec::new(),
             reaper,
             reaper_pipe,
@@ -202,10 +210,9 @@ impl Fleet {
             .into_iter()
             .for_each(|k| finish(k, "ssh-keygen (host key)"));
 
-        let (a, b) = slot_octets(slot);
         let mut known_hosts = String::new();
         for (i, (name, h)) in names.iter().zip(dirs).enumerate() {
-            let addr = Ipv4Addr::new(127, a, b, i as u8 + 1);
+            let addr = host_address(slot, i);
             let key = public_key_in(&h.join("ssh_host_ed25519_key.pub"));
             known_hosts += &format!("[{addr}]:{SSH_PORT} {key}\n");
             let mut config = sshd_config(&h, addr, &authorized);
@@ -213,7 +220,7 @@ impl Fleet {
                 // `{NAME}` in a line is that host's address.
                 let mut line = line.to_string();
                 for (j, other) in names.iter().enumerate() {
-                    let other_addr = Ipv4Addr::new(127, a, b, j as u8 + 1);
+                    let other_addr = host_address(slot, j);
                     line = line.replace(&format!("{{{other}}}"), &other_addr.to_string());
                 }
                 config += &format!("{line}\n");
@@ -339,8 +346,7 @@ impl Fleet {
 
     /// An address in this fleet's range where nothing listens.
     pub fn dead_address(&self) -> Ipv4Addr {
-        let (a, b) = slot_octets(self.slot);
-        Ipv4Addr::new(127, a, b, DEAD_OCTET)
+        dead_address(self.slot)
     }
 
     /// A native swpush inventory naming every host, logging in as root.
@@ -416,7 +422,9 @@ impl Drop for Fleet {
         drop(self.reaper_pipe.take());
         let _ = self.reaper.wait();
         if let Ok(mut slots) = RESERVED_SLOTS.lock() {
-            slots.remove(&self.slot);
+            for slot in slots_of(self.slot, self.size) {
+                slots.remove(&slot);
+            }
         }
         // Fields drop after this: the namespaces are released only now.
     }
@@ -572,22 +580,46 @@ fn check_prerequisites() {
     );
 }
 
-/// Picks a free `127.A.B.0/24` for `n` hosts and reserves it in this process.
+/// Picks free consecutive `127.A.B.0/24`s for `n` hosts (one per
+/// [`HOSTS_PER_SLOT`]) and reserves them in this process; returns the first.
 fn reserve_slot(n: usize) -> u32 {
     let counter = FLEET_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let start = (u64::from(process::id()) * 16 + u64::from(counter)) % u64::from(SLOTS);
+    let wanted = n.div_ceil(HOSTS_PER_SLOT) as u32;
+    // Starts that leave room for every slot the fleet needs, without wrapping.
+    let starts = SLOTS - wanted + 1;
+    let first = (u64::from(process::id()) * 16 + u64::from(counter)) % u64::from(starts);
     let mut reserved = RESERVED_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
-    for step in 0..SLOTS {
-        let slot = (start as u32 + step) % SLOTS;
-        let (a, b) = slot_octets(slot);
-        let free = (1..=n as u8)
-            .chain([DEAD_OCTET])
-            .all(|c| TcpListener::bind((Ipv4Addr::new(127, a, b, c), SSH_PORT)).is_ok());
-        if free && reserved.insert(slot) {
+    for step in 0..starts {
+        let slot = (first as u32 + step) % starts;
+        let slots: Vec<u32> = slots_of(slot, n).collect();
+        let free = slots.iter().all(|s| !reserved.contains(s))
+            && (0..n)
+                .map(|i| host_address(slot, i))
+                .chain([dead_address(slot)])
+                .all(|addr| TcpListener::bind((addr, SSH_PORT)).is_ok());
+        if free {
+            reserved.extend(slots);
             return slot;
         }
     }
-    panic!("no free 127.A.B.0/24 for a test fleet on port {SSH_PORT}")
+    panic!("no free 127.A.B.0/24 for a test fleet of {n} hosts on port {SSH_PORT}")
+}
+
+/// The slots a fleet of `n` hosts starting at `slot` holds.
+fn slots_of(slot: u32, n: usize) -> impl Iterator<Item = u32> {
+    slot..slot + n.max(1).div_ceil(HOSTS_PER_SLOT) as u32
+}
+
+/// Host `i` (from 0) of the fleet whose first slot is `slot`.
+fn host_address(slot: u32, i: usize) -> Ipv4Addr {
+    let (a, b) = slot_octets(slot + (i / HOSTS_PER_SLOT) as u32);
+    Ipv4Addr::new(127, a, b, (i % HOSTS_PER_SLOT) as u8 + 1)
+}
+
+/// Where nothing of the fleet whose first slot is `slot` listens.
+fn dead_address(slot: u32) -> Ipv4Addr {
+    let (a, b) = slot_octets(slot);
+    Ipv4Addr::new(127, a, b, DEAD_OCTET)
 }
 
 /// The mount namespace of process `pid`, if it still has one.
