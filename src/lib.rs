@@ -16,6 +16,7 @@ pub mod key;
 pub mod lock;
 pub mod look;
 pub mod manual;
+pub mod open_files;
 pub mod order;
 pub mod outcome;
 pub mod overrides;

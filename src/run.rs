@@ -194,6 +194,7 @@ pub fn run<C: Command>(
             .open(path)
             .map_err(FileError::doing(WRITE_REPORT, path))?;
     }
+    crate::open_files::ensure(settings.limits.forks.clamp(1, hosts.len().max(1)))?;
     // A status or a dry run may watch a run in flight.
     let _lock = if command.changes_clients() && !command.dry_run() {
         let state_home = env

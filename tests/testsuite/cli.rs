@@ -583,3 +583,50 @@ fn a_refused_run_rewrites_its_report_file_saying_why() {
         );
     }
 }
+
+/// `swpush status` on 50 loopback addresses where nothing listens, its
+/// open-file limits set to `soft`:`hard` before it starts.
+fn status_with_file_limits(home: &Path, soft: u64, hard: u64) -> Output {
+    let hosts: Vec<String> = (1..=50).map(|i| format!("root@127.0.9.{i}:9")).collect();
+    let mut command = tester(home, "status")
+        .args(["--forks", "50", "-i", &format!("{},", hosts.join(","))])
+        .command();
+    let limit = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's limits.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn too_few_open_files_for_the_forks_is_refused_before_any_host_and_a_low_soft_limit_is_raised() {
+    let home = scratch("open-files");
+    let refused = status_with_file_limits(&home, 100, 100);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused),
+        "error: 50 hosts in flight (--forks) need about 364 open files, but this process may \
+         open at most 100 (its hard limit, `ulimit -Hn`): raise that limit or pass --forks 6 or fewer\n"
+    );
+    assert!(stdout(&refused).is_empty());
+
+    // The hard limit allows it: the soft one is raised and every host is tried.
+    let raised = status_with_file_limits(&home, 100, 4096);
+    assert!(
+        !stderr(&raised).contains("open files"),
+        "{}",
+        stderr(&raised)
+    );
+    let out = stdout(&raised);
+    assert!(out.contains("127.0.9.50"), "{out}");
+}
