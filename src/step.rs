@@ -4,6 +4,7 @@
 //! line. The step itself, and its line protocol, are documented in the
 //! header of `src/step/step.sh`; this side only follows it.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use russh::keys::PrivateKey;
@@ -162,8 +163,12 @@ pub fn remote_command(host: &Host, request: &StepRequest) -> String {
         ),
     ]
     .map(|(key, value)| format!("{key}={value}"));
-    crate::ssh::script::command(host, SCRIPT, &args)
+    crate::ssh::script::command(host, &SENT, &args)
 }
+
+/// The step as it travels: [`SCRIPT`] without its comment lines, half the
+/// bytes for every host's sshd to pass on and its shell to read.
+static SENT: LazyLock<String> = LazyLock::new(|| crate::ssh::script::without_comments(SCRIPT));
 
 /// Runs the step on an open connection and returns its completion line.
 pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, StepError> {
@@ -526,12 +531,20 @@ mod tests {
     /// The step travels as one argument of the remote shell (`sh -c
     /// COMMAND`), which Linux bounds at 128 KiB (MAX_ARG_STRLEN): past it
     /// no host could run it at all. Kept well below, so that growth shows
-    /// here first (strip the comments before sending, say, when it nears).
+    /// here first.
     #[test]
     fn the_step_fits_one_argument_of_the_remote_shell() {
         let host = Host::plain("web1", "192.0.2.1", 22, "root");
         let length = remote_command(&host, &remove_hello()).len();
         assert!(length < 120 * 1024, "the step's command is {length} bytes");
+        // Its comments stay home (they are half of it).
+        assert!(
+            SENT.len() < SCRIPT.len() * 2 / 3,
+            "{} of {}",
+            SENT.len(),
+            SCRIPT.len()
+        );
+        assert!(!SENT.lines().any(|l| l.trim_start().starts_with('#')));
     }
 
     #[test]
@@ -571,10 +584,7 @@ mod tests {
             .clone();
         let request = remove_hello();
         let command = remote_command(&host, &request);
-        let script = format!(
-            "/bin/sh -c '{}' swpush-step ",
-            SCRIPT.replace('\'', r"'\''")
-        );
+        let script = format!("/bin/sh -c '{}' swpush-step ", SENT.replace('\'', r"'\''"));
         assert_eq!(
             command.strip_prefix(&script),
             Some(ARGS),

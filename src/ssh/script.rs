@@ -36,6 +36,22 @@ pub fn command(host: &Host, script: &str, args: &[String]) -> String {
     command
 }
 
+/// `script` without the lines that hold only a comment (or nothing): what
+/// the host's shell would skip anyway. None of swpush's scripts has a
+/// here-document or a quoted string spanning such a line, where it would
+/// be data; the end-to-end tests run the scripts as sent.
+pub fn without_comments(script: &str) -> String {
+    let mut kept = String::with_capacity(script.len());
+    for line in script.lines() {
+        let code = line.trim_start();
+        if !code.is_empty() && !code.starts_with('#') {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
+}
+
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
@@ -121,5 +137,15 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "a 'b' $c \\d");
+    }
+
+    #[test]
+    fn only_whole_comment_lines_and_empty_lines_go() {
+        let script =
+            "#!/bin/sh\n# a comment\n\n  # indented\nx=1 # kept: code before it\n\techo '#x'\n";
+        assert_eq!(
+            without_comments(script),
+            "x=1 # kept: code before it\n\techo '#x'\n"
+        );
     }
 }
