@@ -208,12 +208,12 @@ check_entries() {
     # A pax sparse member is listed by busybox (and read by the controller)
     # under its stored name, by GNU tar under another: refused, wherever
     # its data ends. Its keys are text in a pax header, so an archive
-    # without the text `GNU.sparse.` anywhere has none (one fast pass);
-    # only one that has it somewhere gets its headers walked. A compressed
+    # without the text `GNU.sparse.` anywhere has none (one fast pass,
+    # ce_holds); only one that has it somewhere gets its headers walked. A compressed
     # archive here (no decompressor on this host, tar's own -z) cannot be
     # scanned; busybox tar, the only one used so, ignores the keys anyway.
     if [ "$ce_status" = 0 ] && [ -z "$ce_flags" ] &&
-        tr -cs 'A-Za-z0-9._' '\n' <"$ce_archive" | grep -q '^GNU\.sparse\.' &&
+        ce_holds 'GNU.sparse.' "$ce_archive" &&
         ce_sparse_header "$ce_archive"; then
         printf '%s\n' "the package has a sparse file (pax format); packages hold plain files"
         ce_status=1
@@ -239,6 +239,20 @@ check_entries() {
     fi
     rm -rf "$ce_dir"
     return "$ce_status"
+}
+
+# Whether the bytes of file $2 hold the text $1 (no NUL, no newline)
+# anywhere. A grep that reads past NUL bytes (GNU grep) searches the file
+# in one pass, 20 times cheaper than through a pipe; one that stops each
+# line at a NUL (busybox grep) would miss what follows one, so it is given
+# the bytes with NULs turned into line ends. The probe tells them apart by
+# what they do, not by their names.
+ce_holds() {
+    if printf 'x\000%s\n' "$1" | grep -q -F -e "$1" 2>/dev/null; then
+        grep -q -F -e "$1" <"$2"
+    else
+        tr '\000' '\n' <"$2" | grep -q -F -e "$1"
+    fi
 }
 
 # ce_sparse_header ARCHIVE: true when a header of the (plain) tar ARCHIVE
