@@ -168,7 +168,7 @@ EOF
 set -e
 unset SSH_AUTH_SOCK
 export HOME='$work/peer-home'
-parallel-scp $popts -x -O '$pkg' /tmp/$NAME.tar >'$work/pssh-scp.out'
+parallel-scp $popts -x -O '$pkg' /tmp/$NAME.tar
 exec parallel-ssh $popts '$EXTRACT -f /tmp/$NAME.tar && rm -f /tmp/$NAME.tar && $LINK'
 EOF
 
