@@ -23,12 +23,18 @@ awk -F, 'NR > 1 && $4 == "cold" { print $1 "|" $3, $2, $6 }' "$csv" | sort -k1,1
         END { if (n) flush() }' >"$tmp/medians"
 [ -s "$tmp/medians" ] || { echo "chart: no cold runs in $csv" >&2 && exit 1; }
 
+# One colour per tool, one dash pattern per package size (solid: the smallest).
+sizes=$(cut -d ' ' -f 1 "$tmp/medians" | sed 's/.*|//' | sort -n -u | tr '\n' ' ')
 plot=""
 i=0
 for series in $(cut -d ' ' -f 1 "$tmp/medians" | uniq); do
     i=$((i + 1))
     awk -v s="$series" '$1 == s { print $2, $3 }' "$tmp/medians" >"$tmp/s$i"
-    plot="$plot${plot:+, }'$tmp/s$i' using 1:2 with linespoints title '${series%|*}, ${series#*|} MB'"
+    tool=${series%|*}
+    mb=${series#*|}
+    colour=$(cut -d ' ' -f 1 "$tmp/medians" | sed 's/|.*//' | uniq | grep -nx -- "$tool" | cut -d : -f 1)
+    dash=$(echo "$sizes" | tr ' ' '\n' | grep -nx -- "$mb" | cut -d : -f 1)
+    plot="$plot${plot:+, }'$tmp/s$i' using 1:2 with linespoints linecolor $colour dashtype $dash linewidth 2 title '$tool, $mb MB'"
 done
 
 # pngcairo where gnuplot has it (gnuplot-nox may not), else the plain png terminal.
