@@ -86,7 +86,7 @@ install_peers() {
                         rm -rf "$venv"
                         /usr/bin/python3 -m venv "$venv"
                     }
-                    "$venv/bin/pip" install -q pyinfra >&2
+                    "$venv/bin/pip" install -q "pyinfra==3.10.0" >&2
                 fi
                 ;;
         esac
