@@ -101,16 +101,22 @@ set_commands() {
     floor_cmd=(xargs -P "$HOSTS" -n 1 -a "$work/addresses" "$work/floor-one.sh")
 }
 
-# Fails unless the round's swpush output and report $1 show every host
-# installed with the whole package sent; $2 is the output file.
+# Fails unless the round's swpush output $2 and report $1 show every host
+# STATUS ($3, default installed) with BYTES ($4, default the whole package
+# to every host) sent.
 check_swpush_round() {
-    local sent
+    local status=${3:-installed} expect=${4:-$((size * HOSTS))} sent
     # (`install NAME VERSION: ` before the counts since issue 12; older
     # builds, which bench/compare.sh may measure, print the counts alone)
-    grep -q "^\(install [^ ]* [^ ]*: \)\?$HOSTS hosts: $HOSTS installed\$" "$2" ||
-        die "not every host installed: $(cat "$2")"
+    grep -q "^\(install [^ ]* [^ ]*: \)\?$HOSTS hosts: $HOSTS $status\$" "$2" ||
+        die "not every host $status: $(cat "$2")"
     sent=$(grep -o '"bytes_sent": *[0-9]*' "$1" | awk -F: '{ s += $2 } END { print s + 0 }')
-    [ "$sent" = "$((size * HOSTS))" ] || die "swpush sent $sent bytes, expected $HOSTS x $size"
+    [ "$sent" = "$expect" ] || die "swpush sent $sent bytes, expected $expect"
+}
+
+# The median of the numbers on stdin, printed with printf FORMAT $1.
+median() {
+    sort -n | awk -v f="$1" '{ v[NR] = $1 } END { printf f, v[int((NR + 1) / 2)] }'
 }
 
 check_floor_round() {

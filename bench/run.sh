@@ -77,12 +77,11 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 # Median of column $1 of the rounds.
-median() {
-    awk -v c="$1" '{ print $c }' "$work/rounds" | sort -n |
-        awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+column_median() {
+    awk -v c="$1" '{ print $c }' "$work/rounds" | median '%s'
 }
-row=$(awk -v h="$HOSTS" -v m="$MB" -v sw="$(median 1)" -v sr="$(median 2)" \
-    -v fw="$(median 3)" -v fr="$(median 4)" 'BEGIN {
+row=$(awk -v h="$HOSTS" -v m="$MB" -v sw="$(column_median 1)" -v sr="$(column_median 2)" \
+    -v fw="$(column_median 3)" -v fr="$(column_median 4)" 'BEGIN {
     printf "| %d × %d MB | %.2f s | %.0f MB | %.2f s | %.1f MB | %.2f× |", h, m, sw, sr / 1024, fw, fr / 1024, sw / fw
 }')
 echo

@@ -636,7 +636,6 @@ fn no_archive_panics() {
 #[test]
 fn client_check_agrees_with_the_controller() {
     let dir = scratch("client-check");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/step/check_entries.sh");
     // Entry-policy refusals the client must also make; the rest (manifest,
     // hooks, truncation) the client finds by other means.
     let entry_cases = [
@@ -698,17 +697,8 @@ fn client_check_agrees_with_the_controller() {
                 };
                 // busybox grep stops a line at a NUL byte, GNU grep does not:
                 // the sparse check must see past one with either.
-                for grep in ["grep", "busybox grep"] {
-                    let tools = if grep == "grep" {
-                        ""
-                    } else {
-                        "grep() { busybox grep \"$@\"; }; "
-                    };
-                    let output = std::process::Command::new(shell[0])
-                        .args(&shell[1..])
-                        .arg("-c")
-                        .arg(format!("{tools}. {script}; check_entries \"$1\" \"$2\""))
-                        .arg("check")
+                for (grep, tools) in GREPS {
+                    let output = check_entries_sh(shell, tools, "check_entries \"$1\" \"$2\"")
                         .arg(&tar_cmd)
                         .arg(&path)
                         .output()
@@ -744,13 +734,31 @@ fn client_check_agrees_with_the_controller() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The greps a client may have, as `check_entries.sh` is run with them:
+/// the system's (GNU), or busybox's defined as a function before it.
+const GREPS: [(&str, &str); 2] = [
+    ("grep", ""),
+    ("busybox grep", "grep() { busybox grep \"$@\"; }; "),
+];
+
+/// `SHELL -c 'TOOLS . check_entries.sh; CALL' check`: arguments follow.
+fn check_entries_sh(shell: &[&str], tools: &str, call: &str) -> std::process::Command {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/step/check_entries.sh");
+    let mut command = std::process::Command::new(shell[0]);
+    command
+        .args(&shell[1..])
+        .arg("-c")
+        .arg(format!("{tools}. {script}; {call}"))
+        .arg("check");
+    command
+}
+
 /// The client's fast scan for `GNU.sparse.` keys sees them right after a
 /// NUL byte (where busybox grep would stop reading the line) with GNU and
 /// busybox grep alike, and finds nothing where they are not.
 #[test]
 fn the_clients_scan_for_sparse_keys_sees_past_nul_bytes() {
     let dir = scratch("sparse-scan");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/step/check_entries.sh");
     let cases: [(&[u8], bool); 4] = [
         (b"\0\0\0GNU.sparse.major=1\n", true),
         (b"ustar\0\x0100GNU.sparse.size=9", true),
@@ -761,19 +769,15 @@ fn the_clients_scan_for_sparse_keys_sees_past_nul_bytes() {
         let path = dir.join(format!("{i}.bin"));
         std::fs::write(&path, bytes).unwrap();
         for shell in [&["dash"][..], &["busybox", "sh"]] {
-            for tools in ["", "grep() { busybox grep \"$@\"; }; "] {
-                let status = std::process::Command::new(shell[0])
-                    .args(&shell[1..])
-                    .arg("-c")
-                    .arg(format!("{tools}. {script}; ce_holds GNU.sparse. \"$1\""))
-                    .arg("scan")
+            for (grep, tools) in GREPS {
+                let status = check_entries_sh(shell, tools, "ce_holds GNU.sparse. \"$1\"")
                     .arg(&path)
                     .status()
                     .unwrap();
                 assert_eq!(
                     status.success(),
                     *holds,
-                    "{bytes:?} under {shell:?} {tools}"
+                    "{bytes:?} under {shell:?} with {grep}"
                 );
             }
         }

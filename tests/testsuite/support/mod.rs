@@ -584,7 +584,7 @@ fn check_prerequisites() {
 /// [`HOSTS_PER_SLOT`]) and reserves them in this process; returns the first.
 fn reserve_slot(n: usize) -> u32 {
     let counter = FLEET_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let wanted = n.div_ceil(HOSTS_PER_SLOT) as u32;
+    let wanted = slot_count(n);
     // Starts that leave room for every slot the fleet needs, without wrapping.
     let starts = SLOTS - wanted + 1;
     let first = (u64::from(process::id()) * 16 + u64::from(counter)) % u64::from(starts);
@@ -607,7 +607,12 @@ fn reserve_slot(n: usize) -> u32 {
 
 /// The slots a fleet of `n` hosts starting at `slot` holds.
 fn slots_of(slot: u32, n: usize) -> impl Iterator<Item = u32> {
-    slot..slot + n.max(1).div_ceil(HOSTS_PER_SLOT) as u32
+    slot..slot + slot_count(n)
+}
+
+/// How many slots a fleet of `n` hosts takes.
+fn slot_count(n: usize) -> u32 {
+    n.max(1).div_ceil(HOSTS_PER_SLOT) as u32
 }
 
 /// Host `i` (from 0) of the fleet whose first slot is `slot`.
