@@ -632,7 +632,8 @@ fn no_archive_panics() {
 }
 
 /// The client's own check (`src/step/check_entries.sh`) agrees with the
-/// controller's, under dash and busybox ash, with GNU and busybox tar.
+/// controller's, under dash and busybox ash, with GNU and busybox tar; so
+/// does the unpacked size it counts from its listing.
 #[test]
 fn client_check_agrees_with_the_controller() {
     let dir = scratch("client-check");
@@ -698,12 +699,26 @@ fn client_check_agrees_with_the_controller() {
                 // busybox grep stops a line at a NUL byte, GNU grep does not:
                 // the sparse check must see past one with either.
                 for (grep, tools) in GREPS {
-                    let output = check_entries_sh(shell, tools, "check_entries \"$1\" \"$2\"")
+                    let work = dir.join("work");
+                    let _ = std::fs::remove_dir_all(&work);
+                    std::fs::create_dir(&work).unwrap();
+                    let call = "check_entries \"$1\" \"$2\" '' \"$3\"";
+                    let output = check_entries_sh(shell, tools, call)
                         .arg(&tar_cmd)
                         .arg(&path)
+                        .arg(&work)
                         .output()
                         .unwrap();
                     let said = String::from_utf8_lossy(&output.stdout);
+                    if *good {
+                        let counted = std::fs::read_to_string(work.join("entries.size"));
+                        let signed = crate::package::read(&path).unwrap().unpacked_size;
+                        assert_eq!(
+                            counted.ok().as_deref(),
+                            Some(format!("{signed}\n").as_str()),
+                            "{name} under {shell:?} with {tar} and {grep}: the unpacked size"
+                        );
+                    }
                     assert_eq!(
                         output.status.success(),
                         *good,

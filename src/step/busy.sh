@@ -13,7 +13,9 @@
 # /proc/PID/stat, since boot), or `-` where that cannot be read (no /proc).
 # With the pid it tells a run apart from a later process given its pid.
 start_of() {
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || st=
+    # (read, not cat: no process; a last line without newline is read too)
+    st=
+    { IFS= read -r st <"/proc/$1/stat"; } 2>/dev/null || :
     # The command name (field 2) may hold spaces and parentheses: the
     # fields counted are those after its closing `) `.
     st=${st##*) }
@@ -109,7 +111,7 @@ check_idle() {
 # lock), busy_retries times busy_wait seconds at most, then takes the lock;
 # ends the step (busy) when it is still busy then.
 wait_while_busy() {
-    mkdir -p "$state_dir" "$cache_dir"
+    if [ ! -d "$state_dir" ] || [ ! -d "$cache_dir" ]; then mkdir -p "$state_dir" "$cache_dir"; fi
     # Hooks run in a process group of their own (see run_hook): without
     # setsid that cannot be done, and no hook runs.
     command -v setsid >/dev/null 2>&1 ||

@@ -3,9 +3,13 @@
 # extracted (docs/package.md, "What a package may contain"). The controller
 # checks too, but a client never trusts that alone.
 #
-# check_entries TAR ARCHIVE [TAR_FLAGS]
+# check_entries TAR ARCHIVE TAR_FLAGS DIR
 #   Lists ARCHIVE twice with the client's own TAR (`tar -t` for exact names,
-#   `tar -tv` for types and link targets) and pairs the lines. Prints one
+#   `tar -tv` for types and link targets) and pairs the lines; the listings
+#   are kept in DIR (an existing private directory) as entries.*, and
+#   DIR/entries.size holds what the archive unpacks to by its own listing
+#   (regular files' bytes plus 4096 per entry, as the controller counts:
+#   src/package/mod.rs) when it returns 0. Prints one
 #   line naming the first offending entry and returns 1 when an entry is not
 #   a regular file, directory or relative symlink that stays inside, when a
 #   name is absolute, has `..`, is not UTF-8, has a control character
@@ -22,29 +26,29 @@
 # Sets: ce_*, its own; nothing another library reads.
 
 check_entries() {
-    ce_tar=$1 ce_archive=$2 ce_flags=${3:-}
-    ce_dir=$(mktemp -d) || return 1
+    ce_tar=$1 ce_archive=$2 ce_flags=$3 ce_dir=$4
     # GNU tar: names in its `escape` quoting, asked for by name (whatever
     # the defaults), and the block number of each header (-R), which shows
     # a sparse member: its data ends before the listed size does.
     ce_gnu=0 ce_blocks=
     set --
-    case $("$ce_tar" --version 2>/dev/null | head -n 1) in
+    ce_version=$("$ce_tar" --version 2>/dev/null) || :
+    case ${ce_version%%"
+"*} in
         *"GNU tar"*) ce_gnu=1 ce_blocks=-R && set -- --quoting-style=escape ;;
     esac
     # shellcheck disable=SC2086 # flags are one word or none
-    if ! "$ce_tar" $ce_flags "$@" -tf "$ce_archive" >"$ce_dir/names" 2>"$ce_dir/err" ||
-        ! "$ce_tar" $ce_flags "$@" ${ce_blocks:+"$ce_blocks"} -tvf "$ce_archive" >"$ce_dir/long" 2>>"$ce_dir/err"; then
-        case $(head -n 1 "$ce_dir/err") in
+    if ! "$ce_tar" $ce_flags "$@" -tf "$ce_archive" >"$ce_dir/entries.names" 2>"$ce_dir/entries.err" ||
+        ! "$ce_tar" $ce_flags "$@" ${ce_blocks:+"$ce_blocks"} -tvf "$ce_archive" >"$ce_dir/entries.long" 2>>"$ce_dir/entries.err"; then
+        case $(head -n 1 "$ce_dir/entries.err") in
             # busybox tar cannot read a GNU sparse member at all.
             *"unknown typeflag: 0x53"*) printf '%s\n' "the package has a sparse file (GNU format); packages hold plain files" ;;
-            *) printf 'cannot list the package: %s\n' "$(head -n 1 "$ce_dir/err")" ;;
+            *) printf 'cannot list the package: %s\n' "$(head -n 1 "$ce_dir/entries.err")" ;;
         esac
-        rm -rf "$ce_dir"
         return 1
     fi
     ce_status=0
-    LC_ALL=C awk -v names="$ce_dir/names" -v gnu="$ce_gnu" '
+    LC_ALL=C awk -v names="$ce_dir/entries.names" -v gnu="$ce_gnu" -v sized="$ce_dir/entries.size" '
         BEGIN { for (i = 128; i < 256; i++) ord[sprintf("%c", i)] = i }
         function refuse(why) { print "entry `" shown(raw) "` " why; failed = 1; exit 1 }
         # The name as a message may show it: control bytes (and, in a name
@@ -133,6 +137,8 @@ check_entries() {
         {
             if ((getline listed < names) <= 0) { raw = "?"; refuse("breaks the listing") }
             raw = unescape(listed)
+            unpacked += 4096
+            if (substr($0, 1, 1) == "-") unpacked += $3
             check_text(raw, "")
             if (substr(raw, 1, 1) == "/") refuse("is an absolute path")
             if (substr(raw, 1, 1) == " ") refuse("starts with a space")
@@ -203,8 +209,9 @@ check_entries() {
                     }
                 }
             }
+            printf "%.0f\n", unpacked > sized
         }
-    ' "$ce_dir/long" || ce_status=1
+    ' "$ce_dir/entries.long" || ce_status=1
     # A pax sparse member is listed by busybox (and read by the controller)
     # under its stored name, by GNU tar under another: refused, wherever
     # its data ends. Its keys are text in a pax header, so an archive
@@ -233,11 +240,10 @@ check_entries() {
     fi
     # Checked after the entries, so that a refusal names the entry where the
     # listing shows it; any warning at all is a refusal.
-    if [ "$ce_status" = 0 ] && [ -s "$ce_dir/err" ]; then
-        printf 'tar warns about the package: %s\n' "$(head -n 1 "$ce_dir/err")"
+    if [ "$ce_status" = 0 ] && [ -s "$ce_dir/entries.err" ]; then
+        printf 'tar warns about the package: %s\n' "$(head -n 1 "$ce_dir/entries.err")"
         ce_status=1
     fi
-    rm -rf "$ce_dir"
     return "$ce_status"
 }
 

@@ -92,7 +92,7 @@ end_dry_run() {
     case $op in
         install | upgrade)
             if [ -f "$package_cache/$sha256" ] &&
-                [ "$(wc -c <"$package_cache/$sha256" | tr -d ' ')" = "$size" ]; then
+                [ "$(size_of "$package_cache/$sha256")" = "$size" ]; then
                 plan="$plan (the package is cached here)"
             else
                 plan="$plan (would receive $size bytes)"

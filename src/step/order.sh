@@ -14,7 +14,9 @@
 # The first line, before anything is read: a fresh random challenge, which
 # the order must carry, and what is installed of NAME here.
 say_hello() {
-    challenge=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    hex_of 16 /dev/urandom
+    challenge=$hex
+    [ "${#challenge}" = 32 ] || finish failed "cannot read 16 random bytes from /dev/urandom"
     printf 'swpush hello 1 %s %s %s\n' "$challenge" "$current_version" "$current_sha"
 }
 
@@ -65,7 +67,8 @@ verify_order() {
     command -v ssh-keygen >/dev/null 2>&1 ||
         finish rejected "ssh-keygen is missing: OpenSSH 8.2 or newer is needed to verify orders"
     set -- -Y verify -f "$known_servers" -I "$name" -n swpush -s "$work/order.sig"
-    revoked=$(dirname "$known_servers")/revoked_servers
+    beside "$known_servers" revoked_servers
+    revoked=$beside
     if [ -e "$revoked" ]; then set -- "$@" -r "$revoked"; fi
     if ! ssh-keygen "$@" <"$work/order" >"$work/verify.out" 2>&1; then
         if grep -qi -e 'illegal option' -e 'unknown option' -e 'usage:' "$work/verify.out"; then

@@ -6,7 +6,8 @@
 # Reads: op, name, version, sha256, size, unpacked_size (check_order,
 #   order.sh); cache_dir, package_cache, records, work.
 # Sets: cached, package (receive_package; unpack: the plain tar); incoming,
-#   unpacked (run.sh's, for cleanup); tar_flags (unpack_and_check).
+#   unpacked (run.sh's, for cleanup); magic, the package's first 4 bytes
+#   in hex, and tar_flags (unpack_and_check).
 # shellcheck disable=SC2034,SC2154 # see Reads and Sets
 
 # Before any byte is asked for: check_room needs df.
@@ -22,21 +23,30 @@ need_tools() {
 
 # OpenSSL first: it uses the CPU's SHA instructions, coreutils does not
 # (5x faster on 100 MB, which decides the push's wall time on busy hosts).
+# Prints the digest alone (the first word of the tool's line).
 sha256_of() { # FILE
     if command -v openssl >/dev/null 2>&1; then
-        openssl dgst -sha256 -r <"$1" | cut -d ' ' -f 1
+        digest=$(openssl dgst -sha256 -r <"$1")
     elif command -v sha256sum >/dev/null 2>&1; then
-        sha256sum "$1" | cut -d ' ' -f 1
+        digest=$(sha256sum "$1")
     else
-        shasum -a 256 "$1" | cut -d ' ' -f 1
+        digest=$(shasum -a 256 "$1")
     fi
+    printf '%s\n' "${digest%% *}"
+}
+
+# size_of FILE: prints its size in bytes (wc -c, without the padding some
+# wc put before the number).
+size_of() {
+    bytes=$(wc -c <"$1")
+    printf '%s\n' "${bytes##* }"
 }
 
 # The package from the cache, or else asked for (`swpush need SIZE`),
 # received, checked against the signed size and sha256, and cached at once.
 receive_package() {
     cached=$package_cache/$sha256
-    if [ -f "$cached" ] && [ "$(wc -c <"$cached" | tr -d ' ')" = "$size" ] &&
+    if [ -f "$cached" ] && [ "$(size_of "$cached")" = "$size" ] &&
         [ "$(sha256_of "$cached")" = "$sha256" ]; then
         :
     else
@@ -46,12 +56,12 @@ receive_package() {
         # not a second copy of every byte.
         incoming=$cache_dir/.incoming.$$
         head -c "$size" >"$incoming"
-        got=$(wc -c <"$incoming" | tr -d ' ')
+        got=$(size_of "$incoming")
         [ "$got" = "$size" ] || finish rejected "received $got of $size bytes"
         [ "$(sha256_of "$incoming")" = "$sha256" ] ||
             finish rejected "the package received does not have the signed sha256"
         # Cached at once: a run interrupted from here on need not upload again.
-        mkdir -p "$package_cache"
+        [ -d "$package_cache" ] || mkdir -p "$package_cache"
         mv "$incoming" "$cached"
         incoming=
     fi
@@ -62,9 +72,11 @@ receive_package() {
 # (unpack), and the client's own checks of its entries (check_entries) and
 # of their size (check_unpacked_size).
 unpack_and_check() {
+    hex_of 4 "$package"
+    magic=$hex
     check_room
     tar_flags=
-    case $(od -An -N4 -tx1 "$package" | tr -d ' \n') in
+    case $magic in
         1f8b*)
             # Without a gzip command (a minimal busybox), tar's own -z.
             if command -v gzip >/dev/null 2>&1; then unpack gzip -dc; else tar_flags=-z; fi
@@ -78,13 +90,13 @@ unpack_and_check() {
     # GNU tar as it comes: TAR_OPTIONS from the login's environment could make
     # it list one thing and write another (--transform, --same-owner).
     unset TAR_OPTIONS
-    if ! why=$(check_entries tar "$package" "$tar_flags"); then
+    if ! why=$(check_entries tar "$package" "$tar_flags" "$work"); then
         # Signed, but not something this client installs: not worth keeping.
         rm -f "$cached"
         rmdir "$package_cache" 2>/dev/null || true
         finish rejected "package refused: $why"
     fi
-    check_unpacked_size "$tar_flags"
+    check_unpacked_size
 }
 
 # A compressed package is decompressed once, into a plain tar beside the
@@ -103,11 +115,10 @@ unpack() {
 # signed unpacked size, counted as the controller counts it (regular files'
 # bytes plus 4096 per entry, src/package/mod.rs): tar writes what it lists,
 # so nothing past the size that check_room found room for is extracted.
-# check_unpacked_size TAR_FLAGS
+# The sum is check_entries' (from the same listing), in $work/entries.size.
 check_unpacked_size() {
-    # shellcheck disable=SC2086 # one flag or none
-    listed=$(tar $1 -tvf "$package" 2>/dev/null |
-        awk '{ n += 4096; if (substr($0, 1, 1) == "-") n += $3 } END { printf "%.0f\n", n }')
+    listed=
+    { read -r listed <"$work/entries.size"; } 2>/dev/null || :
     case $listed in '' | *[!0-9]*) listed=$((unpacked_size + 1)) ;; esac
     if [ "$listed" -gt "$unpacked_size" ]; then
         rm -f "$cached"
@@ -117,11 +128,18 @@ check_unpacked_size() {
 }
 
 # Drops cached packages that no kept release came from.
+# (Records are a few short lines each: read here, not grepped.)
 prune_cache() {
     for cached_file in "$package_cache"/*; do
         [ -f "$cached_file" ] || continue
-        if ! grep -qxF -- "sha256 ${cached_file##*/}" "$records"/* 2>/dev/null; then
-            rm -f "$cached_file"
-        fi
+        in_use=
+        for record in "$records"/*; do
+            [ -f "$record" ] || continue
+            while IFS= read -r line; do
+                if [ "$line" = "sha256 ${cached_file##*/}" ]; then in_use=1 && break; fi
+            done <"$record"
+            [ -z "$in_use" ] || break
+        done
+        [ -n "$in_use" ] || rm -f "$cached_file"
     done
 }

@@ -7,18 +7,18 @@
 #   keep_releases, pre_install, post_install, pre_remove, aside, work;
 #   where NAME's files are (package_files, state.sh).
 # Sets: undo, committed (run.sh's: the run is finished from here on, not
-#   undone).
+#   undone); stamped (stamp).
 # shellcheck disable=SC2034,SC2154 # see Reads and Sets
 
 # Records VERSION as current: the state record (the commit point), the
 # release's record and the log.
 commit() { # RECORD_FILE
-    mkdir -p "$state_dir/packages" "$records"
-    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    if [ ! -d "$state_dir/packages" ] || [ ! -d "$records" ]; then mkdir -p "$state_dir/packages" "$records"; fi
+    stamp
     {
-        cat "$1"
+        print_lines "$1"
         echo "previous $previous"
-        echo "since $now"
+        echo "since $stamped"
         # Which run committed it: a journal of that run then knows it did.
         echo "run $challenge"
         # The release this run put aside, deleted right after the commit.
@@ -28,44 +28,64 @@ commit() { # RECORD_FILE
     undo=
     committed=1
     if [ "$1" != "$records/$version" ]; then
-        cp "$1" "$records/.$version.$$"
+        print_lines "$1" >"$records/.$version.$$"
         mv "$records/.$version.$$" "$records/$version"
     fi
-    echo "$now $op $name $previous $version $result" >>"$state_dir/log"
+    echo "$stamped $op $name $previous $version $result" >>"$state_dir/log"
+}
+
+# Sets `stamped`, when this run commits (UTC), once: the release record and
+# the state record say the same time.
+stamp() {
+    [ -n "${stamped:-}" ] || stamped=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+}
+
+# print_lines FILE: prints FILE's lines as cat would (a record is a few
+# short lines: no process is started for them).
+print_lines() {
+    while IFS= read -r pl_line || [ -n "$pl_line" ]; do printf '%s\n' "$pl_line"; done <"$1"
 }
 
 # The release record of an install or upgrade, committed; the release it
 # replaced (a reinstall), put aside until now, goes.
 commit_release() {
+    stamp
     printf 'version %s\nsha256 %s\ninstalled %s\npre_install %s\npost_install %s\npre_remove %s\n' \
-        "$version" "$sha256" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$pre_install" "$post_install" \
+        "$version" "$sha256" "$stamped" "$pre_install" "$post_install" \
         "$pre_remove" >"$work/record"
     commit "$work/record"
     # Committed: from here an interruption leaves the new release in place.
-    rm -rf "$aside"
+    if [ -e "$aside" ] || [ -L "$aside" ]; then rm -rf "$aside"; fi
 }
 
 # Keep the newest keep_releases releases (by install order, in the history),
-# and always the current and the previous one.
+# and always the current and the previous one. The history is VERSION
+# appended to the others; the oldest past keep_releases are dropped from it
+# and deleted, but for the previous release, which stays listed (first:
+# every line before it is dropped). Written once; builtins but rm and mv.
 prune_releases() {
-    mkdir -p "$state_dir/history"
+    [ -d "$state_dir/history" ] || mkdir -p "$state_dir/history"
+    total=1
+    if [ -f "$history" ]; then
+        while IFS= read -r old || [ -n "$old" ]; do
+            [ "$old" = "$version" ] || total=$((total + 1))
+        done <"$history"
+    fi
+    drop=$((total - keep_releases)) i=0
     {
-        grep -vxF -- "$version" "$history" 2>/dev/null || true
+        if [ -f "$history" ]; then
+            while IFS= read -r old || [ -n "$old" ]; do
+                [ "$old" != "$version" ] || continue
+                i=$((i + 1))
+                if [ "$i" -gt "$drop" ] || { [ "$old" = "$previous" ] && [ "$previous" != - ]; }; then
+                    printf '%s\n' "$old"
+                    continue
+                fi
+                case $old in '' | .* | */*) continue ;; esac
+                rm -rf "${pkgdir:?}/releases/$old" "${records:?}/$old"
+            done <"$history"
+        fi
         echo "$version"
     } >"$state_dir/history/.$name.$$"
     mv "$state_dir/history/.$name.$$" "$history"
-    total=$(wc -l <"$history" | tr -d ' ')
-    if [ "$total" -gt "$keep_releases" ]; then
-        head -n "$((total - keep_releases))" "$history" >"$work/prune"
-        while IFS= read -r old; do
-            case $old in '' | .* | */* | "$version" | "$previous") continue ;; esac
-            rm -rf "${pkgdir:?}/releases/$old" "${records:?}/$old"
-        done <"$work/prune"
-        {
-            # The previous release stays listed while it is kept.
-            if [ "$previous" != - ] && grep -qxF -- "$previous" "$work/prune"; then echo "$previous"; fi
-            grep -vxF -f "$work/prune" "$history" || true
-        } >"$state_dir/history/.$name.$$"
-        mv "$state_dir/history/.$name.$$" "$history"
-    fi
 }

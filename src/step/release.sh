@@ -30,8 +30,8 @@ stage_release() {
     # Named after this run's challenge too: the state record names it once
     # the run is committed, and no other run can have the same name.
     aside=$pkgdir/releases/.$version.old.$$.$challenge
-    mkdir -p "$pkgdir/releases"
-    rm -rf "$pen"
+    [ -d "$pkgdir/releases" ] || mkdir -p "$pkgdir/releases"
+    if [ -e "$pen" ] || [ -L "$pen" ]; then rm -rf "$pen"; fi
     mkdir -m 700 "$pen"
     mkdir "$stage"
     # -o: the archive's owners are not restored (GNU: --no-same-owner).
@@ -99,23 +99,31 @@ switch_back() {
 # and returns 1 otherwise. Symlinks are neither followed nor changed.
 # Whether the step runs as root is read off DIR's parent, which this run
 # made (`id` is not among the tools a minimal client has).
+# Most trees need no change (tar -o as root writes root's files, and most
+# packages' modes pass): one walk finds what to change, and only a tree
+# that has some is changed and walked again.
 normalise_tree() {
-    nt_root=
-    if [ -n "$(find "${1%/*}" -prune -user 0 2>/dev/null)" ]; then nt_root=1; fi
-    if [ -n "$nt_root" ] && ! nt_out=$(chown -hR 0:0 "$1" 2>&1); then
-        printf '%s\n' "$nt_out" | head -n 1
+    nt_dir=$1 nt_root=
+    if [ -n "$(find "${nt_dir%/*}" -prune -user 0 2>/dev/null)" ]; then nt_root=1; fi
+    set -- ! -type l \( -perm -0020 -o -perm -0002 -o -perm -4000 -o -perm -2000 \)
+    if [ -n "$nt_root" ]; then set -- \( \( "$@" \) -o ! -user 0 -o ! -group 0 \); fi
+    nt_bad=$(find "$nt_dir" "$@" -print 2>&1) || :
+    [ -n "$nt_bad" ] || return 0
+    if [ -n "$nt_root" ] && ! nt_out=$(chown -hR 0:0 "$nt_dir" 2>&1); then
+        printf '%s\n' "${nt_out%%"
+"*}"
         return 1
     fi
-    if ! nt_out=$(chmod -R go-w,ug-s "$1" 2>&1); then
-        printf '%s\n' "$nt_out" | head -n 1
+    if ! nt_out=$(chmod -R go-w,ug-s "$nt_dir" 2>&1); then
+        printf '%s\n' "${nt_out%%"
+"*}"
         return 1
     fi
-    nt_bad=$(find "$1" ! -type l \( -perm -0020 -o -perm -0002 -o -perm -4000 -o -perm -2000 \) -print 2>&1 | head -n 1)
-    if [ -z "$nt_bad" ] && [ -n "$nt_root" ]; then
-        nt_bad=$(find "$1" \( ! -user 0 -o ! -group 0 \) -print 2>&1 | head -n 1)
-    fi
+    nt_bad=$(find "$nt_dir" "$@" -print 2>&1) || :
     if [ -n "$nt_bad" ]; then
-        printf '%s\n' "${nt_bad#"$1"/} is still writable by others or not root's"
+        nt_bad=${nt_bad%%"
+"*}
+        printf '%s\n' "${nt_bad#"$nt_dir"/} is still writable by others or not root's"
         return 1
     fi
 }

@@ -13,7 +13,8 @@
 # Whether `current` points elsewhere than the state record says; sets
 # `link` to where it points (empty when there is no `current`).
 current_disagrees() {
-    link=$(readlink "$pkgdir/current" 2>/dev/null || true)
+    link=
+    if [ -L "$pkgdir/current" ]; then link=$(readlink "$pkgdir/current" 2>/dev/null || true); fi
     want=-
     [ "$current_version" = - ] || want=releases/$current_version
     [ "$link" != "$want" ] && { [ -n "$link" ] || [ "$want" != - ]; }
@@ -39,7 +40,7 @@ interrupted() {
     if [ "$current_version" = - ]; then
         [ -e "$history" ]
     else
-        if [ -f "$records/$current_version" ] && grep -qxF -- "$current_version" "$history" 2>/dev/null; then
+        if [ -f "$records/$current_version" ] && in_history "$current_version"; then
             return 1
         fi
     fi
@@ -118,7 +119,7 @@ repair() {
             mkdir -p "$records"
             grep -v -e '^previous ' -e '^since ' -e '^replaced ' -e '^run ' "$state_file" >"$records/$current_version"
         fi
-        if ! grep -qxF -- "$current_version" "$history" 2>/dev/null; then
+        if ! in_history "$current_version"; then
             fixed=1
             mkdir -p "$state_dir/history"
             echo "$current_version" >>"$history"
@@ -171,7 +172,7 @@ repair() {
 # What this run is about to do, for the next run should this one be killed
 # (removed when it ends, also in failure).
 write_journal() {
-    mkdir -p "$state_dir/journal"
+    [ -d "$state_dir/journal" ] || mkdir -p "$state_dir/journal"
     printf 'op %s\nprevious %s\nversion %s\nsha256 %s\nrun %s\nholder %s\n' \
         "$op" "$previous" "$version" "${sha256:--}" "$challenge" "$holder" >"$journal_file.$$"
     mv "$journal_file.$$" "$journal_file"
@@ -181,6 +182,6 @@ write_journal() {
 # Removes NAME's journal, and the journal folder once it holds no other
 # (a run that changed nothing leaves nothing).
 forget_journal() {
-    rm -f "$journal_file"
-    rmdir "$state_dir/journal" 2>/dev/null || true
+    if [ -e "$journal_file" ] || [ -L "$journal_file" ]; then rm -f "$journal_file"; fi
+    if [ -d "$state_dir/journal" ]; then rmdir "$state_dir/journal" 2>/dev/null || true; fi
 }

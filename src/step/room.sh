@@ -2,16 +2,35 @@
 # Whether a release fits on this host, told before anything is
 # decompressed or extracted (and, in a dry run, before anything is sent).
 #
-# Reads: name, version, unpacked_size, pkgdir, cache_dir, package.
+# Reads: name, version, unpacked_size, pkgdir, cache_dir; magic (check_room:
+#   the package's first bytes, unpack_and_check, package.sh).
 # Sets: nothing the other libraries read.
 # shellcheck disable=SC2154 # see Reads
 
 # Free KiB and mount point (`KIB MOUNT`) of the filesystem that holds $1,
 # or its nearest existing parent. `df -P` is POSIX, busybox has it.
+# (Builtins but df: a parent is the path to its last `/`, df's second line
+# is split by the shell; this runs in a command substitution, so `set --`
+# changes nothing outside.)
 free_space() {
     fs_dir=$1
-    while [ ! -d "$fs_dir" ]; do fs_dir=$(dirname "$fs_dir"); done
-    df -Pk "$fs_dir" 2>/dev/null | awk 'NR == 2 { print $(NF - 2), $NF }'
+    while [ ! -d "$fs_dir" ]; do
+        case $fs_dir in
+            */*) fs_dir=${fs_dir%/*} && fs_dir=${fs_dir:-/} ;;
+            *) fs_dir=. ;;
+        esac
+    done
+    fs_out=$(df -Pk "$fs_dir" 2>/dev/null) || :
+    fs_line=${fs_out#*"
+"}
+    [ "$fs_line" != "$fs_out" ] || return 0
+    fs_line=${fs_line%%"
+"*}
+    set -f
+    # shellcheck disable=SC2086 # df's fields, split on purpose
+    set -- $fs_line
+    [ "$#" -ge 3 ] || return 0
+    eval "printf '%s %s\\n' \"\${$(($# - 2))}\" \"\${$#}\""
 }
 
 # Whether the release fits: the signed unpacked size on the prefix's
@@ -50,6 +69,6 @@ room_shortage() { # COMPRESSED
 check_room() {
     command -v df >/dev/null 2>&1 || finish failed "df is missing on this host: cannot check the free space for $name $version"
     compressed=no
-    case $(od -An -N2 -tx1 "$package" | tr -d ' \n') in 1f8b | 28b5) compressed=yes ;; esac
+    case $magic in 1f8b* | 28b5*) compressed=yes ;; esac
     if ! why=$(room_shortage "$compressed"); then finish failed "$why: nothing installed"; fi
 }

@@ -35,7 +35,9 @@ start_run() {
     journal=
     repaired=
     # This run, as a lock or journal names it: pid, boot, start time.
-    boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+    boot=
+    { read -r boot </proc/sys/kernel/random/boot_id; } 2>/dev/null || :
+    boot=${boot:-unknown}
     holder="$$ $boot $(start_of "$$")"
     trap cleanup EXIT
     trap 'exit 129' HUP
@@ -74,7 +76,7 @@ cleanup() {
     esac
     # The watchdogs and whatever else this step started.
     kill -TERM 0 2>/dev/null
-    rm -rf "$work" "$incoming" "$unpacked"
+    if [ -n "$work$incoming$unpacked" ]; then rm -rf "$work" "$incoming" "$unpacked"; fi
     # A run stopped between its commit and its end keeps its journal: the
     # next run finishes what it left and says so.
     if [ -n "$journal" ] && [ -z "$committed" ]; then forget_journal; fi
@@ -83,15 +85,22 @@ cleanup() {
 
 # done STATUS MESSAGE: prints the completion line and ends the step.
 finish() {
-    message=$(printf '%s' "$2" | tr '\n\r\t' '   ')
+    message=$2
+    # (a process only for a message that needs it: most do not)
+    case $message in
+        *[[:cntrl:]]*) message=$(printf '%s' "$2" | tr '\n\r\t' '   ') ;;
+    esac
     # Trailing blanks (a hook's last newline) say nothing.
     message=${message%"${message##*[! ]}"}
     if [ -n "$repaired" ]; then message="$repaired${message:+; $message}"; fi
     # Free the lock and the work dir before the completion line, not after
     # it in the EXIT trap: once the controller has the line, the next run
     # may start at once and must not find this one's lock still held.
+    # (One rm for the files, the journal's among them; the EXIT trap then
+    # has nothing left to remove.)
     if [ -z "$undo" ]; then
-        rm -rf "$work" "$incoming" "$unpacked"
+        rm -rf "$work" "$incoming" "$unpacked" ${journal:+"$journal_file"}
+        work='' incoming='' unpacked=''
         if [ -n "$journal" ]; then forget_journal && journal=; fi
         if [ -n "$lock" ]; then rm -rf "$lock" && lock=; fi
     fi

@@ -7,7 +7,7 @@
 # Reads: prefix, state_dir (package_files); pkgdir, records, history
 #   (kept, kept_list, before_current); state_file (read_state);
 #   current_version (before_current).
-# Sets: key, value (key_value); rec_KEY, one for each field of a record
+# Sets: key, value (key_value); hex (hex_of); rec_KEY, one for each field of a record
 #   (read_record); state_file records history journal_file pkgdir
 #   (package_files); current_version current_sha current_post_install
 #   current_pre_remove current_replaced current_run previous target
@@ -31,6 +31,14 @@ key_value() {
     value=${1#* }
     [ "$value" != "$1" ] || value=
     case $key in '' | *[!a-z0-9_]*) return 1 ;; esac
+}
+
+# hex_of COUNT FILE: sets `hex` to the first COUNT bytes of FILE as
+# lowercase hex digits (one od, and no tr to join its words).
+hex_of() {
+    hex=
+    # shellcheck disable=SC2046 # od's words, split on purpose
+    for hex_byte in $(od -An -N"$1" -tx1 "$2"); do hex=$hex$hex_byte; done
 }
 
 # read_record FILE: sets rec_KEY to the value of each `KEY VALUE` line of a
@@ -65,6 +73,15 @@ read_state() {
     fi
     previous=$current_version
     target=$current_version
+}
+
+# Whether VERSION is a line of the history (builtins only, as grep -qxF).
+in_history() {
+    [ -f "$history" ] || return 1
+    while IFS= read -r h_line || [ -n "$h_line" ]; do
+        [ "$h_line" != "$1" ] || return 0
+    done <"$history"
+    return 1
 }
 
 # Whether VERSION is a kept release here (its directory and its record).
