@@ -114,6 +114,11 @@ check_swpush_round() {
     [ "$sent" = "$expect" ] || die "swpush sent $sent bytes, expected $expect"
 }
 
+# Non-idle CPU ticks of the whole machine so far.
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
 # The median of the numbers on stdin, printed with printf FORMAT $1.
 median() {
     sort -n | awk -v f="$1" '{ v[NR] = $1 } END { printf f, v[int((NR + 1) / 2)] }'

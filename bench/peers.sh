@@ -255,11 +255,6 @@ stop_ansible_masters() {
     done
 }
 
-# Non-idle CPU ticks of the whole machine so far.
-machine_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
-}
-
 # Fails unless every host's current is releases/VERSION with the package's blob.
 check_hosts() {
     local d n=0
