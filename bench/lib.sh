@@ -110,7 +110,7 @@ check_swpush_round() {
     # builds, which bench/compare.sh may measure, print the counts alone)
     grep -q "^\(install [^ ]* [^ ]*: \)\?$HOSTS hosts: $HOSTS $status\$" "$2" ||
         die "not every host $status: $(cat "$2")"
-    sent=$(grep -o '"bytes_sent": *[0-9]*' "$1" | awk -F: '{ s += $2 } END { print s + 0 }')
+    sent=$(grep -o '"bytes_sent": *[0-9]*' "$1" | awk -F: '{ s += $2 } END { printf "%.0f", s }')
     [ "$sent" = "$expect" ] || die "swpush sent $sent bytes, expected $expect"
 }
 

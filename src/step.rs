@@ -180,8 +180,10 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
         heard,
         ..
     } = on;
-    let command = remote_command(host, request);
-    let mut process = connection.start_script(&command).await?;
+    // The command (the whole step, ~100 KB) is dropped once sent.
+    let mut process = connection
+        .start_script(&remote_command(host, request))
+        .await?;
     let stdin = process.stdin();
     let mut pending = Vec::new();
     let mut stderr = Vec::new();
