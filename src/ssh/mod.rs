@@ -27,6 +27,7 @@ mod host_key;
 pub(crate) mod jump;
 mod known_hosts;
 mod login;
+mod pace;
 mod process;
 mod proxy;
 pub mod script;
@@ -92,6 +93,15 @@ pub enum SshError {
     /// outage): as ssh, not tried again.
     #[error("cannot connect to {target}: {reason}")]
     Resolve { target: String, reason: String },
+    /// The host closed the connection before its SSH banner, every time it
+    /// was tried: what sshd does to connections past `MaxStartups`.
+    #[error("{}", dropped_message(.target, *.tries, *.said_max_startups))]
+    Dropped {
+        target: String,
+        tries: u32,
+        /// Whether it said sshd's `Exceeded MaxStartups` first.
+        said_max_startups: bool,
+    },
     /// The connect timeout elapsed before the login finished.
     #[error(
         "connecting to {target} timed out after {}s (TCP connect, SSH handshake and login)",
@@ -241,7 +251,10 @@ impl SshError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            SshError::Connect { .. } | SshError::Timeout { .. } | SshError::Io { .. }
+            SshError::Connect { .. }
+                | SshError::Dropped { .. }
+                | SshError::Timeout { .. }
+                | SshError::Io { .. }
         )
     }
 
@@ -281,6 +294,21 @@ impl SshError {
                 | SshError::Identity { .. }
         )
     }
+}
+
+fn dropped_message(target: &str, tries: u32, said_max_startups: bool) -> String {
+    let why = if said_max_startups {
+        "its sshd said \"Exceeded MaxStartups\": too many logins were in progress at once"
+    } else {
+        "the way sshd drops logins past its MaxStartups (too many in progress at once), \
+         or a firewall limiting connections"
+    };
+    format!(
+        "{target} closed the connection before its SSH banner, {tries} times: {why}; swpush \
+         starts at most {} logins at a time per address, fewer when dropped: raise MaxStartups \
+         in the host's sshd_config, or lower --forks",
+        pace::MAX_STARTING
+    )
 }
 
 fn tried_list(tried: &[String]) -> String {
@@ -429,8 +457,10 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// TCP connect, SSH handshake, host-key check and public-key login, all
-    /// within `options.connect_timeout`.
+    /// TCP connect, SSH handshake, host-key check and public-key login (its
+    /// jump hosts' included), all within the connect timeout. Logins to one
+    /// `address:port` are paced (`pace.rs`): the time spent waiting for a
+    /// turn is not part of the connect timeout (it is of `--timeout`).
     pub async fn connect(host: &Host, options: &ConnectOptions) -> Result<Connection, SshError> {
         let target = target_of(host);
         if let Some(setting) = &host.refused {
@@ -439,14 +469,24 @@ impl Connection {
                 setting: setting.clone(),
             });
         }
-        let attempt = connect_via(host, options, &target);
         let limit = connect_timeout(host, options);
-        match tokio::time::timeout(limit, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(SshError::Timeout {
-                target,
-                timeout: limit,
-            }),
+        let clock = pace::Clock::new();
+        let attempt = connect_via(host, options, &target, &clock);
+        tokio::pin!(attempt);
+        loop {
+            // Woken now and then while the attempt waits for its turn, which
+            // does not count.
+            let left = limit.saturating_sub(clock.connecting());
+            let check = left.max(Duration::from_millis(20));
+            if let Ok(result) = tokio::time::timeout(check, &mut attempt).await {
+                return result;
+            }
+            if clock.connecting() >= limit {
+                return Err(SshError::Timeout {
+                    target: target.clone(),
+                    timeout: limit,
+                });
+            }
         }
     }
 
@@ -535,10 +575,12 @@ async fn connect_via(
     host: &Host,
     options: &ConnectOptions,
     target: &str,
+    clock: &pace::Clock,
 ) -> Result<Connection, SshError> {
     let hops = match &host.proxy {
-        Proxy::Direct => return connect_and_login(host, options, target).await,
+        Proxy::Direct => return connect_and_login(host, options, target, clock).await,
         Proxy::Command(command) => {
+            // Not paced: where the command connects is its own business.
             return proxy::connect_through(host, options, target, command).await;
         }
         Proxy::Jump(hops) => hops,
@@ -563,14 +605,14 @@ async fn connect_via(
         }
         let connection = match jumps.last() {
             // The first hop is reached as its own settings say.
-            None => Box::pin(connect_via(hop, options, &hop_target)).await?,
-            Some(previous) => hop_over(previous, hop, options, &hop_target).await?,
+            None => Box::pin(connect_via(hop, options, &hop_target, clock)).await?,
+            Some(previous) => hop_over(previous, hop, options, &hop_target, clock).await?,
         };
         jumps.push(connection);
     }
     let mut connection = match jumps.last() {
-        Some(last) => hop_over(last, host, options, target).await?,
-        None => connect_and_login(host, options, target).await?,
+        Some(last) => hop_over(last, host, options, target, clock).await?,
+        None => connect_and_login(host, options, target, clock).await?,
     };
     connection.jumps = jumps;
     Ok(connection)
@@ -583,24 +625,75 @@ async fn hop_over(
     host: &Host,
     options: &ConnectOptions,
     target: &str,
+    clock: &pace::Clock,
 ) -> Result<Connection, SshError> {
-    let channel = previous
-        .handle
-        .channel_open_direct_tcpip(host.address.as_str(), u32::from(host.port), "127.0.0.1", 0)
-        .await
-        .map_err(|e| SshError::Connect {
-            target: target.to_owned(),
-            tried: Vec::new(),
-            reason: format!(
-                "jump host {} could not open a connection to it: {}",
-                previous.shared.target,
-                match e {
-                    russh::Error::ChannelOpenFailure(reason) => format!("{reason:?}"),
-                    e => one_line(e),
+    paced(host, target, clock, || async {
+        let channel = previous
+            .handle
+            .channel_open_direct_tcpip(host.address.as_str(), u32::from(host.port), "127.0.0.1", 0)
+            .await
+            .map_err(|e| SshError::Connect {
+                target: target.to_owned(),
+                tried: Vec::new(),
+                reason: format!(
+                    "jump host {} could not open a connection to it: {}",
+                    previous.shared.target,
+                    match e {
+                        russh::Error::ChannelOpenFailure(reason) => format!("{reason:?}"),
+                        e => one_line(e),
+                    }
+                ),
+            })?;
+        handshake_and_login(host, options, target, channel.into_stream()).await
+    })
+    .await
+}
+
+/// Logs in to `host` with `attempt` (TCP connect or jump channel,
+/// handshake and login) once the host's endpoint has room for another
+/// login (`pace.rs`); a login the host dropped before its banner is tried
+/// again after a short wait, up to [`pace::DROP_RETRIES`] times. The waits
+/// are kept off `clock`.
+async fn paced<F, Fut>(
+    host: &Host,
+    target: &str,
+    clock: &pace::Clock,
+    mut attempt: F,
+) -> Result<Connection, SshError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Connection, SshError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let start = clock.waiting(pace::start(&target_of(host))).await;
+        match attempt().await {
+            Err(SshError::Dropped { .. }) if tries <= pace::DROP_RETRIES => {
+                start.dropped();
+                drop(start);
+                clock
+                    .waiting(tokio::time::sleep(pace::drop_backoff(tries)))
+                    .await;
+            }
+            Err(SshError::Dropped {
+                said_max_startups, ..
+            }) => {
+                start.dropped();
+                return Err(SshError::Dropped {
+                    target: target.to_owned(),
+                    tries,
+                    said_max_startups,
+                });
+            }
+            tried => {
+                if tried.is_ok() {
+                    start.succeeded();
                 }
-            ),
-        })?;
-    handshake_and_login(host, options, target, channel.into_stream()).await
+                return tried;
+            }
+        }
+    }
 }
 
 /// The limit for connecting to `host`, as ssh decides it: the command
@@ -618,6 +711,7 @@ async fn connect_and_login(
     host: &Host,
     options: &ConnectOptions,
     target: &str,
+    clock: &pace::Clock,
 ) -> Result<Connection, SshError> {
     let addresses: Vec<_> = tokio::net::lookup_host((host.address.as_str(), host.port))
         .await
@@ -626,14 +720,17 @@ async fn connect_and_login(
             reason: format!("cannot resolve {:?}: {}", host.address, one_line(e)),
         })?
         .collect();
-    let socket = open_tcp(host, addresses)
-        .await
-        .map_err(|(reason, tried)| SshError::Connect {
-            target: target.to_owned(),
-            reason,
-            tried,
-        })?;
-    handshake_and_login(host, options, target, socket).await
+    paced(host, target, clock, || async {
+        let socket = open_tcp(host, addresses.clone())
+            .await
+            .map_err(|(reason, tried)| SshError::Connect {
+                target: target.to_owned(),
+                reason,
+                tried,
+            })?;
+        handshake_and_login(host, options, target, socket).await
+    })
+    .await
 }
 
 /// SSH handshake, host-key check and login over an open byte stream.
@@ -662,6 +759,7 @@ where
     let verdict = Arc::new(Mutex::new(None));
     let handler = ClientHandler::new(policy, Arc::clone(&shared), Arc::clone(&verdict));
     let config = Arc::new(client_config(&recorded, certificates));
+    let (socket, heard) = pace::Listened::new(socket);
     let handshake = client::connect_stream(config, socket, handler).await;
     let mut handle = match handshake {
         Ok(handle) => handle,
@@ -672,6 +770,15 @@ where
                 .take()
             {
                 return Err(error);
+            }
+            let closed = matches!(e, russh::Error::IO(_) | russh::Error::Disconnect);
+            let before = heard.before();
+            if closed && before != pace::Before::Banner {
+                return Err(SshError::Dropped {
+                    target: target.to_owned(),
+                    tries: 1,
+                    said_max_startups: before == pace::Before::ExceededMaxStartups,
+                });
             }
             return Err(match e {
                 russh::Error::IO(io) => {
@@ -797,5 +904,77 @@ mod tests {
             detail.contains(r#"tried: ["192.0.2.1:22: Connection refused (os error 111)"]"#),
             "{detail}"
         );
+    }
+
+    /// A listener on loopback that closes every connection it accepts,
+    /// first writing `say` (sshd past MaxStartups says `Exceeded
+    /// MaxStartups`); the connections it took are counted.
+    async fn dropping_listener(say: &'static [u8]) -> (u16, Arc<std::sync::atomic::AtomicU32>) {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let taken = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = Arc::clone(&taken);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = socket.write_all(say).await;
+            }
+        });
+        (port, taken)
+    }
+
+    fn options() -> ConnectOptions {
+        ConnectOptions {
+            known_hosts: None,
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(10),
+            home: None,
+            connect_timeout_given: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_dropped_before_the_banner_is_tried_again_then_named() {
+        for (say, said_max_startups) in
+            [(&b""[..], false), (&b"Exceeded MaxStartups\r\n"[..], true)]
+        {
+            let (port, taken) = dropping_listener(say).await;
+            let host = Host::plain("web1", "127.0.0.1", port, "root");
+            let error = Connection::connect(&host, &options()).await.unwrap_err();
+            let tries = pace::DROP_RETRIES + 1;
+            assert_eq!(
+                error,
+                SshError::Dropped {
+                    target: format!("127.0.0.1:{port}"),
+                    tries,
+                    said_max_startups,
+                }
+            );
+            assert_eq!(taken.load(std::sync::atomic::Ordering::Relaxed), tries);
+            assert!(error.is_transient() && !error.reached_host());
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("before its SSH banner, {tries} times"))
+                    && message.contains("raise MaxStartups"),
+                "{message}"
+            );
+            assert_eq!(
+                message.contains("said \"Exceeded MaxStartups\""),
+                said_max_startups
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_that_answers_with_its_banner_is_not_taken_for_dropped() {
+        let (port, taken) = dropping_listener(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        let host = Host::plain("web1", "127.0.0.1", port, "root");
+        let error = Connection::connect(&host, &options()).await.unwrap_err();
+        assert!(
+            matches!(error, SshError::Connect { .. } | SshError::Protocol { .. }),
+            "{error:?}"
+        );
+        assert_eq!(taken.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }

@@ -23,6 +23,7 @@ mod local_user;
 mod lock;
 mod manual;
 mod output;
+mod pace;
 mod push;
 mod repair;
 mod rerun;

@@ -149,8 +149,9 @@ impl Fleet {
     /// can be connected to, at their usual address (a forwarder listens
     /// there and connects inside); the others are reachable only from
     /// within the site, e.g. through a reachable one as a jump host.
-    /// `extra` adds sshd_config lines to the named hosts, `{NAME}` in them
-    /// standing for host NAME's address.
+    /// `extra` adds sshd_config lines to the named hosts (replacing the
+    /// fleet's own for the same keyword), `{NAME}` in them standing for
+    /// host NAME's address.
     pub fn start_site(names: &[&str], reachable: &[&str], extra: &[(&str, &str)]) -> Fleet {
         for name in reachable.iter().chain(extra.iter().map(|(n, _)| n)) {
             assert!(names.contains(name), "{name} is not a host of this site");
@@ -215,7 +216,7 @@ impl Fleet {
             let addr = host_address(slot, i);
             let key = public_key_in(&h.join("ssh_host_ed25519_key.pub"));
             known_hosts += &format!("[{addr}]:{SSH_PORT} {key}\n");
-            let mut config = sshd_config(&h, addr, &authorized);
+            let mut lines = String::new();
             for (_, line) in extra.iter().filter(|(n, _)| n == name) {
                 // `{NAME}` in a line is that host's address.
                 let mut line = line.to_string();
@@ -223,8 +224,9 @@ impl Fleet {
                     let other_addr = host_address(slot, j);
                     line = line.replace(&format!("{{{other}}}"), &other_addr.to_string());
                 }
-                config += &format!("{line}\n");
+                lines += &format!("{line}\n");
             }
+            let config = with_lines(&sshd_config(&h, addr, &authorized), &lines);
             write(&h.join("sshd_config"), &config);
             let mut start = match &fleet.site {
                 Some(site) => site.enter_command(),
@@ -714,6 +716,26 @@ fn sshd_config(h: &Path, addr: Ipv4Addr, authorized: &Path) -> String {
          LogLevel ERROR\n",
         authorized.display()
     )
+}
+
+/// `config` with `lines` at its end, and without its own lines for their
+/// keywords: sshd takes the first value of most keywords but the last of
+/// some (`MaxStartups`), so a keyword must be set once.
+fn with_lines(config: &str, lines: &str) -> String {
+    let keyword = |line: &str| {
+        line.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    let replaced: BTreeSet<String> = lines.lines().map(keyword).collect();
+    let mut kept: String = config
+        .lines()
+        .filter(|line| !replaced.contains(&keyword(line)))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    kept.push_str(lines);
+    kept
 }
 
 fn check_names(names: &[&str]) {
