@@ -110,7 +110,8 @@ check_swpush_round() {
     # builds, which bench/compare.sh may measure, print the counts alone)
     grep -q "^\(install [^ ]* [^ ]*: \)\?$HOSTS hosts: $HOSTS $status\$" "$2" ||
         die "not every host $status: $(cat "$2")"
-    sent=$(grep -o '"bytes_sent": *[0-9]*' "$1" | awk -F: '{ s += $2 } END { printf "%.0f", s }')
+    # The hosts' lines only (the report's own total is indented less).
+    sent=$(grep -o '^      "bytes_sent": *[0-9]*' "$1" | awk -F: '{ s += $2 } END { printf "%.0f", s }')
     [ "$sent" = "$expect" ] || die "swpush sent $sent bytes, expected $expect"
 }
 

@@ -65,6 +65,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Build a package from a folder holding swpush.yaml
     Pack(PackArgs),
+    /// Put a package where a mirror serves it, named by its sha256 (for --mirror)
+    Publish(PublishArgs),
     /// Create the controller's distribution key (ed25519, OpenSSH format)
     Keygen(KeygenArgs),
     /// Grant this controller's key the right to distribute on each selected client
@@ -197,6 +199,40 @@ pub struct FleetArgs {
     pub busy: BusyArgs,
 }
 
+/// Mirror mode (docs/scaling.md): where clients fetch the package.
+#[derive(Args, Debug)]
+pub struct MirrorArgs {
+    /// Clients fetch the package from URL/sha256/HEX (`swpush publish`);
+    /// the controller sends only the order. A host's inventory `mirror` wins
+    #[arg(long, value_name = "URL", value_parser = mirror_url)]
+    pub mirror: Option<crate::mirror::Mirror>,
+    /// Send every host the package over SSH, whatever the inventory's `mirror`
+    #[arg(long, conflicts_with_all = ["mirror", "mirror_fallback"])]
+    pub no_mirror: bool,
+    /// Send the package over SSH to a host whose fetch from its mirror failed
+    #[arg(long)]
+    pub mirror_fallback: bool,
+    /// Seconds a mirror may send nothing before a fetch attempt is given up (1 to 3600)
+    #[arg(long, default_value_t = crate::mirror::DEFAULT_TIMEOUT, value_name = "S")]
+    #[arg(allow_negative_numbers = true, value_parser = MIRROR_TIMEOUT.parser::<u64>())]
+    pub mirror_timeout: u64,
+}
+
+impl MirrorArgs {
+    pub fn plan(&self) -> crate::mirror::MirrorPlan {
+        crate::mirror::MirrorPlan {
+            default: self.mirror.clone(),
+            off: self.no_mirror,
+            fallback: self.mirror_fallback,
+            timeout: self.mirror_timeout,
+        }
+    }
+}
+
+fn mirror_url(text: &str) -> Result<crate::mirror::Mirror, String> {
+    crate::mirror::Mirror::parse(text)
+}
+
 #[derive(Args, Debug)]
 pub struct InstallArgs {
     /// Package file (.tar, .tar.gz, .tar.zst)
@@ -205,6 +241,8 @@ pub struct InstallArgs {
     /// Replace a package of the same name and version whose content differs
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
     #[command(flatten)]
     pub fleet: FleetArgs,
 }
@@ -223,6 +261,8 @@ pub struct UpgradeArgs {
     /// Replace a package of the same name and version whose content differs
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
     #[command(flatten)]
     pub fleet: FleetArgs,
 }
@@ -261,6 +301,16 @@ pub struct PackArgs {
     /// Output file; .tar.gz, .tar.zst or .tar [default: NAME-VERSION.tar.gz]
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Package file (.tar, .tar.gz, .tar.zst)
+    #[arg(value_name = "PKG")]
+    pub package: PathBuf,
+    /// Directory an HTTP server serves; the package goes to DEST/sha256/HEX
+    #[arg(long, value_name = "DEST", value_parser = crate::publish::Destination::parse)]
+    pub to: crate::publish::Destination,
 }
 
 #[derive(Args, Debug)]
@@ -370,6 +420,7 @@ const WAIT: Accepted = Accepted {
     unit: " seconds",
     hint: " (7 days; --wait alone waits as long as it takes)",
 };
+const MIRROR_TIMEOUT: Accepted = Accepted::seconds(3600, "");
 const BUSY_RETRIES: Accepted = Accepted::at_least(0, " (0: a busy client is given up at once)");
 
 /// Runs the command `cli` gives; the environment is read here, once.
@@ -457,6 +508,7 @@ fn dispatch(command: Command, env: &Env) -> Result<Ended> {
                 force: args.force,
                 ..Policy::default()
             },
+            args.mirror.plan(),
             &args.fleet,
             env,
         ),
@@ -468,6 +520,7 @@ fn dispatch(command: Command, env: &Env) -> Result<Ended> {
                 allow_downgrade: args.allow_downgrade,
                 install_missing: args.install_missing,
             },
+            args.mirror.plan(),
             &args.fleet,
             env,
         ),
@@ -484,6 +537,7 @@ fn dispatch(command: Command, env: &Env) -> Result<Ended> {
         Command::Status(args) => status(&args, env),
         Command::Enroll(args) => enroll(&args, env),
         Command::Pack(args) => pack(&args),
+        Command::Publish(args) => publish(&args),
         Command::Keygen(args) => keygen(&args, env),
         Command::Hosts(args) => hosts(&args, env),
         Command::Completions(args) => crate::manual::completions(args.shell),
@@ -528,6 +582,7 @@ fn push(
     op: Change,
     package: &Path,
     policy: Policy,
+    mirror: crate::mirror::MirrorPlan,
     fleet_args: &FleetArgs,
     env: &Env,
 ) -> Result<Ended> {
@@ -549,7 +604,8 @@ fn push(
         sha256: Some(package.sha256.clone()),
     };
     let subject = Subject::Package(package);
-    order_hosts(op, subject, policy, info, hosts, fleet_args, env)
+    let job = (op, subject, policy, mirror);
+    order_hosts(job, info, hosts, fleet_args, env)
 }
 
 /// `rollback` and `remove`: act on a package already on the clients, by
@@ -575,7 +631,8 @@ fn act_on_installed(
         sha256: None,
     };
     let subject = Subject::Installed { name, version };
-    order_hosts(op, subject, Policy::default(), info, hosts, fleet_args, env)
+    let job = (op, subject, Policy::default(), Default::default());
+    order_hosts(job, info, hosts, fleet_args, env)
 }
 
 /// How a package file's name ends: what `swpush pack` writes, and the
@@ -621,9 +678,7 @@ fn refuse_package_file(op: Change, argument: &str) -> Result<()> {
 /// Runs the client step on `hosts`, each under an order signed with the
 /// distribution key.
 fn order_hosts(
-    op: Change,
-    subject: Subject,
-    policy: Policy,
+    (op, subject, policy, mirror): (Change, Subject, Policy, crate::mirror::MirrorPlan),
     info: PackageInfo,
     hosts: Vec<Host>,
     fleet_args: &FleetArgs,
@@ -638,6 +693,7 @@ fn order_hosts(
         key,
         busy_wait: fleet_args.busy.busy_wait,
         busy_retries: fleet_args.busy.busy_retries,
+        mirror,
         timeout: std::time::Duration::from_secs(fleet_args.hosts.timeout),
     };
     let settings = Settings::resolve(&fleet_args.hosts, env);
@@ -688,6 +744,30 @@ fn pack(args: &PackArgs) -> Result<Ended> {
         package.manifest.name,
         package.manifest.version,
         package.size,
+        package.sha256
+    ));
+    Ok(Ended::Success)
+}
+
+/// `publish`: the package at its content address; says whether it was
+/// written and what to give `--mirror`.
+fn publish(args: &PublishArgs) -> Result<Ended> {
+    let package = package::read(&args.package)?;
+    let published = crate::publish::publish(&package, &args.to)?;
+    let crate::publish::Destination::Dir(dir) = &args.to;
+    let what = match (published.written, published.replaced) {
+        (false, _) => "already published: nothing written",
+        (true, false) => "published",
+        (true, true) => "published again: the object there had other bytes",
+    };
+    emit(format!(
+        "{}\n  {what}: {} {}, {} bytes\n  mirror   serve {} over HTTP and give its URL to --mirror \
+         (URL/sha256/{} is this file)\n",
+        published.path.display(),
+        package.manifest.name,
+        package.manifest.version,
+        package.size,
+        dir.display(),
         package.sha256
     ));
     Ok(Ended::Success)

@@ -26,8 +26,9 @@ use crate::key::NAMESPACE;
 /// Version of the order's text form; the client refuses others. 2 added
 /// `unpacked_size`; 3 the health check and the confirmation
 /// (`health_check`, `health_interval`, `health_timeout`,
-/// `confirm_timeout`).
-pub const FORMAT: u32 = 3;
+/// `confirm_timeout`); 4 mirror mode (`url`, `url_fallback`,
+/// `url_timeout`: src/mirror.rs).
+pub const FORMAT: u32 = 4;
 
 /// Every swpush command that runs on hosts, as the run report and the run
 /// record name it (serde writes the same word as [`Op::as_str`]).
@@ -107,6 +108,13 @@ pub struct Order {
     /// What the package's release takes once extracted
     /// ([`crate::package::Package::unpacked_size`]); 0 without a package.
     pub unpacked_size: u64,
+    /// Where the client fetches the package (src/mirror.rs); `None`: it
+    /// asks the controller (`url -` in the text).
+    pub url: Option<String>,
+    /// A failed fetch may ask the controller instead (`--mirror-fallback`).
+    pub url_fallback: bool,
+    /// Seconds a mirror may send nothing before a fetch attempt is given up.
+    pub url_timeout: u64,
     pub policy: Policy,
     /// `--dry-run`: verify and decide, report what would happen, change nothing.
     pub dry_run: bool,
@@ -154,7 +162,7 @@ impl Order {
         let mut text = String::new();
         let hook = |path: &Option<String>| path.clone().unwrap_or_else(|| "-".into());
         let health = self.health.as_ref();
-        let fields: [(&str, String); 21] = [
+        let fields: [(&str, String); 24] = [
             ("format", FORMAT.to_string()),
             ("op", self.op.as_str().to_owned()),
             ("package", self.package.clone()),
@@ -162,6 +170,9 @@ impl Order {
             ("sha256", self.sha256.clone()),
             ("size", self.size.to_string()),
             ("unpacked_size", self.unpacked_size.to_string()),
+            ("url", self.url.clone().unwrap_or_else(|| "-".into())),
+            ("url_fallback", self.url_fallback.to_string()),
+            ("url_timeout", self.url_timeout.to_string()),
             ("allow_downgrade", self.policy.allow_downgrade.to_string()),
             ("install_missing", self.policy.install_missing.to_string()),
             ("force", self.policy.force.to_string()),
@@ -242,6 +253,9 @@ mod tests {
             sha256: "ab".repeat(32),
             size: 10_485_760,
             unpacked_size: 31_457_280,
+            url: None,
+            url_fallback: false,
+            url_timeout: 30,
             policy: Policy::default(),
             dry_run: false,
             host: "web1".into(),
@@ -277,8 +291,8 @@ mod tests {
     fn text_form_is_fixed() {
         assert_eq!(
             order().to_text(),
-            "format 3\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
-             size 10485760\nunpacked_size 31457280\nallow_downgrade false\ninstall_missing false\nforce false\ndry_run false\nhost web1\n\
+            "format 4\nop install\npackage hello\nversion 1.2.0\nsha256 abababababababababababababababababababababababababababababababab\n\
+             size 10485760\nunpacked_size 31457280\nurl -\nurl_fallback false\nurl_timeout 30\nallow_downgrade false\ninstall_missing false\nforce false\ndry_run false\nhost web1\n\
              challenge 0123456789abcdef0123456789abcdef\npre_install -\npost_install hooks/post.sh\n\
              pre_remove -\nhealth_check -\nhealth_interval 0\nhealth_timeout 0\nconfirm_timeout 30\n\
              issued 2026-11-24T10:00:00Z\n"

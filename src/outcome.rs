@@ -213,9 +213,19 @@ pub struct Outcome {
     pub bytes_sent: u64,
     /// Busy checks made, the first included.
     pub attempts: u32,
+    /// Where the package's bytes came from (`None`: no package was needed,
+    /// or none arrived).
+    #[serde(default)]
+    pub source: Option<crate::mirror::Source>,
+    /// The mirror the order named, the tool the client fetched with and
+    /// why the fetch failed; `None` without a mirror. Boxed as `detail` is;
+    /// the report writes it as `url`, `fetch_tool` and `fetch_failed`, and
+    /// a run record read back does not need it.
+    #[serde(skip)]
+    pub fetch: Option<Box<crate::mirror::Fetch>>,
     /// `status` only: what the host has installed.
     #[serde(default)]
-    pub packages: Option<Vec<InstalledPackage>>,
+    pub packages: Option<Box<[InstalledPackage]>>,
     /// What the SSH layer knew of a failure beyond `message` (see
     /// [`SshError::detail`](crate::ssh::SshError::detail)); `None` when
     /// nothing failed there. The text report shows it with `-v` only.
@@ -238,6 +248,8 @@ impl Outcome {
             message: message.into(),
             bytes_sent: 0,
             attempts: 1,
+            source: None,
+            fetch: None,
             packages: None,
             detail: None,
         }

@@ -43,6 +43,8 @@ pub enum Phase {
     Verifying,
     Waiting,
     Uploading,
+    /// The client fetches the package from a mirror (src/mirror.rs).
+    Fetching,
     Installing,
     /// The package's health check runs on the new release.
     Checking,
@@ -69,11 +71,12 @@ impl<'de> serde::Deserialize<'de> for Phase {
 
 impl Phase {
     /// Every phase, in the order a host goes through them.
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Connecting,
         Phase::Verifying,
         Phase::Waiting,
         Phase::Uploading,
+        Phase::Fetching,
         Phase::Installing,
         Phase::Checking,
         Phase::Confirming,
@@ -128,6 +131,7 @@ impl fmt::Display for Phase {
             Phase::Verifying => "verifying",
             Phase::Waiting => "waiting",
             Phase::Uploading => "uploading",
+            Phase::Fetching => "fetching",
             Phase::Installing => "installing",
             Phase::Checking => "checking health",
             Phase::Confirming => "confirming",
@@ -558,6 +562,7 @@ mod tests {
             (Phase::Verifying, "verifying"),
             (Phase::Waiting, "waiting"),
             (Phase::Uploading, "uploading"),
+            (Phase::Fetching, "fetching"),
             (Phase::Installing, "installing"),
             (Phase::Checking, "checking health"),
             (Phase::Confirming, "confirming"),

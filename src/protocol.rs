@@ -36,6 +36,12 @@ pub enum StepLine {
     Phase(StepPhase),
     /// `swpush need SIZE`: send the package, exactly SIZE bytes.
     Need(u64),
+    /// `swpush fetch TOOL`: the client fetches the package from its
+    /// order's mirror URL with TOOL (`curl`, `wget`, `busybox-wget`).
+    Fetch(String),
+    /// `swpush fetch-failed MESSAGE`: that fetch failed; a `need` follows
+    /// when the order allows the controller to send the package instead.
+    FetchFailed(String),
     /// `swpush switched SECONDS`: the new release is current; confirm
     /// (`swpush confirm`) or abort within SECONDS.
     Switched { within: u64 },
@@ -120,6 +126,8 @@ impl StepLine {
             "hello" => parse_hello(rest)?,
             "phase" => StepLine::Phase(parse_phase(rest)?),
             "need" => StepLine::Need(parse_size(rest)?),
+            "fetch" => StepLine::Fetch(parse_fetch_tool(rest)?),
+            "fetch-failed" => StepLine::FetchFailed(bound(rest.trim(), MAX_MESSAGE).into_owned()),
             "switched" => StepLine::Switched {
                 within: parse_seconds(rest)?,
             },
@@ -146,6 +154,8 @@ impl Completion {
             message: self.message,
             bytes_sent: 0,
             attempts,
+            source: None,
+            fetch: None,
             packages: None,
             detail: None,
         }
@@ -172,6 +182,17 @@ impl Completion {
             version: version(parts.next()),
             message: bound(parts.next().unwrap_or("").trim(), MAX_MESSAGE).into_owned(),
         })
+    }
+}
+
+/// The tools the step fetches with (src/step/fetch.sh).
+fn parse_fetch_tool(rest: &str) -> Result<String, ProtocolError> {
+    match rest {
+        "curl" | "wget" | "busybox-wget" => Ok(rest.to_owned()),
+        _ => Err(protocol(format!(
+            "the client says it fetches with an unknown tool `{}`",
+            bound(rest, MAX_FIELD)
+        ))),
     }
 }
 
@@ -424,6 +445,24 @@ mod tests {
             (
                 "swpush need 99999999999999999999999",
                 Err("the client asked for `99999999999999999999999` bytes: not a size".into()),
+            ),
+            (
+                "swpush fetch curl",
+                Ok(Some(StepLine::Fetch("curl".into()))),
+            ),
+            (
+                "swpush fetch busybox-wget",
+                Ok(Some(StepLine::Fetch("busybox-wget".into()))),
+            ),
+            (
+                "swpush fetch nc",
+                Err("the client says it fetches with an unknown tool `nc`".into()),
+            ),
+            (
+                "swpush fetch-failed the mirror sent 3 of the signed 9 bytes",
+                Ok(Some(StepLine::FetchFailed(
+                    "the mirror sent 3 of the signed 9 bytes".into(),
+                ))),
             ),
             (
                 "swpush done upgraded 1.0.0 1.1.0 upgraded, 1.0.0 kept",

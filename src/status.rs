@@ -41,7 +41,7 @@ impl Job for StatusQuery {
         ];
         match run_to_its_end(on, SCRIPT, &args).await {
             Ok((stdout, outcome)) => Outcome {
-                packages: Some(parse(&stdout)),
+                packages: Some(parse(&stdout).into()),
                 ..outcome
             },
             Err(outcome) => outcome,

@@ -11,6 +11,7 @@ use russh::keys::PrivateKey;
 
 use crate::fleet::{Job, OnHost};
 use crate::inventory::Host;
+use crate::mirror::{Fetch, MirrorPlan, Source};
 use crate::order::{Challenge, Change, Op, Order, Policy};
 use crate::outcome::{HostVersion, Outcome, Status};
 use crate::package::Package;
@@ -35,6 +36,7 @@ const SCRIPT: &str = concat!(
     include_str!("step/decide.sh"),
     include_str!("step/busy.sh"),
     include_str!("step/repair.sh"),
+    include_str!("step/fetch.sh"),
     include_str!("step/package.sh"),
     include_str!("step/room.sh"),
     include_str!("step/release.sh"),
@@ -87,6 +89,9 @@ pub struct StepRequest {
     /// Command-line defaults for hosts whose inventory does not set them.
     pub busy_wait: u64,
     pub busy_retries: u32,
+    /// `--mirror` and friends: where clients fetch the package instead of
+    /// being sent it (install and upgrade only).
+    pub mirror: MirrorPlan,
     /// `--timeout`: the step gives up on its own shortly after, should it
     /// never hear that the controller left.
     pub timeout: std::time::Duration,
@@ -194,6 +199,11 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
     let (mut ordered, mut uploaded) = (false, false);
     // What the order asked: confirmed within so many seconds (0: not).
     let mut confirm_within = 0;
+    // The order's mirror, what came of fetching from it, and where the
+    // package's bytes came from.
+    let mut fetch: Option<Fetch> = None;
+    let mut fallback = false;
+    let mut source = None;
     let mut confirmed: Option<Result<(), String>> = None;
     // The rest of a line cut off for its length is noise too, not a line.
     let mut rest_of_long_line = false;
@@ -221,6 +231,11 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                     heard.before(current);
                     let order = order_for(host, request, challenge);
                     confirm_within = order.confirm_timeout;
+                    fallback = order.url_fallback;
+                    fetch = order.url.clone().map(|url| Fetch {
+                        url,
+                        ..Fetch::default()
+                    });
                     let signed = order
                         .sign(&request.key)
                         .map_err(|e| StepError::Protocol(e.to_string()))?;
@@ -259,7 +274,36 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                     stdin.send(line).await?;
                     confirmed = Some(answer);
                 }
+                StepLine::Fetch(tool) => {
+                    let Some(fetch) = fetch.as_mut().filter(|f| f.tool.is_none()) else {
+                        return Err(StepError::Protocol(
+                            "the client fetches from a mirror its order did not name".into(),
+                        ));
+                    };
+                    fetch.tool = Some(tool);
+                    source = Some(Source::Mirror);
+                    progress.phase(Phase::Fetching);
+                }
+                StepLine::FetchFailed(why) => {
+                    let Some(fetch) = fetch.as_mut().filter(|f| f.failed.is_none()) else {
+                        return Err(StepError::Protocol(
+                            "the client reports a fetch from a mirror its order did not name"
+                                .into(),
+                        ));
+                    };
+                    fetch.failed = Some(why);
+                    source = None;
+                }
                 StepLine::Need(size) => {
+                    // With a mirror, only a failed fetch under
+                    // --mirror-fallback is sent the package.
+                    if let Some(fetch) = &fetch
+                        && !(fallback && fetch.failed.is_some())
+                    {
+                        return Err(StepError::Protocol(
+                            "the client asked for the package, but its order names a mirror to fetch it from".into(),
+                        ));
+                    }
                     // Package bytes only ever answer a verified order's
                     // decision: a client asking before it had its order,
                     // or in a dry run, is not a swpush step, and gets none.
@@ -291,6 +335,7 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                         )));
                     }
                     progress.phase(Phase::Uploading);
+                    source = Some(Source::Controller);
                     // stdin stays open: the step's watchdog takes its end
                     // as "the controller is gone".
                     let upload = stdin.send_file(&package.path, package.size, sent.counter());
@@ -315,6 +360,13 @@ pub async fn run_step(on: OnHost<'_>, request: &StepRequest) -> Result<Outcome, 
                 }
                 StepLine::Done(completion) => {
                     let mut outcome = completion.into_outcome(attempts);
+                    // A release made without `need` or `fetch` came from the cache.
+                    let made = matches!(outcome.status, Status::Installed | Status::Upgraded);
+                    if source.is_none() && made && !request.dry_run {
+                        source = Some(Source::Cache);
+                    }
+                    outcome.source = source;
+                    outcome.fetch = fetch.map(Box::new);
                     if let Some(Err(why)) = confirmed {
                         // Never a success for a host told to undo it.
                         if outcome.status.ok_for_exit() {
@@ -452,6 +504,12 @@ fn absorb(
 
 /// The signed order answering `swpush hello 1 CHALLENGE VERSION SHA256`.
 fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order {
+    let url = match &request.subject {
+        Subject::Package(package) => request
+            .mirror
+            .url_for(host.mirror.as_ref(), &package.sha256),
+        Subject::Installed { .. } => None,
+    };
     let (version, sha256, size, unpacked_size, hooks, health) = match &request.subject {
         Subject::Package(package) => (
             package.manifest.version.to_string(),
@@ -490,6 +548,9 @@ fn order_for(host: &Host, request: &StepRequest, challenge: Challenge) -> Order 
         sha256,
         size,
         unpacked_size,
+        url_fallback: url.is_some() && request.mirror.fallback,
+        url,
+        url_timeout: request.mirror.timeout,
         policy: request.policy,
         dry_run: request.dry_run,
         host: host.name.clone(),
@@ -526,6 +587,7 @@ mod tests {
             key: PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap(),
             busy_wait: 7,
             busy_retries: 3,
+            mirror: MirrorPlan::default(),
             timeout: std::time::Duration::from_secs(600),
         }
     }
@@ -610,8 +672,8 @@ mod tests {
         let libraries: Vec<&str> = SCRIPT.split("# shellcheck shell=sh\n").skip(1).collect();
         assert_eq!(
             libraries.len(),
-            19,
-            "each library starts `# shellcheck shell=sh`, and SCRIPT has 19"
+            20,
+            "each library starts `# shellcheck shell=sh`, and SCRIPT has 20"
         );
         for library in libraries {
             let header = library.split("() {").next().unwrap_or_default();

@@ -465,6 +465,11 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
                     _ => out.confirm_timeout = Some(n),
                 }
             }
+            "mirror" => {
+                let mirror = Spanned::new(text()?, value.referenced, value.defined);
+                super::vars::check_mirror(source, &mirror)?;
+                out.mirror = Some(mirror.value);
+            }
             "keep_releases" => {
                 let n = u32::try_from(number()?).map_err(|_| at("a whole number"))?;
                 keep = Some(Spanned::new(n, value.referenced, value.defined));

@@ -81,6 +81,9 @@ pub struct Host {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirm_timeout: Option<u64>,
     pub keep_releases: u32,
+    /// The inventory's `mirror`: where this host fetches packages from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<crate::mirror::Mirror>,
     pub paths: ClientPaths,
     /// Groups the host belongs to, in inventory order.
     pub groups: Vec<String>,
@@ -244,6 +247,7 @@ impl Host {
             health: crate::health::HealthSpec::default(),
             confirm_timeout: None,
             keep_releases: DEFAULT_KEEP_RELEASES,
+            mirror: None,
             paths: ClientPaths::default(),
             groups: Vec::new(),
             become_user: None,
@@ -630,6 +634,10 @@ fn resolve_host(
         },
         confirm_timeout: vars.confirm_timeout,
         keep_releases: vars.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES),
+        // Checked where it was read (vars::check_mirror).
+        mirror: vars
+            .mirror
+            .and_then(|url| crate::mirror::Mirror::parse(&url).ok()),
         paths: ClientPaths {
             known_servers: vars.known_servers.unwrap_or(defaults.known_servers),
             prefix: vars.prefix.unwrap_or(defaults.prefix),

@@ -46,6 +46,7 @@ struct VarsYaml {
     health_timeout: Option<Spanned<u64>>,
     confirm_timeout: Option<Spanned<u64>>,
     keep_releases: Option<Spanned<u32>>,
+    mirror: Option<Spanned<String>>,
     known_servers: Option<Spanned<String>>,
     prefix: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
@@ -103,6 +104,9 @@ impl VarsYaml {
                 super::vars::check_seconds(source, key, value)?;
             }
         }
+        if let Some(mirror) = &self.mirror {
+            super::vars::check_mirror(source, mirror)?;
+        }
         if let Some(user) = &self.become_user {
             super::vars::check_become_user(source, "become_user", user)?;
         }
@@ -131,6 +135,7 @@ impl VarsYaml {
             health_timeout: self.health_timeout.map(|s| s.value),
             confirm_timeout: self.confirm_timeout.map(|s| s.value),
             keep_releases: self.keep_releases.map(|s| s.value),
+            mirror: self.mirror.map(|s| s.value),
             known_servers: self.known_servers.map(|s| s.value),
             prefix: self.prefix.map(|s| s.value),
             state_dir: self.state_dir.map(|s| s.value),

@@ -62,6 +62,8 @@ pub struct Vars {
     pub health_timeout: Option<u64>,
     pub confirm_timeout: Option<u64>,
     pub keep_releases: Option<u32>,
+    /// `mirror`: the base URL this host fetches packages from (src/mirror.rs).
+    pub mirror: Option<String>,
     pub known_servers: Option<String>,
     pub prefix: Option<String>,
     pub state_dir: Option<String>,
@@ -108,6 +110,7 @@ impl Vars {
             health_timeout,
             confirm_timeout,
             keep_releases,
+            mirror,
             known_servers,
             prefix,
             state_dir,
@@ -189,6 +192,18 @@ pub fn check_health_command(
 ) -> Result<(), InventoryError> {
     crate::health::check_command(&value.value)
         .map_err(|why| source.error_at(&value.referenced, &format!("`health_check` {why}")))
+}
+
+/// Checks a `mirror` URL (src/mirror.rs).
+pub fn check_mirror(source: &Source, value: &Spanned<String>) -> Result<(), InventoryError> {
+    crate::mirror::Mirror::parse(&value.value)
+        .map(drop)
+        .map_err(|why| {
+            source.error_at(
+                &value.referenced,
+                &format!("`mirror` `{}`: {why}", quoted(&value.value)),
+            )
+        })
 }
 
 /// Checks `health_interval`, `health_timeout` or `confirm_timeout`.

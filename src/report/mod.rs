@@ -74,6 +74,14 @@ struct HostReportJson<'a> {
     seconds: f64,
     attempts: u32,
     bytes_sent: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<crate::mirror::Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetch_tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetch_failed: Option<&'a str>,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     packages: Option<&'a [InstalledPackage]>,
@@ -96,6 +104,10 @@ impl Serialize for HostReport {
             seconds: self.seconds,
             attempts: outcome.attempts,
             bytes_sent: outcome.bytes_sent,
+            source: outcome.source,
+            url: outcome.fetch.as_ref().map(|f| f.url.as_str()),
+            fetch_tool: outcome.fetch.as_ref().and_then(|f| f.tool.as_deref()),
+            fetch_failed: outcome.fetch.as_ref().and_then(|f| f.failed.as_deref()),
             message: &outcome.message,
             packages: outcome.packages.as_deref(),
             via: self.via.as_deref(),
@@ -152,6 +164,8 @@ struct RunReportJson<'a> {
     dry_run: bool,
     hosts: &'a [HostReport],
     summary: IndexMap<Status, usize>,
+    /// Package bytes the controller sent, all hosts together.
+    bytes_sent: u64,
 }
 
 impl Serialize for RunReport {
@@ -164,6 +178,7 @@ impl Serialize for RunReport {
             dry_run: self.dry_run,
             hosts: &self.hosts,
             summary: self.summary(),
+            bytes_sent: self.bytes_sent(),
         }
         .serialize(serializer)
     }
@@ -184,6 +199,16 @@ impl RunReport {
             })
             .filter(|&(_, count)| count > 0)
             .collect()
+    }
+
+    /// Package bytes the controller sent, all hosts together.
+    pub fn bytes_sent(&self) -> u64 {
+        self.hosts.iter().map(|h| h.outcome.bytes_sent).sum()
+    }
+
+    /// Some host's order named a mirror (src/mirror.rs).
+    pub fn used_mirrors(&self) -> bool {
+        self.hosts.iter().any(|h| h.outcome.fetch.is_some())
     }
 
     /// Every host succeeded or was skipped: exit status 0.
@@ -322,9 +347,17 @@ mod tests {
     fn json_report_has_the_spec_shape() {
         let text = mixed().to_json();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(json.as_object().unwrap().len(), 6, "{text}");
+        assert_eq!(json.as_object().unwrap().len(), 7, "{text}");
         let at = |key: &str| text.find(&format!("\n  \"{key}\": ")).unwrap();
-        let keys = ["op", "package", "started", "finished", "hosts", "summary"];
+        let keys = [
+            "op",
+            "package",
+            "started",
+            "finished",
+            "hosts",
+            "summary",
+            "bytes_sent",
+        ];
         assert!(keys.map(at).is_sorted(), "keys in SPEC order: {text}");
         assert_eq!(json["op"], "install");
         assert_eq!(
@@ -345,7 +378,9 @@ mod tests {
         assert_eq!(json["hosts"][1]["version"], serde_json::Value::Null);
         let compact = serde_json::to_string(&mixed()).unwrap();
         assert!(
-            compact.ends_with(r#","summary":{"installed":2,"unchanged":1,"busy":1,"failed":1}}"#),
+            compact.ends_with(
+                r#","summary":{"installed":2,"unchanged":1,"busy":1,"failed":1},"bytes_sent":0}"#
+            ),
             "{compact}"
         );
     }
@@ -375,24 +410,27 @@ mod tests {
         report.hosts[0].outcome.bytes_sent = 10_485_760;
         report.hosts[0].outcome.attempts = 3;
         report.hosts[1].via = Some("ops@bastion,inner".into());
-        report.hosts[1].outcome.packages = Some(vec![InstalledPackage {
-            name: "hello".into(),
-            version: "1.2.0".into(),
-            sha256: "cd".repeat(4),
-            since: Some("2026-11-25T10:00:00Z".into()),
-            releases: vec![
-                KeptRelease {
-                    version: "1.1.0".into(),
-                    sha256: "ef".repeat(4),
-                    installed: None,
-                },
-                KeptRelease {
-                    version: "1.2.0".into(),
-                    sha256: "cd".repeat(4),
-                    installed: Some("2026-11-25T10:00:00Z".into()),
-                },
-            ],
-        }]);
+        report.hosts[1].outcome.packages = Some(
+            vec![InstalledPackage {
+                name: "hello".into(),
+                version: "1.2.0".into(),
+                sha256: "cd".repeat(4),
+                since: Some("2026-11-25T10:00:00Z".into()),
+                releases: vec![
+                    KeptRelease {
+                        version: "1.1.0".into(),
+                        sha256: "ef".repeat(4),
+                        installed: None,
+                    },
+                    KeptRelease {
+                        version: "1.2.0".into(),
+                        sha256: "cd".repeat(4),
+                        installed: Some("2026-11-25T10:00:00Z".into()),
+                    },
+                ],
+            }]
+            .into(),
+        );
         report.hosts[1].outcome.message = "line1\nline2\x1b[2J".into();
         report.hosts[0].phases = vec![
             PhaseTime {
@@ -475,7 +513,8 @@ mod tests {
   "summary": {
     "installed": 1,
     "busy": 1
-  }
+  },
+  "bytes_sent": 10485760
 }"#;
         assert_eq!(report.to_json(), expected);
         // A run record reads back as it was written, phases and detail too.

@@ -86,7 +86,15 @@ impl RunReport {
             }
             None => self.op.as_str().to_owned(),
         };
-        format!("{asked}: {}", self.host_counts())
+        let line = format!("{asked}: {}", self.host_counts());
+        if !self.used_mirrors() {
+            return line;
+        }
+        // Mirror mode: what one controller's uplink carried.
+        match self.bytes_sent() {
+            0 => format!("{line}; no package bytes from the controller"),
+            n => format!("{line}; {} of package from the controller", bytes(n)),
+        }
     }
 
     /// `12 hosts: 10 installed, 1 unchanged, 1 busy`.
@@ -130,7 +138,7 @@ impl RunReport {
                     shown_status(h.outcome.status, self.dry_run),
                     version_change(&h.outcome),
                     seconds(h.seconds),
-                    bytes(h.outcome.bytes_sent),
+                    sent(&h.outcome),
                     h.outcome.message.clone(),
                 ]
             })
@@ -379,6 +387,24 @@ fn version_change(outcome: &Outcome) -> String {
         show(after).to_owned()
     } else {
         format!("{} → {}", show(before), show(after))
+    }
+}
+
+/// The SENT column: package bytes the controller sent, or in mirror mode
+/// `mirror` (fetched from it), `cache` (nothing moved) and `(fallback)`
+/// after bytes sent to a host whose fetch failed.
+fn sent(outcome: &crate::outcome::Outcome) -> String {
+    use crate::mirror::Source;
+    let Some(fetch) = &outcome.fetch else {
+        return bytes(outcome.bytes_sent);
+    };
+    match outcome.source {
+        Some(Source::Mirror) => "mirror".into(),
+        Some(Source::Cache) => "cache".into(),
+        Some(Source::Controller) if fetch.failed.is_some() => {
+            format!("{} (fallback)", bytes(outcome.bytes_sent))
+        }
+        _ => bytes(outcome.bytes_sent),
     }
 }
 

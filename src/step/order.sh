@@ -7,8 +7,8 @@
 # Sets: challenge (say_hello); order_KEY for each line of the order, and
 #   seen, the keys in it (read_order); asked sha256 size unpacked_size
 #   force allow_downgrade install_missing dry_run pre_install post_install
-#   pre_remove health_check health_interval health_timeout confirm_timeout,
-#   the run's settings (check_order).
+#   pre_remove health_check health_interval health_timeout confirm_timeout
+#   url url_fallback url_timeout, the run's settings (check_order).
 # shellcheck disable=SC2034,SC2154 # see Reads and Sets
 
 # The first line, before anything is read: a fresh random challenge, which
@@ -109,10 +109,10 @@ is_count() {
 # (rejected) at the first that is missing, unknown or malformed.
 # shellcheck disable=SC2154 # order_KEY and flag are set through eval
 check_order() {
-    # The fields of an order (src/order.rs, format 3); any other is refused.
-    order_fields="format op package version sha256 size unpacked_size allow_downgrade install_missing force dry_run host challenge pre_install post_install pre_remove health_check health_interval health_timeout confirm_timeout issued"
-    [ "${order_format:-}" = 3 ] ||
-        finish rejected "unknown order format ${order_format:-} (this client reads format 3)"
+    # The fields of an order (src/order.rs, format 4); any other is refused.
+    order_fields="format op package version sha256 size unpacked_size url url_fallback url_timeout allow_downgrade install_missing force dry_run host challenge pre_install post_install pre_remove health_check health_interval health_timeout confirm_timeout issued"
+    [ "${order_format:-}" = 4 ] ||
+        finish rejected "unknown order format ${order_format:-} (this client reads format 4)"
     # shellcheck disable=SC2086 # keys are [a-z0-9_] only (key_value)
     for key in $seen; do
         case " $order_fields " in *" $key "*) ;; *) finish rejected "the order has an unknown field $key" ;; esac
@@ -151,6 +151,7 @@ check_order() {
             [ "$sha256" = - ] || finish rejected "the order's sha256 is not \`-\` ($op sends no package)"
             ;;
     esac
+    check_url
     for key in force allow_downgrade install_missing dry_run; do
         eval "flag=\$order_$key"
         case $flag in
@@ -190,6 +191,33 @@ check_order() {
     if [ "$health_check" != - ] && { [ "$health_interval" = 0 ] || [ "$health_timeout" = 0 ]; }; then
         finish rejected "the order's health check has no interval or no timeout"
     fi
+}
+
+# The mirror the package is fetched from (fetch.sh): `-` (none), or an
+# http(s) URL of the characters src/mirror.rs allows, for a package only.
+check_url() {
+    url=$order_url
+    url_fallback=$order_url_fallback
+    url_timeout=$order_url_timeout
+    case $url_fallback in
+        true | false) ;;
+        *) finish rejected "the order's url_fallback \`$url_fallback\` is not true or false" ;;
+    esac
+    is_count "$url_timeout" || finish rejected "the order's url_timeout \`$url_timeout\` is not a number"
+    [ "$url" != - ] || return 0
+    case $op in
+        install | upgrade) ;;
+        *) finish rejected "the order's url is not \`-\` ($op fetches no package)" ;;
+    esac
+    case $url in
+        http://?* | https://?*) ;;
+        *) finish rejected "the order's url is not an http:// or https:// URL" ;;
+    esac
+    case $url in
+        *[!]A-Za-z0-9._~:/?#@!\$\&+,\;=%[-]*) finish rejected "the order's url holds a character no URL needs" ;;
+    esac
+    [ "${#url}" -le 4096 ] || finish rejected "the order's url is longer than 4096 bytes"
+    [ "$url_timeout" != 0 ] || finish rejected "the order's url_timeout is 0"
 }
 
 # The host name `swpush enroll` recorded beside known_servers: an order

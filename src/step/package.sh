@@ -3,7 +3,7 @@
 # (from the cache, or received and kept there), its plain tar and the
 # client's own checks of what it holds before anything is extracted.
 #
-# Reads: op, name, version, sha256, size, unpacked_size (check_order,
+# Reads: op, name, version, sha256, size, unpacked_size, url (check_order,
 #   order.sh); cache_dir, package_cache, records, work.
 # Sets: cached, package (receive_package; unpack: the plain tar); incoming,
 #   unpacked (run.sh's, for cleanup); magic, the package's first 4 bytes
@@ -42,12 +42,15 @@ size_of() {
     printf '%s\n' "${bytes##* }"
 }
 
-# The package from the cache, or else asked for (`swpush need SIZE`),
-# received, checked against the signed size and sha256, and cached at once.
+# The package from the cache, or else fetched from the order's mirror URL
+# (fetch.sh), or else asked for (`swpush need SIZE`), received, checked
+# against the signed size and sha256, and cached at once.
 receive_package() {
     cached=$package_cache/$sha256
     if [ -f "$cached" ] && [ "$(size_of "$cached")" = "$size" ] &&
         [ "$(sha256_of "$cached")" = "$sha256" ]; then
+        :
+    elif [ "$url" != - ] && fetch_package; then # fetch.sh: into the cache, checked
         :
     else
         printf 'swpush need %s\n' "$size"

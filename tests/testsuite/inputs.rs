@@ -230,7 +230,7 @@ fn host_report() -> impl Strategy<Value = HostReport> {
                     version: HostVersion::said(version),
                     bytes_sent: sent,
                     message,
-                    packages,
+                    packages: packages.map(Vec::into_boxed_slice),
                     ..Outcome::status(status, "")
                 };
                 HostReport {
@@ -285,7 +285,7 @@ fn input_size(report: &RunReport) -> usize {
                             .sum::<usize>()
                 })
                 .sum();
-            h.host.len() * (1 + h.outcome.packages.as_ref().map_or(1, Vec::len))
+            h.host.len() * (1 + h.outcome.packages.as_ref().map_or(1, |p| p.len()))
                 + h.outcome.message.len()
                 + h.outcome.previous_version.as_deref().map_or(0, str::len)
                 + h.outcome.version.as_deref().map_or(0, str::len)

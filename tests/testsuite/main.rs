@@ -22,6 +22,7 @@ mod lifecycle;
 mod local_user;
 mod lock;
 mod manual;
+mod mirror;
 mod output;
 mod pace;
 mod push;

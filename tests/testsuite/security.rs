@@ -658,7 +658,7 @@ fn every_field_of_the_order_is_checked_before_it_is_used() {
     let cases: Vec<(Edit, String)> = vec![
         (
             set("format", "1"),
-            "unknown order format 1 (this client reads format 3)".into(),
+            "unknown order format 1 (this client reads format 4)".into(),
         ),
         (
             set("version", "../1.1.0"),

@@ -41,6 +41,7 @@
 //! [`swpush`] (runs of the binary), [`report`] (its JSON report) and
 //! [`step`] (the client step driven by hand).
 
+pub mod http;
 pub mod keys;
 mod site;
 // Only the test target has these: swpush.rs runs the test binary's swpush
@@ -157,6 +158,15 @@ impl Fleet {
             assert!(names.contains(name), "{name} is not a host of this site");
         }
         Fleet::start_with(names, Some(reachable), extra)
+    }
+
+    /// Starts the hosts as [`Fleet::start_named`] does, with `extra`
+    /// sshd_config lines as in [`Fleet::start_site`].
+    pub fn start_configured(names: &[&str], extra: &[(&str, &str)]) -> Fleet {
+        for (name, _) in extra {
+            assert!(names.contains(name), "{name} is not a host of this fleet");
+        }
+        Fleet::start_with(names, None, extra)
     }
 
     fn start_with(names: &[&str], site: Option<&[&str]>, extra: &[(&str, &str)]) -> Fleet {

@@ -36,6 +36,16 @@ impl World {
         World::around(Fleet::start_site(hosts, reachable, extra))
     }
 
+    /// Like [`World::start_trusted`], with `extra` sshd_config lines for
+    /// the named hosts (see [`Fleet::start_configured`]).
+    pub fn start_configured(hosts: &[&str], extra: &[(&str, &str)]) -> World {
+        let world = World::around(Fleet::start_configured(hosts, extra));
+        for host in hosts {
+            world.trust_all(host);
+        }
+        world
+    }
+
     /// The distribution key and the packed example package, for `fleet`.
     fn around(fleet: Fleet) -> World {
         let key = fleet.dir().join("distribution_key");
@@ -114,6 +124,7 @@ impl World {
             key: swpush::key::load(&self.key).unwrap(),
             busy_wait: 1,
             busy_retries: 0,
+            mirror: Default::default(),
             timeout: std::time::Duration::from_secs(600),
         };
         swpush::step::remote_command(&inventory.hosts[0], &request)
@@ -255,6 +266,9 @@ impl World {
             sha256,
             size,
             unpacked_size,
+            url: None,
+            url_fallback: false,
+            url_timeout: 30,
             policy: Default::default(),
             dry_run: false,
             host: host.into(),
