@@ -203,7 +203,10 @@ impl RunReport {
 
     /// Package bytes the controller sent, all hosts together.
     pub fn bytes_sent(&self) -> u64 {
-        self.hosts.iter().map(|h| h.outcome.bytes_sent).sum()
+        // Saturating: a run record read back may hold any count.
+        self.hosts
+            .iter()
+            .fold(0u64, |sum, h| sum.saturating_add(h.outcome.bytes_sent))
     }
 
     /// Some host's order named a mirror (src/mirror.rs).
