@@ -144,16 +144,6 @@ pub enum Source {
     Cache,
 }
 
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Controller => "controller",
-            Source::Mirror => "mirror",
-            Source::Cache => "cache",
-        }
-    }
-}
-
 /// What a host's order said about a mirror and what came of it: the URL,
 /// the tool the client fetched with, and why the fetch failed when it did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -467,8 +467,7 @@ fn convert_vars(source: &Source, vars: Option<AnsibleVars>) -> Result<Vars, Inve
             }
             "mirror" => {
                 let mirror = Spanned::new(text()?, value.referenced, value.defined);
-                super::vars::check_mirror(source, &mirror)?;
-                out.mirror = Some(mirror.value);
+                out.mirror = Some(super::vars::check_mirror(source, &mirror)?);
             }
             "keep_releases" => {
                 let n = u32::try_from(number()?).map_err(|_| at("a whole number"))?;

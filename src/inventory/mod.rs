@@ -634,10 +634,7 @@ fn resolve_host(
         },
         confirm_timeout: vars.confirm_timeout,
         keep_releases: vars.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES),
-        // Checked where it was read (vars::check_mirror).
-        mirror: vars
-            .mirror
-            .and_then(|url| crate::mirror::Mirror::parse(&url).ok()),
+        mirror: vars.mirror,
         paths: ClientPaths {
             known_servers: vars.known_servers.unwrap_or(defaults.known_servers),
             prefix: vars.prefix.unwrap_or(defaults.prefix),

@@ -104,9 +104,11 @@ impl VarsYaml {
                 super::vars::check_seconds(source, key, value)?;
             }
         }
-        if let Some(mirror) = &self.mirror {
-            super::vars::check_mirror(source, mirror)?;
-        }
+        let mirror = self
+            .mirror
+            .as_ref()
+            .map(|mirror| super::vars::check_mirror(source, mirror))
+            .transpose()?;
         if let Some(user) = &self.become_user {
             super::vars::check_become_user(source, "become_user", user)?;
         }
@@ -135,7 +137,7 @@ impl VarsYaml {
             health_timeout: self.health_timeout.map(|s| s.value),
             confirm_timeout: self.confirm_timeout.map(|s| s.value),
             keep_releases: self.keep_releases.map(|s| s.value),
-            mirror: self.mirror.map(|s| s.value),
+            mirror,
             known_servers: self.known_servers.map(|s| s.value),
             prefix: self.prefix.map(|s| s.value),
             state_dir: self.state_dir.map(|s| s.value),

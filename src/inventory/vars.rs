@@ -63,7 +63,7 @@ pub struct Vars {
     pub confirm_timeout: Option<u64>,
     pub keep_releases: Option<u32>,
     /// `mirror`: the base URL this host fetches packages from (src/mirror.rs).
-    pub mirror: Option<String>,
+    pub mirror: Option<crate::mirror::Mirror>,
     pub known_servers: Option<String>,
     pub prefix: Option<String>,
     pub state_dir: Option<String>,
@@ -194,16 +194,17 @@ pub fn check_health_command(
         .map_err(|why| source.error_at(&value.referenced, &format!("`health_check` {why}")))
 }
 
-/// Checks a `mirror` URL (src/mirror.rs).
-pub fn check_mirror(source: &Source, value: &Spanned<String>) -> Result<(), InventoryError> {
-    crate::mirror::Mirror::parse(&value.value)
-        .map(drop)
-        .map_err(|why| {
-            source.error_at(
-                &value.referenced,
-                &format!("`mirror` `{}`: {why}", quoted(&value.value)),
-            )
-        })
+/// A `mirror` URL (src/mirror.rs), or the error at its location.
+pub fn check_mirror(
+    source: &Source,
+    value: &Spanned<String>,
+) -> Result<crate::mirror::Mirror, InventoryError> {
+    crate::mirror::Mirror::parse(&value.value).map_err(|why| {
+        source.error_at(
+            &value.referenced,
+            &format!("`mirror` `{}`: {why}", quoted(&value.value)),
+        )
+    })
 }
 
 /// Checks `health_interval`, `health_timeout` or `confirm_timeout`.
